@@ -1,0 +1,93 @@
+"""Command line: `events-cache [--config PATH]`, `--version`, `check-config`.
+
+One top-level catch: a start-up problem is logged and exits non-zero with its own code;
+configuration problems exit 1 naming each key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import orjson
+import structlog
+import yaml
+
+from daemon import __version__
+from daemon.app import EXIT_STARTUP_FAILURE, StartupError, event_loop_runner, run_daemon
+from daemon.config import CONFIG_ENV, ConfigError, effective_settings, load_config
+from daemon.log import setup_logging
+
+EXIT_CONFIG_ERROR = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="events-cache",
+        description="Keeps the last events per API key and destination in Redis "
+        "(Jitsu Classic's events cache, as a sidecar).",
+    )
+    parser.add_argument("--version", action="version", version=f"events-cache {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help=f"YAML configuration file (default: ${CONFIG_ENV})"
+    )
+    commands = parser.add_subparsers(dest="command")
+    check = commands.add_parser(
+        "check-config", help="validate the configuration and print the effective settings"
+    )
+    check.add_argument(
+        "--config",
+        metavar="PATH",
+        dest="check_config_path",
+        help=f"YAML configuration file (default: ${CONFIG_ENV})",
+    )
+    check.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    return parser
+
+
+def _config_errors(error: ConfigError) -> str:
+    lines = ["invalid configuration:"]
+    lines += [f"  {p.location}: {p.error}" for p in error.problems]
+    return "\n".join(lines)
+
+
+def check_config(path: str | None, fmt: str) -> int:
+    """Validate and print the effective settings, secrets redacted."""
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        print(_config_errors(e), file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    for key in config.warnings:
+        print(f"warning: unknown key {key} (ignored)", file=sys.stderr)
+    settings = effective_settings(config)
+    if fmt == "json":
+        print(orjson.dumps(settings, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(yaml.safe_dump(settings, sort_keys=False), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `events-cache` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.check_config_path or args.config, args.format)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(_config_errors(e), file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    setup_logging(config.log_level, config.log_format)
+    log = structlog.get_logger("daemon")
+    for key in config.warnings:
+        log.warning("unknown configuration key ignored", key=key)
+    try:
+        return event_loop_runner()(run_daemon(config))
+    except StartupError as e:
+        log.error("cannot start", reason=str(e))
+        return EXIT_STARTUP_FAILURE
+    except Exception:
+        log.exception("crashed")
+        return EXIT_STARTUP_FAILURE

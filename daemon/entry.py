@@ -1,0 +1,161 @@
+"""The cached entry: Jitsu Classic's format, written and read.
+
+An entry is one JSON object with the string fields `malformed`, `original`, `success`,
+`error`, `skip`, `timestamp`, `uid`, `destination_id`, `token_id`, empty ones omitted.
+`original` and `success` hold JSON text (double-encoded), as the original stored them,
+so a Jitsu Classic server sharing the Redis reads our entries and we read its.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from enum import IntFlag, StrEnum
+from typing import Any
+
+import orjson
+
+
+class Namespace(StrEnum):
+    """Where an event comes from: raw events by API key, or results by destination."""
+
+    TOKEN = "token"
+    DESTINATION = "destination"
+
+
+class Collection(StrEnum):
+    """Every id has an all-events list and an errors-only list."""
+
+    ALL = "all"
+    ERROR = "error"
+
+
+class DropReason(StrEnum):
+    """Why an accepted event did not reach Redis."""
+
+    QUEUE_FULL = "queue_full"
+    REDIS_ERROR = "redis_error"
+    SHUTDOWN = "shutdown"
+
+
+class Target(IntFlag):
+    """Which lists of its id an entry is written to."""
+
+    NONE = 0
+    ALL = 1
+    ERROR = 2
+
+
+# Field order of the response; also the order in which we write entries.
+FIELDS = ("malformed", "original", "success", "error", "skip")
+ALWAYS = ("timestamp", "uid", "destination_id", "token_id")
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    """One event as the ingest handed it over, before rate limiting."""
+
+    namespace: Namespace
+    id: str
+    original: str | None = None  # JSON text (or raw text for a destination's original)
+    malformed: str | None = None
+    success: str | None = None  # JSON text
+    error: str | None = None
+    skip: str | None = None
+    timestamp: str | None = None  # when the ingest processed it; else time of caching
+    token_id: str = ""
+    destination_id: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        """Errors and malformed entries also go to the errors-only list."""
+        return bool(self.error or self.malformed)
+
+
+class _Clock:
+    """RFC 3339 UTC timestamps; the date part is formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+
+
+_clock = _Clock()
+
+
+def rfc3339(now: float) -> str:
+    """Format a Unix time as Jitsu does: RFC 3339, UTC, microseconds."""
+    return _clock.format(now)
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID as text, without the cost of building a uuid.UUID."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def encode(event: ParsedEvent, now: float) -> bytes:
+    """The stored bytes of an entry; `now` stamps it when the ingest gave no time."""
+    doc: dict[str, str] = {}
+    if event.malformed:
+        doc["malformed"] = event.malformed
+    if event.original:
+        doc["original"] = event.original
+    if event.success:
+        doc["success"] = event.success
+    if event.error:
+        doc["error"] = event.error
+    if event.skip:
+        doc["skip"] = event.skip
+    doc["timestamp"] = event.timestamp or rfc3339(now)
+    doc["uid"] = new_uid()
+    if event.destination_id:
+        doc["destination_id"] = event.destination_id
+    if event.token_id:
+        doc["token_id"] = event.token_id
+    return orjson.dumps(doc)
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """An entry as the query returns it: JSON fields as objects, the ids always present.
+
+    Entries that are not what we expect (another writer, corruption) come back as
+    malformed entries with an error instead of failing the whole response.
+    """
+    try:
+        doc = orjson.loads(raw)
+        problem = "" if isinstance(doc, dict) else "cached entry is not a JSON object"
+    except orjson.JSONDecodeError as e:
+        problem = f"cached entry is not JSON: {e}"
+    if problem:
+        doc = {"malformed": raw.decode("utf-8", "replace"), "error": problem}
+    out: dict[str, Any] = {}
+    for name in FIELDS:
+        value = doc.get(name)
+        if value in (None, ""):
+            continue
+        if name in ("original", "success") and isinstance(value, str):
+            value = _json_or_text(value)
+        out[name] = value
+    for name in ALWAYS:
+        value = doc.get(name)
+        out[name] = value if isinstance(value, str) else ("" if value is None else str(value))
+    return out
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text

@@ -1,0 +1,199 @@
+"""The ingest API: pod-private listeners that take events and answer 202 at once.
+
+Handlers parse, rate limit and queue; they never wait for Redis. A rate-limited event
+is counted and forgotten before anything is encoded or queued, so it never touches
+Redis. Counters move once per request, not once per event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+from daemon.config import Config
+from daemon.entry import Collection, DropReason, Namespace, ParsedEvent, Target, encode
+from daemon.limiter import LimitedCounter, RateLimiters
+from daemon.metrics import Metrics
+from daemon.parse import LineError, check_id, parse_ndjson, parse_token_body
+from daemon.writer import EventQueue, QueuedEntry
+
+SKIP_HEADER = "X-Events-Cache-Skip"
+ERROR_HEADER = "X-Events-Cache-Error"
+JSON = "application/json"
+
+
+def json_response(doc: object, status: int) -> web.Response:
+    """A JSON response without aiohttp's slower stdlib encoder."""
+    return web.Response(body=orjson.dumps(doc), status=status, content_type=JSON)
+
+
+def error_response(status: int, message: str) -> web.Response:
+    """The error shape of both APIs: {"message": ...}."""
+    return json_response({"message": message}, status)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to the events of one request."""
+
+    accepted: int = 0
+    rate_limited: int = 0
+    dropped: int = 0
+
+
+class Ingestor:
+    """Rate limits events and queues the ones that may be cached."""
+
+    def __init__(
+        self,
+        config: Config,
+        queue: EventQueue,
+        limiters: RateLimiters,
+        limited: LimitedCounter,
+        metrics: Metrics,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._queue = queue
+        self._limiters = limiters
+        self._limited = limited
+        self._metrics = metrics
+        self._monotonic = monotonic
+        self._wall = wall
+        self.max_request_bytes = config.ingest.max_request_bytes
+        self.max_malformed_bytes = config.cache.events.max_malformed_event_bytes
+        self.enabled = config.cache.enabled
+
+    def submit(self, events: list[ParsedEvent]) -> Outcome:
+        """Limit, encode and queue `events`; update the counters once."""
+        outcome = Outcome()
+        now, wall = self._monotonic(), self._wall()
+        allow, limited, put = self._limiters.allow, self._limited.add, self._queue.put
+        received: dict[Namespace, int] = {}
+        limited_all: dict[Namespace, int] = {}
+        limited_error: dict[Namespace, int] = {}
+        malformed = 0
+        for event in events:
+            ns = event.namespace
+            received[ns] = received.get(ns, 0) + 1
+            target = Target.NONE
+            key = (ns, event.id, Collection.ALL)
+            if allow(key, now):
+                target = Target.ALL
+            else:
+                limited(key, wall)
+            if event.malformed is not None:
+                malformed += 1
+            if event.is_error:
+                error_key = (ns, event.id, Collection.ERROR)
+                if allow(error_key, now):
+                    target |= Target.ERROR
+                else:
+                    limited(error_key, wall)
+                    limited_error[ns] = limited_error.get(ns, 0) + 1
+            if not target & Target.ALL:
+                outcome.rate_limited += 1
+                if not target:
+                    limited_all[ns] = limited_all.get(ns, 0) + 1
+                    continue
+            if put(QueuedEntry(ns, event.id, target, encode(event, wall))):
+                if target & Target.ALL:
+                    outcome.accepted += 1
+            else:
+                outcome.dropped += 1
+                if not target & Target.ALL:
+                    outcome.rate_limited -= 1  # counted as dropped instead
+        self._count(outcome, received, limited_all, limited_error, malformed)
+        return outcome
+
+    def _count(
+        self,
+        outcome: Outcome,
+        received: dict[Namespace, int],
+        limited_all: dict[Namespace, int],
+        limited_error: dict[Namespace, int],
+        malformed: int,
+    ) -> None:
+        m = self._metrics
+        for ns, n in received.items():
+            m.received[ns].inc(n)
+        for ns, n in limited_all.items():
+            m.rate_limited[ns, Collection.ALL].inc(n)
+        for ns, n in limited_error.items():
+            m.rate_limited[ns, Collection.ERROR].inc(n)
+        if outcome.dropped:
+            m.dropped[DropReason.QUEUE_FULL].inc(outcome.dropped)
+        if malformed:
+            m.malformed.inc(malformed)
+
+    async def _body(self, request: web.Request) -> bytes | web.Response:
+        if not self.enabled:
+            return error_response(503, "the events cache is disabled (server.cache.enabled)")
+        length = request.content_length
+        if length is not None and length > self.max_request_bytes:
+            return self._too_large(length)
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(None)
+
+    def _too_large(self, length: int | None) -> web.Response:
+        size = f" ({length} bytes)" if length is not None else ""
+        return error_response(
+            413,
+            f"request body{size} exceeds sidecar.ingest.max_request_bytes "
+            f"({self.max_request_bytes} bytes)",
+        )
+
+    async def token_events(self, request: web.Request) -> web.Response:
+        """POST /v1/token/{token_id}/events: the body as the ingest received it."""
+        token = request.match_info["token_id"]
+        problem = check_id(token)
+        if problem:
+            return error_response(400, f"token_id {problem}")
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        headers = request.headers
+        events = parse_token_body(
+            body,
+            token,
+            self.max_malformed_bytes,
+            skip=headers.get(SKIP_HEADER) or None,
+            ingest_error=headers.get(ERROR_HEADER) or None,
+        )
+        return self._accepted(self.submit(events), 0, [])
+
+    async def ndjson_events(self, request: web.Request) -> web.Response:
+        """POST /v1/events: NDJSON entries of both namespaces, ids mixed freely."""
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        batch = parse_ndjson(body, self.max_malformed_bytes)
+        if batch.invalid:
+            self._metrics.invalid.inc(batch.invalid)
+        return self._accepted(self.submit(batch.events), batch.invalid, batch.errors)
+
+    @staticmethod
+    def _accepted(outcome: Outcome, invalid: int, errors: list[LineError]) -> web.Response:
+        return json_response(
+            {
+                "accepted": outcome.accepted,
+                "rate_limited": outcome.rate_limited,
+                "dropped": outcome.dropped,
+                "invalid": invalid,
+                "errors": [{"line": e.line, "message": e.message} for e in errors],
+            },
+            202,
+        )
+
+    def routes(self) -> list[web.RouteDef]:
+        """The ingest listener's routes."""
+        return [
+            web.post("/v1/token/{token_id}/events", self.token_events),
+            web.post("/v1/events", self.ndjson_events),
+        ]

@@ -1,0 +1,61 @@
+"""HTTP middleware shared by both listeners: JSON errors and request metrics.
+
+Every error leaves as {"message": ...}: aiohttp's own 404/405/413 included, and an
+unexpected exception as a 500 without a traceback (the traceback goes to the log).
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import Histogram
+
+from daemon.ingest import error_response
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+log = structlog.get_logger(__name__)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _as_json(error: web.HTTPException) -> web.Response:
+    response = error_response(
+        error.status,
+        error.reason if error.text is None else error.text.removeprefix(f"{error.status}: "),
+    )
+    allow = error.headers.get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+def observe(listener: str, histogram: Histogram) -> Middleware:
+    """Time each request per route and status, and shape every error as JSON."""
+    children: dict[tuple[str, str, int], Histogram] = {}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except web.HTTPException as e:
+            response = _as_json(e)
+        except Exception:
+            log.exception("request failed", route=_route(request), method=request.method)
+            response = error_response(500, "internal error; see the sidecar's log")
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        key = (_route(request), method, response.status)
+        child = children.get(key)
+        if child is None:
+            child = children[key] = histogram.labels(listener, key[0], method, str(key[2]))
+        child.observe(time.perf_counter() - started)
+        return response
+
+    return middleware

@@ -1,0 +1,269 @@
+"""The OpenAPI 3 description of both APIs, served at /openapi.json.
+
+The ingest paths carry their own `servers` entry: they are served on the pod-private
+ingest listener, not on the API listener that serves this document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MESSAGE = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {"message": {"type": "string"}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+    }
+
+
+_ACCEPTED = {
+    "description": "Queued (or counted as limited, dropped or invalid); never waits for Redis.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}},
+}
+
+_INGEST_ERRORS = {
+    "400": _error("The token id in the path is invalid."),
+    "413": _error("The body exceeds sidecar.ingest.max_request_bytes."),
+    "503": _error("The cache is disabled (server.cache.enabled: false)."),
+}
+
+_EVENT = {
+    "type": "object",
+    "required": ["timestamp", "uid", "destination_id", "token_id"],
+    "properties": {
+        "malformed": {"type": "string", "description": "The body, cut, when it was not JSON."},
+        "original": {"description": "The event as received (an object; text if not JSON)."},
+        "success": {"description": "What the destination made of it."},
+        "error": {"type": "string"},
+        "skip": {"type": "string"},
+        "timestamp": {"type": "string", "description": "RFC 3339, UTC."},
+        "uid": {"type": "string"},
+        "destination_id": {"type": "string"},
+        "token_id": {"type": "string"},
+    },
+}
+
+
+def _ndjson_line() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["namespace", "id"],
+        "properties": {
+            "namespace": {"type": "string", "enum": ["token", "destination"]},
+            "id": {"type": "string", "minLength": 1, "maxLength": 1024},
+            "original": {"description": "An object; for destination entries also text."},
+            "malformed": {"type": "string"},
+            "success": {"type": "object"},
+            "error": {"type": "string"},
+            "skip": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "token_id": {"type": "string"},
+        },
+    }
+
+
+def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
+    """The document; `ingest_url` is where the ingest listener answers (for humans)."""
+    ingest_servers = [{"url": ingest_url, "description": "pod-private ingest listener"}]
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "events-cache",
+            "version": version,
+            "description": "Jitsu Classic compatible events cache sidecar.",
+        },
+        "paths": {
+            "/v1/token/{token_id}/events": {
+                "servers": ingest_servers,
+                "post": {
+                    "summary": "Cache the events of one API key, body as received",
+                    "operationId": "ingestTokenEvents",
+                    "parameters": [
+                        {
+                            "name": "token_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 1024},
+                        },
+                        {
+                            "name": "X-Events-Cache-Skip",
+                            "in": "header",
+                            "schema": {"type": "string"},
+                            "description": "Marks the events as skipped, with this reason.",
+                        },
+                        {
+                            "name": "X-Events-Cache-Error",
+                            "in": "header",
+                            "schema": {"type": "string"},
+                            "description": "The ingest rejected the body: cached as malformed.",
+                        },
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {"schema": {}},
+                            "text/plain": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "responses": {"202": _ACCEPTED, **_INGEST_ERRORS},
+                },
+            },
+            "/v1/events": {
+                "servers": ingest_servers,
+                "post": {
+                    "summary": "Cache entries of both namespaces, one JSON object per line",
+                    "operationId": "ingestEntries",
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
+                        "description": "One JSON object per line, as components.schemas."
+                        "NdjsonLine describes; an invalid line is reported "
+                        "and does not stop the valid ones.",
+                    },
+                    "responses": {"202": _ACCEPTED, **_INGEST_ERRORS},
+                },
+            },
+            "/api/v1/events/cache": {
+                "get": {
+                    "summary": "Last cached events per id, Jitsu Classic's response shape",
+                    "operationId": "getEventsCache",
+                    "security": [{"adminToken": []}],
+                    "parameters": [
+                        {
+                            "name": "namespace",
+                            "in": "query",
+                            "schema": {
+                                "type": "string",
+                                "enum": ["destination", "token"],
+                                "default": "destination",
+                            },
+                        },
+                        {
+                            "name": "ids",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "Comma-separated ids; absent: every id; empty: none.",
+                        },
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["", "error"]},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "default": 100},
+                            "description": "Events per id, capped at server.cache.events.size.",
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Cached events.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/CacheResponse"}
+                                }
+                            },
+                        },
+                        "400": _error("A parameter is invalid."),
+                        "401": _error("Admin token does not match."),
+                        "503": _error("Redis is unreachable."),
+                    },
+                },
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {"description": "Text format.", "content": {"text/plain": {}}}
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness: the event loop answers",
+                    "operationId": "healthz",
+                    "responses": {"200": {"description": "Alive."}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: listeners are up (never Redis)",
+                    "operationId": "readyz",
+                    "responses": {
+                        "200": {"description": "Ready; Redis state in body."},
+                        "503": {"description": "Still starting."},
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {"200": {"description": "OpenAPI 3."}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "adminToken": {"type": "apiKey", "in": "header", "name": "X-Admin-Token"},
+            },
+            "schemas": {
+                "Message": _MESSAGE,
+                "Event": _EVENT,
+                "NdjsonLine": _ndjson_line(),
+                "IngestResult": {
+                    "type": "object",
+                    "required": ["accepted", "rate_limited", "dropped", "invalid", "errors"],
+                    "properties": {
+                        "accepted": {"type": "integer"},
+                        "rate_limited": {"type": "integer"},
+                        "dropped": {"type": "integer"},
+                        "invalid": {"type": "integer"},
+                        "errors": {
+                            "type": "array",
+                            "maxItems": 10,
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "line": {"type": "integer"},
+                                    "message": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "CacheResponse": {
+                    "type": "object",
+                    "required": [
+                        "total_events",
+                        "last_minute_limited",
+                        "cache_capacity_per_interval",
+                        "interval_seconds",
+                        "response_events",
+                        "events",
+                    ],
+                    "properties": {
+                        "total_events": {"type": "integer"},
+                        "last_minute_limited": {"type": "integer"},
+                        "cache_capacity_per_interval": {"type": "integer"},
+                        "interval_seconds": {"type": "integer"},
+                        "response_events": {"type": "integer"},
+                        "events": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Event"},
+                        },
+                    },
+                },
+            },
+        },
+    }

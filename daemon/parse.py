@@ -1,0 +1,253 @@
+"""Parsing of ingest bodies into events: pure functions, no I/O.
+
+A raw token body never fails: what is not an object or an array of objects is kept
+as a malformed entry with an error saying why. An NDJSON body is checked line by line;
+an invalid line is reported with its number and does not stop the valid ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from daemon.entry import Namespace, ParsedEvent
+
+MAX_ID_LENGTH = 1024
+MAX_REPORTED_ERRORS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """Why one NDJSON line was rejected (1-based line number)."""
+
+    line: int
+    message: str
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    """The events of one request and what was wrong with the rest of it."""
+
+    events: list[ParsedEvent] = field(default_factory=list)
+    invalid: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+    def reject(self, line: int, message: str) -> None:
+        """Count an invalid line; keep the first few messages for the response."""
+        self.invalid += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(LineError(line, message))
+
+
+def check_id(value: Any) -> str | None:
+    """Why `value` cannot be an API key or destination id, or None when it can."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if len(value) > MAX_ID_LENGTH:
+        return f"must be at most {MAX_ID_LENGTH} characters"
+    return None
+
+
+def cut(body: bytes, max_bytes: int) -> str:
+    """A malformed body as stored: cut to `max_bytes`, invalid UTF-8 replaced."""
+    return body[:max_bytes].decode("utf-8", "replace")
+
+
+def parse_token_body(
+    body: bytes,
+    token: str,
+    max_malformed_bytes: int,
+    skip: str | None = None,
+    ingest_error: str | None = None,
+) -> list[ParsedEvent]:
+    """Events of a raw `POST /v1/token/{token}/events` body."""
+    if ingest_error:
+        return [_malformed(token, body, max_malformed_bytes, ingest_error)]
+    if not body.strip():
+        return [_malformed(token, body, max_malformed_bytes, "empty body")]
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        return [_malformed(token, body, max_malformed_bytes, f"invalid JSON: {e}")]
+    if isinstance(doc, dict):
+        # Valid JSON is valid UTF-8: keep the ingest's own text, no re-encoding.
+        return [
+            ParsedEvent(
+                Namespace.TOKEN, token, original=body.decode().strip(), skip=skip, token_id=token
+            )
+        ]
+    if isinstance(doc, list):
+        events = []
+        for n, item in enumerate(doc):
+            if isinstance(item, dict):
+                events.append(
+                    ParsedEvent(
+                        Namespace.TOKEN, token, original=_dumps(item), skip=skip, token_id=token
+                    )
+                )
+            else:
+                text = _dumps(item).encode()
+                events.append(
+                    _malformed(
+                        token,
+                        text,
+                        max_malformed_bytes,
+                        f"array element {n} is {_kind(item)}, not an object",
+                    )
+                )
+        return events
+    return [
+        _malformed(
+            token,
+            body,
+            max_malformed_bytes,
+            f"body is {_kind(doc)}, not an object or an array of objects",
+        )
+    ]
+
+
+def _malformed(token: str, body: bytes, max_bytes: int, error: str) -> ParsedEvent:
+    return ParsedEvent(
+        Namespace.TOKEN, token, malformed=cut(body, max_bytes), error=error, token_id=token
+    )
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
+
+
+def parse_ndjson(body: bytes, max_malformed_bytes: int) -> ParsedBatch:
+    """Events of a `POST /v1/events` body: one JSON entry per line, ids mixed freely."""
+    batch = ParsedBatch()
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            batch.reject(number, f"invalid JSON: {e}")
+            continue
+        if not isinstance(doc, dict):
+            batch.reject(number, f"must be a JSON object, got {_kind(doc)}")
+            continue
+        result = _entry(doc, max_malformed_bytes)
+        if isinstance(result, str):
+            batch.reject(number, result)
+        else:
+            batch.events.append(result)
+    return batch
+
+
+def _optional_text(doc: dict[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise _Invalid(f'"{name}" must be a string')
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _entry(doc: dict[str, Any], max_malformed_bytes: int) -> ParsedEvent | str:
+    """An event, or the message saying why the line is invalid."""
+    try:
+        namespace = doc.get("namespace")
+        if namespace not in (Namespace.TOKEN, Namespace.DESTINATION):
+            raise _Invalid('"namespace" must be "token" or "destination"')
+        problem = check_id(doc.get("id"))
+        if problem:
+            raise _Invalid(f'"id" {problem}')
+        timestamp = _optional_text(doc, "timestamp")
+        if timestamp is not None:
+            _check_timestamp(timestamp)
+        if namespace == Namespace.TOKEN:
+            return _token_entry(doc, timestamp, max_malformed_bytes)
+        return _destination_entry(doc, timestamp)
+    except _Invalid as e:
+        return str(e)
+
+
+def _check_timestamp(text: str) -> None:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or "T" not in text.upper():
+        raise _Invalid('"timestamp" must be RFC 3339 with a time zone, e.g. 2024-05-01T12:00:00Z')
+
+
+def _token_entry(doc: dict[str, Any], timestamp: str | None, max_bytes: int) -> ParsedEvent:
+    token: str = doc["id"]
+    original, malformed = doc.get("original"), doc.get("malformed")
+    if (original is None) == (malformed is None):
+        raise _Invalid('a token entry needs exactly one of "original" or "malformed"')
+    error, skip = _optional_text(doc, "error"), _optional_text(doc, "skip")
+    if original is not None:
+        if not isinstance(original, dict):
+            raise _Invalid('"original" must be a JSON object')
+        return ParsedEvent(
+            Namespace.TOKEN,
+            token,
+            original=_dumps(original),
+            error=error,
+            skip=skip,
+            timestamp=timestamp,
+            token_id=token,
+        )
+    if not isinstance(malformed, str):
+        raise _Invalid('"malformed" must be a string')
+    return ParsedEvent(
+        Namespace.TOKEN,
+        token,
+        malformed=cut(malformed.encode(), max_bytes),
+        error=error or "malformed event",
+        skip=skip,
+        timestamp=timestamp,
+        token_id=token,
+    )
+
+
+def _destination_entry(doc: dict[str, Any], timestamp: str | None) -> ParsedEvent:
+    destination: str = doc["id"]
+    original = doc.get("original")
+    if isinstance(original, dict):
+        original_text = _dumps(original)
+    elif isinstance(original, str) and original:
+        original_text = original
+    else:
+        raise _Invalid('"original" must be a JSON object or a non-empty string')
+    success = doc.get("success")
+    error, skip = _optional_text(doc, "error"), _optional_text(doc, "skip")
+    if sum(x is not None for x in (success, error, skip)) != 1:
+        raise _Invalid('a destination entry needs exactly one of "success", "error" or "skip"')
+    if success is not None and not isinstance(success, dict):
+        raise _Invalid('"success" must be a JSON object')
+    token_id = _optional_text(doc, "token_id") or ""
+    return ParsedEvent(
+        Namespace.DESTINATION,
+        destination,
+        original=original_text,
+        success=_dumps(success) if success is not None else None,
+        error=error,
+        skip=skip,
+        timestamp=timestamp,
+        destination_id=destination,
+        token_id=token_id,
+    )

@@ -1,0 +1,266 @@
+"""Redis: connection from settings, the key layout in one place, and typed operations.
+
+Every command here touches exactly one key, so the same code runs on a standalone
+server, behind Sentinel, or on a Redis Cluster (redis-py's cluster pipeline refuses
+multi-key commands even when the keys share a slot).
+
+Key layout (Jitsu Classic's, so both can share one Redis during a migration):
+- `events_cache:<namespace>#<id>` all events of an id, newest first (a List);
+- `events_cache:<namespace>#<id>:error` its error events only;
+- `events_cache:index:<namespace>` our id index (a Sorted Set, score = last write time);
+- `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
+  of every sidecar, one hash field per second.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+
+from daemon.config import RedisSettings
+from daemon.entry import Collection, Namespace
+
+KEY_PREFIX = "events_cache:"
+LIMITED_KEY_TTL_S = 180  # a minute's hash is read for two minutes, then expires
+DEFAULT_SENTINEL_PORT = 26379
+CLIENT_NAME = "events-cache"
+SCHEMES = ("redis", "rediss", "unix", "sentinel")
+
+RedisClient = Redis | RedisCluster
+
+
+class StorageConfigError(ValueError):
+    """The Redis settings cannot describe a connection (e.g. an unknown URL scheme)."""
+
+
+def events_key(namespace: str, id_: str, collection: Collection = Collection.ALL) -> str:
+    """The List of an id's events (all, or errors only)."""
+    suffix = ":error" if collection == Collection.ERROR else ""
+    return f"{KEY_PREFIX}{namespace}#{id_}{suffix}"
+
+
+def index_key(namespace: str) -> str:
+    """The Sorted Set of ids that have been written, by last write time."""
+    return f"{KEY_PREFIX}index:{namespace}"
+
+
+def limited_key(namespace: str, id_: str, collection: str, minute: int) -> str:
+    """The hash of one minute's limited counts for an id and collection."""
+    return f"{KEY_PREFIX}limited:{namespace}#{id_}:{collection}:{minute}"
+
+
+@dataclass(frozen=True, slots=True)
+class IdEvents:
+    """What the query needs of one id: list length, newest entries, limited counts."""
+
+    total: int
+    entries: list[bytes]
+    limited_slots: dict[int, int]
+
+
+def _split_hosts(text: str, default_port: int) -> list[tuple[str, int]]:
+    hosts = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        if sep and port.isdigit():
+            hosts.append((host.strip("[]"), int(port)))
+        else:
+            hosts.append((part, default_port))
+    if not hosts:
+        raise StorageConfigError("no sentinel host given")
+    return hosts
+
+
+def _common_options(settings: RedisSettings, tls: bool) -> dict[str, Any]:
+    """Timeouts that fail fast (queries answer 503, writers back off) and TLS options."""
+    options: dict[str, Any] = {
+        "socket_timeout": 5.0,
+        "socket_connect_timeout": 2.0,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+        "health_check_interval": 15,
+        "client_name": CLIENT_NAME,
+    }
+    if settings.username:
+        options["username"] = settings.username
+    if settings.password:
+        options["password"] = settings.password
+    if tls:
+        options["ssl"] = True
+        if settings.tls_ca_file:
+            options["ssl_ca_certs"] = settings.tls_ca_file
+        if settings.tls_skip_verify:
+            options["ssl_cert_reqs"] = ssl.CERT_NONE
+            options["ssl_check_hostname"] = False
+    return options
+
+
+def create_client(settings: RedisSettings) -> RedisClient:
+    """A redis-py asyncio client for standalone, Sentinel or Cluster, as configured."""
+    target = settings.url or settings.host
+    if "://" in target:
+        return _client_from_url(settings, target)
+    tls = bool(settings.tls_ca_file)
+    options = _common_options(settings, tls)
+    if settings.sentinel_master_name:
+        return _sentinel_master(
+            settings.sentinel_master_name,
+            _split_hosts(target, DEFAULT_SENTINEL_PORT),
+            options,
+            settings.database,
+        )
+    if settings.cluster:
+        options.pop("health_check_interval")
+        return RedisCluster(host=target, port=settings.port, **options)
+    return Redis(host=target, port=settings.port, db=settings.database, **options)
+
+
+def _client_from_url(settings: RedisSettings, url: str) -> RedisClient:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise StorageConfigError(
+            f"unsupported Redis URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}"
+        )
+    options = _common_options(settings, tls=scheme == "rediss" or bool(settings.tls_ca_file))
+    if scheme == "unix":
+        options.pop("ssl", None)
+    if scheme == "sentinel":
+        # sentinel://master_name:password@node1:port,node2:port[/db], as Jitsu accepted it.
+        master = unquote(parts.username or "") or settings.sentinel_master_name
+        if not master:
+            raise StorageConfigError("a sentinel:// URL needs the master name as its user part")
+        if parts.password:
+            options["password"] = unquote(parts.password)
+        hosts = parts.netloc.rpartition("@")[2]
+        db = int(parts.path.strip("/") or settings.database)
+        return _sentinel_master(master, _split_hosts(hosts, DEFAULT_SENTINEL_PORT), options, db)
+    if settings.cluster:
+        options.pop("health_check_interval")
+        return RedisCluster.from_url(url, **options)
+    if not parts.path.strip("/") and scheme != "unix":
+        options["db"] = settings.database
+    return Redis.from_url(url, **options)
+
+
+def _sentinel_master(
+    master: str, sentinels: list[tuple[str, int]], options: dict[str, Any], db: int
+) -> Redis:
+    sentinel_options = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl"))}
+    if "password" in options:
+        sentinel_options["password"] = options["password"]
+        if "username" in options:
+            sentinel_options["username"] = options["username"]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels, sentinel_kwargs=sentinel_options, **options
+    )
+    client: Redis = sentinel.master_for(master, db=db)
+    return client
+
+
+class Storage:
+    """The sidecar's Redis operations; one client shared by writers, trimmer and queries."""
+
+    def __init__(self, client: RedisClient, size: int, ttl_s: int) -> None:
+        self.client = client
+        self.size = size
+        self.ttl_s = ttl_s
+
+    async def ping(self) -> None:
+        """Raise when Redis does not answer."""
+        await self.client.ping()
+
+    async def write(
+        self, lists: Mapping[str, Sequence[bytes]], ids: Mapping[str, Iterable[str]], now: float
+    ) -> None:
+        """One pipeline: one multi-value LPUSH per list, one ZADD per namespace index.
+
+        The values of a list are in ingest order; LPUSH leaves the last one first.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for key, values in lists.items():
+            pipe.lpush(key, *values)
+        for namespace, namespace_ids in ids.items():
+            pipe.zadd(index_key(namespace), dict.fromkeys(namespace_ids, now))
+        await pipe.execute()
+
+    async def trim(self, keys: Iterable[str], now: float) -> None:
+        """Cut each list to `size`, refresh its TTL, and prune the id index."""
+        pipe = self.client.pipeline(transaction=False)
+        keep = self.size - 1
+        for key in keys:
+            pipe.ltrim(key, 0, keep)
+            if self.ttl_s:
+                pipe.expire(key, self.ttl_s)
+        if self.ttl_s:
+            for namespace in Namespace:
+                pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
+        await pipe.execute()
+
+    async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
+        """Add this sidecar's limited counts ((namespace, id, collection), second) -> n."""
+        pipe = self.client.pipeline(transaction=False)
+        touched: set[str] = set()
+        for ((namespace, id_, collection), second), count in counts.items():
+            key = limited_key(namespace, id_, collection, second // 60)
+            pipe.hincrby(key, str(second), count)
+            touched.add(key)
+        for key in touched:
+            pipe.expire(key, LIMITED_KEY_TTL_S)
+        await pipe.execute()
+
+    async def read(
+        self,
+        namespace: str,
+        ids: Sequence[str],
+        collection: Collection,
+        limit: int,
+        now_s: int,
+    ) -> list[IdEvents]:
+        """Length, newest `limit` entries and limited counts of each id, in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        minute = now_s // 60
+        for id_ in ids:
+            key = events_key(namespace, id_, collection)
+            pipe.llen(key)
+            if limit:
+                pipe.lrange(key, 0, limit - 1)
+            pipe.hgetall(limited_key(namespace, id_, collection, minute))
+            pipe.hgetall(limited_key(namespace, id_, collection, minute - 1))
+        replies = iter(await pipe.execute())
+        out = []
+        for _ in ids:
+            total = int(next(replies))
+            entries = list(next(replies)) if limit else []
+            slots: dict[int, int] = {}
+            for _minute in range(2):
+                for field, value in next(replies).items():
+                    slots[int(field)] = slots.get(int(field), 0) + int(value)
+            out.append(IdEvents(total, entries, slots))
+        return out
+
+    async def ids(self, namespace: str) -> list[str]:
+        """Ids of the namespace that sidecars have written, most recently written first."""
+        members = await self.client.zrevrange(index_key(namespace), 0, -1)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
+
+
+def now_s() -> int:
+    """Wall-clock seconds, shared by every sidecar for the limited counters."""
+    return int(time.time())
