@@ -1,0 +1,40 @@
+# events-cache: developer commands. `make test` creates the virtualenv when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The suite's Redis: "valkey" (embedded binary, default), "redis-server", or a URL such
+# as redis://127.0.0.1:6379/13 (a database of the suite's own: it is flushed per test).
+TEST_REDIS ?= valkey
+PYTEST_ARGS ?=
+
+.PHONY: all venv run test test-redis7 lint bench bench-smoke clean
+
+all: lint test
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test,lint]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+## Run the daemon on the embedded default (a private Valkey, generated admin token).
+run: venv
+	$(BIN)/events-cache --config examples/dev.yaml
+
+## The whole test suite against a real Redis-compatible server.
+test: venv
+	EVENTS_CACHE_TEST_REDIS=$(TEST_REDIS) $(BIN)/pytest $(PYTEST_ARGS)
+
+## The same suite against the machine's Redis 7 (database 13).
+test-redis7: venv
+	EVENTS_CACHE_TEST_REDIS=redis://127.0.0.1:6379/13 $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check daemon tests
+	$(BIN)/ruff format --check daemon tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .run
