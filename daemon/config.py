@@ -70,7 +70,6 @@ DEFAULTS: dict[str, Any] = {
 
 # Keys whose value may be a string or a list of strings (token rotation).
 _STRING_OR_LIST = {"server.admin_token"}
-_SECRET_KEYS = {"server.admin_token", "meta.storage.redis.password"}
 REDACTED = "<redacted>"
 
 

@@ -69,8 +69,13 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> A
 class RedisServer:
     """A Redis-compatible server process on a loopback port that tests may stop and restart."""
 
-    def __init__(self, binary: str, directory: Path, port: int | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.binary = binary
         self.directory = directory
         self.port = port or free_port()
@@ -84,10 +89,26 @@ class RedisServer:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no",
-             "--logfile", str(self.directory / "server.log"), *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.directory / "server.log"),
+                *self.extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
 
@@ -155,8 +176,9 @@ def spawn_redis(tmp_path: Path) -> Iterator[Any]:
     servers: list[RedisServer] = []
 
     def spawn(*extra_args: str) -> RedisServer:
-        server = RedisServer(server_binary(), tmp_path / f"redis-{len(servers)}",
-                             extra_args=extra_args)
+        server = RedisServer(
+            server_binary(), tmp_path / f"redis-{len(servers)}", extra_args=extra_args
+        )
         server.start()
         servers.append(server)
         return server
@@ -191,8 +213,13 @@ class Reply:
         return json.loads(self.raw)
 
 
-def _request(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None,
-             headers: dict[str, str]) -> Reply:
+def _request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> Reply:
     try:
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
@@ -215,12 +242,21 @@ class DaemonProcess:
     token: str = ADMIN_TOKEN
     stopped: bool = field(default=False)
 
-    def ingest(self, path: str, body: bytes | str = b"", headers: dict[str, str] | None = None,
-               via: str = "unix", method: str = "POST", timeout: float = 10) -> Reply:
+    def ingest(
+        self,
+        path: str,
+        body: bytes | str = b"",
+        headers: dict[str, str] | None = None,
+        via: str = "unix",
+        method: str = "POST",
+        timeout: float = 10,
+    ) -> Reply:
         data = body.encode() if isinstance(body, str) else body
         conn: http.client.HTTPConnection = (
-            _UnixHTTPConnection(self.socket_path, timeout) if via == "unix"
-            else http.client.HTTPConnection("127.0.0.1", self.ingest_port, timeout=timeout))
+            _UnixHTTPConnection(self.socket_path, timeout)
+            if via == "unix"
+            else http.client.HTTPConnection("127.0.0.1", self.ingest_port, timeout=timeout)
+        )
         return _request(conn, method, path, data, headers or {})
 
     def post_token(self, token: str, body: bytes | str, **kw: Any) -> Reply:
@@ -233,9 +269,15 @@ class DaemonProcess:
             body = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines).encode()
         return self.ingest("/v1/events", body, **kw)
 
-    def api(self, path: str, params: dict[str, Any] | None = None,
-            token: str | None = ADMIN_TOKEN, headers: dict[str, str] | None = None,
-            method: str = "GET", body: bytes | None = None) -> Reply:
+    def api(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        token: str | None = ADMIN_TOKEN,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        body: bytes | None = None,
+    ) -> Reply:
         query = ("?" + urllib.parse.urlencode(params)) if params is not None else ""
         hdrs = dict(headers or {})
         if token is not None:
@@ -287,7 +329,7 @@ class DaemonProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.log()}")
+            raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.log()}") from None
         self.stopped = True
         return code
 
@@ -310,8 +352,12 @@ def start_daemon(tmp_path: Path, redis_url: str) -> Iterator[Any]:
     """
     daemons: list[DaemonProcess] = []
 
-    def start(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-              url: str | None = None, wait_ready: bool = True) -> DaemonProcess:
+    def start(
+        overrides: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        url: str | None = None,
+        wait_ready: bool = True,
+    ) -> DaemonProcess:
         n = len(daemons)
         directory = tmp_path / f"daemon-{n}"
         directory.mkdir()
@@ -336,12 +382,16 @@ def start_daemon(tmp_path: Path, redis_url: str) -> Iterator[Any]:
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "daemon", "--config", str(config_path)],
-                stdout=log_file, stderr=subprocess.STDOUT, env=full_env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=full_env,
             )
-        d = DaemonProcess(process, config_path, config, socket_path, ingest_port, api_port,
-                          log_path)
+        d = DaemonProcess(
+            process, config_path, config, socket_path, ingest_port, api_port, log_path
+        )
         daemons.append(d)
         if wait_ready:
+
             def ready() -> bool:
                 if process.poll() is not None:
                     raise AssertionError(f"daemon exited with {process.returncode}:\n{d.log()}")

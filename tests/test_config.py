@@ -1,0 +1,166 @@
+"""Configuration: defaults, types, environment overrides, secrets and redaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from daemon.config import REDACTED, ConfigError, effective_settings, load_config, redact_url
+
+
+def write(tmp_path: Path, doc: object) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
+    return str(path)
+
+
+def test_defaults_are_jitsus() -> None:
+    config = load_config(None, env={})
+    ev = config.cache.events
+    assert (ev.size, ev.time_window_s, ev.trim_interval_s, ev.max_malformed_event_bytes) == (
+        100,
+        60,
+        0.5,
+        10000,
+    )
+    assert config.cache.enabled and config.cache.writers == 10
+    assert config.ingest.socket_path == "/var/run/events-cache/ingest.sock"
+    assert config.ingest.socket_mode == 0o660
+    assert str(config.ingest.listen) == "127.0.0.1:8001"
+    assert str(config.api_listen) == "0.0.0.0:8080"
+    assert config.ingest.queue_size == 10000
+    assert not config.redis.configured
+    assert config.admin_tokens == ()
+
+
+def test_every_wrong_type_is_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "server": {"cache": {"events": {"size": "big", "time_window_sec": True}}},
+            "meta": {"storage": {"redis": {"port": "6379x", "cluster": "yes"}}},
+            "sidecar": {"api": "0.0.0.0:8080"},
+        },
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    locations = {p.location for p in caught.value.problems}
+    assert locations == {
+        "server.cache.events.size",
+        "server.cache.events.time_window_sec",
+        "meta.storage.redis.port",
+        "meta.storage.redis.cluster",
+        "sidecar.api",
+    }
+    assert "must be an integer, got a string" in str(caught.value)
+
+
+def test_impossible_values_are_errors(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "server": {"cache": {"events": {"size": 0}, "pool": {"size": -1}}},
+            "sidecar": {
+                "ingest": {"socket_mode": "rw", "listen": "nohost"},
+                "log": {"level": "loud", "format": "xml"},
+            },
+        },
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert {p.location for p in caught.value.problems} == {
+        "server.cache.events.size",
+        "server.cache.pool.size",
+        "sidecar.ingest.socket_mode",
+        "sidecar.ingest.listen",
+        "sidecar.log.level",
+        "sidecar.log.format",
+    }
+
+
+def test_unknown_keys_warn_and_do_not_fail(tmp_path: Path) -> None:
+    path = write(tmp_path, {"server": {"cache": {"evnets": {}}}, "extra": 1})
+    config = load_config(path, env={})
+    assert set(config.warnings) == {"server.cache.evnets", "extra"}
+
+
+def test_yaml_octal_socket_mode_and_empty_listeners(tmp_path: Path) -> None:
+    path = write(tmp_path, "sidecar:\n  ingest:\n    socket_mode: 0600\n    listen: ''\n")
+    config = load_config(path, env={})
+    assert config.ingest.socket_mode == 0o600
+    assert config.ingest.listen is None
+
+
+def test_environment_overrides_and_secret_files(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\nsecond\n")
+    password_file = tmp_path / "password"
+    password_file.write_text("pw-from-file\n")
+    path = write(
+        tmp_path,
+        {
+            "server": {"admin_token": "from-yaml"},
+            "meta": {"storage": {"redis": {"host": "redis.local"}}},
+        },
+    )
+    config = load_config(
+        path,
+        env={
+            "EVENTS_CACHE_ADMIN_TOKEN_FILE": str(token_file),
+            "EVENTS_CACHE_REDIS_PASSWORD_FILE": str(password_file),
+            "EVENTS_CACHE_REDIS_URL": "redis://u:p@other:6380/2",
+            "EVENTS_CACHE_LOG_LEVEL": "DEBUG",
+            "EVENTS_CACHE_LOG_FORMAT": "console",
+        },
+    )
+    assert config.admin_tokens == ("from-file", "second")
+    assert config.redis.password == "pw-from-file"
+    assert config.redis.url == "redis://u:p@other:6380/2"
+    assert (config.log_level, config.log_format) == ("debug", "console")
+
+
+def test_plain_environment_token_and_rotation_list(tmp_path: Path) -> None:
+    assert load_config(None, env={"EVENTS_CACHE_ADMIN_TOKEN": "a, b"}).admin_tokens == ("a", "b")
+    path = write(tmp_path, {"server": {"admin_token": ["old", "new"]}})
+    assert load_config(path, env={}).admin_tokens == ("old", "new")
+
+
+def test_missing_secret_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env={"EVENTS_CACHE_ADMIN_TOKEN_FILE": str(tmp_path / "none")})
+    assert caught.value.problems[0].location == "server.admin_token_file"
+
+
+def test_config_file_from_environment_and_bad_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, {"server": {"cache": {"events": {"size": 7}}}})
+    assert load_config(None, env={"EVENTS_CACHE_CONFIG": path}).cache.events.size == 7
+    bad = write(tmp_path, "server: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, env={})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(str(tmp_path / "missing.yaml"), env={})
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(write(tmp_path, "- a list\n"), env={})
+
+
+def test_effective_settings_never_show_secrets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "server": {"admin_token": "s3cret-token"},
+            "meta": {"storage": {"redis": {"password": "s3cret-pw"}}},
+        },
+    )
+    config = load_config(path, env={"EVENTS_CACHE_REDIS_URL": "redis://user:s3cret-url@h:1/0"})
+    text = yaml.safe_dump(effective_settings(config))
+    assert "s3cret" not in text
+    assert REDACTED in text
+
+
+def test_redact_url() -> None:
+    assert redact_url("redis://user:pw@host:6379/0") == f"redis://user:{REDACTED}@host:6379/0"
+    assert redact_url("sentinel://master:pw@a:1,b:2") == f"sentinel://master:{REDACTED}@a:1,b:2"
+    assert redact_url("redis://host:6379") == "redis://host:6379"
+    assert redact_url("plain-host") == "plain-host"

@@ -1,0 +1,164 @@
+"""Parsing of ingest bodies and the stored entry format."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+
+from daemon.entry import Namespace, ParsedEvent, decode, encode, new_uid, rfc3339
+from daemon.parse import MAX_REPORTED_ERRORS, parse_ndjson, parse_token_body
+
+
+def test_object_body_keeps_the_ingests_text() -> None:
+    body = b'  {"b": 1,  "a": [1, 2]}\n'
+    [event] = parse_token_body(body, "key", 100)
+    assert event.original == '{"b": 1,  "a": [1, 2]}'
+    assert event.token_id == "key" and event.namespace == Namespace.TOKEN
+    assert not event.is_error
+
+
+def test_array_body_is_one_event_per_element() -> None:
+    events = parse_token_body(b'[{"a": 1}, {"b": 2}, 7, null]', "key", 100)
+    assert [e.original for e in events[:2]] == ['{"a":1}', '{"b":2}']
+    assert [e.malformed for e in events[2:]] == ["7", "null"]
+    assert events[2].error == "array element 2 is a number, not an object"
+    assert parse_token_body(b"[]", "key", 100) == []
+
+
+def test_malformed_body_is_cut_and_says_why() -> None:
+    [event] = parse_token_body(b"x" * 50, "key", 10)
+    assert event.malformed == "x" * 10
+    assert event.error is not None and event.error.startswith("invalid JSON")
+    assert event.is_error
+
+
+def test_invalid_utf8_is_replaced() -> None:
+    [event] = parse_token_body(b'{"a": "\xff\xfe"}', "key", 100)
+    assert event.malformed == '{"a": "\ufffd\ufffd"}'
+
+
+def test_empty_scalar_and_ingest_error_bodies() -> None:
+    [empty] = parse_token_body(b"  ", "key", 100)
+    assert empty.error == "empty body"
+    [scalar] = parse_token_body(b'"text"', "key", 100)
+    assert scalar.error == "body is a string, not an object or an array of objects"
+    [rejected] = parse_token_body(b'{"a": 1}', "key", 100, ingest_error="quota exceeded")
+    assert (rejected.malformed, rejected.error) == ('{"a": 1}', "quota exceeded")
+
+
+def test_deep_nesting_is_malformed_not_a_crash() -> None:
+    [event] = parse_token_body(b"[" * 100_000, "key", 20)
+    assert event.malformed == "[" * 20
+    assert event.is_error
+
+
+def test_skip_header_marks_every_event() -> None:
+    events = parse_token_body(b'[{"a":1},{"a":2}]', "key", 100, skip="bot")
+    assert [e.skip for e in events] == ["bot", "bot"]
+
+
+def test_ndjson_mixed_lines() -> None:
+    lines = [
+        {"namespace": "token", "id": "k", "original": {"a": 1}, "skip": "filtered"},
+        {"namespace": "token", "id": "k", "malformed": "{oops", "error": "bad json"},
+        {
+            "namespace": "destination",
+            "id": "d",
+            "original": {"a": 1},
+            "success": {"table": "t"},
+            "timestamp": "2024-05-01T12:00:00Z",
+            "token_id": "k",
+        },
+        {"namespace": "destination", "id": "d", "original": "raw text", "error": "boom"},
+        {"namespace": "destination", "id": "d", "original": {"a": 1}, "skip": "rule"},
+    ]
+    body = "\n".join(json.dumps(x) for x in lines).encode() + b"\n\n"
+    batch = parse_ndjson(body, 100)
+    assert batch.invalid == 0
+    token, malformed, success, error, skip = batch.events
+    assert token.skip == "filtered" and token.original == '{"a":1}'
+    assert malformed.malformed == "{oops" and malformed.error == "bad json"
+    assert success.success == '{"table":"t"}' and success.timestamp == "2024-05-01T12:00:00Z"
+    assert (success.destination_id, success.token_id) == ("d", "k")
+    assert error.original == "raw text" and error.is_error
+    assert skip.skip == "rule" and not skip.is_error
+
+
+def test_ndjson_invalid_lines_are_numbered_and_do_not_stop_the_rest() -> None:
+    body = b"\n".join(
+        [
+            b'{"namespace": "token", "id": "k", "original": {"a": 1}}',
+            b"not json",
+            b"[1]",
+            b'{"namespace": "user", "id": "k", "original": {}}',
+            b'{"namespace": "token", "id": "", "original": {}}',
+            b'{"namespace": "token", "id": "k"}',
+            b'{"namespace": "destination", "id": "d", "original": {}, "error": "e", "skip": "s"}',
+            b'{"namespace": "destination", "id": "d", "original": {}, "success": []}',
+            b'{"namespace": "token", "id": "k", "original": {}, "timestamp": "yesterday"}',
+            b'{"namespace": "token", "id": "k", "original": {}, "skip": 5}',
+            b'{"namespace": "token", "id": "k", "original": {"b": 2}}',
+        ]
+    )
+    batch = parse_ndjson(body, 100)
+    assert [e.original for e in batch.events] == ['{"a":1}', '{"b":2}']
+    assert batch.invalid == 9
+    messages = {e.line: e.message for e in batch.errors}
+    assert messages[2].startswith("invalid JSON")
+    assert messages[3] == "must be a JSON object, got an array"
+    assert messages[4] == '"namespace" must be "token" or "destination"'
+    assert messages[5] == '"id" must be a non-empty string'
+    assert messages[6] == 'a token entry needs exactly one of "original" or "malformed"'
+    assert "exactly one of" in messages[7]
+    assert messages[8] == '"success" must be a JSON object'
+    assert messages[9].startswith('"timestamp" must be RFC 3339')
+    assert messages[10] == '"skip" must be a string'
+
+
+def test_ndjson_reports_at_most_ten_errors_but_counts_all() -> None:
+    batch = parse_ndjson(b"x\n" * 25, 100)
+    assert batch.invalid == 25
+    assert len(batch.errors) == MAX_REPORTED_ERRORS
+
+
+def test_entry_round_trip_in_jitsus_format() -> None:
+    event = ParsedEvent(
+        Namespace.DESTINATION,
+        "d",
+        original='{"a":1}',
+        success='{"t":"x"}',
+        destination_id="d",
+        token_id="k",
+    )
+    raw = encode(event, 1_700_000_000.25)
+    stored = orjson.loads(raw)
+    assert list(stored) == ["original", "success", "timestamp", "uid", "destination_id", "token_id"]
+    assert stored["original"] == '{"a":1}'  # double-encoded, as Jitsu stores it
+    assert stored["timestamp"] == "2023-11-14T22:13:20.250000Z"
+    out = decode(raw)
+    assert out["original"] == {"a": 1} and out["success"] == {"t": "x"}
+    assert list(out) == ["original", "success", "timestamp", "uid", "destination_id", "token_id"]
+
+
+def test_decode_fills_ids_and_survives_garbage() -> None:
+    out = decode(b'{"original": "{\\"a\\": 1}", "timestamp": "t", "uid": "u"}')
+    assert out == {
+        "original": {"a": 1},
+        "timestamp": "t",
+        "uid": "u",
+        "destination_id": "",
+        "token_id": "",
+    }
+    broken = decode(b"\x00not json")
+    assert broken["error"].startswith("cached entry is not JSON")
+    assert decode(b"[1]")["error"] == "cached entry is not a JSON object"
+    assert decode(b'{"original": "not json text"}')["original"] == "not json text"
+
+
+def test_uid_is_a_version_4_uuid_and_timestamps_are_utc() -> None:
+    import uuid
+
+    uid = new_uid()
+    assert uuid.UUID(uid).version == 4 and str(uuid.UUID(uid)) == uid
+    assert rfc3339(0.5) == "1970-01-01T00:00:00.500000Z"

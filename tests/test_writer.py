@@ -1,0 +1,147 @@
+"""Queue, writers and trim against a real Redis, in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from daemon.entry import Namespace, Target
+from daemon.metrics import Metrics
+from daemon.storage import Storage, events_key, index_key
+from daemon.trimmer import Trimmer
+from daemon.writer import EventQueue, QueuedEntry, RedisHealth, Writers
+
+
+def entry(id_: str, n: int, target: Target = Target.ALL) -> QueuedEntry:
+    return QueuedEntry(Namespace.TOKEN, id_, target, b'{"n":%d}' % n)
+
+
+def test_queue_is_bounded_and_routes_an_id_to_one_shard() -> None:
+    queue = EventQueue(capacity=5, shards=3)
+    assert all(queue.put(entry("a", n)) for n in range(5))
+    assert not queue.put(entry("b", 0))
+    assert queue.depth == 5
+    shard = hash("a") % 3
+    assert [e.data for e in queue.take(shard, 10)] == [b'{"n":%d}' % n for n in range(5)]
+    assert queue.depth == 0
+
+
+@pytest.fixture
+async def storage(redis_url: str) -> Any:
+    s = Storage(aioredis.Redis.from_url(redis_url), size=5, ttl_s=0)
+    yield s
+    await s.aclose()
+
+
+def commands(client: redis.Redis, name: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{name}")
+    return int(stats["calls"]) if stats else 0
+
+
+async def test_a_batch_is_one_lpush_per_list_newest_first(
+    storage: Storage, redis_client: redis.Redis
+) -> None:
+    metrics = Metrics("test")
+    queue = EventQueue(capacity=1000, shards=1)
+    trimmer = Trimmer(storage, metrics, RedisHealth(metrics))
+    writers = Writers(queue, storage, metrics, RedisHealth(metrics), trimmer.mark)
+    for n in range(30):
+        queue.put(entry(f"id-{n % 3}", n, Target.ALL | (Target.ERROR if n % 2 else 0)))
+    redis_client.config_resetstat()
+    assert await writers.write(queue.take(0, 1000))
+    # three ids x two lists: six LPUSH, one ZADD for the index
+    assert commands(redis_client, "lpush") == 6
+    assert commands(redis_client, "zadd") == 1
+    stored = redis_client.lrange(events_key("token", "id-0"), 0, -1)
+    assert stored == [b'{"n":%d}' % n for n in (27, 24, 21, 18, 15, 12, 9, 6, 3, 0)]
+    assert redis_client.llen(events_key("token", "id-1", "error")) == 5
+    assert sorted(redis_client.zrange(index_key("token"), 0, -1)) == [b"id-0", b"id-1", b"id-2"]
+    assert (
+        metrics.registry.get_sample_value(
+            "events_cache_cached_total", {"namespace": "token", "collection": "all"}
+        )
+        == 30
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "events_cache_cached_total", {"namespace": "token", "collection": "error"}
+        )
+        == 15
+    )
+
+    assert trimmer.pending == 6
+    await trimmer.trim_once()
+    assert redis_client.llen(events_key("token", "id-0")) == 5
+    assert redis_client.lrange(events_key("token", "id-0"), 0, 0) == [b'{"n":27}']
+    assert trimmer.pending == 0
+
+
+async def test_error_only_entries_count_as_limited_in_all(storage: Storage) -> None:
+    metrics = Metrics("test")
+    queue = EventQueue(capacity=10, shards=1)
+    writers = Writers(queue, storage, metrics, RedisHealth(metrics), lambda keys: None)
+    queue.put(entry("x", 1, Target.ERROR))
+    assert await writers.write(queue.take(0, 10))
+    get = metrics.registry.get_sample_value
+    assert get("events_cache_rate_limited_total", {"namespace": "token", "collection": "all"}) == 1
+    assert get("events_cache_cached_total", {"namespace": "token", "collection": "error"}) == 1
+    assert get("events_cache_cached_total", {"namespace": "token", "collection": "all"}) == 0
+
+
+async def test_writers_keep_per_id_order_across_shards(
+    storage: Storage, redis_client: redis.Redis
+) -> None:
+    metrics = Metrics("test")
+    queue = EventQueue(capacity=100_000, shards=4)
+    writers = Writers(queue, storage, metrics, RedisHealth(metrics), lambda keys: None)
+    tasks = [asyncio.create_task(writers.run(shard)) for shard in range(4)]
+    for n in range(2000):
+        queue.put(entry(f"id-{n % 7}", n))
+        if n % 100 == 0:
+            await asyncio.sleep(0)  # let the writers take partial batches meanwhile
+    writers.stop()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    for i in range(7):
+        stored = redis_client.lrange(events_key("token", f"id-{i}"), 0, -1)
+        numbers = [int(x[5:-1]) for x in stored]
+        assert numbers == sorted(numbers, reverse=True)
+        assert len(numbers) == len(range(i, 2000, 7))
+
+
+async def test_a_failed_write_is_counted_as_dropped(redis_url: str) -> None:
+    metrics = Metrics("test")
+    client = aioredis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    dead = Storage(client, size=5, ttl_s=0)
+    health = RedisHealth(metrics)
+    writers = Writers(EventQueue(10, 1), dead, metrics, health, lambda keys: None)
+    assert not await writers.write([entry("a", 1), entry("a", 2)])
+    assert (
+        metrics.registry.get_sample_value("events_cache_dropped_total", {"reason": "redis_error"})
+        == 2
+    )
+    assert metrics.registry.get_sample_value("events_cache_redis_up") == 0
+    assert not health.up and health.last_error
+    await dead.aclose()
+
+
+async def test_trim_sets_ttl_and_prunes_the_index(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    storage = Storage(aioredis.Redis.from_url(redis_url), size=2, ttl_s=120)
+    try:
+        await storage.write(
+            {events_key("token", "a"): [b"1", b"2", b"3"]}, {"token": ["a"]}, now=10_000
+        )
+        await storage.write({}, {"token": ["stale"]}, now=1_000)
+        await storage.trim([events_key("token", "a")], now=10_000)
+    finally:
+        await storage.aclose()
+    assert redis_client.lrange(events_key("token", "a"), 0, -1) == [b"3", b"2"]
+    assert 0 < redis_client.ttl(events_key("token", "a")) <= 120
+    assert redis_client.zrange(index_key("token"), 0, -1) == [b"a"]
