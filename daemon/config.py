@@ -283,33 +283,49 @@ def _read_secret_file(loc: str, path: str, problems: list[Problem]) -> str | Non
         return None
 
 
+def _secret(
+    env: Mapping[str, str],
+    name: str,
+    section: dict[str, Any],
+    key: str,
+    location: str,
+    problems: list[Problem],
+) -> str | None:
+    """A secret by precedence: NAME_FILE, NAME, the file's `<key>_file`, then `<key>`."""
+    if env.get(f"{name}_FILE"):
+        return _read_secret_file(f"{name}_FILE", env[f"{name}_FILE"], problems)
+    if env.get(name):
+        return env[name]
+    if section[f"{key}_file"]:
+        return _read_secret_file(f"{location}_file", section[f"{key}_file"], problems)
+    return None
+
+
 def _apply_env(merged: dict[str, Any], env: Mapping[str, str], problems: list[Problem]) -> None:
     """Environment overrides: they win over the file, _FILE variants over plain ones."""
     server = merged["server"]
     redis = merged["meta"]["storage"]["redis"]
     log = merged["sidecar"]["log"]
-    if env.get("EVENTS_CACHE_ADMIN_TOKEN"):
-        server["admin_token"] = env["EVENTS_CACHE_ADMIN_TOKEN"]
-    if env.get("EVENTS_CACHE_ADMIN_TOKEN_FILE"):
-        server["admin_token_file"] = env["EVENTS_CACHE_ADMIN_TOKEN_FILE"]
-    if env.get("EVENTS_CACHE_REDIS_PASSWORD"):
-        redis["password"] = env["EVENTS_CACHE_REDIS_PASSWORD"]
-    if env.get("EVENTS_CACHE_REDIS_PASSWORD_FILE"):
-        redis["password_file"] = env["EVENTS_CACHE_REDIS_PASSWORD_FILE"]
+    token = _secret(
+        env, "EVENTS_CACHE_ADMIN_TOKEN", server, "admin_token", "server.admin_token", problems
+    )
+    if token is not None:
+        server["admin_token"] = token.splitlines() if "\n" in token else token
+    password = _secret(
+        env,
+        "EVENTS_CACHE_REDIS_PASSWORD",
+        redis,
+        "password",
+        "meta.storage.redis.password",
+        problems,
+    )
+    if password is not None:
+        redis["password"] = password.strip()
     if env.get("EVENTS_CACHE_LOG_LEVEL"):
         log["level"] = env["EVENTS_CACHE_LOG_LEVEL"].lower()
     if env.get("EVENTS_CACHE_LOG_FORMAT"):
         log["format"] = env["EVENTS_CACHE_LOG_FORMAT"].lower()
     redis["url"] = env.get("EVENTS_CACHE_REDIS_URL", "")
-
-    if server["admin_token_file"]:
-        token = _read_secret_file("server.admin_token_file", server["admin_token_file"], problems)
-        if token is not None:
-            server["admin_token"] = token.splitlines()
-    if redis["password_file"]:
-        pw = _read_secret_file("meta.storage.redis.password_file", redis["password_file"], problems)
-        if pw is not None:
-            redis["password"] = pw
 
 
 def _admin_tokens(value: str | list[str]) -> tuple[str, ...]:

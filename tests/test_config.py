@@ -130,7 +130,7 @@ def test_plain_environment_token_and_rotation_list(tmp_path: Path) -> None:
 def test_missing_secret_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, env={"EVENTS_CACHE_ADMIN_TOKEN_FILE": str(tmp_path / "none")})
-    assert caught.value.problems[0].location == "server.admin_token_file"
+    assert caught.value.problems[0].location == "EVENTS_CACHE_ADMIN_TOKEN_FILE"
 
 
 def test_config_file_from_environment_and_bad_yaml(tmp_path: Path) -> None:
@@ -164,3 +164,16 @@ def test_redact_url() -> None:
     assert redact_url("sentinel://master:pw@a:1,b:2") == f"sentinel://master:{REDACTED}@a:1,b:2"
     assert redact_url("redis://host:6379") == "redis://host:6379"
     assert redact_url("plain-host") == "plain-host"
+
+
+def test_secret_precedence(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "yaml-token"
+    yaml_file.write_text("from-yaml-file\n")
+    env_file = tmp_path / "env-token"
+    env_file.write_text("from-env-file\n")
+    path = write(tmp_path, {"server": {"admin_token": "plain", "admin_token_file": str(yaml_file)}})
+    assert load_config(path, env={}).admin_tokens == ("from-yaml-file",)
+    env = {"EVENTS_CACHE_ADMIN_TOKEN": "from-env"}
+    assert load_config(path, env=env).admin_tokens == ("from-env",)
+    env["EVENTS_CACHE_ADMIN_TOKEN_FILE"] = str(env_file)
+    assert load_config(path, env=env).admin_tokens == ("from-env-file",)
