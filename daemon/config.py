@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
                 "password_file": "",
                 "database": 0,
                 "sentinel_master_name": "",
+                "sentinel_password": "",
                 "cluster": False,
                 "tls_skip_verify": False,
                 "tls_ca_file": "",
@@ -137,6 +138,7 @@ class RedisSettings:
     tls_ca_file: str
     ttl_minutes: int
     url: str = ""
+    sentinel_password: str = ""  # AUTH to the sentinels themselves (not the data nodes)
 
     @property
     def configured(self) -> bool:
@@ -429,6 +431,7 @@ def _build(m: dict[str, Any], warnings: tuple[str, ...]) -> Config:
             password=r["password"],
             database=r["database"],
             sentinel_master_name=r["sentinel_master_name"],
+            sentinel_password=r["sentinel_password"],
             cluster=r["cluster"],
             tls_skip_verify=r["tls_skip_verify"],
             tls_ca_file=r["tls_ca_file"],
@@ -481,6 +484,7 @@ def effective_settings(config: Config) -> dict[str, Any]:
                     "password": REDACTED if r.password else "",
                     "database": r.database,
                     "sentinel_master_name": r.sentinel_master_name,
+                    "sentinel_password": REDACTED if r.sentinel_password else "",
                     "cluster": r.cluster,
                     "tls_skip_verify": r.tls_skip_verify,
                     "tls_ca_file": r.tls_ca_file,

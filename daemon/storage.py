@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +27,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 from daemon.config import RedisSettings
 from daemon.entry import Collection, Namespace
@@ -41,6 +44,22 @@ RedisClient = Redis | RedisCluster
 
 class StorageConfigError(ValueError):
     """The Redis settings cannot describe a connection (e.g. an unknown URL scheme)."""
+
+
+class ClusterUnavailableError(RedisConnectionError):
+    """The cluster client found no node for a command (no reachable node, slot not covered).
+
+    redis-py raises these as RedisClusterException, which is not a RedisError; as a
+    ConnectionError the writers, trimmer and queries treat them as "Redis is down".
+    """
+
+
+@contextmanager
+def _cluster_errors() -> Iterator[None]:
+    try:
+        yield
+    except RedisClusterException as e:
+        raise ClusterUnavailableError(f"{type(e).__name__}: {e}") from e
 
 
 def events_key(namespace: str, id_: str, collection: Collection = Collection.ALL) -> str:
@@ -72,20 +91,27 @@ def _split_hosts(text: str, default_port: int) -> list[tuple[str, int]]:
     hosts = []
     for part in text.split(","):
         part = part.strip()
-        if not part:
-            continue
-        host, sep, port = part.rpartition(":")
-        if sep and port.isdigit():
-            hosts.append((host.strip("[]"), int(port)))
-        else:
-            hosts.append((part, default_port))
+        if part:
+            hosts.append(_host_port(part, default_port))
     if not hosts:
         raise StorageConfigError("no sentinel host given")
     return hosts
 
 
-def _common_options(settings: RedisSettings, tls: bool) -> dict[str, Any]:
-    """Timeouts that fail fast (queries answer 503, writers back off) and TLS options."""
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address keeps the port."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+        return host, int(port) if port.isdigit() else default_port
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return text, default_port
+
+
+def _common_options(settings: RedisSettings) -> dict[str, Any]:
+    """Timeouts that fail fast (queries answer 503, writers back off), auth and a name."""
     options: dict[str, Any] = {
         "socket_timeout": 5.0,
         "socket_connect_timeout": 2.0,
@@ -97,34 +123,57 @@ def _common_options(settings: RedisSettings, tls: bool) -> dict[str, Any]:
         options["username"] = settings.username
     if settings.password:
         options["password"] = settings.password
-    if tls:
-        options["ssl"] = True
-        if settings.tls_ca_file:
-            options["ssl_ca_certs"] = settings.tls_ca_file
-        if settings.tls_skip_verify:
-            options["ssl_cert_reqs"] = ssl.CERT_NONE
-            options["ssl_check_hostname"] = False
     return options
+
+
+def _tls_options(settings: RedisSettings) -> dict[str, Any]:
+    """redis-py's SSL connection options (without `ssl` itself, which from_url refuses)."""
+    options: dict[str, Any] = {}
+    if settings.tls_ca_file:
+        options["ssl_ca_certs"] = settings.tls_ca_file
+    if settings.tls_skip_verify:
+        options["ssl_cert_reqs"] = ssl.CERT_NONE
+        options["ssl_check_hostname"] = False
+    return options
+
+
+def _wants_tls(settings: RedisSettings) -> bool:
+    """A CA file or skip-verify asks for TLS even with a plain host or redis:// URL."""
+    return bool(settings.tls_ca_file or settings.tls_skip_verify)
 
 
 def create_client(settings: RedisSettings) -> RedisClient:
     """A redis-py asyncio client for standalone, Sentinel or Cluster, as configured."""
-    target = settings.url or settings.host
+    target = (settings.url or settings.host).strip()
     if "://" in target:
         return _client_from_url(settings, target)
-    tls = bool(settings.tls_ca_file)
-    options = _common_options(settings, tls)
+    options = _common_options(settings)
+    if _wants_tls(settings):
+        options.update(ssl=True, **_tls_options(settings))
     if settings.sentinel_master_name:
         return _sentinel_master(
             settings.sentinel_master_name,
             _split_hosts(target, DEFAULT_SENTINEL_PORT),
             options,
             settings.database,
+            settings.sentinel_password,
         )
+    host, port = _host_port(target, settings.port)
     if settings.cluster:
-        options.pop("health_check_interval")
-        return RedisCluster(host=target, port=settings.port, **options)
-    return Redis(host=target, port=settings.port, db=settings.database, **options)
+        return _cluster(options, host=host, port=port)
+    return Redis(host=host, port=port, db=settings.database, **options)
+
+
+def _cluster(options: dict[str, Any], url: str = "", **where: Any) -> RedisCluster:
+    """A cluster client; the first node given is only where the slot map is read from."""
+    options = dict(options)
+    options.pop("health_check_interval")  # not a RedisCluster option
+    # Cluster-level retries: after a node failure redis-py refreshes the slot map and
+    # tries again, which rides through a replica's promotion without dropping a batch.
+    options["retry"] = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
+    if url:
+        return RedisCluster.from_url(url, **options)
+    return RedisCluster(**where, **options)
 
 
 def _client_from_url(settings: RedisSettings, url: str) -> RedisClient:
@@ -134,9 +183,7 @@ def _client_from_url(settings: RedisSettings, url: str) -> RedisClient:
         raise StorageConfigError(
             f"unsupported Redis URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}"
         )
-    options = _common_options(settings, tls=scheme == "rediss" or bool(settings.tls_ca_file))
-    if scheme == "unix":
-        options.pop("ssl", None)
+    options = _common_options(settings)
     if scheme == "sentinel":
         # sentinel://master_name:password@node1:port,node2:port[/db], as Jitsu accepted it.
         master = unquote(parts.username or "") or settings.sentinel_master_name
@@ -144,25 +191,48 @@ def _client_from_url(settings: RedisSettings, url: str) -> RedisClient:
             raise StorageConfigError("a sentinel:// URL needs the master name as its user part")
         if parts.password:
             options["password"] = unquote(parts.password)
+        if _wants_tls(settings):
+            options.update(ssl=True, **_tls_options(settings))
         hosts = parts.netloc.rpartition("@")[2]
-        db = int(parts.path.strip("/") or settings.database)
-        return _sentinel_master(master, _split_hosts(hosts, DEFAULT_SENTINEL_PORT), options, db)
+        db_text = parts.path.strip("/")
+        if db_text and not db_text.isdigit():
+            raise StorageConfigError(f"the database in a sentinel:// URL must be a number: {url}")
+        db = int(db_text) if db_text else settings.database
+        return _sentinel_master(
+            master,
+            _split_hosts(hosts, DEFAULT_SENTINEL_PORT),
+            options,
+            db,
+            settings.sentinel_password,
+        )
+    if scheme == "redis" and _wants_tls(settings):
+        url = "rediss" + url[len(scheme) :]  # a CA file or skip-verify means TLS
+        scheme = "rediss"
+    if scheme == "rediss":
+        options.update(_tls_options(settings))
+    # Values in the URL win over these (redis-py's from_url), so db is only a default.
     if settings.cluster:
-        options.pop("health_check_interval")
-        return RedisCluster.from_url(url, **options)
-    if not parts.path.strip("/") and scheme != "unix":
-        options["db"] = settings.database
+        return _cluster(options, url=url)
+    options.setdefault("db", settings.database)
     return Redis.from_url(url, **options)
 
 
 def _sentinel_master(
-    master: str, sentinels: list[tuple[str, int]], options: dict[str, Any], db: int
+    master: str,
+    sentinels: list[tuple[str, int]],
+    options: dict[str, Any],
+    db: int,
+    sentinel_password: str,
 ) -> Redis:
+    """The master behind Sentinel; redis-py asks the sentinels again after a failover.
+
+    The password (and ACL user) are the data nodes'. Sentinels often have no auth, and
+    AUTH against a server without a password fails, so they get `sentinel_password`
+    only (as Jitsu Classic, which never authenticated to sentinels).
+    """
     sentinel_options = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl"))}
-    if "password" in options:
-        sentinel_options["password"] = options["password"]
-        if "username" in options:
-            sentinel_options["username"] = options["username"]
+    if sentinel_password:
+        sentinel_options["password"] = sentinel_password
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         sentinels, sentinel_kwargs=sentinel_options, **options
     )
@@ -180,7 +250,8 @@ class Storage:
 
     async def ping(self) -> None:
         """Raise when Redis does not answer."""
-        await self.client.ping()
+        with _cluster_errors():
+            await self.client.ping()
 
     async def write(
         self, lists: Mapping[str, Sequence[bytes]], ids: Mapping[str, Iterable[str]], now: float
@@ -194,7 +265,8 @@ class Storage:
             pipe.lpush(key, *values)
         for namespace, namespace_ids in ids.items():
             pipe.zadd(index_key(namespace), dict.fromkeys(namespace_ids, now))
-        await pipe.execute()
+        with _cluster_errors():
+            await pipe.execute()
 
     async def trim(self, keys: Iterable[str], now: float) -> None:
         """Cut each list to `size`, refresh its TTL, and prune the id index."""
@@ -207,7 +279,8 @@ class Storage:
         if self.ttl_s:
             for namespace in Namespace:
                 pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
-        await pipe.execute()
+        with _cluster_errors():
+            await pipe.execute()
 
     async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
         """Add this sidecar's limited counts ((namespace, id, collection), second) -> n."""
@@ -219,7 +292,8 @@ class Storage:
             touched.add(key)
         for key in touched:
             pipe.expire(key, LIMITED_KEY_TTL_S)
-        await pipe.execute()
+        with _cluster_errors():
+            await pipe.execute()
 
     async def read(
         self,
@@ -239,7 +313,8 @@ class Storage:
                 pipe.lrange(key, 0, limit - 1)
             pipe.hgetall(limited_key(namespace, id_, collection, minute))
             pipe.hgetall(limited_key(namespace, id_, collection, minute - 1))
-        replies = iter(await pipe.execute())
+        with _cluster_errors():
+            replies = iter(await pipe.execute())
         out = []
         for _ in ids:
             total = int(next(replies))
@@ -253,7 +328,8 @@ class Storage:
 
     async def ids(self, namespace: str) -> list[str]:
         """Ids of the namespace that sidecars have written, most recently written first."""
-        members = await self.client.zrevrange(index_key(namespace), 0, -1)
+        with _cluster_errors():
+            members = await self.client.zrevrange(index_key(namespace), 0, -1)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def aclose(self) -> None:
