@@ -36,6 +36,14 @@ def error_response(status: int, message: str) -> web.Response:
     return json_response({"message": message}, status)
 
 
+def _header_text(value: str | None) -> str | None:
+    """A header value as valid text: aiohttp keeps bytes that are not UTF-8 as surrogates,
+    which cannot be encoded into an entry; they become U+FFFD like a malformed body's."""
+    if not value:
+        return None
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @dataclass(slots=True)
 class Outcome:
     """What happened to the events of one request."""
@@ -163,8 +171,8 @@ class Ingestor:
             body,
             token,
             self.max_malformed_bytes,
-            skip=headers.get(SKIP_HEADER) or None,
-            ingest_error=headers.get(ERROR_HEADER) or None,
+            skip=_header_text(headers.get(SKIP_HEADER)),
+            ingest_error=_header_text(headers.get(ERROR_HEADER)),
         )
         return self._accepted(self.submit(events), 0, [])
 
