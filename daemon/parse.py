@@ -82,18 +82,23 @@ def parse_token_body(
     if isinstance(doc, list):
         events = []
         for n, item in enumerate(doc):
+            try:
+                text = _dumps(item)
+            except _Invalid as e:
+                # Too deep to store on its own: keep the body it came in as malformed.
+                events.append(
+                    _malformed(token, body, max_malformed_bytes, f"array element {n}: {e}")
+                )
+                continue
             if isinstance(item, dict):
                 events.append(
-                    ParsedEvent(
-                        Namespace.TOKEN, token, original=_dumps(item), skip=skip, token_id=token
-                    )
+                    ParsedEvent(Namespace.TOKEN, token, original=text, skip=skip, token_id=token)
                 )
             else:
-                text = _dumps(item).encode()
                 events.append(
                     _malformed(
                         token,
-                        text,
+                        text.encode(),
                         max_malformed_bytes,
                         f"array element {n} is {_kind(item)}, not an object",
                     )
@@ -116,7 +121,14 @@ def _malformed(token: str, body: bytes, max_bytes: int, error: str) -> ParsedEve
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    """JSON text of a parsed value; _Invalid when it nests deeper than orjson writes.
+
+    orjson reads up to 1024 levels of nesting but writes only 254.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as e:
+        raise _Invalid(f"JSON nested too deeply to store ({e})") from e
 
 
 def _kind(value: Any) -> str:
