@@ -154,8 +154,20 @@ def decode(raw: bytes) -> dict[str, Any]:
     return out
 
 
+# orjson reads up to 1024 levels of nesting but writes only 254: a value nested deeper
+# (another writer's entry, or an object body kept as the ingest sent it) stays text, or
+# the whole query answer could not be encoded.
+MAX_ENCODABLE_DEPTH = 254
+
+
 def _json_or_text(text: str) -> Any:
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
+    if text.count("[") + text.count("{") > MAX_ENCODABLE_DEPTH:  # cheap: may nest too deep
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return text
+    return value
