@@ -1,0 +1,302 @@
+"""Every connection mode of meta.storage.redis against a real topology on loopback.
+
+Each test starts its own servers (standalone, TLS with a CA made by the test, an ACL
+user with only the sidecar's commands, a 3-master Cluster with replicas, a master +
+replica behind three sentinels) and runs the daemon through that mode: events in by
+the ingest, out by the query API.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import topologies as topo
+from topologies import (
+    ACL_COMMANDS,
+    ACL_COMMANDS_CLUSTER,
+    ACL_COMMANDS_DATABASE,
+    Cluster,
+    SentinelSet,
+    Server,
+    Topology,
+    acl_denials,
+    acl_setuser,
+    round_trip,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def redis_keys(host: str = "", **redis: Any) -> dict[str, Any]:
+    """Config overrides for meta.storage.redis."""
+    return {"meta": {"storage": {"redis": {"host": host, **redis}}}}
+
+
+@pytest.fixture
+def topology(tmp_path: Path) -> Iterator[Topology]:
+    t = Topology(tmp_path / "topology")
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def server(topology: Topology) -> Server:
+    """A plain standalone server on TCP and a Unix socket."""
+    sock_dir = topo.short_tmp()
+    s = topology.add(
+        Server(
+            topo.topology_binary(),
+            topology.directory / "standalone",
+            ["--unixsocket", str(sock_dir / "redis.sock"), "--unixsocketperm", "700"],
+        )
+    )
+    s.start()
+    yield s
+    shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_host_and_port_keys_with_a_database(start_daemon: Any, server: Server) -> None:
+    daemon = start_daemon(redis_keys("127.0.0.1", port=server.port, database=3))
+    round_trip(daemon, ["key-a", "key-b"])
+    with server.client(db=3) as c:
+        assert c.llen("events_cache:token#key-a") == 3
+    with server.client(db=0) as c:
+        assert c.dbsize() == 0
+
+
+def test_host_port_in_host(start_daemon: Any, server: Server) -> None:
+    daemon = start_daemon(redis_keys(f"127.0.0.1:{server.port}"))
+    round_trip(daemon, ["key-a"])
+
+
+def test_redis_url_with_database_in_path(start_daemon: Any, server: Server) -> None:
+    daemon = start_daemon(redis_keys(f"redis://127.0.0.1:{server.port}/5"))
+    round_trip(daemon, ["key-a"])
+    with server.client(db=5) as c:
+        assert c.llen("events_cache:token#key-a") == 3
+
+
+def test_redis_url_from_the_environment_wins(start_daemon: Any, server: Server) -> None:
+    daemon = start_daemon(
+        redis_keys("127.0.0.1", port=1),  # nothing listens there
+        env={"EVENTS_CACHE_REDIS_URL": f"redis://127.0.0.1:{server.port}/0"},
+    )
+    round_trip(daemon, ["key-env"])
+
+
+def test_unix_socket_url(start_daemon: Any, server: Server) -> None:
+    path = server.args[1]
+    daemon = start_daemon(redis_keys(f"unix://{path}?db=2"))
+    round_trip(daemon, ["key-a"])
+    with server.client(db=2) as c:
+        assert c.llen("events_cache:token#key-a") == 3
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def test_tls_url_verified_by_the_test_ca(start_daemon: Any, topology: Topology) -> None:
+    tls, certs = topo.tls_server(topology)
+    daemon = start_daemon(
+        redis_keys(f"rediss://127.0.0.1:{tls.port}/0", tls_ca_file=str(certs["ca"]))
+    )
+    round_trip(daemon, ["key-tls"])
+    with tls.client() as c:
+        assert c.llen("events_cache:token#key-tls") == 3
+
+
+def test_tls_host_with_ca_file_and_with_skip_verify(start_daemon: Any, topology: Topology) -> None:
+    tls, certs = topo.tls_server(topology)
+    verified = start_daemon(redis_keys("localhost", port=tls.port, tls_ca_file=str(certs["ca"])))
+    round_trip(verified, ["key-ca"], tag="ca")
+    unverified = start_daemon(redis_keys("127.0.0.1", port=tls.port, tls_skip_verify=True))
+    round_trip(unverified, ["key-skip"], tag="skip")
+
+
+def test_tls_with_an_unknown_ca_fails_closed(
+    start_daemon: Any, topology: Topology, tmp_path: Path
+) -> None:
+    """A server certificate from another CA: no connection, ingest still answers 202."""
+    tls, _ = topo.tls_server(topology)
+    other = topo.make_ca(tmp_path / "other-ca")
+    daemon = start_daemon(
+        redis_keys(f"rediss://127.0.0.1:{tls.port}/0", tls_ca_file=str(other["ca"]))
+    )
+    assert daemon.post_token("key-x", '{"a": 1}').status == 202
+    reply = daemon.api("/api/v1/events/cache", {"namespace": "token", "ids": "key-x"})
+    assert reply.status == 503 and "message" in reply.json
+    assert daemon.metric("events_cache_redis_up") == 0
+    assert daemon.api("/readyz", token=None).json["redis"] == "down"
+
+
+# -- ACL -------------------------------------------------------------------------------------
+
+
+def test_acl_user_with_only_the_documented_commands(start_daemon: Any, topology: Topology) -> None:
+    """The operator's ACL from docs/redis.md: ingest, trim with TTL, limited counts, query."""
+    s = topology.add(
+        Server(
+            topo.topology_binary(),
+            topology.directory / "acl",
+            ["--requirepass", "admin-pw"],
+            password="admin-pw",
+        )
+    )
+    s.start()
+    with s.client() as admin:
+        acl_setuser(admin, "events", "events-pw", ACL_COMMANDS + ACL_COMMANDS_DATABASE)
+    daemon = start_daemon(
+        {
+            **redis_keys(
+                "127.0.0.1",
+                port=s.port,
+                username="events",
+                password="events-pw",
+                database=1,
+                ttl_minutes={"events_cache": 5},
+            ),
+            "server": {"cache": {"events": {"size": 5, "trim_interval_ms": 50}}},
+        }
+    )
+    round_trip(daemon, ["key-acl"], per_id=5)
+    # beyond the limit: limited counts are flushed to Redis (HINCRBY, EXPIRE)
+    reply = daemon.post_token("key-acl", '[{"a":1},{"a":2},{"a":3}]')
+    assert reply.json["rate_limited"] == 3
+    topo.wait_for(
+        lambda: daemon.query(namespace="token", ids="key-acl")["last_minute_limited"] == 3
+    )
+    assert daemon.query(namespace="token")["total_events"] == 5  # ids from the index
+    with s.client(db=1) as admin:
+        topo.wait_for(lambda: admin.ttl("events_cache:token#key-acl") > 0)
+        assert acl_denials(admin) == []
+
+
+def test_acl_user_without_a_command_is_reported_not_fatal(
+    start_daemon: Any, topology: Topology
+) -> None:
+    """A too-strict ACL: the daemon keeps running, counts the drops, says why."""
+    s = topology.add(Server(topo.topology_binary(), topology.directory / "strict"))
+    s.start()
+    with s.client() as admin:
+        commands = [c for c in ACL_COMMANDS if c != "lpush"]
+        acl_setuser(admin, "events", "pw", commands)
+    daemon = start_daemon(redis_keys("127.0.0.1", port=s.port, username="events", password="pw"))
+    assert daemon.post_token("key-x", '{"a": 1}').status == 202
+    topo.wait_for(lambda: daemon.metric("events_cache_dropped_total", reason="redis_error") == 1)
+    assert "lpush" in daemon.api("/readyz", token=None).json["redis_error"]
+
+
+# -- Cluster ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path / "cluster", masters=3, replicas=1)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def test_cluster_round_trip_across_all_masters(start_daemon: Any, cluster: Cluster) -> None:
+    masters = {
+        cluster.master_of_slot(topo.key_slot(f"events_cache:token#k{n}")).port for n in range(30)
+    }
+    assert len(masters) == 3  # the ids below land on every master
+    for server in cluster.servers:
+        with server.client() as c:
+            acl_setuser(c, "events", "pw", ACL_COMMANDS + ACL_COMMANDS_CLUSTER)
+    seed = cluster.servers[4]  # any node will do, a replica too: it serves the slot map
+    daemon = start_daemon(
+        {
+            **redis_keys(
+                f"127.0.0.1:{seed.port}",
+                cluster=True,
+                username="events",
+                password="pw",
+                ttl_minutes={"events_cache": 5},
+            ),
+            "server": {"cache": {"events": {"size": 5}}},
+        }
+    )
+    ids = [f"k{n}" for n in range(30)]
+    round_trip(daemon, ids, per_id=2)
+    more = [{"namespace": "token", "id": "k0", "original": {"x": n}} for n in range(10)]
+    # 5 per window: 2 cached before, 3 more now
+    assert daemon.post_ndjson(more).json["rate_limited"] == 7
+    answer = daemon.query(namespace="token")
+    assert answer["total_events"] == 30 * 2 + 3
+    topo.wait_for(lambda: daemon.query(namespace="token", ids="k0")["last_minute_limited"] == 7)
+    client = cluster.client()
+    try:
+        assert client.llen("events_cache:token#k0") == 5
+        assert client.ttl("events_cache:token#k0") > 0
+    finally:
+        client.close()
+    for server in cluster.servers:
+        with server.client() as c:
+            assert acl_denials(c) == [], server.address
+
+
+def test_cluster_url(start_daemon: Any, cluster: Cluster) -> None:
+    daemon = start_daemon(redis_keys(f"redis://127.0.0.1:{cluster.servers[0].port}", cluster=True))
+    round_trip(daemon, ["u1", "u2", "u3"])
+
+
+# -- Sentinel --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    s = SentinelSet(tmp_path / "sentinel", password="data-pw")
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def test_sentinel_keys_with_several_sentinels(start_daemon: Any, sentinels: SentinelSet) -> None:
+    with sentinels.master.client() as c:
+        acl_setuser(c, "events", "events-pw", ACL_COMMANDS + ACL_COMMANDS_DATABASE)
+    daemon = start_daemon(
+        redis_keys(
+            sentinels.hosts,
+            sentinel_master_name=sentinels.master_name,
+            username="events",
+            password="events-pw",
+            database=2,
+        )
+    )
+    round_trip(daemon, ["key-s1", "key-s2"])
+    with sentinels.master.client(db=2) as c:
+        assert c.llen("events_cache:token#key-s1") == 3
+        assert acl_denials(c) == []
+
+
+def test_sentinel_url_as_jitsu_accepted_it(start_daemon: Any, sentinels: SentinelSet) -> None:
+    url = f"sentinel://{sentinels.master_name}:data-pw@{sentinels.hosts}"
+    daemon = start_daemon(redis_keys(url))
+    round_trip(daemon, ["key-url"])
+
+
+def test_sentinels_with_their_own_password(start_daemon: Any, tmp_path: Path) -> None:
+    s = SentinelSet(tmp_path / "sentinel-auth", password="data-pw", sentinel_password="s-pw")
+    try:
+        s.start()
+        daemon = start_daemon(
+            redis_keys(
+                s.sentinels[0].address,  # one sentinel is enough to find the master
+                sentinel_master_name=s.master_name,
+                password="data-pw",
+                sentinel_password="s-pw",
+            )
+        )
+        round_trip(daemon, ["key-auth"])
+    finally:
+        s.stop()
