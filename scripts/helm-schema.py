@@ -28,7 +28,11 @@ K8S_OBJECT = {"type": "object"}  # a Kubernetes structure validated by the API s
 PULL_POLICY = {"type": "string", "enum": ["Always", "IfNotPresent", "Never"]}
 DIGEST = {"type": "string", "pattern": r"^(sha256:[a-f0-9]{64})?$"}
 PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
-SECRET_NAME = {"type": "string", "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$", "maxLength": 253}
+SECRET_NAME = {
+    "type": "string",
+    "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+    "maxLength": 253,
+}
 DURATION = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h))+$"}
 
 OVERRIDES: dict[str, dict[str, Any]] = {
@@ -69,16 +73,28 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "config.sidecar.shutdown.drain_seconds": {"type": "number", "minimum": 0},
     "config.sidecar.shutdown.flush_timeout_seconds": {"type": "number", "minimum": 0},
     "config.sidecar.log.level": {
-        "type": "string", "enum": ["debug", "info", "warning", "error", "critical"]},
+        "type": "string",
+        "enum": ["debug", "info", "warning", "error", "critical"],
+    },
     "config.sidecar.log.format": {"type": "string", "enum": ["json", "console"]},
     "auth.existingSecret": SECRET_NAME,
     "externalRedis.port": PORT,
     "externalRedis.database": {"type": "integer", "minimum": 0},
     "externalRedis.existingSecret": SECRET_NAME,
     "externalRedis.tls.caSecret": SECRET_NAME,
-    "redis.maxmemoryPolicy": {"type": "string", "enum": [
-        "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
-        "volatile-lfu", "volatile-random", "volatile-ttl"]},
+    "redis.maxmemoryPolicy": {
+        "type": "string",
+        "enum": [
+            "noeviction",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+        ],
+    },
     "redis.resources": K8S_OBJECT,
     "redis.podSecurityContext": K8S_OBJECT,
     "redis.securityContext": K8S_OBJECT,
@@ -86,12 +102,32 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "redis.readinessProbe": K8S_OBJECT,
     "service.type": {"type": "string", "enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
     "service.port": PORT,
-    "ingress.hosts": {"type": "array", "items": {
-        "type": "object", "additionalProperties": False, "required": ["host"],
-        "properties": {"host": {"type": "string"}, "paths": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False, "required": ["path"],
-            "properties": {"path": {"type": "string"}, "pathType": {
-                "type": "string", "enum": ["Prefix", "Exact", "ImplementationSpecific"]}}}}}}},
+    "ingress.hosts": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["host"],
+            "properties": {
+                "host": {"type": "string"},
+                "paths": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["path"],
+                        "properties": {
+                            "path": {"type": "string"},
+                            "pathType": {
+                                "type": "string",
+                                "enum": ["Prefix", "Exact", "ImplementationSpecific"],
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
     "podSecurityContext": K8S_OBJECT,
     "terminationGracePeriodSeconds": {"type": ["integer", "null"], "minimum": 0},
     "metrics.serviceMonitor.interval": DURATION,
@@ -100,7 +136,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "metrics.podMonitor.scrapeTimeout": DURATION,
     "metrics.prometheusRule.disabledAlerts": {"type": "array", "items": {"type": "string"}},
     "metrics.prometheusRule.alertLabels": {
-        "type": "object", "additionalProperties": {"type": "string"}},
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+    },
     "podDisruptionBudget.minAvailable": {"type": ["integer", "string"]},
     "podDisruptionBudget.maxUnavailable": {"type": ["integer", "string"]},
     "autoscaling.minReplicas": {"type": "integer", "minimum": 1},
@@ -157,7 +195,9 @@ def render() -> str:
     descriptions = {row.key: row.description for row in docs.parse(CHART / "values.yaml")}
     schema = infer(values, "", descriptions)
     schema["properties"]["global"] = {
-        "type": "object", "description": "Values shared with parent and sibling charts."}
+        "type": "object",
+        "description": "Values shared with parent and sibling charts.",
+    }
     schema = {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "events-cache chart values",

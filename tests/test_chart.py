@@ -1,0 +1,657 @@
+"""The Helm chart, rendered and linted by Helm v4's own library (helm-python-sdk).
+
+Every value set of helm/events-cache/ci/ is rendered, and every object is validated
+against the Kubernetes JSON schemas of each supported Kubernetes version
+(kubernetes-validate, strict: unknown fields fail), and the Prometheus Operator objects
+against the vendored CRD schemas. Then the properties users rely on: Pod Security
+"restricted" on every container, the ingest listener in no Service, probes that never
+depend on Redis, the sidecar wiring, and a rendered configuration that the daemon's own
+loader and `events-cache check-config` accept.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
+kubernetes_validate = pytest.importorskip(
+    "kubernetes_validate", reason="kubernetes-validate is not installed"
+)
+jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
+from kubernetes_validate import utils as kv_utils  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "events-cache"
+CRD_SCHEMAS = Path(__file__).resolve().parent / "data" / "crd-schemas"
+VALUE_SETS = {p.name.removesuffix("-values.yaml"): p for p in sorted((CHART / "ci").glob("*.yaml"))}
+RELEASE, NAMESPACE = "ec", "ingest"
+# Every Kubernetes minor from the chart's kubeVersion floor (native sidecars, 1.29) up to
+# the newest that kubernetes-validate ships.
+K8S_VERSIONS = [
+    v for v in kv_utils.all_versions() if tuple(int(x) for x in v.split(".")[:2]) >= (1, 29)
+]
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "downwardAPI",
+    "emptyDir",
+    "projected",
+    "secret",
+    "csi",
+    "persistentVolumeClaim",
+    "ephemeral",
+    "image",
+}
+HAVE_DAEMON_CONFIG = (ROOT / "daemon" / "config.py").is_file()
+
+
+def values_of(name: str) -> dict[str, Any]:
+    """The values of one ci/ value set."""
+    loaded: dict[str, Any] = yaml.safe_load(VALUE_SETS[name].read_text())
+    return loaded
+
+
+def split(manifests: dict[str, str]) -> list[dict[str, Any]]:
+    """Rendered templates to Kubernetes objects (NOTES.txt left out)."""
+    objects = []
+    for template, text in sorted(manifests.items()):
+        if template.endswith("NOTES.txt"):
+            continue
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[Any]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def rendered(chart: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every ci/ value set rendered once for the whole module."""
+    return {
+        name: split(
+            chart.render(values_of(name), name=RELEASE, namespace=NAMESPACE, is_install=True)
+        )
+        for name in VALUE_SETS
+    }
+
+
+def render(chart: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return split(chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True))
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(object name, pod spec) of every workload and bare pod."""
+    specs = []
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            specs.append(
+                (f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"])
+            )
+        elif obj["kind"] == "Pod":
+            specs.append((f"Pod/{obj['metadata']['name']}", obj["spec"]))
+    return specs
+
+
+def deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (dep,) = find(objects, "Deployment")
+    return dep
+
+
+def sidecar_of(pod: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Where the sidecar is ("initContainers" or "containers") and its spec."""
+    for where in ("initContainers", "containers"):
+        for c in pod.get(where, []):
+            if c["name"] == "events-cache":
+                return where, c
+    raise AssertionError("no events-cache container in the pod")
+
+
+# ----------------------------------------------------------------------------- lint
+
+
+def test_lint_defaults_has_no_warnings() -> None:
+    report = helm.lint(str(CHART), strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_lint_value_set_is_clean(value_set: str) -> None:
+    for version in (K8S_VERSIONS[0], K8S_VERSIONS[-1]):
+        report = helm.lint(
+            str(CHART), values_of(value_set), strict=True, kube_version=f"v{version}"
+        )
+        assert report["errors"] == [], (version, report)
+        assert [m for m in report["messages"] if m["severity"] >= 2] == [], (version, report)
+
+
+def test_chart_requires_kubernetes_with_native_sidecars(chart: Any) -> None:
+    # Enforced by helm install against the cluster's version (lint and offline render
+    # do not know the cluster), so the constraint itself is what can be checked here.
+    assert chart.metadata["kubeVersion"] == ">=1.29.0-0"
+    assert (
+        chart.metadata["appVersion"] == chart.values["image"]["tag"]
+        or chart.values["image"]["tag"] == ""
+    )
+
+
+# ------------------------------------------------------------------------ schemas
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_objects_validate_against_kubernetes_schemas(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    objects = [o for o in rendered[value_set] if o["kind"] not in CRD_KINDS]
+    assert objects
+    failures = []
+    for version in K8S_VERSIONS:
+        for obj in objects:
+            try:
+                kv_utils.validate(obj, version, strict=True)
+            except kv_utils.ValidationError as e:
+                path = ".".join(str(p) for p in e.path)
+                failures.append(
+                    f"{version} {obj['kind']}/{obj['metadata']['name']} {path}: {e.message}"
+                )
+    assert failures == []
+
+
+def test_kubernetes_schemas_reject_a_misspelt_field(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    broken = copy.deepcopy(deployment(rendered["defaults"]))
+    broken["spec"]["template"]["spec"]["initContainers"][0]["startupProbes"] = {}
+    with pytest.raises(kv_utils.ValidationError):
+        kv_utils.validate(broken, K8S_VERSIONS[0], strict=True)
+
+
+def test_every_value_set_is_checked_on_every_supported_version() -> None:
+    assert len(VALUE_SETS) >= 9
+    assert K8S_VERSIONS[0].startswith("1.29")
+    assert len(K8S_VERSIONS) >= 3
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_operator_objects_validate_against_crd_schemas(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    for obj in rendered[value_set]:
+        if obj["kind"] in CRD_KINDS:
+            schema = json.loads(
+                (CRD_SCHEMAS / f"{obj['kind'].lower()}-monitoring-v1.json").read_text()
+            )
+            jsonschema.validate(obj, schema)
+
+
+def test_crd_schemas_reject_a_misspelt_field(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    (monitor,) = find(rendered["monitors"], "PodMonitor")
+    broken = copy.deepcopy(monitor)
+    broken["spec"]["podMetricsEndpoint"] = broken["spec"].pop("podMetricsEndpoints")
+    schema = json.loads((CRD_SCHEMAS / "podmonitor-monitoring-v1.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_monitors_render_only_when_enabled(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    kinds = {o["kind"] for o in rendered["monitors"]}
+    assert CRD_KINDS <= kinds
+    assert not CRD_KINDS & {o["kind"] for o in rendered["defaults"]}
+
+
+# -------------------------------------------------------------- pod security
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_every_container_meets_pod_security_restricted(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    specs = pod_specs(rendered[value_set])
+    assert specs
+    for where, pod in specs:
+        psc = pod.get("securityContext", {})
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not pod.get(flag), (where, flag)
+        for volume in pod.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= RESTRICTED_VOLUME_TYPES, (where, volume)
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            sc = c.get("securityContext", {})
+            label = f"{where} container {c['name']}"
+            assert sc.get("allowPrivilegeEscalation") is False, label
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], label
+            assert set(sc.get("capabilities", {}).get("add", [])) <= {"NET_BIND_SERVICE"}, label
+            assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, label
+            assert sc.get("runAsUser", psc.get("runAsUser")) not in (0, None), label
+            seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {}))
+            assert seccomp.get("type") in ("RuntimeDefault", "Localhost"), label
+            assert sc.get("readOnlyRootFilesystem") is True, label
+            assert not sc.get("privileged"), label
+            for port in c.get("ports", []):
+                assert "hostPort" not in port, label
+
+
+def test_helm_test_pod_is_restricted_and_queries_the_api(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    (pod,) = find(rendered["defaults"], "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = " ".join(pod["spec"]["containers"][0]["command"])
+    assert "/api/v1/events/cache" in script and "X-Admin-Token" in script
+    assert f"ec-events-cache.{NAMESPACE}.svc:8080" in script
+
+
+# --------------------------------------------------------- services and wiring
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_no_service_or_ingress_exposes_the_ingest_listener(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    values = values_of(value_set)
+    ingest_port = values.get("sidecar", {}).get("ingestPort", 8001)
+    objects = rendered[value_set]
+    dep = deployment(objects)
+    _, sidecar = sidecar_of(dep["spec"]["template"]["spec"])
+    sidecar_ports = {p["containerPort"] for p in sidecar.get("ports", [])}
+    assert ingest_port not in sidecar_ports  # the ingest listener is loopback only
+    for svc in find(objects, "Service"):
+        for port in svc["spec"]["ports"]:
+            assert ingest_port not in (port["port"], port.get("targetPort")), svc
+            assert "ingest.sock" not in json.dumps(port)
+    (query,) = find(objects, "Service", "ec-events-cache")
+    assert query["spec"]["type"] == "ClusterIP"
+    assert [(p["port"], p["targetPort"]) for p in query["spec"]["ports"]] == [(8080, 8080)]
+    for ing in find(objects, "Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["name"] == "ec-events-cache"
+    config = yaml.safe_load(find(objects, "ConfigMap", "ec-events-cache")[0]["data"]["config.yaml"])
+    assert config["sidecar"]["ingest"]["listen"].startswith("127.0.0.1:")
+
+
+def test_native_sidecar_starts_before_the_ingest_and_waits_for_the_socket(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    pod = deployment(rendered["defaults"])["spec"]["template"]["spec"]
+    where, sidecar = sidecar_of(pod)
+    assert where == "initContainers"
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["startupProbe"]["exec"]["command"] == [
+        "test",
+        "-S",
+        "/var/run/events-cache/ingest.sock",
+    ]
+    (ingest,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in ingest["env"]}
+    assert env["EVENTS_CACHE_SOCKET"] == "/var/run/events-cache/ingest.sock"
+    assert env["EVENTS_CACHE_URL"] == "http://127.0.0.1:8001"
+    socket_mounts = [
+        m["mountPath"]
+        for c in (sidecar, ingest)
+        for m in c["volumeMounts"]
+        if m["name"] == "events-cache-socket"
+    ]
+    assert socket_mounts == ["/var/run/events-cache", "/var/run/events-cache"]
+    (socket_volume,) = [v for v in pod["volumes"] if v["name"] == "events-cache-socket"]
+    assert "emptyDir" in socket_volume
+    # The ingest's shutdown (20 s) + drain (5 s) + flush (10 s) + margin.
+    assert pod["terminationGracePeriodSeconds"] >= 20 + 5 + 10
+
+
+def test_classic_sidecar_is_a_plain_container(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    pod = deployment(rendered["classic-sidecar"])["spec"]["template"]["spec"]
+    where, sidecar = sidecar_of(pod)
+    assert where == "containers"
+    assert "restartPolicy" not in sidecar
+    assert "initContainers" not in pod
+    assert [c["name"] for c in pod["containers"]] == ["ingest", "events-cache"]
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_probes_never_depend_on_redis(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    _, sidecar = sidecar_of(deployment(rendered[value_set])["spec"]["template"]["spec"])
+    assert sidecar["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "httpGet" not in sidecar["startupProbe"] or sidecar["startupProbe"]["httpGet"][
+        "path"
+    ] in ("/healthz", "/readyz")
+
+
+def test_image_digest_pinning(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    pod = deployment(rendered["external-tls"])["spec"]["template"]["spec"]
+    _, sidecar = sidecar_of(pod)
+    assert sidecar["image"] == "events-cache:0.1.0@sha256:" + "fedcba9876543210" * 4
+    assert pod["containers"][0]["image"] == (
+        "registry.example.internal/ingest:latest@sha256:" + "0123456789abcdef" * 4
+    )
+
+
+def test_checksum_annotation_rolls_pods_on_config_change(chart: Any) -> None:
+    base = values_of("defaults")
+    changed = copy.deepcopy(base)
+    changed["config"] = {"sidecar": {"log": {"level": "debug"}}}
+
+    def checksum(values: dict[str, Any]) -> str:
+        dep = deployment(render(chart, values))
+        return str(dep["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum(base) == checksum(copy.deepcopy(base))
+    assert checksum(base) != checksum(changed)
+
+
+def test_secrets_wiring(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    # Generated admin token, no Redis password.
+    (secret,) = find(rendered["defaults"], "Secret")
+    token = base64.b64decode(secret["data"]["admin-token"]).decode()
+    assert len(token) == 40 and token.isalnum()
+    # existingSecret: no chart Secret, the projected volume names the user's Secrets.
+    objects = rendered["existing-secret"]
+    assert find(objects, "Secret") == []
+    pod = deployment(objects)["spec"]["template"]["spec"]
+    (secrets,) = [v for v in pod["volumes"] if v["name"] == "events-cache-secrets"]
+    sources = [s["secret"] for s in secrets["projected"]["sources"]]
+    assert [(s["name"], s["items"][0]["key"], s["items"][0]["path"]) for s in sources] == [
+        ("events-cache-admin", "token", "admin-token"),
+        ("redis-credentials", "redis-password", "redis-password"),
+    ]
+    _, sidecar = sidecar_of(pod)
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["EVENTS_CACHE_ADMIN_TOKEN_FILE"] == "/etc/events-cache/secrets/admin-token"
+    assert env["EVENTS_CACHE_REDIS_PASSWORD_FILE"] == "/etc/events-cache/secrets/redis-password"
+    for c in pod["containers"] + pod.get("initContainers", []):
+        assert not [
+            e
+            for e in c.get("env", [])
+            if "PASSWORD" in e["name"] and "value" in e and not e["name"].endswith("_FILE")
+        ], "secrets only as files"
+
+
+def test_explicit_admin_token_is_used(chart: Any) -> None:
+    values = values_of("defaults")
+    values["auth"] = {"adminToken": "given-token"}
+    (secret,) = find(render(chart, values), "Secret")
+    assert base64.b64decode(secret["data"]["admin-token"]).decode() == "given-token"
+
+
+def test_chart_managed_redis(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered["redis-managed"]
+    (sts,) = find(objects, "StatefulSet")
+    assert (
+        sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    )
+    (redis,) = sts["spec"]["template"]["spec"]["containers"]
+    assert redis["livenessProbe"] and redis["readinessProbe"]
+    assert "--requirepass" in redis["args"]
+    config = yaml.safe_load(find(objects, "ConfigMap", "ec-events-cache")[0]["data"]["config.yaml"])
+    assert config["meta"]["storage"]["redis"]["host"] == f"ec-events-cache-redis.{NAMESPACE}.svc"
+    (secret,) = find(objects, "Secret")
+    assert len(base64.b64decode(secret["data"]["redis-password"])) == 32
+    assert find(objects, "ConfigMap", "ec-extra")  # extraObjects, through tpl
+    dep = deployment(objects)
+    assert dep["metadata"]["labels"]["team"] == "data"
+    assert dep["spec"]["template"]["metadata"]["labels"]["team"] == "data"
+
+
+def test_prometheus_rule_renders_the_alerts_file(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    (rule,) = find(rendered["monitors"], "PrometheusRule")
+    source = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    want = [r["alert"] for g in source["groups"] for r in g["rules"]]
+    groups = rule["spec"]["groups"]
+    got = [r["alert"] for r in groups[0]["rules"]]
+    assert got == [a for a in want if a != "EventsCacheQueueNearCapacity"]  # disabledAlerts
+    for r in groups[0]["rules"]:
+        original = next(s for g in source["groups"] for s in g["rules"] if s["alert"] == r["alert"])
+        assert r["expr"] == original["expr"]
+        assert r["labels"] == {**original["labels"], "team": "data"}
+    assert groups[1]["rules"][0]["alert"] == "EventsCacheHighQueryLatency"
+
+
+def test_network_policy(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    (policy,) = find(rendered["networkpolicy"], "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    api, ingest = spec["ingress"]
+    assert api["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert ingest["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    redis_rule = spec["egress"][1]
+    assert (
+        redis_rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        == "events-cache-redis"
+    )
+
+
+def test_missing_required_values_fail_with_a_message(chart: Any) -> None:
+    with pytest.raises(helm.HelmError, match=r"ingest\.image\.repository is required"):
+        render(chart, {"externalRedis": {"host": "redis"}})
+    with pytest.raises(helm.HelmError, match=r"externalRedis\.host"):
+        render(chart, {"ingest": {"image": {"repository": "ingest"}}})
+
+
+# ------------------------------------------------------- values.schema.json
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sidecar": {"native": "yes"}},
+        {"image": {"pullPolicy": "Sometimes"}},
+        {"image": {"digest": "latest"}},
+        {"replicaCount": -1},
+        {"imageTag": "1.0"},
+        {"sidecar": {"apiPort": 70000}},
+        {"config": {"sidecar": {"log": {"level": "loud"}}}},
+        {"config": {"server": {"cache": {"events": {"size": 0}}}}},
+        {"config": {"server": {"admin_token": "secrets never go into the ConfigMap"}}},
+        {"externalRedis": {"port": "6379"}},
+        {"service": {"type": "ExternalName"}},
+    ],
+)
+def test_schema_rejects_invalid_values(chart: Any, bad: dict[str, Any]) -> None:
+    values = {**values_of("defaults"), **bad}
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(values)
+    with pytest.raises(helm.HelmError):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_schema_accepts_value_sets_and_global(chart: Any, value_set: str) -> None:
+    chart.validate_schema({**values_of(value_set), "global": {"imageRegistry": "mirror"}})
+
+
+def _script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        name.replace("-", "_"), ROOT / "scripts" / f"{name}.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_schema_is_generated_from_values_and_covers_every_value() -> None:
+    schema_script = _script("helm-schema")
+    assert (CHART / "values.schema.json").read_text() == schema_script.render(), (
+        "values.schema.json is stale: run scripts/helm-schema.py"
+    )
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(value: Any, node: dict[str, Any], path: str) -> None:
+        assert "type" in node, path
+        if isinstance(value, dict) and value and "properties" in node:
+            assert node.get("additionalProperties") is False, path
+            for key, sub in value.items():
+                assert key in node["properties"], f"{path}.{key} not in the schema"
+                walk(sub, node["properties"][key], f"{path}.{key}")
+
+    walk(values, schema, "")
+    assert "global" in schema["properties"]
+
+
+def test_readme_values_table_is_up_to_date() -> None:
+    docs = _script("helm-docs")
+    readme = (CHART / "README.md").read_text()
+    assert docs.render(readme) == readme, "README.md is stale: run scripts/helm-docs.py"
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    documented = {row.key for row in docs.parse(CHART / "values.yaml")}
+
+    def leaves(value: Any, path: str) -> Iterator[str]:
+        if isinstance(value, dict) and value:
+            for key, sub in value.items():
+                yield from leaves(sub, f"{path}.{key}" if path else key)
+        else:
+            yield path
+
+    undocumented = [
+        leaf
+        for leaf in leaves(values, "")
+        if not any(leaf == d or leaf.startswith(d + ".") for d in documented)
+    ]
+    assert undocumented == []
+
+
+# ------------------------------------------- the daemon accepts the rendered config
+
+
+@pytest.mark.skipif(not HAVE_DAEMON_CONFIG, reason="daemon/config.py does not exist yet")
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_rendered_config_passes_the_daemons_loader_and_check_config(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str, tmp_path: Path
+) -> None:
+    from daemon.config import load_config
+
+    objects = rendered[value_set]
+    text = find(objects, "ConfigMap", "ec-events-cache")[0]["data"]["config.yaml"]
+    config = yaml.safe_load(text)
+    redis = config["meta"]["storage"]["redis"]
+    if redis.get("tls_ca_file"):
+        # The CA comes from a Secret mounted in the pod; here a file stands in for it.
+        assert redis["tls_ca_file"] == "/etc/events-cache/redis-tls/ca.crt"
+        ca = tmp_path / "ca.crt"
+        ca.write_text("-----BEGIN CERTIFICATE-----\n")
+        text = text.replace("/etc/events-cache/redis-tls/ca.crt", str(ca))
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+
+    # The secret files the pod would mount, from the rendered Secret where it is the chart's.
+    pod = deployment(objects)["spec"]["template"]["spec"]
+    _, sidecar = sidecar_of(pod)
+    env = {e["name"]: e["value"] for e in sidecar["env"] if "value" in e}
+    files = {
+        "admin-token": "token-from-an-existing-secret",
+        "redis-password": "password-from-an-existing-secret",
+    }
+    for secret in find(objects, "Secret"):
+        for key, value in secret["data"].items():
+            files["admin-token" if key == "admin-token" else "redis-password"] = base64.b64decode(
+                value
+            ).decode()
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTS_CACHE_")}
+    for name, mounted in env.items():
+        if name.endswith("_FILE"):
+            local = tmp_path / Path(mounted).name
+            local.write_text(files[Path(mounted).name])
+            run_env[name] = str(local)
+
+    loaded = load_config(str(path), env=run_env)
+    assert loaded.warnings == (), "the chart renders keys the daemon does not know"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "check-config", "--config", str(path)],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    settings = yaml.safe_load(result.stdout)
+    assert settings["sidecar"]["ingest"]["socket"] == "/var/run/events-cache/ingest.sock"
+    assert settings["sidecar"]["api"]["listen"] == "0.0.0.0:8080"
+    for secret_value in files.values():
+        assert secret_value not in result.stdout, "check-config must redact secrets"
+
+
+# ------------------------------------ the named templates, used from a parent chart
+
+
+def test_named_templates_in_a_parent_chart(tmp_path: Path) -> None:
+    parent = tmp_path / "ingest-app"
+    (parent / "templates").mkdir(parents=True)
+    shutil.copytree(
+        CHART, parent / "charts" / "events-cache", ignore=shutil.ignore_patterns("ci", "README.md")
+    )
+    (parent / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: ingest-app\nversion: 1.0.0\nappVersion: '1.0.0'\n"
+        "dependencies:\n  - name: events-cache\n    version: 0.1.0\n"
+    )
+    (parent / "values.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "events-cache": {
+                    "deployment": {"enabled": False},
+                    "externalRedis": {"host": "redis.cache.svc"},
+                }
+            }
+        )
+    )
+    readme = (CHART / "README.md").read_text()
+    # The pod template documented in the chart README, as a user would paste it.
+    snippet = readme.split("# templates/deployment.yaml of your chart (pod template)\n", 1)[1]
+    snippet = snippet.split("```", 1)[0]
+    (parent / "templates" / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ingest-app\n"
+        + snippet.replace(
+            "spec:\n  template:",
+            "spec:\n  selector:\n    matchLabels:\n      app: ingest-app\n  template:",
+            1,
+        ).replace("      labels:\n", "      labels:\n        app: ingest-app\n", 1)
+    )
+    with helm.Chart.load(parent) as parent_chart:
+        objects = split(parent_chart.render({}, name=RELEASE, namespace=NAMESPACE, is_install=True))
+    deployments = find(objects, "Deployment")
+    assert [d["metadata"]["name"] for d in deployments] == ["ingest-app"]
+    pod = deployments[0]["spec"]["template"]["spec"]
+    where, sidecar = sidecar_of(pod)
+    assert where == "initContainers" and sidecar["restartPolicy"] == "Always"
+    env = {e["name"] for e in pod["containers"][0]["env"]}
+    assert {"EVENTS_CACHE_SOCKET", "EVENTS_CACHE_URL"} <= env
+    assert {v["name"] for v in pod["volumes"]} >= {
+        "events-cache-socket",
+        "events-cache-config",
+        "events-cache-secrets",
+    }
+    # The subchart's Service selects the pods through the labels the snippet adds.
+    (svc,) = find(objects, "Service")
+    labels = deployments[0]["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= labels.items()
+    for obj in objects:
+        kv_utils.validate(obj, K8S_VERSIONS[0], strict=True)
