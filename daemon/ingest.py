@@ -148,6 +148,10 @@ class Ingestor:
             return await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._too_large(None)
+        except web.RequestPayloadError as e:  # e.g. a body that is not the Content-Encoding
+            return error_response(400, f"cannot read the request body: {e}")
+        except ConnectionResetError:  # the client went away mid-body: nobody to answer
+            return error_response(400, "connection lost before the whole body arrived")
 
     def _too_large(self, length: int | None) -> web.Response:
         size = f" ({length} bytes)" if length is not None else ""
