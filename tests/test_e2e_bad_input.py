@@ -4,9 +4,11 @@ never a 500 and never a traceback, on both listeners.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import socket
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -258,6 +260,57 @@ def test_invalid_utf8_in_headers_and_path(daemon: Any) -> None:
     sane(daemon.api(CACHE, {"namespace": "token"}), 200)
     for event in daemon.query(namespace="token")["events"]:
         json.dumps(event, ensure_ascii=False).encode("utf-8")  # no lone surrogates
+
+
+def test_compressed_bodies(daemon: Any, redis_client: redis.Redis) -> None:
+    """aiohttp inflates Content-Encoding bodies: a good one is taken, the limit applies to
+    the inflated size, and a body that does not inflate is a 400."""
+    for via in ("unix", "tcp"):
+        reply = daemon.post_token(
+            "gz", gzip.compress(b'{"packed": true}'), headers={"Content-Encoding": "gzip"}, via=via
+        )
+        assert sane(reply, 202)["accepted"] == 1
+        bomb = gzip.compress(b"0" * 5_000_000)
+        assert len(bomb) < 300_000
+        reply = daemon.post_token("bomb", bomb, headers={"Content-Encoding": "gzip"}, via=via)
+        assert "max_request_bytes" in sane(reply, 413)["message"]
+        for encoding, body in (("gzip", b"this is not gzip"), ("deflate", b"nor deflate")):
+            reply = daemon.post_token("garbled", body, headers={"Content-Encoding": encoding})
+            assert sane(reply, 400)["message"], (encoding, body)
+    # A truncated stream inflates to what it holds (aiohttp is lenient): taken or refused,
+    # never a 500.
+    for encoding, body in (
+        ("gzip", gzip.compress(b'{"a": 1}')[:-12]),
+        ("deflate", zlib.compress(b'{"a": 1}')[:5]),
+    ):
+        reply = daemon.post_token("truncated", body, headers={"Content-Encoding": encoding})
+        assert reply.status in (202, 400), sane(reply)
+    settle(daemon)
+    assert [e["original"] for e in daemon.query(namespace="token", ids="gz")["events"]] == [
+        {"packed": True},
+        {"packed": True},
+    ]
+    assert not redis_client.exists(key("token", "bomb"))
+    assert not redis_client.exists(key("token", "garbled"))
+
+
+def test_client_gone_mid_body(daemon: Any) -> None:
+    """A client that disconnects before sending the whole body is not an error to log."""
+    for via in ("unix", "tcp"):
+        if via == "tcp":
+            sock = socket.create_connection(("127.0.0.1", daemon.ingest_port), timeout=10)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(daemon.socket_path)
+        sock.sendall(
+            b'POST /v1/token/gone/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"a": '
+        )
+        sock.close()
+    # The daemon still answers, and counted nothing for the broken requests.
+    assert sane(daemon.post_token("after", b"{}"), 202)["accepted"] == 1
+    settle(daemon)
+    wait_for(lambda: daemon.metric("events_cache_received_total", namespace="token") == 1)
+    assert daemon.query(namespace="token", ids="gone")["total_events"] == 0
 
 
 def test_deep_nesting(daemon: Any, redis_client: redis.Redis) -> None:
