@@ -115,7 +115,14 @@ def _common_options(settings: RedisSettings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "socket_timeout": 5.0,
         "socket_connect_timeout": 2.0,
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+        # One retry, on a connection error only (a pooled connection that died): after a
+        # timeout the server may have applied the pipeline, and LPUSH again would
+        # duplicate the batch. A failed batch is counted as dropped{redis_error}.
+        "retry": Retry(
+            ExponentialBackoff(cap=0.2, base=0.02),
+            retries=1,
+            supported_errors=(RedisConnectionError,),
+        ),
         "health_check_interval": 15,
         "client_name": CLIENT_NAME,
     }
@@ -168,9 +175,10 @@ def _cluster(options: dict[str, Any], url: str = "", **where: Any) -> RedisClust
     """A cluster client; the first node given is only where the slot map is read from."""
     options = dict(options)
     options.pop("health_check_interval")  # not a RedisCluster option
-    # Cluster-level retries: after a node failure redis-py refreshes the slot map and
-    # tries again, which rides through a replica's promotion without dropping a batch.
-    options["retry"] = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
+    # Cluster-level retry: after a node error redis-py refreshes the slot map and sends
+    # again only the commands that have no reply yet (MOVED after a failover or a
+    # migration). On a timeout that may repeat an LPUSH the node did apply.
+    options["retry"] = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1)
     if url:
         return RedisCluster.from_url(url, **options)
     return RedisCluster(**where, **options)
