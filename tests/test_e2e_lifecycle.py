@@ -160,6 +160,33 @@ def test_redis_stopped_while_ingesting(start_daemon: Any, spawn_redis: Any) -> N
     assert daemon.stop() == 0
 
 
+def test_redis_down_at_start(start_daemon: Any, spawn_redis: Any) -> None:
+    """The sidecar starts, is ready and takes ingest without Redis; writes begin once it
+    is there, without a restart."""
+    server = spawn_redis()
+    server.stop()
+    daemon = start_daemon(
+        {"sidecar": {"ingest": {"queue_size": 50}}, "server": {"cache": {"events": NO_REFILL}}},
+        url=server.url,
+    )
+    assert daemon.api("/readyz", token=None).json["redis"] == "down"
+    assert daemon.metric("events_cache_redis_up") == 0
+    reply = daemon.post_token("early", b'{"a": 1}')
+    assert (reply.status, reply.json["accepted"]) == (202, 1)
+    assert daemon.api(CACHE, {"namespace": "token"}).status == 503
+
+    server.start()
+    wait_for(lambda: daemon.metric("events_cache_redis_up") == 1, timeout=10)
+    for n in range(3):
+        assert daemon.post_token("late", json.dumps({"seq": n})).json["accepted"] == 1
+    settle(daemon)
+    answer = daemon.query(namespace="token", ids="late")
+    assert [e["original"]["seq"] for e in answer["events"]] == [2, 1, 0]
+    received, done = accounted(daemon.metrics(), "token")
+    assert received == done == 4
+    assert daemon.stop() == 0
+
+
 # -- Metrics ---------------------------------------------------------------------------
 
 
@@ -303,6 +330,38 @@ def test_sigterm_with_events_queued_loses_none(start_daemon: Any, spawn_redis: A
     assert len(stopped) == 1 and stopped[0]["dropped_at_shutdown"] == 0
 
 
+def test_shutdown_with_redis_hanging_counts_the_rest(start_daemon: Any, spawn_redis: Any) -> None:
+    """Redis does not answer: after flush_timeout_seconds the daemon exits 0 anyway and
+    counts what it could not write as dropped (the summary line adds up)."""
+    server = spawn_redis()
+    daemon = start_daemon(
+        {
+            "server": {"cache": {"events": {"size": 100_000, **NO_REFILL}, "pool": {"size": 1}}},
+            "sidecar": {"shutdown": {"drain_seconds": 0, "flush_timeout_seconds": 1}},
+        },
+        url=server.url,
+    )
+    daemon.post_ndjson(token_lines("warm", 0, 1))
+    settle(daemon)
+    client = server.client()
+    try:
+        client.execute_command("CLIENT", "PAUSE", "60000", "WRITE")
+        # One writer takes at most 2000 entries at a time: of 3000, some stay queued.
+        for r in range(6):
+            reply = daemon.post_ndjson(token_lines(f"id-{r}", 0, 500))
+            assert reply.json["accepted"] == 500
+        assert daemon.metric("events_cache_queue_depth") > 0
+        daemon.signal(signal.SIGTERM)
+        assert wait_exit(daemon) == 0
+    finally:
+        client.execute_command("CLIENT", "UNPAUSE")
+        client.close()
+    (summary,) = [json.loads(x) for x in daemon.log().splitlines() if '"stopped"' in x]
+    assert summary["dropped_at_shutdown"] > 0
+    assert summary["received"] == 3001
+    assert summary["received"] == summary["cached"] + summary["dropped"], summary
+
+
 def test_drain_keeps_accepting_after_sigterm(start_daemon: Any, redis_client: redis.Redis) -> None:
     daemon = start_daemon({"sidecar": {"shutdown": {"drain_seconds": 2}}})
     daemon.signal(signal.SIGTERM)
@@ -330,6 +389,34 @@ def test_sigint_stops_like_sigterm(start_daemon: Any, redis_client: redis.Redis)
     daemon.post_token("int", b'{"a": 1}')
     assert daemon.stop(signal.SIGINT) == 0
     assert redis_client.llen(key("token", "int")) == 1
+
+
+def test_socket_mode_and_stale_socket(start_daemon: Any, tmp_path: Path) -> None:
+    path = tmp_path / "shared" / "ingest.sock"
+    settings = {"sidecar": {"ingest": {"socket": str(path), "socket_mode": "0600"}}}
+    first = start_daemon(settings)
+    assert path.is_socket()
+    assert path.stat().st_mode & 0o777 == 0o600
+    # Killed without cleanup (OOM, SIGKILL): the socket file stays behind ...
+    first.process.kill()
+    first.process.wait()
+    assert path.is_socket()
+    # ... and the restarted container takes the path over.
+    second = start_daemon(settings)
+    second.socket_path = str(path)
+    assert second.post_token("k", b"{}").json["accepted"] == 1
+    assert second.stop() == 0
+    assert not path.exists()
+
+
+def test_listeners_can_be_turned_off(start_daemon: Any) -> None:
+    no_socket = start_daemon({"sidecar": {"ingest": {"socket": ""}}})
+    assert not Path(no_socket.socket_path).exists()
+    assert no_socket.post_token("k", b"{}", via="tcp").json["accepted"] == 1
+    no_tcp = start_daemon({"sidecar": {"ingest": {"listen": ""}}})
+    with pytest.raises(OSError):
+        no_tcp.post_token("k", b"{}", via="tcp")
+    assert no_tcp.post_token("k", b"{}").json["accepted"] == 1
 
 
 # -- Command line ----------------------------------------------------------------------
