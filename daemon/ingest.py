@@ -24,6 +24,7 @@ from daemon.writer import EventQueue, QueuedEntry
 SKIP_HEADER = "X-Events-Cache-Skip"
 ERROR_HEADER = "X-Events-Cache-Error"
 JSON = "application/json"
+_ALL, _ERROR = int(Target.ALL), int(Target.ERROR)  # plain ints on the hot path
 
 
 def json_response(doc: object, status: int) -> web.Response:
@@ -77,44 +78,53 @@ class Ingestor:
         self.enabled = config.cache.enabled
 
     def submit(self, events: list[ParsedEvent]) -> Outcome:
-        """Limit, encode and queue `events`; update the counters once."""
-        outcome = Outcome()
+        """Limit, encode and queue `events`; update the counters once.
+
+        The hot path of the ingest: targets are plain ints (IntFlag operators are
+        Python-level calls), and limited counts are summed per key before they reach
+        the shared counter.
+        """
         now, wall = self._monotonic(), self._wall()
-        allow, limited, put = self._limiters.allow, self._limited.add, self._queue.put
+        allow, put = self._limiters.allow, self._queue.put
+        all_, error_ = Collection.ALL, Collection.ERROR
+        accepted = rate_limited = dropped = malformed = 0
         received: dict[Namespace, int] = {}
         limited_all: dict[Namespace, int] = {}
         limited_error: dict[Namespace, int] = {}
-        malformed = 0
+        limited_keys: dict[tuple[Namespace, str, Collection], int] = {}
         for event in events:
-            ns = event.namespace
+            ns, id_ = event.namespace, event.id
             received[ns] = received.get(ns, 0) + 1
-            target = Target.NONE
-            key = (ns, event.id, Collection.ALL)
+            key = (ns, id_, all_)
             if allow(key, now):
-                target = Target.ALL
+                target = _ALL
             else:
-                limited(key, wall)
+                target = 0
+                limited_keys[key] = limited_keys.get(key, 0) + 1
             if event.malformed is not None:
                 malformed += 1
-            if event.is_error:
-                error_key = (ns, event.id, Collection.ERROR)
+            if event.error or event.malformed:  # event.is_error, without the call
+                error_key = (ns, id_, error_)
                 if allow(error_key, now):
-                    target |= Target.ERROR
+                    target |= _ERROR
                 else:
-                    limited(error_key, wall)
+                    limited_keys[error_key] = limited_keys.get(error_key, 0) + 1
                     limited_error[ns] = limited_error.get(ns, 0) + 1
-            if not target & Target.ALL:
-                outcome.rate_limited += 1
-                if not target:
-                    limited_all[ns] = limited_all.get(ns, 0) + 1
-                    continue
-            if put(QueuedEntry(ns, event.id, target, encode(event, wall))):
-                if target & Target.ALL:
-                    outcome.accepted += 1
+            if not target:
+                rate_limited += 1
+                limited_all[ns] = limited_all.get(ns, 0) + 1
+                continue
+            if put(QueuedEntry(ns, id_, target, encode(event, wall))):
+                if target & _ALL:
+                    accepted += 1
+                else:
+                    rate_limited += 1  # cached in the error list only
             else:
-                outcome.dropped += 1
-                if not target & Target.ALL:
-                    outcome.rate_limited -= 1  # counted as dropped instead
+                dropped += 1
+        add_limited = self._limited.add
+        for key, n in limited_keys.items():
+            add_limited(key, wall, n)
+        outcome = Outcome(accepted, rate_limited, dropped)
         self._count(outcome, received, limited_all, limited_error, malformed)
         return outcome
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -27,6 +27,8 @@ BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 1.0
 ERROR_LOG_INTERVAL_S = 10.0
 
+_ALL, _ERROR = int(Target.ALL), int(Target.ERROR)
+
 log = structlog.get_logger(__name__)
 
 
@@ -35,7 +37,7 @@ class QueuedEntry(NamedTuple):
 
     namespace: Namespace
     id: str
-    target: Target
+    target: int  # Target bits, as a plain int (IntFlag operators are slow on the hot path)
     data: bytes
 
 
@@ -161,14 +163,24 @@ class Writers:
 
     async def write(self, batch: list[QueuedEntry]) -> bool:
         """Write one batch; on failure count it as dropped. True when written."""
-        lists: dict[str, list[bytes]] = {}
-        ids: dict[str, set[str]] = {}
+        # Group per id first: one key string per list, not one per entry.
+        per_id: dict[tuple[Namespace, str], tuple[list[bytes], list[bytes]]] = {}
         for namespace, id_, target, data in batch:
-            if target & Target.ALL:
-                lists.setdefault(events_key(namespace, id_), []).append(data)
-            if target & Target.ERROR:
-                lists.setdefault(events_key(namespace, id_, Collection.ERROR), []).append(data)
-            ids.setdefault(namespace, set()).add(id_)
+            values = per_id.get((namespace, id_))
+            if values is None:
+                values = per_id[namespace, id_] = ([], [])
+            if target & _ALL:
+                values[0].append(data)
+            if target & _ERROR:
+                values[1].append(data)
+        lists: dict[str, list[bytes]] = {}
+        ids: dict[str, list[str]] = {}
+        for (namespace, id_), (all_values, error_values) in per_id.items():
+            if all_values:
+                lists[events_key(namespace, id_)] = all_values
+            if error_values:
+                lists[events_key(namespace, id_, Collection.ERROR)] = error_values
+            ids.setdefault(namespace, []).append(id_)
         self.in_flight += len(batch)
         started = time.perf_counter()
         try:
@@ -184,24 +196,31 @@ class Writers:
             self.in_flight -= len(batch)
         self._metrics.redis_write_seconds.observe(time.perf_counter() - started)
         self._health.ok()
-        self._count_cached(batch)
+        self._count_cached(batch, per_id)
         self._on_written(set(lists))
         return True
 
-    def _count_cached(self, batch: list[QueuedEntry]) -> None:
-        counts: dict[tuple[Namespace, Target], int] = {}
-        for entry in batch:
-            k = (entry.namespace, entry.target)
-            counts[k] = counts.get(k, 0) + 1
+    def _count_cached(
+        self,
+        batch: list[QueuedEntry],
+        per_id: dict[tuple[Namespace, str], tuple[list[bytes], list[bytes]]],
+    ) -> None:
+        entries = Counter(entry[0] for entry in batch)
+        cached_all: dict[Namespace, int] = {}
+        cached_error: dict[Namespace, int] = {}
+        for (namespace, _), (all_values, error_values) in per_id.items():
+            cached_all[namespace] = cached_all.get(namespace, 0) + len(all_values)
+            cached_error[namespace] = cached_error.get(namespace, 0) + len(error_values)
         m = self._metrics
-        for (namespace, target), n in counts.items():
-            if target & Target.ALL:
-                m.cached[namespace, Collection.ALL].inc(n)
-            else:
+        for namespace, total in entries.items():
+            n_all, n_error = cached_all[namespace], cached_error[namespace]
+            if n_all:
+                m.cached[namespace, Collection.ALL].inc(n_all)
+            if total > n_all:
                 # Queued for the error list only: its all-events list was rate limited.
-                m.rate_limited[namespace, Collection.ALL].inc(n)
-            if target & Target.ERROR:
-                m.cached[namespace, Collection.ERROR].inc(n)
+                m.rate_limited[namespace, Collection.ALL].inc(total - n_all)
+            if n_error:
+                m.cached[namespace, Collection.ERROR].inc(n_error)
 
     def stop(self) -> None:
         """Write what is queued, then return from `run`."""
