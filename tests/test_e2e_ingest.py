@@ -276,30 +276,77 @@ def test_trim_keeps_at_most_size_after_a_burst(
             }
         }
     )
-    first = daemon.post_ndjson(
-        [{"namespace": "token", "id": "burst", "original": {"seq": n}} for n in range(size)]
-    )
-    assert first.json["accepted"] == size
-    time.sleep(1.2)  # the bucket (size per second) refills completely
-    second = daemon.post_ndjson(
-        [
-            {"namespace": "token", "id": "burst", "original": {"seq": n}}
-            for n in range(size, 3 * size)
+
+    def burst(seqs: range) -> list[dict[str, Any]]:
+        return [
+            line
+            for n in seqs
+            for line in (
+                {"namespace": "token", "id": "burst", "original": {"seq": n}},
+                {"namespace": "destination", "id": "dburst", "original": {"seq": n}, "error": "e"},
+            )
         ]
-    )
-    assert second.json["accepted"] == size  # only a bucket's worth gets through
-    assert second.json["rate_limited"] == size
+
+    first = daemon.post_ndjson(burst(range(size)))
+    assert first.json["accepted"] == 2 * size
+    time.sleep(1.2)  # the buckets (size per second) refill completely
+    second = daemon.post_ndjson(burst(range(size, 3 * size)))
+    # Only a bucket's worth per id gets through.
+    assert (second.json["accepted"], second.json["rate_limited"]) == (2 * size, 2 * size)
     settle(daemon)
     assert daemon.metric("events_cache_cached_total", collection="all", namespace="token") == 10
+    m = daemon.metrics()
+    assert m['events_cache_cached_total{collection="error",namespace="destination"}'] == 10
 
-    # Both bursts reached Redis (10 entries); the trim loop cuts the list to `size`,
-    # keeping the newest.
-    wait_for(lambda: redis_client.llen(key("token", "burst")) == size, timeout=5)
-    seqs = [o["seq"] for o in originals(stored(redis_client, key("token", "burst")))]
-    assert seqs == [9, 8, 7, 6, 5]
+    # Both bursts reached Redis (10 entries per list); the trim loop cuts each list to
+    # `size`, keeping the newest.
+    for k in (
+        key("token", "burst"),
+        key("destination", "dburst"),
+        key("destination", "dburst", True),
+    ):
+        wait_for(lambda k=k: redis_client.llen(k) == size, timeout=5)
+        seqs = [o["seq"] for o in originals(stored(redis_client, k))]
+        assert seqs == [9, 8, 7, 6, 5], k
     answer = daemon.query(namespace="token", ids="burst", limit=100)
     assert answer["total_events"] == size
-    assert [e["original"]["seq"] for e in answer["events"]] == seqs
+    assert [e["original"]["seq"] for e in answer["events"]] == [9, 8, 7, 6, 5]
+    answer = daemon.query(ids="dburst", status="error")
+    assert answer["total_events"] == size
+    assert [e["original"]["seq"] for e in answer["events"]] == [9, 8, 7, 6, 5]
+
+
+def test_fully_rate_limited_request_touches_no_redis(start_daemon: Any, spawn_redis: Any) -> None:
+    server = spawn_redis()  # a server of its own: its command statistics are ours alone
+    daemon = start_daemon(
+        {"server": {"cache": {"events": {"size": 2, **NO_REFILL}}}}, url=server.url
+    )
+    assert (
+        daemon.post_ndjson(
+            [{"namespace": "token", "id": "lim", "original": {"n": n}} for n in range(2)]
+        ).json["accepted"]
+        == 2
+    )
+    settle(daemon)
+    client = server.client()
+    try:
+
+        def lpush_calls() -> int:
+            stats = client.info("commandstats")
+            return int(stats.get("cmdstat_lpush", {}).get("calls", 0))
+
+        before = lpush_calls()
+        assert before >= 1
+        for n in range(5):
+            reply = daemon.post_token("lim", json.dumps({"n": n}))
+            assert (reply.json["accepted"], reply.json["rate_limited"]) == (0, 1)
+        reply = daemon.post_token("other", b"{}")  # a request that is cached, for contrast
+        assert reply.json["accepted"] == 1
+        settle(daemon)
+        wait_for(lambda: lpush_calls() == before + 1, timeout=5)
+        assert client.llen(key("token", "lim")) == 2
+    finally:
+        client.close()
 
 
 def test_ttl_set_when_configured(start_daemon: Any, redis_client: redis.Redis) -> None:

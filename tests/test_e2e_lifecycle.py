@@ -583,3 +583,27 @@ def test_embedded_default_round_trip(start_daemon: Any) -> None:
     # Printed once for the user; never in a log line.
     log_lines = [line for line in daemon.log().splitlines() if line.startswith("{")]
     assert log_lines and not any(token in line for line in log_lines)
+
+
+def test_embedded_server_stopped_on_second_signal(start_daemon: Any) -> None:
+    """Exiting at once still takes the embedded server down with it."""
+    daemon = start_daemon(
+        {
+            "meta": {"storage": {"redis": {"host": ""}}},
+            "sidecar": {"shutdown": {"drain_seconds": 60}},
+        }
+    )
+    (child,) = _children(daemon.process.pid)
+    daemon.signal(signal.SIGTERM)
+    wait_for(lambda: daemon.api("/readyz", token=None).json["draining"], timeout=5)
+    assert _alive(child)
+    assert daemon.stop(signal.SIGTERM, timeout=10) != 0
+    wait_for(lambda: not _alive(child), timeout=10)
+
+
+def test_embedded_server_dies_with_a_killed_daemon(start_daemon: Any) -> None:
+    daemon = start_daemon({"meta": {"storage": {"redis": {"host": ""}}}})
+    (child,) = _children(daemon.process.pid)
+    daemon.process.kill()  # SIGKILL: no clean-up code runs
+    daemon.process.wait()
+    wait_for(lambda: not _alive(child), timeout=10)
