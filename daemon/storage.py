@@ -28,7 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, RedisError
 
 from daemon.config import RedisSettings
 from daemon.entry import Collection, Namespace
@@ -54,12 +54,25 @@ class ClusterUnavailableError(RedisConnectionError):
     """
 
 
+class ClientInternalError(RedisConnectionError):
+    """redis-py failed inside itself, e.g. a connection closed under a command while the
+    cluster client reinitialised after a failover (AttributeError on a None writer, seen
+    with redis-py 8.1). Treated as "Redis is down" so the caller backs off and retries;
+    left unwrapped it killed a writer task, and that writer's shard never drained again.
+    """
+
+
 @contextmanager
-def _cluster_errors() -> Iterator[None]:
+def _redis_errors() -> Iterator[None]:
+    """Every failure of a Redis call surfaces as a RedisError (cancellation passes)."""
     try:
         yield
+    except (RedisError, OSError):
+        raise
     except RedisClusterException as e:
         raise ClusterUnavailableError(f"{type(e).__name__}: {e}") from e
+    except Exception as e:
+        raise ClientInternalError(f"{type(e).__name__}: {e}") from e
 
 
 def events_key(namespace: str, id_: str, collection: Collection = Collection.ALL) -> str:
@@ -258,7 +271,7 @@ class Storage:
 
     async def ping(self) -> None:
         """Raise when Redis does not answer."""
-        with _cluster_errors():
+        with _redis_errors():
             await self.client.ping()
 
     async def write(
@@ -273,7 +286,7 @@ class Storage:
             pipe.lpush(key, *values)
         for namespace, namespace_ids in ids.items():
             pipe.zadd(index_key(namespace), dict.fromkeys(namespace_ids, now))
-        with _cluster_errors():
+        with _redis_errors():
             await pipe.execute()
 
     async def trim(self, keys: Iterable[str], now: float) -> None:
@@ -287,7 +300,7 @@ class Storage:
         if self.ttl_s:
             for namespace in Namespace:
                 pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
-        with _cluster_errors():
+        with _redis_errors():
             await pipe.execute()
 
     async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
@@ -300,7 +313,7 @@ class Storage:
             touched.add(key)
         for key in touched:
             pipe.expire(key, LIMITED_KEY_TTL_S)
-        with _cluster_errors():
+        with _redis_errors():
             await pipe.execute()
 
     async def read(
@@ -321,7 +334,7 @@ class Storage:
                 pipe.lrange(key, 0, limit - 1)
             pipe.hgetall(limited_key(namespace, id_, collection, minute))
             pipe.hgetall(limited_key(namespace, id_, collection, minute - 1))
-        with _cluster_errors():
+        with _redis_errors():
             replies = iter(await pipe.execute())
         out = []
         for _ in ids:
@@ -336,7 +349,7 @@ class Storage:
 
     async def ids(self, namespace: str) -> list[str]:
         """Ids of the namespace that sidecars have written, most recently written first."""
-        with _cluster_errors():
+        with _redis_errors():
             members = await self.client.zrevrange(index_key(namespace), 0, -1)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 

@@ -300,3 +300,31 @@ def test_sentinels_with_their_own_password(start_daemon: Any, tmp_path: Path) ->
         round_trip(daemon, ["key-auth"])
     finally:
         s.stop()
+
+
+# -- errors from inside redis-py -------------------------------------------------------------
+
+
+class _BrokenClient:
+    """Fails the way redis-py 8.1's cluster client did after a failover."""
+
+    async def ping(self) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+    async def zrevrange(self, *_: Any) -> None:
+        from redis.exceptions import SlotNotCoveredError
+
+        raise SlotNotCoveredError("slot 7 is not covered")
+
+
+async def test_client_internal_errors_surface_as_redis_errors() -> None:
+    """Callers catch RedisError/OSError only: anything else used to kill a writer task."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from daemon.storage import Storage
+
+    storage = Storage(_BrokenClient(), size=10, ttl_s=0)  # type: ignore[arg-type]
+    with pytest.raises(RedisConnectionError, match="AttributeError"):
+        await storage.ping()
+    with pytest.raises(RedisConnectionError, match="SlotNotCoveredError"):
+        await storage.ids("token")

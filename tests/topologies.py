@@ -413,7 +413,8 @@ class Cluster(Topology):
             for server in self.servers:
                 if server.alive and server not in (source, target):
                     with server.client(socket_timeout=2) as other:
-                        other.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+                        if other.info("replication")["role"] == "master":
+                            other.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
         finally:
             src.close()
             dst.close()
