@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from enum import IntFlag, StrEnum
 from typing import Any
 
@@ -52,25 +51,105 @@ FIELDS = ("malformed", "original", "success", "error", "skip")
 ALWAYS = ("timestamp", "uid", "destination_id", "token_id")
 
 
-@dataclass(slots=True)
-class ParsedEvent:
-    """One event as the ingest handed it over, before rate limiting."""
+_NAMES = (
+    "namespace",
+    "id",
+    "original",
+    "malformed",
+    "success",
+    "error",
+    "skip",
+    "timestamp",
+    "token_id",
+    "destination_id",
+)
 
-    namespace: Namespace
-    id: str
-    original: str | None = None  # JSON text (or raw text for a destination's original)
-    malformed: str | None = None
-    success: str | None = None  # JSON text
-    error: str | None = None
-    skip: str | None = None
-    timestamp: str | None = None  # when the ingest processed it; else time of caching
-    token_id: str = ""
-    destination_id: str = ""
+
+class ParsedEvent:
+    """One event as the ingest handed it over, before rate limiting.
+
+    `original` is JSON text. An entry parsed from NDJSON may carry its original as the
+    parsed object instead (`value=`): it becomes text only when first read, which a
+    rate-limited event never is, so the ingest skips re-encoding what it will not cache.
+    """
+
+    __slots__ = (
+        "_original",
+        "_value",
+        "destination_id",
+        "error",
+        "id",
+        "malformed",
+        "namespace",
+        "skip",
+        "success",
+        "timestamp",
+        "token_id",
+    )
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        id: str,
+        original: str | None = None,  # JSON text (or raw text for a destination's original)
+        malformed: str | None = None,
+        success: str | None = None,  # JSON text
+        error: str | None = None,
+        skip: str | None = None,
+        timestamp: str | None = None,  # when the ingest processed it; else time of caching
+        token_id: str = "",
+        destination_id: str = "",
+        *,
+        value: Any = None,  # the original as a parsed object (must be encodable), if no text
+    ) -> None:
+        self.namespace = namespace
+        self.id = id
+        self._original = original
+        self._value = value
+        self.malformed = malformed
+        self.success = success
+        self.error = error
+        self.skip = skip
+        self.timestamp = timestamp
+        self.token_id = token_id
+        self.destination_id = destination_id
+
+    @property
+    def original(self) -> str | None:
+        """The original's JSON text, encoded on first use when it was parsed from NDJSON."""
+        if self._original is None and self._value is not None:
+            self._original = orjson.dumps(self._value).decode()
+        return self._original
 
     @property
     def is_error(self) -> bool:
         """Errors and malformed entries also go to the errors-only list."""
         return bool(self.error or self.malformed)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.namespace,
+            self.id,
+            self.original,
+            self.malformed,
+            self.success,
+            self.error,
+            self.skip,
+            self.timestamp,
+            self.token_id,
+            self.destination_id,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedEvent):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(_NAMES, self._fields(), strict=True))
+        return f"ParsedEvent({inner})"
 
 
 class _Clock:

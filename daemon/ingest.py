@@ -8,7 +8,7 @@ Redis. Counters move once per request, not once per event.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -18,7 +18,7 @@ from daemon.config import Config
 from daemon.entry import Collection, DropReason, Namespace, ParsedEvent, Target, encode
 from daemon.limiter import LimitedCounter, RateLimiters
 from daemon.metrics import Metrics
-from daemon.parse import LineError, check_id, parse_ndjson, parse_token_body
+from daemon.parse import LineError, ParsedBatch, check_id, iter_ndjson, parse_token_body
 from daemon.writer import EventQueue, QueuedEntry
 
 SKIP_HEADER = "X-Events-Cache-Skip"
@@ -77,7 +77,7 @@ class Ingestor:
         self.max_malformed_bytes = config.cache.events.max_malformed_event_bytes
         self.enabled = config.cache.enabled
 
-    def submit(self, events: list[ParsedEvent]) -> Outcome:
+    def submit(self, events: Iterable[ParsedEvent]) -> Outcome:
         """Limit, encode and queue `events`; update the counters once.
 
         The hot path of the ingest: targets are plain ints (IntFlag operators are
@@ -195,10 +195,11 @@ class Ingestor:
         body = await self._body(request)
         if isinstance(body, web.Response):
             return body
-        batch = parse_ndjson(body, self.max_malformed_bytes)
+        batch = ParsedBatch()  # invalid lines are counted into it as submit() reads the lines
+        outcome = self.submit(iter_ndjson(body, self.max_malformed_bytes, batch))
         if batch.invalid:
             self._metrics.invalid.inc(batch.invalid)
-        return self._accepted(self.submit(batch.events), batch.invalid, batch.errors)
+        return self._accepted(outcome, batch.invalid, batch.errors)
 
     @staticmethod
     def _accepted(outcome: Outcome, invalid: int, errors: list[LineError]) -> web.Response:
