@@ -1,0 +1,248 @@
+"""Property-based tests: the NDJSON and token-body parsers, the limiter, the query parser.
+
+Whatever the input, parsing never raises, counts add up, and the limiter never lets
+more through than its bucket allows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from daemon.entry import Namespace
+from daemon.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
+from daemon.parse import MAX_ID_LENGTH, MAX_REPORTED_ERRORS, parse_ndjson, parse_token_body
+from daemon.query import QueryError, parse_query
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=6)
+ids = st.text(min_size=1, max_size=40)
+
+
+# -- NDJSON ----------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.binary(max_size=2000))
+def test_ndjson_never_raises_and_every_line_is_counted(body: bytes) -> None:
+    batch = parse_ndjson(body, max_malformed_bytes=100)
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    assert len(batch.events) + batch.invalid == len(lines)
+    assert len(batch.errors) == min(batch.invalid, MAX_REPORTED_ERRORS)
+    numbers = [e.line for e in batch.errors]
+    assert numbers == sorted(numbers) and all(1 <= n <= body.count(b"\n") + 1 for n in numbers)
+    assert all(e.message for e in batch.errors)
+
+
+def _line(entry: dict[str, Any]) -> bytes:
+    return orjson.dumps(entry)
+
+
+token_entries = st.builds(
+    lambda id_, original, skip: (
+        {"namespace": "token", "id": id_, "original": original} | ({"skip": skip} if skip else {})
+    ),
+    ids,
+    json_objects,
+    st.text(max_size=5),
+)
+destination_entries = st.builds(
+    lambda id_, original, outcome: (
+        {"namespace": "destination", "id": id_, "original": original} | outcome
+    ),
+    ids,
+    json_objects | st.text(min_size=1, max_size=30),
+    st.one_of(
+        st.builds(lambda s: {"success": s}, json_objects),
+        st.builds(lambda e: {"error": e}, st.text(min_size=1, max_size=10)),
+        st.builds(lambda s: {"skip": s}, st.text(min_size=1, max_size=10)),
+    ),
+)
+garbage_lines = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\n" not in b),
+    st.builds(lambda v: orjson.dumps(v), json_values),
+    st.builds(lambda o: orjson.dumps({"namespace": "token", **o}), json_objects),
+)
+
+
+@SETTINGS
+@given(st.lists(st.one_of(token_entries, destination_entries), max_size=20), st.data())
+def test_valid_entries_all_parse_whatever_is_mixed_in(entries: list[Any], data: Any) -> None:
+    lines = [_line(e) for e in entries]
+    garbage = data.draw(st.lists(garbage_lines, max_size=10))
+    body_lines = list(lines)
+    for g in garbage:
+        body_lines.insert(data.draw(st.integers(0, len(body_lines))), g)
+    batch = parse_ndjson(b"\n".join(body_lines), max_malformed_bytes=100)
+    # every valid entry made an event, in order, with its id and namespace
+    valid = [(e["namespace"], e["id"]) for e in entries]
+    got = [(str(ev.namespace), ev.id) for ev in batch.events]
+    assert _is_subsequence(valid, got)
+    for ev in batch.events:
+        assert 0 < len(ev.id) <= MAX_ID_LENGTH
+        if ev.namespace == Namespace.TOKEN and ev.original is not None:
+            assert isinstance(orjson.loads(ev.original), dict)
+
+
+def _is_subsequence(needle: list[Any], haystack: list[Any]) -> bool:
+    it = iter(haystack)
+    return all(any(x == y for y in it) for x in needle)
+
+
+# -- raw token bodies ------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(st.binary(max_size=3000), st.integers(1, 500), st.text(max_size=5), st.text(max_size=5))
+def test_token_body_never_raises_and_malformed_is_cut(
+    body: bytes, max_bytes: int, skip: str, error: str
+) -> None:
+    events = parse_token_body(body, "key", max_bytes, skip=skip or None, ingest_error=error or None)
+    assert events
+    for ev in events:
+        assert ev.token_id == "key" and ev.namespace == Namespace.TOKEN
+        assert (ev.original is None) != (ev.malformed is None)
+        if ev.malformed is not None:
+            assert ev.error
+            assert len(ev.malformed.encode("utf-8", "surrogatepass")) <= max_bytes * 3
+        else:
+            assert isinstance(json.loads(ev.original or ""), dict)
+
+
+@SETTINGS
+@given(st.lists(json_objects, min_size=1, max_size=10))
+def test_token_array_of_objects_is_one_event_each(objects: list[dict[str, Any]]) -> None:
+    events = parse_token_body(orjson.dumps(objects), "key", 100)
+    assert [orjson.loads(ev.original or "") for ev in events] == [
+        orjson.loads(orjson.dumps(o)) for o in objects
+    ]
+
+
+# -- limiter ---------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    st.integers(1, 50),
+    st.integers(1, 120),
+    st.lists(st.floats(0, 5, allow_nan=False), min_size=1, max_size=300),
+)
+def test_bucket_never_allows_more_than_capacity_plus_refills(
+    capacity: int, window_s: int, gaps: list[float]
+) -> None:
+    limiters = RateLimiters(capacity, window_s)
+    now, allowed = 0.0, 0
+    for gap in gaps:
+        now += gap
+        allowed += limiters.allow("k", now)
+        assert allowed <= capacity + int(now / limiters.refill_interval_s)
+    # the first `capacity` events of a fresh bucket are always allowed
+    fresh = RateLimiters(capacity, window_s)
+    assert all(fresh.allow("k", 0.0) for _ in range(capacity))
+    assert not fresh.allow("k", 0.0)
+
+
+@SETTINGS
+@given(
+    st.integers(1, 20),
+    st.integers(1, 60),
+    st.lists(st.tuples(st.sampled_from("abc"), st.floats(0, 10, allow_nan=False)), max_size=200),
+)
+def test_sweeping_never_changes_a_decision(
+    capacity: int, window_s: int, steps: list[tuple[str, float]]
+) -> None:
+    """A swept bucket was full again, so a fresh one decides the same."""
+    plain, swept = RateLimiters(capacity, window_s), RateLimiters(capacity, window_s)
+    now = 0.0
+    for key, gap in steps:
+        now += gap
+        swept.sweep(now)
+        assert plain.allow(key, now) == swept.allow(key, now)
+    assert len(swept) <= len(plain)
+
+
+@SETTINGS
+@given(st.integers(1, 30), st.floats(0.01, 100, allow_nan=False), st.floats(0, 1000))
+def test_bucket_is_full_after_a_whole_window(capacity: int, window_s: float, later: float) -> None:
+    bucket = Bucket(capacity, 0.0)
+    interval = window_s / capacity
+    for _ in range(capacity):
+        assert bucket.allow(capacity, interval, 0.0)
+    assert bucket.is_full(capacity, interval, window_s + interval + later)
+
+
+@SETTINGS
+@given(
+    st.dictionaries(st.integers(0, 500), st.integers(0, 1000), max_size=100), st.integers(0, 500)
+)
+def test_last_minute_total_counts_exactly_the_last_sixty_seconds(
+    slots: dict[int, int], now_s: int
+) -> None:
+    expected = sum(n for s, n in slots.items() if now_s - LIMITED_WINDOW_S < s <= now_s)
+    assert last_minute_total(slots, now_s) == expected
+
+
+# -- query parameters ------------------------------------------------------------------------
+
+param_values = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["", "token", "destination", "error", "0", "-1", "100", "1e3", " 5", "٣"]),
+    st.integers(-(10**20), 10**20).map(str),
+)
+
+
+@SETTINGS
+@given(
+    st.dictionaries(
+        st.sampled_from(["namespace", "status", "limit", "ids", "other", "token"]),
+        param_values,
+        max_size=6,
+    ),
+    st.integers(1, 1000),
+)
+def test_query_parser_accepts_or_explains(params: dict[str, str], size: int) -> None:
+    try:
+        q = parse_query(params, size)
+    except QueryError as e:
+        assert str(e)
+        assert len(str(e)) < 300  # the echoed value is cut
+        return
+    assert 0 <= q.limit <= size
+    assert q.namespace in (Namespace.TOKEN, Namespace.DESTINATION)
+    if q.ids is not None:
+        assert all(i and i == i.strip() for i in q.ids)
+        assert len(set(q.ids)) == len(q.ids)
+    else:
+        assert "ids" not in params
+
+
+@SETTINGS
+@given(st.integers(-(10**17), 10**17), st.integers(1, 1000))
+def test_query_limit_integer_semantics(limit: int, size: int) -> None:
+    params = {"limit": str(limit)}
+    if limit < 0:
+        try:
+            parse_query(params, size)
+        except QueryError:
+            return
+        raise AssertionError("negative limit accepted")
+    assert parse_query(params, size).limit == min(limit, size)
