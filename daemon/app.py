@@ -47,6 +47,11 @@ EXIT_STARTUP_FAILURE = 3
 EXIT_FORCED = 130
 HEALTH_INTERVAL_S = 5.0
 INGEST_SHUTDOWN_TIMEOUT_S = 1.0
+# aiohttp >= 3.11 keeps an idle keep-alive connection for an hour: close it after 75 s.
+KEEPALIVE_TIMEOUT_S = 75.0
+# The request line carries the token id: up to 1024 characters, percent-encoded up to
+# 12 bytes each, so the ingest listener accepts lines up to 16 KiB (aiohttp: 8190).
+INGEST_MAX_LINE_BYTES = 16384
 
 log = structlog.get_logger(__name__)
 
@@ -207,7 +212,11 @@ class Daemon:
 
     async def _start_ingest(self) -> web.AppRunner:
         runner = web.AppRunner(
-            self._ingest_app(), access_log=None, shutdown_timeout=INGEST_SHUTDOWN_TIMEOUT_S
+            self._ingest_app(),
+            access_log=None,
+            shutdown_timeout=INGEST_SHUTDOWN_TIMEOUT_S,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            max_line_size=INGEST_MAX_LINE_BYTES,
         )
         await runner.setup()
         ingest = self.config.ingest
@@ -265,7 +274,9 @@ class Daemon:
         self._spawn(every(FLUSH_INTERVAL_S, self.flusher.flush_once), "limited-flush")
         self._spawn(every(HEALTH_INTERVAL_S, self._probe_redis), "redis-health")
 
-        api_runner = web.AppRunner(self._api_app(), shutdown_timeout=2.0)
+        api_runner = web.AppRunner(
+            self._api_app(), shutdown_timeout=2.0, keepalive_timeout=KEEPALIVE_TIMEOUT_S
+        )
         await api_runner.setup()
         try:
             await web.TCPSite(api_runner, cfg.api_listen.host, cfg.api_listen.port).start()
