@@ -160,7 +160,13 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                         {
                             "name": "limit",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 0, "default": 100},
+                            # parse_query takes at most 18 digits (then "limit must be int")
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": 10**18 - 1,
+                                "default": 100,
+                            },
                             "description": "Events per id, capped at server.cache.events.size.",
                         },
                     ],
