@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from daemon.redact import RedactPathError, parse_path
+
 CONFIG_ENV = "EVENTS_CACHE_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
@@ -33,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
                 "time_window_sec": 60,
                 "trim_interval_ms": 500,
                 "max_malformed_event_size_bytes": 10000,
+                "redact": [],  # dotted JSON paths masked in `original` before caching
             },
             "pool": {"size": 10},
         },
@@ -112,6 +115,7 @@ class EventsSettings:
     time_window_s: int
     trim_interval_s: float
     max_malformed_event_bytes: int
+    redact: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,14 @@ def _positive(loc: str, value: int | float, problems: list[Problem], minimum: in
         problems.append(Problem(loc, f"must be >= {minimum}, got {value}"))
 
 
+def _check_redact(paths: list[Any], problems: list[Problem]) -> None:
+    for path in paths:
+        try:
+            parse_path(path if isinstance(path, str) else "")
+        except RedactPathError as e:
+            problems.append(Problem("server.cache.events.redact", str(e)))
+
+
 def _build(m: dict[str, Any], warnings: tuple[str, ...]) -> Config:
     problems: list[Problem] = []
     cache = m["server"]["cache"]
@@ -360,6 +372,7 @@ def _build(m: dict[str, Any], warnings: tuple[str, ...]) -> Config:
     for key in ("size", "time_window_sec", "trim_interval_ms", "max_malformed_event_size_bytes"):
         _positive(f"server.cache.events.{key}", ev[key], problems)
     _positive("server.cache.pool.size", cache["pool"]["size"], problems)
+    _check_redact(ev["redact"], problems)
 
     r = m["meta"]["storage"]["redis"]
     if not 0 < r["port"] <= 65535:
@@ -421,6 +434,7 @@ def _build(m: dict[str, Any], warnings: tuple[str, ...]) -> Config:
                 time_window_s=ev["time_window_sec"],
                 trim_interval_s=ev["trim_interval_ms"] / 1000,
                 max_malformed_event_bytes=ev["max_malformed_event_size_bytes"],
+                redact=tuple(p.strip() for p in ev["redact"]),
             ),
             writers=cache["pool"]["size"],
         ),
@@ -470,6 +484,7 @@ def effective_settings(config: Config) -> dict[str, Any]:
                     "time_window_sec": ev.time_window_s,
                     "trim_interval_ms": round(ev.trim_interval_s * 1000),
                     "max_malformed_event_size_bytes": ev.max_malformed_event_bytes,
+                    "redact": list(ev.redact),
                 },
                 "pool": {"size": config.cache.writers},
             },

@@ -121,6 +121,12 @@ class ParsedEvent:
             self._original = orjson.dumps(self._value).decode()
         return self._original
 
+    @original.setter
+    def original(self, text: str | None) -> None:
+        """Replace the original's text (redaction); the parsed object is dropped."""
+        self._original = text
+        self._value = None
+
     @property
     def is_error(self) -> bool:
         """Errors and malformed entries also go to the errors-only list."""

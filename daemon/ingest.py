@@ -19,6 +19,7 @@ from daemon.entry import Collection, DropReason, Namespace, ParsedEvent, Target,
 from daemon.limiter import LimitedCounter, RateLimiters
 from daemon.metrics import Metrics
 from daemon.parse import LineError, ParsedBatch, check_id, iter_ndjson, parse_token_body
+from daemon.redact import Redactor
 from daemon.writer import EventQueue, QueuedEntry
 
 SKIP_HEADER = "X-Events-Cache-Skip"
@@ -76,6 +77,9 @@ class Ingestor:
         self.max_request_bytes = config.ingest.max_request_bytes
         self.max_malformed_bytes = config.cache.events.max_malformed_event_bytes
         self.enabled = config.cache.enabled
+        # server.cache.events.redact: None when empty, so the hot path pays one test
+        redact = config.cache.events.redact
+        self._redact = Redactor(redact) if redact else None
 
     def submit(self, events: Iterable[ParsedEvent]) -> Outcome:
         """Limit, encode and queue `events`; update the counters once.
@@ -86,6 +90,7 @@ class Ingestor:
         """
         now, wall = self._monotonic(), self._wall()
         allow, put = self._limiters.allow, self._queue.put
+        redact = self._redact
         all_, error_ = Collection.ALL, Collection.ERROR
         accepted = rate_limited = dropped = malformed = 0
         received: dict[Namespace, int] = {}
@@ -114,6 +119,8 @@ class Ingestor:
                 rate_limited += 1
                 limited_all[ns] = limited_all.get(ns, 0) + 1
                 continue
+            if redact is not None and event.original:
+                event.original = redact.redact_text(event.original)
             if put(QueuedEntry(ns, id_, target, encode(event, wall))):
                 if target & _ALL:
                     accepted += 1

@@ -1,0 +1,76 @@
+"""server.cache.events.redact: configured JSON paths masked before anything is cached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from daemon.config import ConfigError, load_config
+from daemon.redact import REDACTED_VALUE, Redactor, RedactPathError, parse_path
+
+
+def test_paths_are_masked_and_the_rest_kept() -> None:
+    r = Redactor(["eventn_ctx.user.email", "ip", "items.*.card", "missing.path"])
+    text = json.dumps(
+        {
+            "eventn_ctx": {"user": {"email": "a@b.c", "id": 7}},
+            "ip": "10.0.0.1",
+            "items": [{"card": "4111", "sku": "x"}, {"sku": "y"}],
+            "event_type": "pageview",
+        }
+    )
+    doc = orjson.loads(r.redact_text(text))
+    assert doc["eventn_ctx"]["user"] == {"email": REDACTED_VALUE, "id": 7}
+    assert doc["ip"] == REDACTED_VALUE
+    assert doc["items"] == [{"card": REDACTED_VALUE, "sku": "x"}, {"sku": "y"}]
+    assert doc["event_type"] == "pageview"
+
+
+def test_text_is_untouched_when_nothing_matches_or_it_is_not_json() -> None:
+    r = Redactor(["user.email"])
+    text = '{"user": {"name": "x"},   "a": 1}'
+    assert r.redact_text(text) is text  # not even re-encoded
+    assert r.redact_text("not json") == "not json"
+    assert r.redact_text('"a string"') == '"a string"'
+    assert not Redactor([])
+
+
+@pytest.mark.parametrize("bad", ["", ".", "a..b", "a.", " "])
+def test_bad_paths_are_refused(bad: str) -> None:
+    with pytest.raises(RedactPathError):
+        parse_path(bad)
+
+
+def test_config_key_validated_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("server:\n  cache:\n    events:\n      redact: [user.email, 'a..b', 3]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path), env={})
+    assert [p.location for p in e.value.problems] == ["server.cache.events.redact"] * 2
+    path.write_text("server:\n  cache:\n    events:\n      redact: [user.email]\n")
+    assert load_config(str(path), env={}).cache.events.redact == ("user.email",)
+    assert load_config(None, env={}).cache.events.redact == ()
+
+
+@pytest.mark.e2e
+def test_redacted_before_it_reaches_redis(start_daemon: Any, redis_client: Any) -> None:
+    daemon = start_daemon(
+        {"server": {"cache": {"events": {"redact": ["eventn_ctx.user.email", "ip"]}}}}
+    )
+    event = {"eventn_ctx": {"user": {"email": "a@b.c", "anonymous_id": "u1"}}, "ip": "1.2.3.4"}
+    assert daemon.post_token("key-1", json.dumps(event)).status == 202
+    line = {"namespace": "destination", "id": "d1", "original": event, "error": "x"}
+    assert daemon.post_ndjson([line]).status == 202
+    daemon.wait_drained()
+    stored = b"".join(redis_client.lrange("events_cache:token#key-1", 0, -1))
+    stored += b"".join(redis_client.lrange("events_cache:destination#d1", 0, -1))
+    assert b"a@b.c" not in stored and b"1.2.3.4" not in stored
+    got = daemon.query(namespace="token", ids="key-1")["events"][0]["original"]
+    assert got == {
+        "eventn_ctx": {"user": {"email": REDACTED_VALUE, "anonymous_id": "u1"}},
+        "ip": REDACTED_VALUE,
+    }
