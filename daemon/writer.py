@@ -23,6 +23,8 @@ from daemon.metrics import Metrics
 from daemon.storage import Storage, events_key
 
 MAX_BATCH = 2000  # entries per pipeline: large enough to amortise, small enough to bound latency
+LINGER_S = 0.002  # a writer woken for fewer than LINGER_BELOW entries waits this long for more
+LINGER_BELOW = 100
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 1.0
 ERROR_LOG_INTERVAL_S = 10.0
@@ -69,6 +71,10 @@ class EventQueue:
         if not items:
             self._ready[shard].clear()
         return batch
+
+    def pending(self, shard: int) -> int:
+        """How many entries a shard holds."""
+        return len(self._shards[shard])
 
     async def wait(self, shard: int) -> None:
         """Return once the shard has entries."""
@@ -141,6 +147,9 @@ class Writers:
         while True:
             if not self._stopping:
                 await self._queue.wait(shard)
+                if self._queue.pending(shard) < LINGER_BELOW:
+                    # A round trip costs far more than an entry: let a few more arrive.
+                    await asyncio.sleep(LINGER_S)
             batch = self._queue.take(shard, MAX_BATCH)
             if not batch:
                 if self._stopping:
