@@ -212,11 +212,14 @@ def encode(event: ParsedEvent, now: float) -> bytes:
     return orjson.dumps(doc)
 
 
-def decode(raw: bytes) -> dict[str, Any]:
+def decode(raw: bytes, verbatim: bool = False) -> dict[str, Any]:
     """An entry as the query returns it: JSON fields as objects, the ids always present.
 
     Entries that are not what we expect (another writer, corruption) come back as
     malformed entries with an error instead of failing the whole response.
+    `verbatim`: `original` and `success` come back as orjson.Fragment of their stored
+    text once it parses (the answer then carries the bytes as stored, with no
+    re-encoding of the nested objects); the answer is the same JSON either way.
     """
     try:
         doc = orjson.loads(raw)
@@ -225,13 +228,15 @@ def decode(raw: bytes) -> dict[str, Any]:
         problem = f"cached entry is not JSON: {e}"
     if problem:
         doc = {"malformed": raw.decode("utf-8", "replace"), "error": problem}
+    # Too few brackets in the whole entry for any field to nest deeper than orjson writes.
+    shallow = verbatim and len(raw) - len(raw.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
     out: dict[str, Any] = {}
     for name in FIELDS:
         value = doc.get(name)
-        if value in (None, ""):
+        if value is None or value == "":
             continue
-        if name in ("original", "success") and isinstance(value, str):
-            value = _json_or_text(value)
+        if name in _JSON_FIELDS and isinstance(value, str):
+            value = _json_or_text(value, shallow)
         out[name] = value
     for name in ALWAYS:
         value = doc.get(name)
@@ -239,17 +244,21 @@ def decode(raw: bytes) -> dict[str, Any]:
     return out
 
 
+_JSON_FIELDS = ("original", "success")
+
 # orjson reads up to 1024 levels of nesting but writes only 254: a value nested deeper
 # (another writer's entry, or an object body kept as the ingest sent it) stays text, or
 # the whole query answer could not be encoded.
 MAX_ENCODABLE_DEPTH = 254
 
 
-def _json_or_text(text: str) -> Any:
+def _json_or_text(text: str, verbatim: bool = False) -> Any:
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
+    if verbatim:  # valid, and shallow enough: written as stored
+        return orjson.Fragment(text)
     if text.count("[") + text.count("{") > MAX_ENCODABLE_DEPTH:  # cheap: may nest too deep
         try:
             orjson.dumps(value)
