@@ -1,0 +1,181 @@
+"""`python -m bench [--smoke] [--only P1,P2,...]`: run the scenarios, print one table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import scenarios as sc
+from bench.procs import Daemon, Server
+
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5")
+
+
+def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
+    if smoke:
+        return sc.Settings(
+            seconds=1.0,
+            rounds=rounds or 1,
+            p3_events=10_000,
+            p4_requests=(20, 10, 4),
+            p5_seconds=3.0,
+            workdir=workdir,
+        )
+    return sc.Settings(
+        seconds=4.0,
+        rounds=rounds or 3,
+        p3_events=200_000,
+        p4_requests=(300, 150, 40),
+        p5_seconds=60.0,
+        workdir=workdir,
+    )
+
+
+def _versions(server: Server) -> str:
+    import aiohttp
+    import orjson
+    import redis
+
+    try:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop = "asyncio"
+    try:
+        import hiredis
+
+        parser = f"hiredis {hiredis.__version__}"
+    except ImportError:
+        parser = "pure-Python RESP parser"
+    try:
+        from daemon import __version__ as daemon_version
+    except ImportError:
+        daemon_version = "?"
+    rb = subprocess.run(["redis-benchmark", "--version"], capture_output=True, text=True)
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return (
+        f"events-cache {daemon_version}; Python {platform.python_version()}; aiohttp "
+        f"{aiohttp.__version__}; redis-py {redis.__version__} ({parser}); orjson "
+        f"{orjson.__version__}; {loop}; valkey {server.version()}; "
+        f"{rb.stdout.strip()}; {(wrk.stdout + wrk.stderr).splitlines()[0].split(' [')[0]}"
+    )
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if unit in ("ms", "MB", "cmd/event") or abs(value) < 100:
+        return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.2f}"
+    return f"{value:,.0f}"
+
+
+def print_table(rows: list[sc.Row], header: str) -> None:
+    """One table: figure, value, baseline, ratio, target, met, notes."""
+    cells = [("figure", "value", "baseline", "ratio (spread)", "target", "met?")]
+    for r in rows:
+        ratio = (
+            "-" if r.ratio is None else f"{r.ratio:.2f}" + (f" ({r.spread})" if r.spread else "")
+        )
+        met = "-" if r.met is None else ("yes" if r.met else "NO")
+        cells.append(
+            (
+                r.figure,
+                f"{_fmt(r.value, r.unit)} {r.unit}",
+                f"{_fmt(r.baseline, r.unit)}" + (f" {r.unit}" if r.baseline is not None else ""),
+                ratio,
+                r.target,
+                met,
+            )
+        )
+    widths = [max(len(c[i]) for c in cells) for i in range(6)]
+    print(header)
+    for n, c in enumerate(cells):
+        print("| " + " | ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print("\nNotes:")
+    for r in rows:
+        for note in r.notes:
+            print(f"- {r.figure.split(':')[0]}: {note}")
+
+
+def main() -> int:
+    """Run the chosen scenarios against a Valkey of the run's own."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="every scenario for a second or so")
+    parser.add_argument("--only", default="", help="comma-separated scenarios, e.g. P1,P3")
+    parser.add_argument("--rounds", type=int, default=None, help="alternations per figure")
+    parser.add_argument("--profile", metavar="DIR", help="record each daemon with py-spy")
+    parser.add_argument(
+        "--daemon-src",
+        metavar="DIR",
+        help="run the daemon package found in DIR (before/after comparisons)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    chosen = [x.strip().upper() for x in args.only.split(",") if x.strip()] or list(SCENARIOS)
+    for tool in ("wrk", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(
+                f"bench: {tool} is not installed (apt-get install -y wrk redis-tools)",
+                file=sys.stderr,
+            )
+            return 2
+    workdir = Path(tempfile.mkdtemp(prefix="events-cache-bench-"))
+    if args.daemon_src:
+        Daemon.source = ":".join(str(Path(p).resolve()) for p in args.daemon_src.split(":"))
+    if args.profile:
+        Daemon.profile_dir = Path(args.profile).resolve()
+    s = _settings(args.smoke, args.rounds, workdir)
+    server = Server(workdir / "redis")
+    server.start()
+    rows: list[sc.Row] = []
+    started = time.time()
+    try:
+        header = (
+            f"events-cache bench{' (smoke)' if args.smoke else ''}, "
+            f"{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
+            f"{os.cpu_count()} CPUs ({platform.machine()}), load average "
+            f"{os.getloadavg()[0]:.2f} at start\n{_versions(server)}\n"
+        )
+        p3_eps = None
+        for name in chosen:
+            print(f"bench: running {name} ...", file=sys.stderr, flush=True)
+            if name == "P1":
+                rows += sc.p1(s, server)
+            elif name == "P2":
+                rows += sc.p2(s, server)
+            elif name == "P3":
+                p3_rows = sc.p3(s, server)
+                p3_eps = p3_rows[0].value
+                rows += p3_rows
+            elif name == "P4":
+                rows += sc.p4(s, server)
+            elif name == "P5":
+                rows += sc.p5(s, p3_eps)
+            else:
+                print(f"bench: unknown scenario {name}", file=sys.stderr)
+                return 2
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_table(rows, header)
+    print(
+        f"\n{len(rows)} figures in {time.time() - started:.0f} s; "
+        f"{sum(1 for r in rows if r.met is False)} target(s) missed"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

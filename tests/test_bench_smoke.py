@@ -1,0 +1,52 @@
+"""The bench's smoke mode runs every scenario briefly and prints a complete table.
+
+No timing is asserted: this only keeps `python -m bench` from rotting.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = (
+    "P1 1 id, limited, unix",
+    "P1 1 id, limited, tcp",
+    "P1b 1000 ids, cached, unix",
+    "P1b 1000 ids, cached, tcp",
+    "P2 NDJSON",
+    "P3 end-to-end",
+    "P3b Redis commands per cached event",
+    "P3b cached events per write round trip",
+    "P4 query 1 id(s)",
+    "P4 query 10 id(s)",
+    "P4 query 50 id(s)",
+    "P5 RSS under overload",
+)
+
+
+@pytest.mark.timeout(300)
+def test_bench_smoke_prints_every_figure() -> None:
+    missing = [tool for tool in ("wrk", "redis-benchmark") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (apt-get install -y wrk redis-tools)")
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| P")]
+    for figure in FIGURES:
+        matching = [r for r in rows if r.startswith(f"| {figure}")]
+        assert len(matching) == 1, (figure, out.stdout)
+        cells = [c.strip() for c in matching[0].strip("|").split("|")]
+        assert len(cells) == 6 and cells[5] in ("yes", "NO"), matching[0]
+    assert len(rows) == len(FIGURES)
+    assert "figures in" in out.stdout
