@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -46,6 +47,7 @@ EXIT_OK = 0
 EXIT_STARTUP_FAILURE = 3
 EXIT_FORCED = 130
 HEALTH_INTERVAL_S = 5.0
+RESTART_DELAY_S = 1.0
 INGEST_SHUTDOWN_TIMEOUT_S = 1.0
 # aiohttp >= 3.11 keeps an idle keep-alive connection for an hour: close it after 75 s.
 KEEPALIVE_TIMEOUT_S = 75.0
@@ -231,9 +233,19 @@ class Daemon:
             await web.TCPSite(runner, ingest.listen.host, ingest.listen.port).start()
         return runner
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        self._tasks.append(asyncio.ensure_future(coro))
-        self._tasks[-1].set_name(name)
+    def _spawn(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run a background loop; if it fails (a bug, not Redis), log it and restart it."""
+
+        async def supervised() -> None:
+            while True:
+                try:
+                    await loop()
+                    return
+                except Exception:
+                    log.exception("background task failed; restarting it", task=name)
+                    await asyncio.sleep(RESTART_DELAY_S)
+
+        self._tasks.append(asyncio.create_task(supervised(), name=name))
 
     async def _probe_redis(self) -> None:
         try:
@@ -269,10 +281,13 @@ class Daemon:
         self._build(storage, tokens)
         await self._probe_redis()
         for shard in range(self.queue.shards):
-            self._spawn(self.writers.run(shard), f"writer-{shard}")
-        self._spawn(every(cfg.cache.events.trim_interval_s, self.trimmer.trim_once), "trim")
-        self._spawn(every(FLUSH_INTERVAL_S, self.flusher.flush_once), "limited-flush")
-        self._spawn(every(HEALTH_INTERVAL_S, self._probe_redis), "redis-health")
+            self._spawn(functools.partial(self.writers.run, shard), f"writer-{shard}")
+        trim_s = cfg.cache.events.trim_interval_s
+        self._spawn(functools.partial(every, trim_s, self.trimmer.trim_once), "trim")
+        self._spawn(
+            functools.partial(every, FLUSH_INTERVAL_S, self.flusher.flush_once), "limited-flush"
+        )
+        self._spawn(functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis), "redis-health")
 
         api_runner = web.AppRunner(
             self._api_app(), shutdown_timeout=2.0, keepalive_timeout=KEEPALIVE_TIMEOUT_S
