@@ -183,7 +183,11 @@ class Daemon:
             except OSError:
                 return False
 
-        wait_for(ready, what="daemon ready")
+        try:
+            wait_for(ready, what="daemon ready")
+        except BaseException:
+            self.stop()
+            raise
         if Daemon.profile_dir is not None:
             from bench.profile import Recorder
 

@@ -572,8 +572,10 @@ def p5(s: Settings, p3_eps: float | None) -> list[Row]:
     daemon = Daemon(
         s.workdir / "daemon-P5", own.url, {"server": {"cache": {"events": {"size": 1_000_000}}}}
     )
-    daemon.start()
-    own.stop()  # Redis goes away; the writers can write nothing from now on
+    try:
+        daemon.start()
+    finally:
+        own.stop()  # Redis goes away; the writers can write nothing from now on
     bodies = _ndjson_bodies(1000, 500, 20, seed=ev.SEED + 5)
     req_file = str(s.workdir / "p5.req")
     write_requests(req_file, [http_request("POST", "/v1/events", b) for b in bodies])
