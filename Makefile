@@ -37,5 +37,12 @@ lint: venv
 	$(BIN)/ruff format --check daemon tests
 	$(BIN)/mypy
 
+## Benchmarks against baselines measured in the same run (see bench/README.md).
+bench: venv
+	$(BIN)/python -m bench
+
+bench-smoke: venv
+	$(BIN)/python -m bench --smoke
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .run

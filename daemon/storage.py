@@ -268,6 +268,8 @@ class Storage:
         self.client = client
         self.size = size
         self.ttl_s = ttl_s
+        self._expiring: set[str] = set()  # limited-count keys this sidecar gave a TTL
+        self._expiring_minute = 0
 
     async def ping(self) -> None:
         """Raise when Redis does not answer."""
@@ -306,15 +308,23 @@ class Storage:
     async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
         """Add this sidecar's limited counts ((namespace, id, collection), second) -> n."""
         pipe = self.client.pipeline(transaction=False)
-        touched: set[str] = set()
+        new_keys: set[str] = set()
         for ((namespace, id_, collection), second), count in counts.items():
             key = limited_key(namespace, id_, collection, second // 60)
             pipe.hincrby(key, str(second), count)
-            touched.add(key)
-        for key in touched:
+            if key not in self._expiring:
+                new_keys.add(key)
+        # One EXPIRE per minute key and sidecar: set on the first write of the minute, it
+        # outlives the two minutes the key is read in, so later writes need not renew it.
+        for key in new_keys:
             pipe.expire(key, LIMITED_KEY_TTL_S)
         with _redis_errors():
             await pipe.execute()
+        minute = max((second // 60 for (_, second) in counts), default=0)
+        if minute != self._expiring_minute:
+            self._expiring = {k for k in self._expiring if k.endswith(f":{minute}")}
+            self._expiring_minute = minute
+        self._expiring |= new_keys
 
     async def read(
         self,

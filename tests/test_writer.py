@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 
 from daemon.entry import Namespace, Target
 from daemon.metrics import Metrics
-from daemon.storage import Storage, events_key, index_key
+from daemon.storage import LIMITED_KEY_TTL_S, Storage, events_key, index_key, limited_key
 from daemon.trimmer import Trimmer
 from daemon.writer import EventQueue, QueuedEntry, RedisHealth, Writers
 
@@ -145,3 +145,23 @@ async def test_trim_sets_ttl_and_prunes_the_index(
     assert redis_client.lrange(events_key("token", "a"), 0, -1) == [b"3", b"2"]
     assert 0 < redis_client.ttl(events_key("token", "a")) <= 120
     assert redis_client.zrange(index_key("token"), 0, -1) == [b"a"]
+
+
+async def test_limited_counts_add_up_and_expire_is_sent_once_per_minute_key(
+    storage: Storage, redis_client: redis.Redis
+) -> None:
+    key = ("token", "busy", "all")
+    redis_client.config_resetstat()
+    await storage.add_limited({(key, 6000): 3, (key, 6001): 2})
+    await storage.add_limited({(key, 6001): 4, (key, 6059): 1})
+    await storage.add_limited({(key, 6060): 7})  # the next minute: a new key, a new EXPIRE
+    assert redis_client.hgetall(limited_key("token", "busy", "all", 100)) == {
+        b"6000": b"3",
+        b"6001": b"6",
+        b"6059": b"1",
+    }
+    assert redis_client.hgetall(limited_key("token", "busy", "all", 101)) == {b"6060": b"7"}
+    assert 0 < redis_client.ttl(limited_key("token", "busy", "all", 100)) <= LIMITED_KEY_TTL_S
+    assert 0 < redis_client.ttl(limited_key("token", "busy", "all", 101)) <= LIMITED_KEY_TTL_S
+    assert commands(redis_client, "expire") == 2
+    assert commands(redis_client, "hincrby") == 5
