@@ -2,8 +2,10 @@
 
 Pure logic, no I/O: every method takes `now` (seconds, monotonic or wall) so the
 original's own scenario runs on a fake clock. Memory stays bounded when ids are
-unbounded: `sweep()` drops the buckets that have refilled completely, because a fresh
-bucket behaves the same as a full one.
+unbounded: `sweep()` drops the buckets that would be full again. The fresh bucket that
+replaces one never allows more than the dropped one would have (Jitsu's bucket, which
+refills only when empty, can even let more than `size` through after partial use), so
+forgetting idle ids only ever makes the limit stricter, never looser.
 """
 
 from __future__ import annotations
