@@ -408,3 +408,46 @@ def start_daemon(tmp_path: Path, redis_url: str) -> Iterator[Any]:
         if d.process.poll() is None:
             d.process.kill()
             d.process.wait()
+
+
+# -- Accounting helpers shared by the end-to-end tests ----------------------------------
+
+
+def list_key(namespace: str, id_: str, error: bool = False) -> str:
+    """Jitsu Classic's key of an id's all-events (or errors-only) list."""
+    return f"events_cache:{namespace}#{id_}" + (":error" if error else "")
+
+
+def metric_sum(samples: dict[str, float], name: str, *must: str) -> float:
+    """Sum of a metric's samples whose labels contain every `must` text."""
+    return sum(
+        v
+        for k, v in samples.items()
+        if (k == name or k.startswith(name + "{")) and all(m in k for m in must)
+    )
+
+
+def accounted(m: dict[str, float], namespace: str | None = None) -> tuple[float, float]:
+    """(received, cached{all} + rate_limited{all} + dropped + queued), for one namespace
+    or all; dropped has no namespace label, so it is added whole."""
+    ns = f'namespace="{namespace}"' if namespace else ""
+    received = metric_sum(m, "events_cache_received_total", ns)
+    done = (
+        metric_sum(m, "events_cache_cached_total", 'collection="all"', ns)
+        + metric_sum(m, "events_cache_rate_limited_total", 'collection="all"', ns)
+        + metric_sum(m, "events_cache_dropped_total")
+        + m.get("events_cache_queue_depth", 0)
+    )
+    return received, done
+
+
+def settled(daemon: DaemonProcess) -> bool:
+    """Nothing queued and every received event accounted for (written, limited or dropped)."""
+    m = daemon.metrics()
+    received, done = accounted(m)
+    return m.get("events_cache_queue_depth", -1) == 0 and received == done
+
+
+def settle(daemon: DaemonProcess, timeout: float = 10) -> None:
+    """Wait until `settled`."""
+    wait_for(lambda: settled(daemon), timeout=timeout)

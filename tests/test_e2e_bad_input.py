@@ -14,40 +14,14 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import wait_for
+from conftest import list_key as key
+from conftest import settle, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.e2e
 
 CACHE = "/api/v1/events/cache"
-
-
-def key(namespace: str, id_: str, error: bool = False) -> str:
-    return f"events_cache:{namespace}#{id_}" + (":error" if error else "")
-
-
-def _sum(samples: dict[str, float], name: str, *must: str) -> float:
-    return sum(
-        v
-        for k, v in samples.items()
-        if (k == name or k.startswith(name + "{")) and all(m in k for m in must)
-    )
-
-
-def settled(daemon: Any) -> bool:
-    m = daemon.metrics()
-    received = _sum(m, "events_cache_received_total")
-    done = (
-        _sum(m, "events_cache_cached_total", 'collection="all"')
-        + _sum(m, "events_cache_rate_limited_total", 'collection="all"')
-        + _sum(m, "events_cache_dropped_total")
-    )
-    return m.get("events_cache_queue_depth", -1) == 0 and received == done
-
-
-def settle(daemon: Any) -> None:
-    wait_for(lambda: settled(daemon), timeout=10)
 
 
 def sane(reply: Any, status: int | None = None) -> Any:

@@ -14,16 +14,13 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import wait_for
+from conftest import list_key as key
+from conftest import settle, wait_for
 
 pytestmark = pytest.mark.e2e
 
 # A window long enough that no bucket refills while a test runs.
 NO_REFILL = {"time_window_sec": 3600}
-
-
-def key(namespace: str, id_: str, error: bool = False) -> str:
-    return f"events_cache:{namespace}#{id_}" + (":error" if error else "")
 
 
 def stored(client: redis.Redis, k: str) -> list[dict[str, Any]]:
@@ -33,30 +30,6 @@ def stored(client: redis.Redis, k: str) -> list[dict[str, Any]]:
 
 def originals(entries: list[dict[str, Any]]) -> list[Any]:
     return [json.loads(e["original"]) for e in entries]
-
-
-def _sum(samples: dict[str, float], name: str, *must: str) -> float:
-    return sum(
-        v
-        for k, v in samples.items()
-        if (k == name or k.startswith(name + "{")) and all(m in k for m in must)
-    )
-
-
-def settled(daemon: Any) -> bool:
-    """Nothing queued and every received event accounted for (written, limited or dropped)."""
-    m = daemon.metrics()
-    received = _sum(m, "events_cache_received_total")
-    done = (
-        _sum(m, "events_cache_cached_total", 'collection="all"')
-        + _sum(m, "events_cache_rate_limited_total", 'collection="all"')
-        + _sum(m, "events_cache_dropped_total")
-    )
-    return m.get("events_cache_queue_depth", -1) == 0 and received == done
-
-
-def settle(daemon: Any) -> None:
-    wait_for(lambda: settled(daemon), timeout=10)
 
 
 def accepted(n: int) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from conftest import ADMIN_TOKEN, wait_for
+from conftest import ADMIN_TOKEN, accounted, settle, wait_for
+from conftest import list_key as key
 
 pytestmark = pytest.mark.e2e
 
@@ -27,42 +28,6 @@ CLI = [sys.executable, "-m", "daemon"]
 NO_REFILL = {"time_window_sec": 3600}
 CACHE = "/api/v1/events/cache"
 NAMESPACES = ("token", "destination")
-
-
-def key(namespace: str, id_: str, error: bool = False) -> str:
-    return f"events_cache:{namespace}#{id_}" + (":error" if error else "")
-
-
-def _sum(samples: dict[str, float], name: str, *must: str) -> float:
-    return sum(
-        v
-        for k, v in samples.items()
-        if (k == name or k.startswith(name + "{")) and all(m in k for m in must)
-    )
-
-
-def accounted(m: dict[str, float], namespace: str | None = None) -> tuple[float, float]:
-    """(received, cached{all} + rate_limited{all} + dropped + queued), for one namespace
-    or all; dropped has no namespace label, so it is added whole."""
-    ns = f'namespace="{namespace}"' if namespace else ""
-    received = _sum(m, "events_cache_received_total", ns)
-    done = (
-        _sum(m, "events_cache_cached_total", 'collection="all"', ns)
-        + _sum(m, "events_cache_rate_limited_total", 'collection="all"', ns)
-        + _sum(m, "events_cache_dropped_total")
-        + m.get("events_cache_queue_depth", 0)
-    )
-    return received, done
-
-
-def settled(daemon: Any) -> bool:
-    m = daemon.metrics()
-    received, done = accounted(m)
-    return m.get("events_cache_queue_depth", -1) == 0 and received == done
-
-
-def settle(daemon: Any, timeout: float = 10) -> None:
-    wait_for(lambda: settled(daemon), timeout=timeout)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
