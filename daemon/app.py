@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from daemon import __version__
 from daemon.bookkeeping import FLUSH_INTERVAL_S, LimitedFlusher
-from daemon.config import Config, effective_settings
+from daemon.config import Config, RedisSettings, effective_settings
 from daemon.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
 from daemon.entry import DropReason
 from daemon.ingest import Ingestor, json_response
@@ -106,7 +106,7 @@ class Daemon:
         return queue.depth if queue is not None else 0
 
     # -- start ---------------------------------------------------------------------------
-    async def _redis_settings(self) -> Any:
+    async def _redis_settings(self) -> RedisSettings:
         redis = self.config.redis
         if redis.configured:
             return redis
