@@ -99,6 +99,3 @@ class LimitedCounter:
         """Hand over the pending counts and start afresh."""
         pending, self._pending = self._pending, {}
         return pending
-
-    def __len__(self) -> int:
-        return len(self._pending)

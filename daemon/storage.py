@@ -15,7 +15,6 @@ Key layout (Jitsu Classic's, so both can share one Redis during a migration):
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -366,8 +365,3 @@ class Storage:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self.client.aclose()
-
-
-def now_s() -> int:
-    """Wall-clock seconds, shared by every sidecar for the limited counters."""
-    return int(time.time())

@@ -139,7 +139,6 @@ class Writers:
         self._on_written = on_written
         self._clock = clock
         self._stopping = False
-        self.in_flight = 0
 
     async def run(self, shard: int) -> None:
         """Write the shard's entries until stopped and the shard is empty."""
@@ -190,7 +189,6 @@ class Writers:
             if error_values:
                 lists[events_key(namespace, id_, Collection.ERROR)] = error_values
             ids.setdefault(namespace, []).append(id_)
-        self.in_flight += len(batch)
         started = time.perf_counter()
         try:
             await self._storage.write(lists, ids, self._clock())
@@ -201,8 +199,6 @@ class Writers:
         except asyncio.CancelledError:
             self._metrics.dropped[DropReason.SHUTDOWN].inc(len(batch))
             raise
-        finally:
-            self.in_flight -= len(batch)
         self._metrics.redis_write_seconds.observe(time.perf_counter() - started)
         self._health.ok()
         self._count_cached(batch, per_id)
