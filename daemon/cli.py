@@ -7,17 +7,20 @@ configuration problems exit 1 naming each key.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import orjson
 import structlog
 import yaml
 
 from daemon import __version__
-from daemon.app import EXIT_STARTUP_FAILURE, StartupError, event_loop_runner, run_daemon
-from daemon.config import CONFIG_ENV, ConfigError, effective_settings, load_config
+from daemon.app import App, StartupError
+from daemon.config import CONFIG_ENV, Config, ConfigError, effective_settings, load_config
 from daemon.log import setup_logging
+from daemon.serve import EXIT_STARTUP_FAILURE, event_loop_runner, run
 
 EXIT_CONFIG_ERROR = 1
 
@@ -69,6 +72,51 @@ def check_config(path: str | None, fmt: str) -> int:
     return 0
 
 
+def _with_generated_token(config: Config) -> tuple[Config, str]:
+    """The embedded default with no admin token: one generated for this run."""
+    if config.admin_tokens or config.redis.configured:
+        return config, ""
+    token = secrets.token_urlsafe(24)
+    return replace(config, admin_tokens=(token,)), token
+
+
+def _print_first_steps(config: Config, token: str) -> None:
+    """Show the generated token once, on stderr (never in a log line), with the two
+    commands that send an event and read it back."""
+    api = config.api_listen
+    host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
+    ingest = config.ingest
+    event = '-d \'{"event_type":"pageview"}\''
+    send = (
+        f"curl --unix-socket {ingest.socket_path} -X POST "
+        f"http://localhost/v1/token/my-api-key/events {event}"
+        if ingest.socket_path
+        else f"curl -X POST http://{ingest.listen}/v1/token/my-api-key/events {event}"
+    )
+    print(
+        "\nevents-cache: no admin token configured; generated one for this run:\n"
+        f"  {token}\n"
+        "Send an event and read it back:\n"
+        f"  {send}\n"
+        f"  curl -H 'X-Admin-Token: {token}' "
+        f"'http://{host}:{api.port}/api/v1/events/cache?namespace=token&ids=my-api-key'\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run_daemon(config: Config) -> int:
+    """Run the daemon until stopped; startup problems raise StartupError."""
+    config, token = _with_generated_token(config)
+
+    def on_started(app: App) -> None:
+        if token and app.embedded:
+            _print_first_steps(app.config, token)
+
+    result: int = event_loop_runner()(run(App(config), on_started))
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `events-cache` console script."""
     args = _parser().parse_args(argv)
@@ -84,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in config.warnings:
         log.warning("unknown configuration key ignored", key=key)
     try:
-        return event_loop_runner()(run_daemon(config))
+        return run_daemon(config)
     except StartupError as e:
         log.error("cannot start", reason=str(e))
         return EXIT_STARTUP_FAILURE

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from daemon.redact import RedactPathError, parse_path
+from daemon.core.redact import RedactPathError, parse_path
 
 CONFIG_ENV = "EVENTS_CACHE_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from daemon.entry import Collection, DropReason, Namespace
+from daemon.core.model import Collection, DropReason, Namespace
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -21,7 +21,14 @@ class Metrics:
 
     def __init__(self, version: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._event_counters(self.registry)
+        self._state_metrics(self.registry)
+        Info(
+            "events_cache_build", "The version of the build that runs.", registry=self.registry
+        ).info({"version": version})
+
+    def _event_counters(self, r: CollectorRegistry) -> None:
+        """What happened to events; label children resolved once, for the hot path."""
         received = Counter(
             "events_cache_received_total",
             "Events handed to the sidecar (malformed entries included, invalid lines not).",
@@ -56,6 +63,21 @@ class Metrics:
             "NDJSON lines rejected as invalid (not cached).",
             registry=r,
         )
+        self.received = {ns: received.labels(namespace=ns) for ns in Namespace}
+        self.cached = {
+            (ns, c): cached.labels(namespace=ns, collection=c)
+            for ns in Namespace
+            for c in Collection
+        }
+        self.rate_limited = {
+            (ns, c): limited.labels(namespace=ns, collection=c)
+            for ns in Namespace
+            for c in Collection
+        }
+        self.dropped = {reason: dropped.labels(reason=reason) for reason in DropReason}
+
+    def _state_metrics(self, r: CollectorRegistry) -> None:
+        """Queue, Redis and HTTP state and timings."""
         self.queue_depth = Gauge(
             "events_cache_queue_depth", "Events waiting for a Redis writer.", registry=r
         )
@@ -84,28 +106,26 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        build_info = Gauge(
-            "events_cache_build_info",
-            "Always 1; the version label says which build runs.",
-            ["version"],
-            registry=r,
-        )
-        build_info.labels(version=version).set(1)
-
-        self.received = {ns: received.labels(namespace=ns) for ns in Namespace}
-        self.cached = {
-            (ns, c): cached.labels(namespace=ns, collection=c)
-            for ns in Namespace
-            for c in Collection
-        }
-        self.rate_limited = {
-            (ns, c): limited.labels(namespace=ns, collection=c)
-            for ns in Namespace
-            for c in Collection
-        }
-        self.dropped = {reason: dropped.labels(reason=reason) for reason in DropReason}
 
     def watch_queue(self, depth: Callable[[], float], capacity: int) -> None:
         """Read the queue depth at scrape time instead of on every event."""
         self.queue_depth.set_function(depth)
         self.queue_capacity.set(capacity)
+
+    def totals(self) -> dict[str, float]:
+        """Totals of the event counters, for the one summary line at shutdown."""
+        totals: dict[str, float] = {}
+        for family in self.registry.collect():
+            if family.name in _TOTALS:
+                totals[family.name.removeprefix("events_cache_")] = sum(
+                    s.value for s in family.samples if s.name.endswith("_total")
+                )
+        return totals
+
+
+_TOTALS = (
+    "events_cache_received",
+    "events_cache_cached",
+    "events_cache_rate_limited",
+    "events_cache_dropped",
+)

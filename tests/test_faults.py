@@ -38,7 +38,7 @@ from loadgen import (
 )
 from topologies import Cluster, SentinelSet, Server, Topology
 
-from daemon.writer import MAX_BATCH
+from daemon.pipeline.writers import MAX_BATCH
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 

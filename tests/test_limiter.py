@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.limiter import LimitedCounter, RateLimiters, last_minute_total
+from daemon.core.limiter import LimitedCounter, RateLimiters, last_minute_total
 
 
 class Scenario:

@@ -6,8 +6,11 @@ import json
 
 import orjson
 
-from daemon.entry import Namespace, ParsedEvent, decode, encode, new_uid, rfc3339
-from daemon.parse import MAX_REPORTED_ERRORS, parse_ndjson, parse_token_body
+from daemon.core.entry import ParsedEvent, decode, encode
+from daemon.core.model import Namespace
+from daemon.core.parse import parse_ndjson, parse_token_body
+from daemon.core.stamp import new_uid, rfc3339
+from daemon.core.wire import MAX_REPORTED_ERRORS
 
 
 def test_object_body_keeps_the_ingests_text() -> None:

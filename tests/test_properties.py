@@ -13,10 +13,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.entry import Namespace
-from daemon.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
-from daemon.parse import MAX_ID_LENGTH, MAX_REPORTED_ERRORS, parse_ndjson, parse_token_body
-from daemon.query import QueryError, parse_query
+from daemon.core.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
+from daemon.core.model import Namespace
+from daemon.core.parse import parse_ndjson, parse_token_body
+from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
+from daemon.web.query.params import QueryError, parse_query
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from daemon.entry import Collection, Namespace
-from daemon.query import DEFAULT_LIMIT, QueryError, TokenCheck, parse_query
+from daemon.core.model import Collection, Namespace
+from daemon.core.wire import DEFAULT_LIMIT
+from daemon.web.auth import TokenCheck
+from daemon.web.query.params import QueryError, parse_query
 
 
 def test_defaults() -> None:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from daemon.config import ConfigError, load_config
-from daemon.redact import REDACTED_VALUE, Redactor, RedactPathError, parse_path
+from daemon.core.redact import REDACTED_VALUE, Redactor, RedactPathError, parse_path
 
 
 def test_paths_are_masked_and_the_rest_kept() -> None:

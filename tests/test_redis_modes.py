@@ -321,7 +321,7 @@ async def test_client_internal_errors_surface_as_redis_errors() -> None:
     """Callers catch RedisError/OSError only: anything else used to kill a writer task."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from daemon.storage import Storage
+    from daemon.store.storage import Storage
 
     storage = Storage(_BrokenClient(), size=10, ttl_s=0)  # type: ignore[arg-type]
     with pytest.raises(RedisConnectionError, match="AttributeError"):

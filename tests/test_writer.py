@@ -11,11 +11,14 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from daemon.entry import Namespace, Target
+from daemon.core.model import Namespace, Target
 from daemon.metrics import Metrics
-from daemon.storage import LIMITED_KEY_TTL_S, Storage, events_key, index_key, limited_key
-from daemon.trimmer import Trimmer
-from daemon.writer import EventQueue, QueuedEntry, RedisHealth, Writers
+from daemon.pipeline.queue import EventQueue, QueuedEntry
+from daemon.pipeline.trimmer import Trimmer
+from daemon.pipeline.writers import Writers
+from daemon.store.health import RedisHealth
+from daemon.store.keys import LIMITED_KEY_TTL_S, events_key, index_key, limited_key
+from daemon.store.storage import Storage
 
 
 def entry(id_: str, n: int, target: Target = Target.ALL) -> QueuedEntry:

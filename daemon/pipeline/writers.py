@@ -1,123 +1,34 @@
-"""The bounded queue in front of Redis and the writers that drain it in batches.
+"""The writers: `pool.size` loops draining the queue into Redis in batches.
 
-The ingest puts entries with a plain method call (no task, no future per event) and
-never waits: a full queue drops and counts. Each id is routed to one writer shard, so
-its entries reach Redis in ingest order however many writers there are. A writer
-takes what has queued up, groups it per list, and writes each list's entries with one
-multi-value LPUSH, all lists of a batch in one pipeline.
+A writer takes what has queued up in its shard, groups it per list, and writes each
+list's entries with one multi-value LPUSH, all lists of a batch in one pipeline. When
+Redis fails, the batch is counted as dropped and the writer pings with backoff until
+Redis answers; meanwhile the queue fills and then refuses (counted by the ingest).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from typing import NamedTuple
 
-import structlog
 from redis.exceptions import RedisError
 
-from daemon.entry import Collection, DropReason, Namespace, Target
+from daemon.core.model import Collection, DropReason, Namespace, Target
 from daemon.metrics import Metrics
-from daemon.storage import Storage, events_key
+from daemon.pipeline.queue import EventQueue, QueuedEntry
+from daemon.store.health import RedisHealth
+from daemon.store.keys import events_key
+from daemon.store.storage import Storage
 
 MAX_BATCH = 2000  # entries per pipeline: large enough to amortise, small enough to bound latency
 LINGER_S = 0.002  # a writer woken for fewer than LINGER_BELOW entries waits this long for more
 LINGER_BELOW = 100
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 1.0
-ERROR_LOG_INTERVAL_S = 10.0
 
 _ALL, _ERROR = int(Target.ALL), int(Target.ERROR)
-
-log = structlog.get_logger(__name__)
-
-
-class QueuedEntry(NamedTuple):
-    """One entry waiting for Redis: which id, which of its lists, and the stored bytes."""
-
-    namespace: Namespace
-    id: str
-    target: int  # Target bits, as a plain int (IntFlag operators are slow on the hot path)
-    data: bytes
-
-
-class EventQueue:
-    """A bounded queue split into shards, one per writer; an id always maps to one shard."""
-
-    def __init__(self, capacity: int, shards: int) -> None:
-        self.capacity = capacity
-        self.depth = 0
-        self._shards: list[deque[QueuedEntry]] = [deque() for _ in range(shards)]
-        self._ready = [asyncio.Event() for _ in range(shards)]
-
-    def put(self, entry: QueuedEntry) -> bool:
-        """Queue an entry; False (and nothing queued) when the queue is full."""
-        if self.depth >= self.capacity:
-            return False
-        shard = hash(entry.id) % len(self._shards)
-        self._shards[shard].append(entry)
-        self.depth += 1
-        self._ready[shard].set()
-        return True
-
-    def take(self, shard: int, max_items: int) -> list[QueuedEntry]:
-        """Up to `max_items` of a shard's entries, oldest first."""
-        items = self._shards[shard]
-        count = min(len(items), max_items)
-        batch = [items.popleft() for _ in range(count)]
-        self.depth -= count
-        if not items:
-            self._ready[shard].clear()
-        return batch
-
-    def pending(self, shard: int) -> int:
-        """How many entries a shard holds."""
-        return len(self._shards[shard])
-
-    async def wait(self, shard: int) -> None:
-        """Return once the shard has entries."""
-        await self._ready[shard].wait()
-
-    def wake_all(self) -> None:
-        """Let every writer look at its shard again (used when stopping)."""
-        for ready in self._ready:
-            ready.set()
-
-    @property
-    def shards(self) -> int:
-        """How many writer shards there are."""
-        return len(self._shards)
-
-
-class RedisHealth:
-    """Whether Redis answered last time, mirrored in `events_cache_redis_up`."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self.up = False
-        self.last_error = ""
-        self._last_logged = float("-inf")
-
-    def ok(self) -> None:
-        """Record a successful operation."""
-        if not self.up:
-            self.up = True
-            self._metrics.redis_up.set(1)
-            if self.last_error:
-                log.info("redis available again")
-            self.last_error = ""
-
-    def failed(self, error: BaseException, what: str) -> None:
-        """Record a failure; log at most once per interval, never per event."""
-        self.up = False
-        self._metrics.redis_up.set(0)
-        self.last_error = f"{type(error).__name__}: {error}"
-        now = time.monotonic()
-        if now - self._last_logged >= ERROR_LOG_INTERVAL_S:
-            self._last_logged = now
-            log.warning("redis unavailable", operation=what, error=self.last_error)
 
 
 class Writers:

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from daemon.entry import MAX_ENCODABLE_DEPTH, Namespace, ParsedEvent
+from daemon.core.entry import MAX_ENCODABLE_DEPTH, ParsedEvent
+from daemon.core.model import Namespace
+from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
 
-MAX_ID_LENGTH = 1024
-MAX_REPORTED_ERRORS = 10
 _TOKEN = Namespace.TOKEN
 
 

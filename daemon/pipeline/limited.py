@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from daemon.limiter import LimitedCounter, RateLimiters
-from daemon.storage import Storage
-from daemon.writer import RedisHealth
+from daemon.core.limiter import LimitedCounter, RateLimiters
+from daemon.store.health import RedisHealth
+from daemon.store.storage import Storage
 
 FLUSH_INTERVAL_S = 1.0
 SWEEP_INTERVAL_S = 10.0

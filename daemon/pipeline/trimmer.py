@@ -6,29 +6,14 @@ all in one pipeline, so its cost follows the write rate, not the number of ids.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
 from daemon.metrics import Metrics
-from daemon.storage import Storage
-from daemon.writer import RedisHealth
-
-
-async def every(interval_s: float, iteration: Callable[[], Awaitable[None]]) -> None:
-    """Run `iteration` every `interval_s` seconds until cancelled (drift does not add up)."""
-    loop = asyncio.get_running_loop()
-    next_at = loop.time()
-    while True:
-        next_at += interval_s
-        await iteration()
-        delay = next_at - loop.time()
-        if delay < 0:  # an iteration overran: skip the missed ticks instead of bursting
-            next_at = loop.time()
-            delay = 0
-        await asyncio.sleep(delay)
+from daemon.store.health import RedisHealth
+from daemon.store.storage import Storage
 
 
 class Trimmer:

@@ -1,23 +1,14 @@
-"""Redis: connection from settings, the key layout in one place, and typed operations.
+"""The Redis client from the settings: standalone, TLS, ACL user, Sentinel or Cluster.
 
-Every command here touches exactly one key, so the same code runs on a standalone
-server, behind Sentinel, or on a Redis Cluster (redis-py's cluster pipeline refuses
-multi-key commands even when the keys share a slot).
-
-Key layout (Jitsu Classic's, so both can share one Redis during a migration):
-- `events_cache:<namespace>#<id>` all events of an id, newest first (a List);
-- `events_cache:<namespace>#<id>:error` its error events only;
-- `events_cache:index:<namespace>` our id index (a Sorted Set, score = last write time);
-- `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
-  of every sidecar, one hash field per second.
+Also the one place that turns every failure inside redis-py into a RedisError, so the
+writers, the trimmer and the queries treat any of them as "Redis is down".
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,10 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 from daemon.config import RedisSettings
-from daemon.entry import Collection, Namespace
 
-KEY_PREFIX = "events_cache:"
-LIMITED_KEY_TTL_S = 180  # a minute's hash is read for two minutes, then expires
 DEFAULT_SENTINEL_PORT = 26379
 CLIENT_NAME = "events-cache"
 SCHEMES = ("redis", "rediss", "unix", "sentinel")
@@ -62,7 +50,7 @@ class ClientInternalError(RedisConnectionError):
 
 
 @contextmanager
-def _redis_errors() -> Iterator[None]:
+def redis_errors() -> Iterator[None]:
     """Every failure of a Redis call surfaces as a RedisError (cancellation passes)."""
     try:
         yield
@@ -72,31 +60,6 @@ def _redis_errors() -> Iterator[None]:
         raise ClusterUnavailableError(f"{type(e).__name__}: {e}") from e
     except Exception as e:
         raise ClientInternalError(f"{type(e).__name__}: {e}") from e
-
-
-def events_key(namespace: str, id_: str, collection: Collection = Collection.ALL) -> str:
-    """The List of an id's events (all, or errors only)."""
-    suffix = ":error" if collection == Collection.ERROR else ""
-    return f"{KEY_PREFIX}{namespace}#{id_}{suffix}"
-
-
-def index_key(namespace: str) -> str:
-    """The Sorted Set of ids that have been written, by last write time."""
-    return f"{KEY_PREFIX}index:{namespace}"
-
-
-def limited_key(namespace: str, id_: str, collection: str, minute: int) -> str:
-    """The hash of one minute's limited counts for an id and collection."""
-    return f"{KEY_PREFIX}limited:{namespace}#{id_}:{collection}:{minute}"
-
-
-@dataclass(frozen=True, slots=True)
-class IdEvents:
-    """What the query needs of one id: list length, newest entries, limited counts."""
-
-    total: int
-    entries: list[bytes]
-    limited_slots: dict[int, int]
 
 
 def _split_hosts(text: str, default_port: int) -> list[tuple[str, int]]:
@@ -258,110 +221,3 @@ def _sentinel_master(
     )
     client: Redis = sentinel.master_for(master, db=db)
     return client
-
-
-class Storage:
-    """The sidecar's Redis operations; one client shared by writers, trimmer and queries."""
-
-    def __init__(self, client: RedisClient, size: int, ttl_s: int) -> None:
-        self.client = client
-        self.size = size
-        self.ttl_s = ttl_s
-        self._expiring: set[str] = set()  # limited-count keys this sidecar gave a TTL
-        self._expiring_minute = 0
-
-    async def ping(self) -> None:
-        """Raise when Redis does not answer."""
-        with _redis_errors():
-            await self.client.ping()
-
-    async def write(
-        self, lists: Mapping[str, Sequence[bytes]], ids: Mapping[str, Iterable[str]], now: float
-    ) -> None:
-        """One pipeline: one multi-value LPUSH per list, one ZADD per namespace index.
-
-        The values of a list are in ingest order; LPUSH leaves the last one first.
-        """
-        pipe = self.client.pipeline(transaction=False)
-        for key, values in lists.items():
-            pipe.lpush(key, *values)
-        for namespace, namespace_ids in ids.items():
-            pipe.zadd(index_key(namespace), dict.fromkeys(namespace_ids, now))
-        with _redis_errors():
-            await pipe.execute()
-
-    async def trim(self, keys: Iterable[str], now: float) -> None:
-        """Cut each list to `size`, refresh its TTL, and prune the id index."""
-        pipe = self.client.pipeline(transaction=False)
-        keep = self.size - 1
-        for key in keys:
-            pipe.ltrim(key, 0, keep)
-            if self.ttl_s:
-                pipe.expire(key, self.ttl_s)
-        if self.ttl_s:
-            for namespace in Namespace:
-                pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
-        with _redis_errors():
-            await pipe.execute()
-
-    async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
-        """Add this sidecar's limited counts ((namespace, id, collection), second) -> n."""
-        pipe = self.client.pipeline(transaction=False)
-        new_keys: set[str] = set()
-        for ((namespace, id_, collection), second), count in counts.items():
-            key = limited_key(namespace, id_, collection, second // 60)
-            pipe.hincrby(key, str(second), count)
-            if key not in self._expiring:
-                new_keys.add(key)
-        # One EXPIRE per minute key and sidecar: set on the first write of the minute, it
-        # outlives the two minutes the key is read in, so later writes need not renew it.
-        for key in new_keys:
-            pipe.expire(key, LIMITED_KEY_TTL_S)
-        with _redis_errors():
-            await pipe.execute()
-        minute = max((second // 60 for (_, second) in counts), default=0)
-        if minute != self._expiring_minute:
-            self._expiring = {k for k in self._expiring if k.endswith(f":{minute}")}
-            self._expiring_minute = minute
-        self._expiring |= new_keys
-
-    async def read(
-        self,
-        namespace: str,
-        ids: Sequence[str],
-        collection: Collection,
-        limit: int,
-        now_s: int,
-    ) -> list[IdEvents]:
-        """Length, newest `limit` entries and limited counts of each id, in one pipeline."""
-        pipe = self.client.pipeline(transaction=False)
-        minute = now_s // 60
-        for id_ in ids:
-            key = events_key(namespace, id_, collection)
-            pipe.llen(key)
-            if limit:
-                pipe.lrange(key, 0, limit - 1)
-            pipe.hgetall(limited_key(namespace, id_, collection, minute))
-            pipe.hgetall(limited_key(namespace, id_, collection, minute - 1))
-        with _redis_errors():
-            replies = iter(await pipe.execute())
-        out = []
-        for _ in ids:
-            total = int(next(replies))
-            entries = list(next(replies)) if limit else []
-            slots: dict[int, int] = {}
-            for _minute in range(2):
-                for field, value in next(replies).items():
-                    slots[int(field)] = slots.get(int(field), 0) + int(value)
-            out.append(IdEvents(total, entries, slots))
-        return out
-
-    async def ids(self, namespace: str) -> list[str]:
-        """Ids of the namespace that sidecars have written, most recently written first."""
-        with _redis_errors():
-            members = await self.client.zrevrange(index_key(namespace), 0, -1)
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self.client.aclose()

@@ -1,0 +1,30 @@
+"""Names and numbers on the wire: paths, headers, id length, default limit.
+
+One place for what the ingest container, the query clients, the OpenAPI document, the
+tests and the benchmarks must agree on.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Ingest listener (pod-private: Unix socket and loopback TCP).
+TOKEN_EVENTS_PATH: Final = "/v1/token/{token_id}/events"
+NDJSON_EVENTS_PATH: Final = "/v1/events"
+SKIP_HEADER: Final = "X-Events-Cache-Skip"
+ERROR_HEADER: Final = "X-Events-Cache-Error"
+MAX_ID_LENGTH: Final = 1024  # characters of an API key or destination id
+MAX_REPORTED_ERRORS: Final = 10  # NDJSON line errors listed in one 202 answer
+
+# API listener.
+CACHE_PATH: Final = "/api/v1/events/cache"
+METRICS_PATH: Final = "/metrics"
+HEALTHZ_PATH: Final = "/healthz"
+READYZ_PATH: Final = "/readyz"
+OPENAPI_PATH: Final = "/openapi.json"
+TOKEN_HEADER: Final = "X-Admin-Token"
+DEFAULT_LIMIT: Final = 100  # events per id when `limit` is absent (Jitsu's default)
+UNAUTHORIZED: Final = "Admin token does not match"
+
+JSON: Final = "application/json"
+NDJSON: Final = "application/x-ndjson"

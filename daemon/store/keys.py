@@ -1,0 +1,33 @@
+"""The key layout in Redis, in one place.
+
+Jitsu Classic's keys, so that both can share one Redis during a migration:
+- `events_cache:<namespace>#<id>` all events of an id, newest first (a List);
+- `events_cache:<namespace>#<id>:error` its error events only;
+and the sidecar's own bookkeeping, under the same prefix:
+- `events_cache:index:<namespace>` the id index (a Sorted Set, score = last write time);
+- `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
+  of every sidecar, one hash field per second.
+"""
+
+from __future__ import annotations
+
+from daemon.core.model import Collection
+
+KEY_PREFIX = "events_cache:"
+LIMITED_KEY_TTL_S = 180  # a minute's hash is read for two minutes, then expires
+
+
+def events_key(namespace: str, id_: str, collection: Collection = Collection.ALL) -> str:
+    """The List of an id's events (all, or errors only)."""
+    suffix = ":error" if collection == Collection.ERROR else ""
+    return f"{KEY_PREFIX}{namespace}#{id_}{suffix}"
+
+
+def index_key(namespace: str) -> str:
+    """The Sorted Set of ids that have been written, by last write time."""
+    return f"{KEY_PREFIX}index:{namespace}"
+
+
+def limited_key(namespace: str, id_: str, collection: str, minute: int) -> str:
+    """The hash of one minute's limited counts for an id and collection."""
+    return f"{KEY_PREFIX}limited:{namespace}#{id_}:{collection}:{minute}"

@@ -1,0 +1,115 @@
+"""The ingest listener: pod-private endpoints that take events and answer 202 at once.
+
+Handlers read the body, parse it and hand the events to admission; they never wait
+for Redis. Errors are JSON with a message naming the problem; a malformed body is not
+an error, it is cached as malformed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from daemon.core.accounting import Outcome, ingest_answer
+from daemon.core.parse import LineError, ParsedBatch, check_id, iter_ndjson, parse_token_body
+from daemon.core.wire import ERROR_HEADER, NDJSON_EVENTS_PATH, SKIP_HEADER, TOKEN_EVENTS_PATH
+from daemon.metrics import Metrics
+from daemon.pipeline.admission import Admission
+from daemon.web.responses import error_response, json_response
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What the ingest handlers share: admission, the body limits, the metrics."""
+
+    admission: Admission
+    metrics: Metrics
+    max_request_bytes: int
+    max_malformed_bytes: int
+    enabled: bool
+
+
+INTAKE = web.AppKey("intake", Intake)
+
+
+def header_text(value: str | None) -> str | None:
+    """A header value as valid text: aiohttp keeps bytes that are not UTF-8 as surrogates,
+    which cannot be encoded into an entry; they become U+FFFD like a malformed body's."""
+    if not value:
+        return None
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+async def read_body(intake: Intake, request: web.Request) -> bytes | web.Response:
+    """The request body, or the error response that says why it cannot be taken."""
+    if not intake.enabled:
+        return error_response(503, "the events cache is disabled (server.cache.enabled)")
+    length = request.content_length
+    if length is not None and length > intake.max_request_bytes:
+        return _too_large(intake, length)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(intake, None)
+    except web.RequestPayloadError as e:  # e.g. a body that is not the Content-Encoding
+        return error_response(400, f"cannot read the request body: {e}")
+    except ConnectionResetError:  # the client went away mid-body: nobody to answer
+        return error_response(400, "connection lost before the whole body arrived")
+
+
+def _too_large(intake: Intake, length: int | None) -> web.Response:
+    size = f" ({length} bytes)" if length is not None else ""
+    return error_response(
+        413,
+        f"request body{size} exceeds sidecar.ingest.max_request_bytes "
+        f"({intake.max_request_bytes} bytes)",
+    )
+
+
+def accepted(
+    outcome: Outcome, invalid: int = 0, errors: list[LineError] | None = None
+) -> web.Response:
+    """The 202 answer with the request's counts."""
+    return json_response(ingest_answer(outcome, invalid, errors or []), 202)
+
+
+async def token_events(request: web.Request) -> web.Response:
+    """POST /v1/token/{token_id}/events: the body as the ingest received it."""
+    intake = request.app[INTAKE]
+    token = request.match_info["token_id"]
+    problem = check_id(token)
+    if problem:
+        return error_response(400, f"token_id {problem}")
+    body = await read_body(intake, request)
+    if isinstance(body, web.Response):
+        return body
+    headers = request.headers
+    events = parse_token_body(
+        body,
+        token,
+        intake.max_malformed_bytes,
+        skip=header_text(headers.get(SKIP_HEADER)),
+        ingest_error=header_text(headers.get(ERROR_HEADER)),
+    )
+    return accepted(intake.admission.submit(events))
+
+
+async def ndjson_events(request: web.Request) -> web.Response:
+    """POST /v1/events: NDJSON entries of both namespaces, ids mixed freely."""
+    intake = request.app[INTAKE]
+    body = await read_body(intake, request)
+    if isinstance(body, web.Response):
+        return body
+    batch = ParsedBatch()  # invalid lines are counted into it as submit() reads the lines
+    outcome = intake.admission.submit(iter_ndjson(body, intake.max_malformed_bytes, batch))
+    if batch.invalid:
+        intake.metrics.invalid.inc(batch.invalid)
+    return accepted(outcome, batch.invalid, batch.errors)
+
+
+def add_ingest_routes(app: web.Application, intake: Intake) -> None:
+    """Serve the two ingest endpoints on `app`."""
+    app[INTAKE] = intake
+    app.router.add_post(TOKEN_EVENTS_PATH, token_events)
+    app.router.add_post(NDJSON_EVENTS_PATH, ndjson_events)

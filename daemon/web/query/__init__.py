@@ -1,0 +1,1 @@
+"""The query API: parameters (pure), the service that reads Redis, the HTTP handlers."""

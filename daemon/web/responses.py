@@ -1,0 +1,18 @@
+"""JSON responses of both listeners: orjson-encoded, errors as {"message": ...}."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from daemon.core.wire import JSON
+
+
+def json_response(doc: object, status: int = 200) -> web.Response:
+    """A JSON response without aiohttp's slower stdlib encoder."""
+    return web.Response(body=orjson.dumps(doc), status=status, content_type=JSON)
+
+
+def error_response(status: int, message: str) -> web.Response:
+    """The error shape of both APIs: {"message": ...}."""
+    return json_response({"message": message}, status)
