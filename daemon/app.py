@@ -91,9 +91,9 @@ class App:
         self.metrics = metrics or Metrics(__version__)
         self.lifecycle = Lifecycle()
         self.health = RedisHealth(self.metrics)
-        events = config.cache.events
-        self.queue = EventQueue(config.ingest.queue_size, config.cache.writers)
-        self.limiters = RateLimiters(events.size, events.time_window_s)
+        events = config.events
+        self.queue = EventQueue(config.ingest.queue_size, config.server.cache.pool.size)
+        self.limiters = RateLimiters(events.size, events.time_window_sec)
         self.limited = LimitedCounter()
         self.admission = Admission(
             self.queue, self.limiters, self.limited, self.metrics, events.redact
@@ -120,8 +120,8 @@ class App:
         try:
             storage = self._storage = Storage(
                 create_client(await self._redis_settings()),
-                self.config.cache.events.size,
-                self.config.redis.ttl_minutes * 60,
+                self.config.events.size,
+                self.config.redis.ttl_minutes.events_cache * 60,
             )
             await self._probe_redis()
             self._start_loops(storage)
@@ -173,31 +173,31 @@ class App:
         spawn = self._supervisor.spawn
         for shard in range(self.queue.shards):
             spawn(f"writer-{shard}", functools.partial(loops.writers.run, shard))
-        trim_s = self.config.cache.events.trim_interval_s
+        trim_s = self.config.events.trim_interval_s
         spawn("trim", functools.partial(every, trim_s, trimmer.trim_once))
         spawn("limited-flush", functools.partial(every, FLUSH_INTERVAL_S, loops.flusher.flush_once))
         spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis))
 
     async def _start_listeners(self, storage: Storage) -> None:
         cfg = self.config
-        events = cfg.cache.events
+        events = cfg.events
         api = api_application(self.metrics)
-        tokens = TokenCheck(cfg.admin_tokens, cfg.allow_token_in_query)
-        add_query_routes(api, QueryService(storage, events.size, events.time_window_s), tokens)
-        listen, socket_path = cfg.ingest.listen, cfg.ingest.socket_path
+        tokens = TokenCheck(cfg.admin_tokens, cfg.server.allow_token_in_query)
+        add_query_routes(api, QueryService(storage, events.size, events.time_window_sec), tokens)
+        listen, socket_path = cfg.ingest.listen, cfg.ingest.socket
         ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
         state = OpsState(self.lifecycle, self.health, self.queue)
         add_ops_routes(api, state, self.metrics, __version__, ingest_url)
         self._listeners["api"] = Listener(api, API_SHUTDOWN_TIMEOUT_S)
-        await self._listeners["api"].start(cfg.api_listen)
+        await self._listeners["api"].start(cfg.sidecar.api.listen)
 
         ingest = ingest_application(self.metrics, cfg.ingest.max_request_bytes)
         intake = Intake(
             self.admission,
             self.metrics,
             cfg.ingest.max_request_bytes,
-            events.max_malformed_event_bytes,
-            cfg.cache.enabled,
+            events.max_malformed_event_size_bytes,
+            cfg.server.cache.enabled,
         )
         add_ingest_routes(ingest, intake)
         self._listeners["ingest"] = Listener(
@@ -207,7 +207,7 @@ class App:
             max_line_bytes=INGEST_MAX_LINE_BYTES,
         )
         await self._listeners["ingest"].start(
-            cfg.ingest.listen, cfg.ingest.socket_path, cfg.ingest.socket_mode
+            cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode
         )
 
     async def _probe_redis(self) -> None:
@@ -222,10 +222,10 @@ class App:
     # -- stop ----------------------------------------------------------------------------
     async def stop(self) -> None:
         """Drain, close the ingest, flush within the timeout, then close the rest."""
-        cfg = self.config
+        drain_s = self.config.sidecar.shutdown.drain_seconds
         self.lifecycle.draining = True
-        if cfg.drain_s:
-            await asyncio.sleep(cfg.drain_s)  # the ingest container may still be sending
+        if drain_s:
+            await asyncio.sleep(drain_s)  # the ingest container may still be sending
         await self._close_listener("ingest")
         started = time.monotonic()
         left = 0
@@ -246,7 +246,9 @@ class App:
         tasks = self._supervisor.tasks(f"writer-{n}" for n in range(self.queue.shards))
         writers.stop()
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.config.flush_timeout_s or None)
+            _, pending = await asyncio.wait(
+                tasks, timeout=self.config.sidecar.shutdown.flush_timeout_seconds or None
+            )
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -18,7 +18,14 @@ import yaml
 
 from daemon import __version__
 from daemon.app import App, StartupError
-from daemon.config import CONFIG_ENV, Config, ConfigError, effective_settings, load_config
+from daemon.config import (
+    CONFIG_ENV,
+    Config,
+    ConfigError,
+    effective_settings,
+    hint,
+    load_config,
+)
 from daemon.log import setup_logging
 from daemon.serve import EXIT_STARTUP_FAILURE, event_loop_runner, run
 
@@ -46,24 +53,35 @@ def _parser() -> argparse.ArgumentParser:
         help=f"YAML configuration file (default: ${CONFIG_ENV})",
     )
     check.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="unknown keys are errors (with the nearest known key as a hint)",
+    )
     return parser
 
 
 def _config_errors(error: ConfigError) -> str:
     lines = ["invalid configuration:"]
     lines += [f"  {p.location}: {p.error}" for p in error.problems]
+    lines += [_unknown_key_warning(key) for key in error.warnings]
     return "\n".join(lines)
 
 
-def check_config(path: str | None, fmt: str) -> int:
-    """Validate and print the effective settings, secrets redacted."""
+def _unknown_key_warning(key: str) -> str:
+    return f"warning: unknown key {key} (ignored){hint(key)}"
+
+
+def check_config(path: str | None, fmt: str, strict: bool = False) -> int:
+    """Validate and print the effective settings, secrets redacted; exit 1 naming every
+    key at fault, for anything the daemon would refuse to start with."""
     try:
-        config = load_config(path)
+        config = load_config(path, strict=strict)
     except ConfigError as e:
         print(_config_errors(e), file=sys.stderr)
         return EXIT_CONFIG_ERROR
     for key in config.warnings:
-        print(f"warning: unknown key {key} (ignored)", file=sys.stderr)
+        print(_unknown_key_warning(key), file=sys.stderr)
     settings = effective_settings(config)
     if fmt == "json":
         print(orjson.dumps(settings, option=orjson.OPT_INDENT_2).decode())
@@ -77,20 +95,21 @@ def _with_generated_token(config: Config) -> tuple[Config, str]:
     if config.admin_tokens or config.redis.configured:
         return config, ""
     token = secrets.token_urlsafe(24)
-    return replace(config, admin_tokens=(token,)), token
+    return replace(config, server=replace(config.server, admin_token=(token,))), token
 
 
 def _print_first_steps(config: Config, token: str) -> None:
     """Show the generated token once, on stderr (never in a log line), with the two
     commands that send an event and read it back."""
-    api = config.api_listen
+    api = config.sidecar.api.listen
+    assert api is not None  # the loader refuses a configuration without it
     host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
     ingest = config.ingest
     event = '-d \'{"event_type":"pageview"}\''
     send = (
-        f"curl --unix-socket {ingest.socket_path} -X POST "
+        f"curl --unix-socket {ingest.socket} -X POST "
         f"http://localhost/v1/token/my-api-key/events {event}"
-        if ingest.socket_path
+        if ingest.socket
         else f"curl -X POST http://{ingest.listen}/v1/token/my-api-key/events {event}"
     )
     print(
@@ -121,16 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `events-cache` console script."""
     args = _parser().parse_args(argv)
     if args.command == "check-config":
-        return check_config(args.check_config_path or args.config, args.format)
+        return check_config(args.check_config_path or args.config, args.format, args.strict)
     try:
         config = load_config(args.config)
     except ConfigError as e:
         print(_config_errors(e), file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    setup_logging(config.log_level, config.log_format)
+    setup_logging(config.sidecar.log.level, config.sidecar.log.format)
     log = structlog.get_logger("daemon")
     for key in config.warnings:
-        log.warning("unknown configuration key ignored", key=key)
+        log.warning("unknown configuration key ignored", key=key, hint=hint(key).strip("; "))
     try:
         return run_daemon(config)
     except StartupError as e:

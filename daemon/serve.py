@@ -50,12 +50,12 @@ async def run(app: App, on_started: Callable[[App], None] = lambda _: None) -> i
         nonlocal signals_seen
         signals_seen += 1
         if signals_seen == 1:
-            cfg = app.config
+            shutdown = app.config.sidecar.shutdown
             log.info(
                 "stopping",
                 signal=signal.Signals(signum).name,
-                drain_s=cfg.drain_s,
-                flush_timeout_s=cfg.flush_timeout_s,
+                drain_s=shutdown.drain_seconds,
+                flush_timeout_s=shutdown.flush_timeout_seconds,
             )
             stopping.set()
         elif main is not None:

@@ -38,5 +38,6 @@ def problems(root: Path = ROOT) -> list[str]:
 
 if __name__ == "__main__":
     out = problems()
-    print("\n".join(out))
+    for line in out:
+        print(line)
     sys.exit(1 if out else 0)

@@ -3,8 +3,10 @@
 
 Every key of values.yaml gets a schema: the type of its default, and the refinements
 listed in OVERRIDES below (enums, patterns, ranges, Kubernetes objects that stay
-free-form). Objects the chart defines refuse unknown keys, so a misspelt value fails
-`helm install` instead of being ignored; `global` is allowed at the root so the chart
+free-form). `config`, the daemon's own configuration, gets the schema derived from the
+daemon's configuration model (daemon/config/), secrets excluded. Objects the chart
+defines refuse unknown keys, so a misspelt value fails `helm install` instead of being
+ignored; `global` is allowed at the root so the chart
 works as a subchart.
 
     scripts/helm-schema.py            # rewrite values.schema.json
@@ -21,7 +23,12 @@ from typing import Any
 
 import yaml
 
-CHART = Path(__file__).resolve().parent.parent / "helm" / "events-cache"
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "events-cache"
+sys.path.insert(0, str(ROOT))
+
+from daemon.config.render import chart_schema  # noqa: E402
+
 SCHEMA = CHART / "values.schema.json"
 
 K8S_OBJECT = {"type": "object"}  # a Kubernetes structure validated by the API server
@@ -61,22 +68,6 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "socket.name": {"type": "string", "pattern": r"^[^/]+$"},
     "socket.medium": {"type": "string", "enum": ["", "Memory"]},
     "socket.sizeLimit": {"type": ["string", "null"]},
-    "config.server.cache.events.size": {"type": "integer", "minimum": 1},
-    "config.server.cache.events.time_window_sec": {"type": "integer", "minimum": 1},
-    "config.server.cache.events.trim_interval_ms": {"type": "integer", "minimum": 1},
-    "config.server.cache.events.max_malformed_event_size_bytes": {"type": "integer", "minimum": 1},
-    "config.server.cache.pool.size": {"type": "integer", "minimum": 1},
-    "config.meta.storage.redis.ttl_minutes.events_cache": {"type": "integer", "minimum": 0},
-    "config.sidecar.ingest.socket_mode": {"type": "string", "pattern": "^0?[0-7]{3}$"},
-    "config.sidecar.ingest.max_request_bytes": {"type": "integer", "minimum": 1},
-    "config.sidecar.ingest.queue_size": {"type": "integer", "minimum": 1},
-    "config.sidecar.shutdown.drain_seconds": {"type": "number", "minimum": 0},
-    "config.sidecar.shutdown.flush_timeout_seconds": {"type": "number", "minimum": 0},
-    "config.sidecar.log.level": {
-        "type": "string",
-        "enum": ["debug", "info", "warning", "error", "critical"],
-    },
-    "config.sidecar.log.format": {"type": "string", "enum": ["json", "console"]},
     "auth.existingSecret": SECRET_NAME,
     "externalRedis.port": PORT,
     "externalRedis.database": {"type": "integer", "minimum": 0},
@@ -194,6 +185,11 @@ def render() -> str:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     descriptions = {row.key: row.description for row in docs.parse(CHART / "values.yaml")}
     schema = infer(values, "", descriptions)
+    # The daemon's configuration: generated from its model, like docs/configuration.md.
+    schema["properties"]["config"] = {
+        "description": descriptions["config"],
+        **chart_schema(),
+    }
     schema["properties"]["global"] = {
         "type": "object",
         "description": "Values shared with parent and sibling charts.",

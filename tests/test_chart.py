@@ -55,7 +55,6 @@ RESTRICTED_VOLUME_TYPES = {
     "ephemeral",
     "image",
 }
-HAVE_DAEMON_CONFIG = (ROOT / "daemon" / "config.py").is_file()
 
 
 def values_of(name: str) -> dict[str, Any]:
@@ -364,6 +363,21 @@ def test_checksum_annotation_rolls_pods_on_config_change(chart: Any) -> None:
     assert checksum(base) != checksum(changed)
 
 
+def test_grace_period_follows_the_daemons_shutdown_settings(chart: Any) -> None:
+    """With no config the daemon's own defaults count (drain 5 s, flush 10 s, from the
+    generated files/daemon-defaults.yaml); values.config overrides them."""
+    values = values_of("defaults")
+    values.setdefault("ingest", {})["shutdownSeconds"] = 20
+
+    def grace(config: dict[str, Any]) -> int:
+        pod = deployment(render(chart, {**values, "config": config}))["spec"]["template"]["spec"]
+        return int(pod["terminationGracePeriodSeconds"])
+
+    assert grace({}) == 20 + 5 + 10 + 5
+    assert grace({"sidecar": {"shutdown": {"drain_seconds": 30}}}) == 20 + 30 + 10 + 5
+    assert grace({"sidecar": {"shutdown": {"flush_timeout_seconds": 2.5}}}) == 20 + 5 + 3 + 5
+
+
 def test_secrets_wiring(rendered: dict[str, list[dict[str, Any]]]) -> None:
     # Generated admin token, no Redis password.
     (secret,) = find(rendered["defaults"], "Secret")
@@ -540,7 +554,6 @@ def test_readme_values_table_is_up_to_date() -> None:
 # ------------------------------------------- the daemon accepts the rendered config
 
 
-@pytest.mark.skipif(not HAVE_DAEMON_CONFIG, reason="daemon/config.py does not exist yet")
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_rendered_config_passes_the_daemons_loader_and_check_config(
     rendered: dict[str, list[dict[str, Any]]], value_set: str, tmp_path: Path

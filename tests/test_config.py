@@ -18,18 +18,18 @@ def write(tmp_path: Path, doc: object) -> str:
 
 def test_defaults_are_jitsus() -> None:
     config = load_config(None, env={})
-    ev = config.cache.events
-    assert (ev.size, ev.time_window_s, ev.trim_interval_s, ev.max_malformed_event_bytes) == (
+    ev = config.events
+    assert (ev.size, ev.time_window_sec, ev.trim_interval_s, ev.max_malformed_event_size_bytes) == (
         100,
         60,
         0.5,
         10000,
     )
-    assert config.cache.enabled and config.cache.writers == 10
-    assert config.ingest.socket_path == "/var/run/events-cache/ingest.sock"
+    assert config.server.cache.enabled and config.server.cache.pool.size == 10
+    assert config.ingest.socket == "/var/run/events-cache/ingest.sock"
     assert config.ingest.socket_mode == 0o660
     assert str(config.ingest.listen) == "127.0.0.1:8001"
-    assert str(config.api_listen) == "0.0.0.0:8080"
+    assert str(config.sidecar.api.listen) == "0.0.0.0:8080"
     assert config.ingest.queue_size == 10000
     assert not config.redis.configured
     assert config.admin_tokens == ()
@@ -118,7 +118,7 @@ def test_environment_overrides_and_secret_files(tmp_path: Path) -> None:
     assert config.admin_tokens == ("from-file", "second")
     assert config.redis.password == "pw-from-file"
     assert config.redis.url == "redis://u:p@other:6380/2"
-    assert (config.log_level, config.log_format) == ("debug", "console")
+    assert (config.sidecar.log.level, config.sidecar.log.format) == ("debug", "console")
 
 
 def test_plain_environment_token_and_rotation_list(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_missing_secret_file_is_named(tmp_path: Path) -> None:
 
 def test_config_file_from_environment_and_bad_yaml(tmp_path: Path) -> None:
     path = write(tmp_path, {"server": {"cache": {"events": {"size": 7}}}})
-    assert load_config(None, env={"EVENTS_CACHE_CONFIG": path}).cache.events.size == 7
+    assert load_config(None, env={"EVENTS_CACHE_CONFIG": path}).events.size == 7
     bad = write(tmp_path, "server: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad, env={})
@@ -177,3 +177,158 @@ def test_secret_precedence(tmp_path: Path) -> None:
     assert load_config(path, env=env).admin_tokens == ("from-env",)
     env["EVENTS_CACHE_ADMIN_TOKEN_FILE"] = str(env_file)
     assert load_config(path, env=env).admin_tokens == ("from-env-file",)
+
+
+def test_every_problem_is_reported_in_one_pass(tmp_path: Path) -> None:
+    """Type errors, impossible values and a refused start-up come out together."""
+    path = write(
+        tmp_path,
+        {
+            "server": {"cache": {"events": {"size": "big", "trim_interval_ms": 0}}},
+            "meta": {"storage": {"redis": {"host": "redis.local", "port": 70000}}},
+            "sidecar": {"ingest": {"listen": "nohost"}},
+        },
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert [p.location for p in caught.value.problems] == [
+        "server.cache.events.size",
+        "server.cache.events.trim_interval_ms",
+        "meta.storage.redis.port",
+        "sidecar.ingest.listen",
+        "server.admin_token",
+    ]
+
+
+def test_a_configured_redis_without_an_admin_token_is_refused(tmp_path: Path) -> None:
+    """The daemon would refuse to start: the loader (and so check-config) says so."""
+    path = write(tmp_path, {"meta": {"storage": {"redis": {"host": "redis.local"}}}})
+    with pytest.raises(ConfigError, match=r"server\.admin_token: must be set when"):
+        load_config(path, env={})
+    assert load_config(path, env={"EVENTS_CACHE_ADMIN_TOKEN": "t"}).admin_tokens == ("t",)
+    with pytest.raises(ConfigError, match=r"server\.admin_token: must be set when"):
+        load_config(None, env={"EVENTS_CACHE_REDIS_URL": "redis://r:6379/0"})
+    assert load_config(None, env={}).admin_tokens == ()  # the embedded default generates one
+
+
+def test_strict_turns_unknown_keys_into_errors_with_a_hint(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {"server": {"admin_tokn": "x", "cache": {"evnets": {}}}, "sidecar": {"lgo": {}}},
+    )
+    assert set(load_config(path, env={}).warnings) == {
+        "server.admin_tokn",
+        "server.cache.evnets",
+        "sidecar.lgo",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={}, strict=True)
+    messages = {p.location: p.error for p in caught.value.problems}
+    assert messages == {
+        "server.admin_tokn": "unknown key; did you mean server.admin_token?",
+        "server.cache.evnets": "unknown key; did you mean server.cache.events?",
+        "sidecar.lgo": "unknown key; did you mean sidecar.log?",
+    }
+
+
+def test_env_only_keys_are_unknown_in_the_file(tmp_path: Path) -> None:
+    """meta.storage.redis.url comes from EVENTS_CACHE_REDIS_URL only."""
+    path = write(tmp_path, {"meta": {"storage": {"redis": {"url": "redis://x:1/0"}}}})
+    config = load_config(path, env={})
+    assert config.warnings == ("meta.storage.redis.url",)
+    assert config.redis.url == ""
+
+
+def test_every_setting_parses_its_own_default() -> None:
+    """The model's defaults, written out as YAML, load back to the same configuration."""
+    from daemon.config.render import defaults
+
+    assert load_config(None, env={}) == _load_text(yaml.safe_dump(defaults()))
+
+
+def _load_text(text: str) -> object:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write(text)
+        f.flush()
+        return load_config(f.name, env={})
+
+
+def test_documents_derived_from_the_model_are_fresh() -> None:
+    """docs/configuration.md's tables, the chart's defaults file and its values schema are
+    generated from the model: a key added, renamed or re-defaulted in code without
+    regenerating them fails here."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    for script in ("gen-config.py", "helm-schema.py"):
+        result = subprocess.run(
+            [sys.executable, str(root / "scripts" / script), "--check"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_docs_chart_and_code_agree_on_every_key_and_default() -> None:
+    """Read back from the documents themselves, not from the generator."""
+    import json
+
+    from daemon.config.render import defaults, leaves
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "configuration.md").read_text()
+    schema = json.loads((root / "helm/events-cache/values.schema.json").read_text())
+    chart_defaults = yaml.safe_load(
+        (root / "helm/events-cache/files/daemon-defaults.yaml").read_text()
+    )
+    assert chart_defaults == defaults()
+    values = yaml.safe_load((root / "helm/events-cache/values.yaml").read_text())
+    assert values["config"] == {}, "the chart keeps no copy of the daemon's defaults"
+    for leaf in leaves():
+        if not leaf.rules.yaml:
+            continue
+        assert f"| `{leaf.key}` |" in doc, leaf.key
+        node = schema["properties"]["config"]
+        for part in leaf.key.split("."):
+            node = node.get("properties", {}).get(part)
+            if node is None:
+                break
+        if leaf.rules.secret:
+            assert node is None, f"{leaf.key} is a secret: it must not be in the chart's config"
+        else:
+            assert node is not None, f"{leaf.key} missing from the chart's schema"
+            expected = chart_defaults
+            for part in leaf.key.split("."):
+                expected = expected[part]
+            assert node["default"] == expected, leaf.key
+
+
+def test_check_config_fails_where_the_daemon_would_refuse_to_start(tmp_path: Path) -> None:
+    """A configured Redis and no admin token: check-config exits 1 naming the key, and
+    the daemon refuses the same file with the same exit code and message."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, {"meta": {"storage": {"redis": {"host": "127.0.0.1"}}}})
+    env = {"PATH": "/usr/bin:/bin"}
+    check = subprocess.run(
+        [sys.executable, "-m", "daemon", "check-config", "--config", path],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert check.returncode == 1
+    assert "server.admin_token: must be set when a Redis is configured" in check.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "daemon", "--config", path],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert run.returncode == 1
+    assert "server.admin_token: must be set when a Redis is configured" in run.stderr

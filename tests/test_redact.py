@@ -52,8 +52,8 @@ def test_config_key_validated_and_reported(tmp_path: Path) -> None:
         load_config(str(path), env={})
     assert [p.location for p in e.value.problems] == ["server.cache.events.redact"] * 2
     path.write_text("server:\n  cache:\n    events:\n      redact: [user.email]\n")
-    assert load_config(str(path), env={}).cache.events.redact == ("user.email",)
-    assert load_config(None, env={}).cache.events.redact == ()
+    assert load_config(str(path), env={}).events.redact == ("user.email",)
+    assert load_config(None, env={}).events.redact == ()
 
 
 @pytest.mark.e2e

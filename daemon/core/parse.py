@@ -82,30 +82,7 @@ def parse_token_body(
             )
         ]
     if isinstance(doc, list):
-        events = []
-        for n, item in enumerate(doc):
-            try:
-                text = _dumps(item)
-            except _Invalid as e:
-                # Too deep to store on its own: keep the body it came in as malformed.
-                events.append(
-                    _malformed(token, body, max_malformed_bytes, f"array element {n}: {e}")
-                )
-                continue
-            if isinstance(item, dict):
-                events.append(
-                    ParsedEvent(Namespace.TOKEN, token, original=text, skip=skip, token_id=token)
-                )
-            else:
-                events.append(
-                    _malformed(
-                        token,
-                        text.encode(),
-                        max_malformed_bytes,
-                        f"array element {n} is {_kind(item)}, not an object",
-                    )
-                )
-        return events
+        return _array_events(doc, body, token, max_malformed_bytes, skip)
     return [
         _malformed(
             token,
@@ -114,6 +91,28 @@ def parse_token_body(
             f"body is {_kind(doc)}, not an object or an array of objects",
         )
     ]
+
+
+def _array_events(
+    doc: list[Any], body: bytes, token: str, max_malformed_bytes: int, skip: str | None
+) -> list[ParsedEvent]:
+    """One event per element of a JSON array body; what is not an object is malformed."""
+    events = []
+    for n, item in enumerate(doc):
+        try:
+            text = _dumps(item)
+        except _Invalid as e:
+            # Too deep to store on its own: keep the body it came in as malformed.
+            events.append(_malformed(token, body, max_malformed_bytes, f"array element {n}: {e}"))
+            continue
+        if isinstance(item, dict):
+            events.append(
+                ParsedEvent(Namespace.TOKEN, token, original=text, skip=skip, token_id=token)
+            )
+        else:
+            problem = f"array element {n} is {_kind(item)}, not an object"
+            events.append(_malformed(token, text.encode(), max_malformed_bytes, problem))
+    return events
 
 
 def _malformed(token: str, body: bytes, max_bytes: int, error: str) -> ParsedEvent:

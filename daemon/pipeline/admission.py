@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from daemon.core.accounting import Outcome
 from daemon.core.entry import ParsedEvent, encode
@@ -19,6 +20,17 @@ from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 
 _ALL, _ERROR = int(Target.ALL), int(Target.ERROR)  # plain ints on the hot path
+
+
+@dataclass(slots=True)
+class _Counts:
+    """What one request did, summed per namespace (and per key for the limited counts)."""
+
+    received: dict[Namespace, int] = field(default_factory=dict)
+    limited_all: dict[Namespace, int] = field(default_factory=dict)
+    limited_error: dict[Namespace, int] = field(default_factory=dict)
+    limited_keys: dict[tuple[Namespace, str, Collection], int] = field(default_factory=dict)
+    malformed: int = 0
 
 
 class Admission:
@@ -55,10 +67,9 @@ class Admission:
         redact = self._redact
         all_, error_ = Collection.ALL, Collection.ERROR
         accepted = rate_limited = dropped = malformed = 0
-        received: dict[Namespace, int] = {}
-        limited_all: dict[Namespace, int] = {}
-        limited_error: dict[Namespace, int] = {}
-        limited_keys: dict[tuple[Namespace, str, Collection], int] = {}
+        counts = _Counts()
+        received, limited_keys = counts.received, counts.limited_keys
+        limited_all, limited_error = counts.limited_all, counts.limited_error
         for event in events:
             ns, id_ = event.namespace, event.id
             received[ns] = received.get(ns, 0) + 1
@@ -90,29 +101,24 @@ class Admission:
                     rate_limited += 1  # cached in the error list only
             else:
                 dropped += 1
-        add_limited = self._limited.add
-        for key, n in limited_keys.items():
-            add_limited(key, wall, n)
+        counts.malformed = malformed
         outcome = Outcome(accepted, rate_limited, dropped)
-        self._count(outcome, received, limited_all, limited_error, malformed)
+        self._record(outcome, counts, wall)
         return outcome
 
-    def _count(
-        self,
-        outcome: Outcome,
-        received: dict[Namespace, int],
-        limited_all: dict[Namespace, int],
-        limited_error: dict[Namespace, int],
-        malformed: int,
-    ) -> None:
+    def _record(self, outcome: Outcome, counts: _Counts, wall: float) -> None:
+        """Move the request's counts to the shared limited counter and the metrics."""
+        add_limited = self._limited.add
+        for key, n in counts.limited_keys.items():
+            add_limited(key, wall, n)
         m = self._metrics
-        for ns, n in received.items():
+        for ns, n in counts.received.items():
             m.received[ns].inc(n)
-        for ns, n in limited_all.items():
+        for ns, n in counts.limited_all.items():
             m.rate_limited[ns, Collection.ALL].inc(n)
-        for ns, n in limited_error.items():
+        for ns, n in counts.limited_error.items():
             m.rate_limited[ns, Collection.ERROR].inc(n)
         if outcome.dropped:
             m.dropped[DropReason.QUEUE_FULL].inc(outcome.dropped)
-        if malformed:
-            m.malformed.inc(malformed)
+        if counts.malformed:
+            m.malformed.inc(counts.malformed)

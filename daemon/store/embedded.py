@@ -98,9 +98,15 @@ class EmbeddedRedis:
             preexec_fn=_die_with_parent,
             start_new_session=True,
         )
+        await self._wait_ready(directory)
+
+    async def _wait_ready(self, directory: Path) -> None:
+        """Return once the server answers PING; EmbeddedRedisError if it exits or stalls."""
+        assert self._process is not None
         client = aioredis.Redis(unix_socket_path=self.socket_path)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_S
         try:
-            deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
             while True:
                 if self._process.poll() is not None:
                     raise EmbeddedRedisError(
@@ -111,7 +117,7 @@ class EmbeddedRedis:
                     await client.ping()
                     return
                 except (RedisError, OSError):
-                    if asyncio.get_running_loop().time() > deadline:
+                    if loop.time() > deadline:
                         raise EmbeddedRedisError(
                             f"{self.binary} did not answer within {START_TIMEOUT_S:.0f}s"
                         ) from None

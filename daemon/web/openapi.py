@@ -8,6 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.core.wire import (
+    CACHE_PATH,
+    DEFAULT_LIMIT,
+    ERROR_HEADER,
+    HEALTHZ_PATH,
+    MAX_ID_LENGTH,
+    MAX_REPORTED_ERRORS,
+    METRICS_PATH,
+    NDJSON,
+    NDJSON_EVENTS_PATH,
+    OPENAPI_PATH,
+    READYZ_PATH,
+    SKIP_HEADER,
+    TOKEN_EVENTS_PATH,
+    TOKEN_HEADER,
+)
+
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+
 _MESSAGE = {
     "type": "object",
     "required": ["message"],
@@ -56,7 +75,7 @@ def _ndjson_line() -> dict[str, Any]:
         "required": ["namespace", "id"],
         "properties": {
             "namespace": {"type": "string", "enum": ["token", "destination"]},
-            "id": {"type": "string", "minLength": 1, "maxLength": 1024},
+            "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
             "original": {"description": "An object; for destination entries also text."},
             "malformed": {"type": "string"},
             "success": {"type": "object"},
@@ -79,7 +98,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
             "description": "Jitsu Classic compatible events cache sidecar.",
         },
         "paths": {
-            "/v1/token/{token_id}/events": {
+            TOKEN_EVENTS_PATH: {
                 "servers": ingest_servers,
                 "post": {
                     "summary": "Cache the events of one API key, body as received",
@@ -89,16 +108,16 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                             "name": "token_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 1024},
+                            "schema": _ID,
                         },
                         {
-                            "name": "X-Events-Cache-Skip",
+                            "name": SKIP_HEADER,
                             "in": "header",
                             "schema": {"type": "string"},
                             "description": "Marks the events as skipped, with this reason.",
                         },
                         {
-                            "name": "X-Events-Cache-Error",
+                            "name": ERROR_HEADER,
                             "in": "header",
                             "schema": {"type": "string"},
                             "description": "The ingest rejected the body: cached as malformed.",
@@ -114,7 +133,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                     "responses": {"202": _ACCEPTED, **_INGEST_ERRORS},
                 },
             },
-            "/v1/events": {
+            NDJSON_EVENTS_PATH: {
                 "servers": ingest_servers,
                 "post": {
                     "summary": "Cache entries of both namespaces, one JSON object per line",
@@ -122,7 +141,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                     "requestBody": {
                         "required": False,
                         "content": {
-                            "application/x-ndjson": {"schema": {"type": "string"}},
+                            NDJSON: {"schema": {"type": "string"}},
                         },
                         "description": "One JSON object per line, as components.schemas."
                         "NdjsonLine describes; an invalid line is reported "
@@ -131,7 +150,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                     "responses": {"202": _ACCEPTED, **_INGEST_ERRORS},
                 },
             },
-            "/api/v1/events/cache": {
+            CACHE_PATH: {
                 "get": {
                     "summary": "Last cached events per id, Jitsu Classic's response shape",
                     "operationId": "getEventsCache",
@@ -165,7 +184,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                                 "type": "integer",
                                 "minimum": 0,
                                 "maximum": 10**18 - 1,
-                                "default": 100,
+                                "default": DEFAULT_LIMIT,
                             },
                             "description": "Events per id, capped at server.cache.events.size.",
                         },
@@ -185,7 +204,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                     },
                 },
             },
-            "/metrics": {
+            METRICS_PATH: {
                 "get": {
                     "summary": "Prometheus metrics",
                     "operationId": "metrics",
@@ -194,14 +213,14 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                     },
                 }
             },
-            "/healthz": {
+            HEALTHZ_PATH: {
                 "get": {
                     "summary": "Liveness: the event loop answers",
                     "operationId": "healthz",
                     "responses": {"200": {"description": "Alive."}},
                 }
             },
-            "/readyz": {
+            READYZ_PATH: {
                 "get": {
                     "summary": "Readiness: listeners are up (never Redis)",
                     "operationId": "readyz",
@@ -211,7 +230,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                     },
                 }
             },
-            "/openapi.json": {
+            OPENAPI_PATH: {
                 "get": {
                     "summary": "This document",
                     "operationId": "openapi",
@@ -221,7 +240,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "adminToken": {"type": "apiKey", "in": "header", "name": "X-Admin-Token"},
+                "adminToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
             },
             "schemas": {
                 "Message": _MESSAGE,
@@ -237,7 +256,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                         "invalid": {"type": "integer"},
                         "errors": {
                             "type": "array",
-                            "maxItems": 10,
+                            "maxItems": MAX_REPORTED_ERRORS,
                             "items": {
                                 "type": "object",
                                 "properties": {

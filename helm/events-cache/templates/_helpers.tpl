@@ -189,9 +189,10 @@ tls_ca_file: /etc/events-cache/redis-tls/ca.crt
 
 {{- define "events-cache.terminationGracePeriodSeconds" -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
-{{- $shutdown := (.Values.config.sidecar | default dict).shutdown | default dict -}}
-{{- $drain := int (default 5 $shutdown.drain_seconds) -}}
-{{- $flush := int (default 10 $shutdown.flush_timeout_seconds) -}}
+{{- /* The daemon's own defaults (files/daemon-defaults.yaml, generated from its model) under values.config. */ -}}
+{{- $config := mergeOverwrite (.Files.Get "files/daemon-defaults.yaml" | fromYaml) (deepCopy (.Values.config | default dict)) -}}
+{{- $drain := int (ceil $config.sidecar.shutdown.drain_seconds) -}}
+{{- $flush := int (ceil $config.sidecar.shutdown.flush_timeout_seconds) -}}
 {{- add (int .Values.ingest.shutdownSeconds) $drain $flush 5 -}}
 {{- else -}}
 {{- int .Values.terminationGracePeriodSeconds -}}

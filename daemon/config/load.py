@@ -1,0 +1,201 @@
+"""Loading the configuration: the YAML file, environment overrides and secret files,
+validated against the model in one pass.
+
+Every problem names the key it is about, so an operator can fix a ConfigMap without
+reading code; all problems are reported at once. Unknown keys only warn (errors with
+`strict`), with the nearest known key as a hint; wrong types and impossible values are
+errors. Secrets by precedence: NAME_FILE, NAME, the file's `<key>_file`, `<key>`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from daemon.config.fields import kind_name, rules_of
+from daemon.config.leaves import parse_leaf
+from daemon.config.model import Config
+
+CONFIG_ENV = "EVENTS_CACHE_CONFIG"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One configuration problem, located by its dotted key (or environment variable)."""
+
+    location: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.error}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` names every key at fault."""
+
+    def __init__(self, problems: list[Problem], warnings: tuple[str, ...] = ()) -> None:
+        self.problems = problems
+        self.warnings = warnings  # unknown keys, when they are not errors themselves
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def load_config(
+    path: str | None = None, env: Mapping[str, str] | None = None, strict: bool = False
+) -> Config:
+    """Read the YAML file (if any), apply environment overrides and validate.
+
+    `strict`: unknown keys are errors too, each with the nearest known key as a hint.
+    """
+    env = os.environ if env is None else env
+    raw = _read_yaml(path or env.get(CONFIG_ENV) or None)
+    loader = _Loader(env)
+    config: Config = loader.build(Config, raw, "")
+    loader.problems += cross_checks(config)
+    if strict:
+        loader.problems += [Problem(key, f"unknown key{hint(key)}") for key in loader.unknown]
+    if loader.problems:
+        raise ConfigError(loader.problems, () if strict else tuple(loader.unknown))
+    return dataclasses.replace(config, warnings=tuple(loader.unknown))
+
+
+def _read_yaml(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([Problem("--config", f"cannot read {path}: {e.strerror}")]) from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError([Problem("--config", f"{path} is not valid YAML: {e}")]) from e
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem("(root)", "the configuration must be a YAML mapping")])
+    return raw
+
+
+class _Loader:
+    """One pass over the model: values, problems and unknown keys."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[Problem] = []
+        self.unknown: list[str] = []
+
+    def build(self, cls: type[Any], raw: dict[str, Any], prefix: str) -> Any:
+        """An instance of the section `cls` from its mapping `raw`."""
+        hints = get_type_hints(cls)
+        fields = [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+        known = {f.name for f in fields if rules_of(f).yaml}
+        self.unknown += [f"{prefix}{key}" for key in raw if key not in known]
+        values: dict[str, Any] = {}
+        for field in fields:
+            loc = f"{prefix}{field.name}"
+            kind = hints[field.name]
+            given = raw.get(field.name) if rules_of(field).yaml else None
+            if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+                if given is not None and not isinstance(given, dict):
+                    self.problems.append(Problem(loc, f"must be a mapping, got {_kind(given)}"))
+                    given = None
+                values[field.name] = self.build(kind, given or {}, loc + ".")
+            else:
+                values[field.name] = self._leaf(field, kind, loc, given, raw)
+        return cls(**values)
+
+    def _leaf(
+        self,
+        field: dataclasses.Field[Any],
+        kind: Any,
+        loc: str,
+        given: Any,
+        raw: dict[str, Any],
+    ) -> Any:
+        rules = rules_of(field)
+        if rules.env:
+            given, loc = self._override(field.name, rules.env, rules.lower, given, loc, raw)
+        if given is None:
+            return field.default
+        value, errors = parse_leaf(kind, rules, given)
+        if errors:
+            self.problems += [Problem(loc, error) for error in errors]
+            return field.default
+        return value
+
+    def _override(
+        self, name: str, var: str, lower: bool, given: Any, loc: str, raw: dict[str, Any]
+    ) -> tuple[Any, str]:
+        """The value by precedence: VAR_FILE, VAR, the YAML's `<name>_file`, the YAML's."""
+        env = self.env
+        if env.get(f"{var}_FILE"):
+            return self._secret_file(f"{var}_FILE", env[f"{var}_FILE"]), f"{var}_FILE"
+        if env.get(var):
+            return (env[var].lower() if lower else env[var]), var
+        file_path = raw.get(f"{name}_file")
+        if isinstance(file_path, str) and file_path:
+            return self._secret_file(f"{loc}_file", file_path), f"{loc}_file"
+        return given, loc
+
+    def _secret_file(self, loc: str, path: str) -> str | None:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            self.problems.append(Problem(loc, f"cannot read {path}: {e.strerror}"))
+            return None
+
+
+def cross_checks(config: Config) -> list[Problem]:
+    """Problems that involve several keys, or that would make the daemon refuse to start."""
+    problems = []
+    redis = config.redis
+    if redis.cluster and redis.sentinel_master_name:
+        problems.append(
+            Problem("meta.storage.redis.cluster", "cannot be combined with sentinel_master_name")
+        )
+    if redis.configured and not config.admin_tokens:
+        problems.append(
+            Problem(
+                "server.admin_token",
+                "must be set when a Redis is configured (or EVENTS_CACHE_ADMIN_TOKEN, or "
+                "server.admin_token_file): the query API needs one; only the embedded "
+                "default generates a token",
+            )
+        )
+    return problems
+
+
+def known_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
+    """Every dotted key the YAML may hold, sections included."""
+    keys = []
+    hints = get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.metadata.get("internal") or not rules_of(field).yaml:
+            continue
+        key = f"{prefix}{field.name}"
+        keys.append(key)
+        if dataclasses.is_dataclass(hints[field.name]):
+            keys += known_keys(hints[field.name], key + ".")
+    return keys
+
+
+def hint(key: str) -> str:
+    """ "; did you mean X?" with the nearest known key, or "" when none is near."""
+    keys = known_keys()
+    parent, _, leaf = key.rpartition(".")
+    siblings = [k for k in keys if k.rpartition(".")[0] == parent]
+    near = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in siblings], n=1)
+    if near:
+        return f"; did you mean {f'{parent}.' if parent else ''}{near[0]}?"
+    anywhere = difflib.get_close_matches(key, keys, n=1, cutoff=0.75)
+    return f"; did you mean {anywhere[0]}?" if anywhere else ""
+
+
+def _kind(value: Any) -> str:
+    return kind_name(type(value))
