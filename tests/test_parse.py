@@ -8,7 +8,7 @@ import orjson
 
 from daemon.core.entry import ParsedEvent, decode, encode
 from daemon.core.model import Namespace
-from daemon.core.parse import parse_ndjson, parse_token_body
+from daemon.core.parse import LineReport, iter_ndjson, parse_token_body
 from daemon.core.stamp import new_uid, rfc3339
 from daemon.core.wire import MAX_REPORTED_ERRORS
 
@@ -77,9 +77,10 @@ def test_ndjson_mixed_lines() -> None:
         {"namespace": "destination", "id": "d", "original": {"a": 1}, "skip": "rule"},
     ]
     body = "\n".join(json.dumps(x) for x in lines).encode() + b"\n\n"
-    batch = parse_ndjson(body, 100)
+    batch = LineReport()
+    events = list(iter_ndjson(body, 100, batch))
     assert batch.invalid == 0
-    token, malformed, success, error, skip = batch.events
+    token, malformed, success, error, skip = events
     assert token.skip == "filtered" and token.original == '{"a":1}'
     assert malformed.malformed == "{oops" and malformed.error == "bad json"
     assert success.success == '{"table":"t"}' and success.timestamp == "2024-05-01T12:00:00Z"
@@ -104,8 +105,9 @@ def test_ndjson_invalid_lines_are_numbered_and_do_not_stop_the_rest() -> None:
             b'{"namespace": "token", "id": "k", "original": {"b": 2}}',
         ]
     )
-    batch = parse_ndjson(body, 100)
-    assert [e.original for e in batch.events] == ['{"a":1}', '{"b":2}']
+    batch = LineReport()
+    events = list(iter_ndjson(body, 100, batch))
+    assert [e.original for e in events] == ['{"a":1}', '{"b":2}']
     assert batch.invalid == 9
     messages = {e.line: e.message for e in batch.errors}
     assert messages[2].startswith("invalid JSON")
@@ -120,7 +122,8 @@ def test_ndjson_invalid_lines_are_numbered_and_do_not_stop_the_rest() -> None:
 
 
 def test_ndjson_reports_at_most_ten_errors_but_counts_all() -> None:
-    batch = parse_ndjson(b"x\n" * 25, 100)
+    batch = LineReport()
+    assert list(iter_ndjson(b"x\n" * 25, 100, batch)) == []
     assert batch.invalid == 25
     assert len(batch.errors) == MAX_REPORTED_ERRORS
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from daemon.core.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
 from daemon.core.model import Namespace
-from daemon.core.parse import parse_ndjson, parse_token_body
+from daemon.core.parse import LineReport, iter_ndjson, parse_token_body
 from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
 from daemon.web.query.params import QueryError, parse_query
 
@@ -45,9 +45,10 @@ ids = st.text(min_size=1, max_size=40)
 @SETTINGS
 @given(st.binary(max_size=2000))
 def test_ndjson_never_raises_and_every_line_is_counted(body: bytes) -> None:
-    batch = parse_ndjson(body, max_malformed_bytes=100)
+    batch = LineReport()
+    events = list(iter_ndjson(body, 100, batch))
     lines = [line for line in body.split(b"\n") if line.strip()]
-    assert len(batch.events) + batch.invalid == len(lines)
+    assert len(events) + batch.invalid == len(lines)
     assert len(batch.errors) == min(batch.invalid, MAX_REPORTED_ERRORS)
     numbers = [e.line for e in batch.errors]
     assert numbers == sorted(numbers) and all(1 <= n <= body.count(b"\n") + 1 for n in numbers)
@@ -93,12 +94,13 @@ def test_valid_entries_all_parse_whatever_is_mixed_in(entries: list[Any], data: 
     body_lines = list(lines)
     for g in garbage:
         body_lines.insert(data.draw(st.integers(0, len(body_lines))), g)
-    batch = parse_ndjson(b"\n".join(body_lines), max_malformed_bytes=100)
+    batch = LineReport()
+    events = list(iter_ndjson(b"\n".join(body_lines), 100, batch))
     # every valid entry made an event, in order, with its id and namespace
     valid = [(e["namespace"], e["id"]) for e in entries]
-    got = [(str(ev.namespace), ev.id) for ev in batch.events]
+    got = [(str(ev.namespace), ev.id) for ev in events]
     assert _is_subsequence(valid, got)
-    for ev in batch.events:
+    for ev in events:
         assert 0 < len(ev.id) <= MAX_ID_LENGTH
         if ev.namespace == Namespace.TOKEN and ev.original is not None:
             assert isinstance(orjson.loads(ev.original), dict)

@@ -30,10 +30,9 @@ class LineError:
 
 
 @dataclass(slots=True)
-class ParsedBatch:
-    """The events of one request and what was wrong with the rest of it."""
+class LineReport:
+    """What was wrong with the invalid lines of an NDJSON body: how many, and why."""
 
-    events: list[ParsedEvent] = field(default_factory=list)
     invalid: int = 0
     errors: list[LineError] = field(default_factory=list)
 
@@ -145,15 +144,8 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def parse_ndjson(body: bytes, max_malformed_bytes: int) -> ParsedBatch:
-    """Events of a `POST /v1/events` body: one JSON entry per line, ids mixed freely."""
-    batch = ParsedBatch()
-    batch.events.extend(iter_ndjson(body, max_malformed_bytes, batch))
-    return batch
-
-
-def iter_ndjson(body: bytes, max_malformed_bytes: int, batch: ParsedBatch) -> Iterator[ParsedEvent]:
-    """The events of an NDJSON body one at a time; invalid lines are counted into `batch`.
+def iter_ndjson(body: bytes, max_malformed_bytes: int, report: LineReport) -> Iterator[ParsedEvent]:
+    """The events of an NDJSON body one at a time; invalid lines are counted into `report`.
 
     The ingest limits each event as it comes, so a rate-limited line's objects are freed
     before the next line is parsed. An `original` object stays parsed in its event and is
@@ -168,10 +160,10 @@ def iter_ndjson(body: bytes, max_malformed_bytes: int, batch: ParsedBatch) -> It
             doc = loads(line)
         except orjson.JSONDecodeError as e:
             if not line.isspace():
-                batch.reject(number, f"invalid JSON: {e}")
+                report.reject(number, f"invalid JSON: {e}")
             continue
         if not isinstance(doc, dict):
-            batch.reject(number, f"must be a JSON object, got {_kind(doc)}")
+            report.reject(number, f"must be a JSON object, got {_kind(doc)}")
             continue
         # Cheaper than counting each bracket: the bytes that are not "[" or "{".
         lazy = len(line) - len(line.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
@@ -184,7 +176,7 @@ def iter_ndjson(body: bytes, max_malformed_bytes: int, batch: ParsedBatch) -> It
                 continue
         result = _entry(doc, max_malformed_bytes, lazy)
         if isinstance(result, str):
-            batch.reject(number, result)
+            report.reject(number, result)
         else:
             yield result
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from daemon.core.accounting import Outcome, ingest_answer
-from daemon.core.parse import LineError, ParsedBatch, check_id, iter_ndjson, parse_token_body
+from daemon.core.parse import LineError, LineReport, check_id, iter_ndjson, parse_token_body
 from daemon.core.wire import ERROR_HEADER, NDJSON_EVENTS_PATH, SKIP_HEADER, TOKEN_EVENTS_PATH
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
@@ -101,11 +101,11 @@ async def ndjson_events(request: web.Request) -> web.Response:
     body = await read_body(intake, request)
     if isinstance(body, web.Response):
         return body
-    batch = ParsedBatch()  # invalid lines are counted into it as submit() reads the lines
-    outcome = intake.admission.submit(iter_ndjson(body, intake.max_malformed_bytes, batch))
-    if batch.invalid:
-        intake.metrics.invalid.inc(batch.invalid)
-    return accepted(outcome, batch.invalid, batch.errors)
+    report = LineReport()  # invalid lines are counted into it as submit() reads the lines
+    outcome = intake.admission.submit(iter_ndjson(body, intake.max_malformed_bytes, report))
+    if report.invalid:
+        intake.metrics.invalid.inc(report.invalid)
+    return accepted(outcome, report.invalid, report.errors)
 
 
 def add_ingest_routes(app: web.Application, intake: Intake) -> None:
