@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TEST_REDIS ?= valkey
 PYTEST_ARGS ?=
 
-.PHONY: all venv run test test-redis7 lint bench bench-smoke clean
+.PHONY: all venv run test test-redis7 lint lock bench bench-smoke clean
 
 all: lint test
 
@@ -41,6 +41,16 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/check-size.py
+
+## The image's runtime dependencies, resolved afresh (newest within the ranges) and
+## pinned with the hashes of every platform's files (the Dockerfile installs them with
+## pip --require-hashes). Run after changing [project].dependencies;
+## tests/test_lock.py fails while the lock disagrees. The old lock is removed first:
+## uv would otherwise keep its pins and only its hashes.
+lock: venv
+	rm -f docker/requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
+		--custom-compile-command "make lock" -o docker/requirements.lock
 
 ## Benchmarks against baselines measured in the same run (see bench/README.md).
 bench: venv
