@@ -27,6 +27,8 @@ from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.limited import FLUSH_INTERVAL_S, LimitedFlusher
 from daemon.pipeline.queue import EventQueue
+from daemon.pipeline.tail import CHECK_INTERVAL_S, TailSwitch
+from daemon.pipeline.tailhub import TailHub
 from daemon.pipeline.tasks import Supervisor, every
 from daemon.pipeline.trimmer import Trimmer
 from daemon.pipeline.writers import Writers
@@ -34,6 +36,7 @@ from daemon.store.client import StorageConfigError, create_client
 from daemon.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
+from daemon.store.tail import tail_messages
 from daemon.web.auth import TokenCheck
 from daemon.web.ingest import Intake, add_ingest_routes
 from daemon.web.listeners import (
@@ -47,6 +50,7 @@ from daemon.web.listeners import (
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
 from daemon.web.query.handlers import add_query_routes
 from daemon.web.query.service import QueryService
+from daemon.web.tail import Tail, add_tail_routes
 
 HEALTH_INTERVAL_S = 5.0
 FINAL_BOOKKEEPING_TIMEOUT_S = 2.0
@@ -73,6 +77,7 @@ class _Loops:
     writers: Writers
     trimmer: Trimmer
     flusher: LimitedFlusher
+    tail: Tail
 
     async def final_bookkeeping(self) -> None:
         """A last trim and limited-count flush: lists stay within `size`, counts shared."""
@@ -125,7 +130,8 @@ class App:
             )
             await self._probe_redis()
             self._start_loops(storage)
-            await self._start_listeners(storage)
+            assert self._loops is not None
+            await self._start_listeners(storage, self._loops)
         except StorageConfigError as e:
             await self._close_started()
             raise StartupError(f"meta.storage.redis: {e}") from e
@@ -164,13 +170,20 @@ class App:
 
     def _start_loops(self, storage: Storage) -> None:
         trimmer = Trimmer(storage, self.metrics, self.health)
+        max_streams = self.config.sidecar.api.max_streams
+        hub = TailHub(lambda: tail_messages(storage.client), self.health, max_streams)
+        switch = TailSwitch(storage, self.health, lambda: hub.count)
         loops = self._loops = _Loops(
-            Writers(self.queue, storage, self.metrics, self.health, trimmer.mark),
+            Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
             trimmer,
             LimitedFlusher(self.limited, self.limiters, storage, self.health),
+            Tail(hub, switch),
         )
         self.metrics.watch_queue(lambda: self.queue.depth, self.queue.capacity)
+        self.metrics.streams.set_function(lambda: hub.count)
         spawn = self._supervisor.spawn
+        spawn("tail-hub", hub.run)
+        spawn("tail-switch", functools.partial(every, CHECK_INTERVAL_S, switch.check_once))
         for shard in range(self.queue.shards):
             spawn(f"writer-{shard}", functools.partial(loops.writers.run, shard))
         trim_s = self.config.events.trim_interval_s
@@ -178,12 +191,15 @@ class App:
         spawn("limited-flush", functools.partial(every, FLUSH_INTERVAL_S, loops.flusher.flush_once))
         spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis))
 
-    async def _start_listeners(self, storage: Storage) -> None:
+    async def _start_listeners(self, storage: Storage, loops: _Loops) -> None:
         cfg = self.config
         events = cfg.events
         api = api_application(self.metrics)
         tokens = TokenCheck(cfg.admin_tokens, cfg.server.allow_token_in_query)
-        add_query_routes(api, QueryService(storage, events.size, events.time_window_sec), tokens)
+        max_events = cfg.sidecar.api.max_response_events
+        service = QueryService(storage, events.size, events.time_window_sec, max_events)
+        add_query_routes(api, service, tokens)
+        add_tail_routes(api, loops.tail)
         listen, socket_path = cfg.ingest.listen, cfg.ingest.socket
         ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
         state = OpsState(self.lifecycle, self.health, self.queue)
@@ -224,6 +240,8 @@ class App:
         """Drain, close the ingest, flush within the timeout, then close the rest."""
         drain_s = self.config.sidecar.shutdown.drain_seconds
         self.lifecycle.draining = True
+        if self._loops is not None:
+            self._loops.tail.hub.stop()  # live-tail streams end now, not after the drain
         if drain_s:
             await asyncio.sleep(drain_s)  # the ingest container may still be sending
         await self._close_listener("ingest")

@@ -99,6 +99,9 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.streams = Gauge(
+            "events_cache_streams", "Live-tail streams open on this sidecar.", registry=r
+        )
         self.http_duration = Histogram(
             "events_cache_http_request_duration_seconds",
             "HTTP request handling time.",

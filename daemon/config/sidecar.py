@@ -43,6 +43,18 @@ class Api:
         "Query API, `/metrics`, `/healthz`, `/readyz`, `/openapi.json`. Must be set.",
         check=lambda value: None if value is not None else "must be set: it serves /healthz",
     )
+    max_response_events: int = setting(
+        10000,
+        "No query answer holds more events than this; a cut answer carries the header "
+        "`X-Events-Cache-Truncated: true`.",
+        minimum=1,
+    )
+    max_streams: int = setting(
+        32,
+        "Concurrent live-tail streams (`/api/v1/events/stream`) per pod; more are "
+        "refused with 503.",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,20 @@ MAX_ID_LENGTH: Final = 1024  # characters of an API key or destination id
 MAX_REPORTED_ERRORS: Final = 10  # NDJSON line errors listed in one 202 answer
 
 # API listener.
-CACHE_PATH: Final = "/api/v1/events/cache"
+CACHE_PATH: Final = "/api/v1/events/cache"  # GET (Jitsu's answer, filters), DELETE (reset)
+IDS_PATH: Final = "/api/v1/events/ids"  # the summary: which ids the cache holds
+STREAM_PATH: Final = "/api/v1/events/stream"  # live tail, Server-Sent Events
 METRICS_PATH: Final = "/metrics"
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"
 OPENAPI_PATH: Final = "/openapi.json"
 TOKEN_HEADER: Final = "X-Admin-Token"
 DEFAULT_LIMIT: Final = 100  # events per id when `limit` is absent (Jitsu's default)
+TRUNCATED_HEADER: Final = "X-Events-Cache-Truncated"  # "true" when an answer was cut
+DEFAULT_IDS_LIMIT: Final = 100  # ids per summary page
+MAX_IDS_LIMIT: Final = 1000
+MAX_QUERY_TEXT: Final = 1000  # characters of `q`
+HEARTBEAT_S: Final = 10.0  # a comment line on every live-tail stream at least this often
 UNAUTHORIZED: Final = "Admin token does not match"
 
 JSON: Final = "application/json"

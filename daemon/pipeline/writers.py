@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from daemon.core.model import Collection, DropReason, Namespace, Target
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
+from daemon.pipeline.tail import TailSwitch, tail_message
 from daemon.store.health import RedisHealth
 from daemon.store.keys import events_key
 from daemon.store.storage import Storage
@@ -41,6 +42,7 @@ class Writers:
         metrics: Metrics,
         health: RedisHealth,
         on_written: Callable[[set[str]], None],
+        tail: TailSwitch | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
@@ -48,6 +50,7 @@ class Writers:
         self._metrics = metrics
         self._health = health
         self._on_written = on_written
+        self._tail = tail
         self._clock = clock
         self._stopping = False
 
@@ -100,9 +103,10 @@ class Writers:
             if error_values:
                 lists[events_key(namespace, id_, Collection.ERROR)] = error_values
             ids.setdefault(namespace, []).append(id_)
+        tail = tail_message(per_id) if self._tail is not None and self._tail.on else None
         started = time.perf_counter()
         try:
-            await self._storage.write(lists, ids, self._clock())
+            await self._storage.write(lists, ids, self._clock(), tail)
         except (RedisError, OSError) as e:
             self._health.failed(e, "write")
             self._metrics.dropped[DropReason.REDIS_ERROR].inc(len(batch))

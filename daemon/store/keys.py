@@ -6,7 +6,9 @@ Jitsu Classic's keys, so that both can share one Redis during a migration:
 and the sidecar's own bookkeeping, under the same prefix:
 - `events_cache:index:<namespace>` the id index (a Sorted Set, score = last write time);
 - `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
-  of every sidecar, one hash field per second.
+  of every sidecar, one hash field per second;
+- `events_cache:tail:watchers` exists while a live-tail stream is open on any sidecar,
+  and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from daemon.core.model import Collection
 
 KEY_PREFIX = "events_cache:"
 LIMITED_KEY_TTL_S = 180  # a minute's hash is read for two minutes, then expires
+# The live tail: a batch's entries are published here while this key exists (any
+# sidecar with an open stream keeps it alive; see daemon.pipeline.tail).
+TAIL_CHANNEL = f"{KEY_PREFIX}tail"
+TAIL_WATCHERS_KEY = f"{KEY_PREFIX}tail:watchers"
 
 
 def events_key(namespace: str, id_: str, collection: Collection = Collection.ALL) -> str:

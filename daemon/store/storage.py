@@ -11,9 +11,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from daemon.core.model import Collection, Namespace
 from daemon.store.client import RedisClient, redis_errors
-from daemon.store.keys import LIMITED_KEY_TTL_S, events_key, index_key, limited_key
+from daemon.store.keys import (
+    LIMITED_KEY_TTL_S,
+    TAIL_CHANNEL,
+    TAIL_WATCHERS_KEY,
+    events_key,
+    index_key,
+    limited_key,
+)
+
+ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +34,25 @@ class IdEvents:
     total: int
     entries: list[bytes]
     limited_slots: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class IdSummary:
+    """What the summary needs of one id: its counts, newest error, limited counts."""
+
+    total: int
+    errors: int
+    newest_error: bytes | None
+    limited_slots: dict[int, int]
+
+
+def _slots(*minutes: dict[bytes, bytes]) -> dict[int, int]:
+    """Per-second limited counts of the minute hashes, summed."""
+    slots: dict[int, int] = {}
+    for fields in minutes:
+        for second, count in fields.items():
+            slots[int(second)] = slots.get(int(second), 0) + int(count)
+    return slots
 
 
 class Storage:
@@ -41,19 +71,32 @@ class Storage:
             await self.client.ping()
 
     async def write(
-        self, lists: Mapping[str, Sequence[bytes]], ids: Mapping[str, Iterable[str]], now: float
+        self,
+        lists: Mapping[str, Sequence[bytes]],
+        ids: Mapping[str, Sequence[str]],
+        now: float,
+        tail: bytes | None = None,
     ) -> None:
-        """One pipeline: one multi-value LPUSH per list, one ZADD per namespace index.
+        """One pipeline: one multi-value LPUSH per list, one ZADD per namespace index,
+        and, while someone watches the live tail, one PUBLISH of the batch.
 
-        The values of a list are in ingest order; LPUSH leaves the last one first.
+        The values of a list are in ingest order; LPUSH leaves the last one first. The
+        ids of a batch get index scores a microsecond apart, in batch order, so the id
+        index pages without large groups of equal scores.
         """
         pipe = self.client.pipeline(transaction=False)
         for key, values in lists.items():
             pipe.lpush(key, *values)
         for namespace, namespace_ids in ids.items():
-            pipe.zadd(index_key(namespace), dict.fromkeys(namespace_ids, now))
+            scores = {id_: now + n * ID_SCORE_STEP_S for n, id_ in enumerate(namespace_ids)}
+            pipe.zadd(index_key(namespace), scores)
+        cluster = isinstance(self.client, RedisCluster)
+        if tail is not None and not cluster:
+            pipe.publish(TAIL_CHANNEL, tail)
         with redis_errors():
             await pipe.execute()
+            if tail is not None and cluster:  # a cluster pipeline refuses PUBLISH
+                await self.client.publish(TAIL_CHANNEL, tail)
 
     async def trim(self, keys: Iterable[str], now: float) -> None:
         """Cut each list to `size`, refresh its TTL, and prune the id index."""
@@ -114,12 +157,41 @@ class Storage:
         for _ in ids:
             total = int(next(replies))
             entries = list(next(replies)) if limit else []
-            slots: dict[int, int] = {}
-            for _minute in range(2):
-                for field, value in next(replies).items():
-                    slots[int(field)] = slots.get(int(field), 0) + int(value)
-            out.append(IdEvents(total, entries, slots))
+            out.append(IdEvents(total, entries, _slots(next(replies), next(replies))))
         return out
+
+    async def summaries(self, namespace: str, ids: Sequence[str], now_s: int) -> list[IdSummary]:
+        """Counts, newest error and limited counts of each id, in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        minute = now_s // 60
+        for id_ in ids:
+            error_key = events_key(namespace, id_, Collection.ERROR)
+            pipe.llen(events_key(namespace, id_))
+            pipe.llen(error_key)
+            pipe.lindex(error_key, 0)
+            pipe.hgetall(limited_key(namespace, id_, Collection.ALL, minute))
+            pipe.hgetall(limited_key(namespace, id_, Collection.ALL, minute - 1))
+        with redis_errors():
+            replies = iter(await pipe.execute())
+        return [
+            IdSummary(
+                int(next(replies)),
+                int(next(replies)),
+                next(replies),
+                _slots(next(replies), next(replies)),
+            )
+            for _ in ids
+        ]
+
+    async def watched(self) -> bool:
+        """Whether a live-tail stream is open on any sidecar sharing this Redis."""
+        with redis_errors():
+            return bool(await self.client.exists(TAIL_WATCHERS_KEY))
+
+    async def watch(self, ttl_s: float) -> None:
+        """Tell every sidecar that a stream is open here, for the next `ttl_s` seconds."""
+        with redis_errors():
+            await self.client.set(TAIL_WATCHERS_KEY, b"1", px=int(ttl_s * 1000))
 
     async def ids(self, namespace: str) -> list[str]:
         """Ids of the namespace that sidecars have written, most recently written first."""

@@ -1,36 +1,82 @@
 """HTTP handlers of the query API: admin token, parameters, answer or error.
 
 Errors are {"message": ...}: 400 for a parameter (named), 401 for the token, 503 when
-Redis does not answer. The token is never logged.
+Redis does not answer. The admin token is never logged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from daemon.core.wire import CACHE_PATH, UNAUTHORIZED
+from daemon.core.wire import CACHE_PATH, IDS_PATH, TRUNCATED_HEADER, UNAUTHORIZED
+from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import TOKENS, TokenCheck
-from daemon.web.query.params import QueryError, parse_query
+from daemon.web.query.params import QueryError, parse_ids_query, parse_query, parse_reset
 from daemon.web.query.service import QueryService
 from daemon.web.responses import error_response, json_response
 
 QUERY = web.AppKey("query", QueryService)
 
+log = structlog.get_logger(__name__)
 
-async def events_cache(request: web.Request) -> web.Response:
-    """GET /api/v1/events/cache."""
-    if not request.app[TOKENS].allows(request):
-        return error_response(401, UNAUTHORIZED)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def guarded(handler: Handler) -> Handler:
+    """The admin token first; then QueryError as 400 and Redis failures as 503."""
+
+    async def guard(request: web.Request) -> web.StreamResponse:
+        if not request.app[TOKENS].allows(request):
+            return error_response(401, UNAUTHORIZED)
+        try:
+            return await handler(request)
+        except QueryError as e:
+            return error_response(400, str(e))
+        except (RedisError, OSError) as e:
+            return error_response(503, f"Redis unavailable: {type(e).__name__}: {e}")
+
+    return guard
+
+
+@guarded
+async def events_cache(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/events/cache: Jitsu's answer, with filters and a bounded size."""
     service = request.app[QUERY]
+    answer = await service.events_cache(parse_query(request.query, service.size))
+    response = json_response(answer.body)
+    if answer.truncated:
+        response.headers[TRUNCATED_HEADER] = "true"
+    return response
+
+
+@guarded
+async def ids_summary(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/events/ids: which ids the cache holds, most recently active first."""
+    query = parse_ids_query(request.query)
     try:
-        query = parse_query(request.query, service.size)
-    except QueryError as e:
-        return error_response(400, str(e))
-    try:
-        return json_response(await service.events_cache(query))
-    except (RedisError, OSError) as e:
-        return error_response(503, f"Redis unavailable: {type(e).__name__}: {e}")
+        cursor = Cursor.decode(query.cursor) if query.cursor else None
+    except CursorError as e:
+        raise QueryError(str(e)) from e
+    return json_response(await request.app[QUERY].summary(query, cursor))
+
+
+@guarded
+async def reset(request: web.Request) -> web.StreamResponse:
+    """DELETE /api/v1/events/cache: forget ids (or a whole namespace)."""
+    query = parse_reset(request.query)
+    deleted = await request.app[QUERY].reset(query)
+    log.info(
+        "cache reset",
+        namespace=str(query.namespace),
+        requested_ids=len(query.ids),
+        whole_namespace=query.everything,
+        deleted_ids=deleted,
+    )
+    return json_response({"deleted_ids": deleted})
 
 
 def add_query_routes(app: web.Application, service: QueryService, tokens: TokenCheck) -> None:
@@ -38,3 +84,5 @@ def add_query_routes(app: web.Application, service: QueryService, tokens: TokenC
     app[QUERY] = service
     app[TOKENS] = tokens
     app.router.add_get(CACHE_PATH, events_cache)
+    app.router.add_delete(CACHE_PATH, reset)
+    app.router.add_get(IDS_PATH, ids_summary)

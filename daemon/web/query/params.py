@@ -1,15 +1,21 @@
-"""Query parameters of GET /api/v1/events/cache: validated, with messages naming them."""
+"""Query parameters of the query API, validated, with messages naming the parameter.
+
+Jitsu Classic's parameters keep their rules and messages (`limit must be int`); the
+additions (filters, paging, the summary, reset, the stream) follow the same style.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from daemon.core.model import Collection, Namespace
-from daemon.core.wire import DEFAULT_LIMIT
+from daemon.core.wire import DEFAULT_IDS_LIMIT, DEFAULT_LIMIT, MAX_IDS_LIMIT, MAX_QUERY_TEXT
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
+MAX_UID_LENGTH = 64
 
 
 class QueryError(ValueError):
@@ -18,39 +24,136 @@ class QueryError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CacheQuery:
-    """The parsed parameters of one query."""
+    """The parsed parameters of GET /api/v1/events/cache."""
 
     namespace: Namespace
     collection: Collection
     limit: int
     ids: tuple[str, ...] | None  # None: every id of the namespace
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str = ""  # lower case
+    before: str = ""  # a uid
+
+    @property
+    def filtered(self) -> bool:
+        """Whether anything beyond Jitsu's own parameters narrows the answer."""
+        return bool(self.since or self.until or self.q or self.before)
 
 
-def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
-    """Validate the query string; raise QueryError with a message naming the parameter."""
-    namespace_text = params.get("namespace", "") or Namespace.DESTINATION
-    if namespace_text not in (Namespace.TOKEN, Namespace.DESTINATION):
-        raise QueryError(
-            f"namespace must be 'token' or 'destination', got {namespace_text[:100]!r}"
-        )
+@dataclass(frozen=True, slots=True)
+class IdsQuery:
+    """The parsed parameters of GET /api/v1/events/ids."""
+
+    namespace: Namespace
+    q: str
+    limit: int
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetQuery:
+    """The parsed parameters of DELETE /api/v1/events/cache."""
+
+    namespace: Namespace
+    ids: tuple[str, ...]  # empty with everything=True
+    everything: bool
+
+
+def namespace(params: Mapping[str, str]) -> Namespace:
+    """`namespace`: destination (the default, as in Jitsu) or token."""
+    text = params.get("namespace", "") or Namespace.DESTINATION
+    if text not in (Namespace.TOKEN, Namespace.DESTINATION):
+        raise QueryError(f"namespace must be 'token' or 'destination', got {text[:100]!r}")
+    return Namespace(text)
+
+
+def collection(params: Mapping[str, str]) -> Collection:
+    """`status`: empty (all events) or error (the errors-only lists)."""
     status = params.get("status", "")
     if status not in ("", "error"):
         raise QueryError(f"status must be empty or 'error', got {status[:100]!r}")
-    limit_text = params.get("limit", "")
-    if limit_text == "":
-        limit = DEFAULT_LIMIT
-    else:
-        if not _INTEGER.fullmatch(limit_text):
-            raise QueryError("limit must be int")
-        limit = int(limit_text)
-        if limit < 0:
-            raise QueryError("limit must be >= 0")
-    ids: tuple[str, ...] | None = None
-    if "ids" in params:
-        ids = tuple(dict.fromkeys(i.strip() for i in params["ids"].split(",") if i.strip()))
+    return Collection.ERROR if status == "error" else Collection.ALL
+
+
+def ids(params: Mapping[str, str]) -> tuple[str, ...] | None:
+    """`ids`: comma-separated, de-duplicated; absent: None (every id); empty: none."""
+    if "ids" not in params:
+        return None
+    return tuple(dict.fromkeys(i.strip() for i in params["ids"].split(",") if i.strip()))
+
+
+def _integer(params: Mapping[str, str], name: str, default: int, message: str) -> int:
+    text = params.get(name, "")
+    if text == "":
+        return default
+    if not _INTEGER.fullmatch(text):
+        raise QueryError(message)
+    return int(text)
+
+
+def _time(params: Mapping[str, str], name: str) -> datetime | None:
+    text = params.get(name, "")
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None or "T" not in text.upper():
+        raise QueryError(f"{name} must be RFC 3339 with a time zone, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+def _text(params: Mapping[str, str], name: str, limit: int) -> str:
+    text = params.get(name, "")
+    if len(text) > limit:
+        raise QueryError(f"{name} must be at most {limit} characters")
+    return text
+
+
+def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
+    """GET /api/v1/events/cache; `limit` is capped at `size`."""
+    limit = _integer(params, "limit", DEFAULT_LIMIT, "limit must be int")
+    if limit < 0:
+        raise QueryError("limit must be >= 0")
+    since, until = _time(params, "since"), _time(params, "until")
+    if since and until and since > until:
+        raise QueryError("since must not be later than until")
     return CacheQuery(
-        namespace=Namespace(namespace_text),
-        collection=Collection.ERROR if status == "error" else Collection.ALL,
+        namespace=namespace(params),
+        collection=collection(params),
         limit=min(limit, size),
-        ids=ids,
+        ids=ids(params),
+        since=since,
+        until=until,
+        q=_text(params, "q", MAX_QUERY_TEXT).lower(),
+        before=_text(params, "before", MAX_UID_LENGTH),
     )
+
+
+def parse_ids_query(params: Mapping[str, str]) -> IdsQuery:
+    """GET /api/v1/events/ids."""
+    limit = _integer(params, "limit", DEFAULT_IDS_LIMIT, "limit must be int")
+    if not 1 <= limit <= MAX_IDS_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_IDS_LIMIT}")
+    return IdsQuery(
+        namespace=namespace(params),
+        q=_text(params, "q", MAX_QUERY_TEXT),
+        limit=limit,
+        cursor=_text(params, "cursor", 4 * MAX_QUERY_TEXT),
+    )
+
+
+def parse_reset(params: Mapping[str, str]) -> ResetQuery:
+    """DELETE /api/v1/events/cache: `ids` is required, or `all=true` for everything."""
+    everything_text = params.get("all", "false")
+    if everything_text not in ("true", "false"):
+        raise QueryError(f"all must be 'true' or 'false', got {everything_text[:100]!r}")
+    everything = everything_text == "true"
+    named = ids(params)
+    if everything and named:
+        raise QueryError("give either ids or all=true, not both")
+    if not everything and not named:
+        raise QueryError("ids is required (comma-separated), or all=true to reset the namespace")
+    return ResetQuery(namespace(params), named or (), everything)

@@ -1,4 +1,4 @@
-"""Command line: `events-cache [--config PATH]`, `--version`, `check-config`.
+"""Running the daemon and checking its configuration from the command line.
 
 One top-level catch: a start-up problem is logged and exits non-zero with its own code;
 configuration problems exit 1 naming each key.
@@ -6,20 +6,16 @@ configuration problems exit 1 naming each key.
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import sys
-from collections.abc import Sequence
 from dataclasses import replace
 
 import orjson
 import structlog
 import yaml
 
-from daemon import __version__
 from daemon.app import App, StartupError
 from daemon.config import (
-    CONFIG_ENV,
     Config,
     ConfigError,
     effective_settings,
@@ -30,35 +26,6 @@ from daemon.log import setup_logging
 from daemon.serve import EXIT_STARTUP_FAILURE, event_loop_runner, run
 
 EXIT_CONFIG_ERROR = 1
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="events-cache",
-        description="Keeps the last events per API key and destination in Redis "
-        "(Jitsu Classic's events cache, as a sidecar).",
-    )
-    parser.add_argument("--version", action="version", version=f"events-cache {__version__}")
-    parser.add_argument(
-        "--config", metavar="PATH", help=f"YAML configuration file (default: ${CONFIG_ENV})"
-    )
-    commands = parser.add_subparsers(dest="command")
-    check = commands.add_parser(
-        "check-config", help="validate the configuration and print the effective settings"
-    )
-    check.add_argument(
-        "--config",
-        metavar="PATH",
-        dest="check_config_path",
-        help=f"YAML configuration file (default: ${CONFIG_ENV})",
-    )
-    check.add_argument("--format", choices=("yaml", "json"), default="yaml")
-    check.add_argument(
-        "--strict",
-        action="store_true",
-        help="unknown keys are errors (with the nearest known key as a hint)",
-    )
-    return parser
 
 
 def _config_errors(error: ConfigError) -> str:
@@ -136,13 +103,10 @@ def run_daemon(config: Config) -> int:
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `events-cache` console script."""
-    args = _parser().parse_args(argv)
-    if args.command == "check-config":
-        return check_config(args.check_config_path or args.config, args.format, args.strict)
+def run_command(config_path: str | None) -> int:
+    """`events-cache [--config PATH]`: load, set up logging, run until stopped."""
     try:
-        config = load_config(args.config)
+        config = load_config(config_path)
     except ConfigError as e:
         print(_config_errors(e), file=sys.stderr)
         return EXIT_CONFIG_ERROR

@@ -1,0 +1,60 @@
+"""Command line of `events-cache` (and `python -m daemon`).
+
+- `events-cache [--config PATH]` runs the daemon; `check-config` validates its file;
+- `ids`, `events`, `tail` read the cache of a running daemon through its query API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from daemon import __version__
+from daemon.cli.read import add_read_commands, read_command
+from daemon.cli.run import check_config, run_command
+from daemon.config import CONFIG_ENV
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="events-cache",
+        description="Keeps the last events per API key and destination in Redis "
+        "(Jitsu Classic's events cache, as a sidecar), and reads them back.",
+    )
+    parser.add_argument("--version", action="version", version=f"events-cache {__version__}")
+    parser.add_argument(
+        "--config", metavar="PATH", help=f"YAML configuration file (default: ${CONFIG_ENV})"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = commands.add_parser(
+        "check-config", help="validate the configuration and print the effective settings"
+    )
+    check.add_argument(
+        "--config",
+        metavar="PATH",
+        dest="check_config_path",
+        help=f"YAML configuration file (default: ${CONFIG_ENV})",
+    )
+    check.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="unknown keys are errors (with the nearest known key as a hint)",
+    )
+    add_read_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `events-cache` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return check_config(args.check_config_path or args.config, args.format, args.strict)
+        if args.command:
+            return read_command(args)
+        return run_command(args.config)
+    except BrokenPipeError:  # `events-cache events | head`: the reader has all it wants
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,189 @@
+"""`events-cache ids | events | tail`: the cache from a terminal, through the query API.
+
+A table on a terminal, JSON (or NDJSON) otherwise, so the same command serves a person
+and a pipe. The admin token comes from EVENTS_CACHE_ADMIN_TOKEN, never from the command
+line (it would stay in the shell's history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+import orjson
+
+from daemon.cli import table
+from daemon.cli.http import TOKEN_ENV, ApiClient, ApiError
+from daemon.core.wire import CACHE_PATH, DEFAULT_IDS_LIMIT, IDS_PATH, STREAM_PATH
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+URL_ENV = "EVENTS_CACHE_API_URL"
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+_DURATION = re.compile(r"([0-9]+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def add_read_commands(commands: Any) -> None:
+    """The `ids`, `events` and `tail` sub-commands."""
+    ids = _command(commands, "ids", "which ids the cache holds, most recently active first")
+    ids.add_argument("--q", help="only ids that contain this text")
+    ids.add_argument("--limit", type=int, default=DEFAULT_IDS_LIMIT, help="ids per page")
+    ids.add_argument("--all", action="store_true", help="follow every page")
+    events = _command(commands, "events", "the cached events of some or all ids")
+    _add_filters(events)
+    events.add_argument("--limit", type=int, help="events per id (default 100)")
+    events.add_argument("--since", help="RFC 3339 time, or a duration ago: 30s, 10m, 2h, 1d")
+    events.add_argument("--until", help="RFC 3339 time, or a duration ago")
+    events.add_argument("--q", help="only events that contain this text")
+    tail = _command(commands, "tail", "follow events as any sidecar caches them (Ctrl-C ends)")
+    _add_filters(tail)
+
+
+def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(URL_ENV, DEFAULT_URL),
+        help=f"the daemon's API listener (default: ${URL_ENV} or {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--namespace", choices=("token", "destination"), default="token", help="default: token"
+    )
+    parser.add_argument(
+        "--output",
+        choices=("table", "json", "ndjson"),
+        help="default: table on a terminal, else json (ndjson for tail)",
+    )
+    return parser
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ids", help="comma-separated ids (default: every id)")
+    parser.add_argument("--status", choices=("error",), help="only errors")
+
+
+def read_command(args: argparse.Namespace) -> int:
+    """Run `ids`, `events` or `tail`; a clear message and exit 1 when the API fails."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        print(f"events-cache {args.command}: set {TOKEN_ENV} to the admin token", file=sys.stderr)
+        return EXIT_FAILED
+    out = sys.stdout
+    output = args.output or ("table" if out.isatty() else "json")
+    try:
+        client = ApiClient(args.url, token)
+        if args.command == "ids":
+            return _ids(client, args, output, out)
+        if args.command == "events":
+            return _events(client, args, output, out)
+        return _tail(client, args, args.output or ("table" if out.isatty() else "ndjson"), out)
+    except ApiError as e:
+        print(f"events-cache {args.command}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _ids(client: ApiClient, args: argparse.Namespace, output: str, out: TextIO) -> int:
+    params = {"namespace": args.namespace, "q": args.q, "limit": str(args.limit)}
+    if output == "table":
+        print(table.header(table.ID_COLUMNS), file=out)
+    while True:
+        page = client.get(IDS_PATH, params).body
+        if output == "json":
+            _write_json(page, out)
+        for summary in page["ids"] if output != "json" else ():
+            line = table.id_row(summary) if output == "table" else _json(summary)
+            print(line, file=out)
+        cursor = page.get("next_cursor")
+        if not (args.all and cursor):
+            if cursor and output == "table":
+                print("(more: --all lists every page)", file=sys.stderr)
+            return 0
+        params["cursor"] = cursor
+
+
+def _events(client: ApiClient, args: argparse.Namespace, output: str, out: TextIO) -> int:
+    params = {
+        "namespace": args.namespace,
+        "ids": args.ids,
+        "status": args.status,
+        "limit": None if args.limit is None else str(args.limit),
+        "since": _time(args.since, "--since"),
+        "until": _time(args.until, "--until"),
+        "q": args.q,
+    }
+    answer = client.get(CACHE_PATH, params)
+    body = answer.body
+    if output == "json":
+        _write_json(body, out)
+    elif output == "ndjson":
+        for event in body["events"]:
+            print(_json(event), file=out)
+    else:
+        _events_table(args.namespace, body, out)
+    if answer.truncated:
+        print("(answer cut at sidecar.api.max_response_events: narrow it)", file=sys.stderr)
+    return 0
+
+
+def _events_table(namespace: str, body: dict[str, Any], out: TextIO) -> None:
+    events = sorted(body["events"], key=lambda e: str(e.get("timestamp", "")), reverse=True)
+    print(table.header(table.EVENT_COLUMNS), file=out)
+    for event in events:
+        print(table.event_row(namespace, table.event_id(namespace, event), event), file=out)
+    summary = f"{body['response_events']} shown of {body['total_events']} cached"
+    if body["last_minute_limited"]:
+        summary += (
+            f"; {body['last_minute_limited']} limited in the last minute (the cache keeps "
+            f"{body['cache_capacity_per_interval']} per {body['interval_seconds']} s per id)"
+        )
+    print(f"({summary})", file=sys.stderr)
+
+
+def _tail(client: ApiClient, args: argparse.Namespace, output: str, out: TextIO) -> int:
+    params = {"namespace": args.namespace, "ids": args.ids, "status": args.status}
+    if output == "table":
+        print(table.header(table.EVENT_COLUMNS), file=out, flush=True)
+    for sse in client.stream(STREAM_PATH, params):
+        data = orjson.loads(sse.data)
+        if sse.event == "gap":
+            missed = data.get("missed")
+            count = "some" if missed is None else str(missed)
+            print(f"-- {count} events missed: {data.get('reason', '')} --", file=sys.stderr)
+            continue
+        if output == "table":
+            line = table.event_row(data["namespace"], data["id"], data["event"])
+        else:
+            line = _json(data)
+        print(line, file=out, flush=True)
+    print("events-cache tail: the daemon ended the stream", file=sys.stderr)
+    return 0
+
+
+def _time(text: str | None, name: str) -> str | None:
+    """RFC 3339 as given, or a duration ago (10m) as RFC 3339 in UTC."""
+    if not text:
+        return None
+    match = _DURATION.fullmatch(text)
+    if match:
+        delta = timedelta(**{_UNITS[match[2]]: int(match[1])})
+        return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(f"{name} must be RFC 3339 or a duration like 10m, got {text!r}") from None
+    return text
+
+
+def _json(doc: Any) -> str:
+    return orjson.dumps(doc).decode()
+
+
+def _write_json(doc: Any, out: TextIO) -> None:
+    print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode(), file=out)

@@ -1,0 +1,62 @@
+"""The live tail's switch: whether the writers publish what they write.
+
+A sidecar with an open live-tail stream keeps `events_cache:tail:watchers` alive in
+Redis (a key with a short TTL). Every sidecar checks it once a second; while it exists,
+its writers add one PUBLISH of the batch to the pipeline they send anyway. While nobody
+watches, the write path does not change at all: same commands per batch, nothing
+encoded for the tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import orjson
+from redis.exceptions import RedisError
+
+from daemon.core.model import Namespace
+from daemon.store.health import RedisHealth
+from daemon.store.storage import Storage
+
+CHECK_INTERVAL_S = 1.0  # how often a sidecar looks whether anyone watches
+WATCH_TTL_S = 5.0  # the watchers key outlives a few missed refreshes, no more
+
+
+class TailSwitch:
+    """`on` while any sidecar sharing the Redis has a live-tail stream open."""
+
+    def __init__(
+        self, storage: Storage, health: RedisHealth, local_streams: Callable[[], int]
+    ) -> None:
+        self._storage = storage
+        self._health = health
+        self._local_streams = local_streams
+        self.on = False
+
+    async def check_once(self) -> None:
+        """Announce this sidecar's streams, or look whether another one has some."""
+        try:
+            if self._local_streams():
+                await self.announce()
+            else:
+                self.on = await self._storage.watched()
+        except (RedisError, OSError) as e:
+            self._health.failed(e, "tail")
+
+    async def announce(self) -> None:
+        """A stream is open here: tell every sidecar, now (not at the next check)."""
+        await self._storage.watch(WATCH_TTL_S)
+        self.on = True
+
+
+def tail_message(
+    per_id: Mapping[tuple[Namespace, str], tuple[list[bytes], list[bytes]]],
+) -> bytes:
+    """One batch as published: [[namespace, id, [all entries], [error entries]], ...],
+    entries as the JSON text they are stored as."""
+    return orjson.dumps(
+        [
+            [namespace, id_, [v.decode() for v in all_], [v.decode() for v in errors]]
+            for (namespace, id_), (all_, errors) in per_id.items()
+        ]
+    )

@@ -1,0 +1,201 @@
+"""The live tail on one sidecar: one subscription to Redis, fanned out to its streams.
+
+The subscription exists only while a stream is open. Each published batch is decoded
+once; each entry is encoded once as a Server-Sent Event frame for every collection some
+stream watches, and the same bytes go to every matching stream. A stream buffers at
+most MAX_PENDING_BYTES for a slow reader; beyond that, frames are counted as missed and
+the reader is told (`event: gap`), so memory stays bounded per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+
+import orjson
+import structlog
+from redis.exceptions import RedisError
+
+from daemon.core.entry import decode
+from daemon.store.health import RedisHealth
+
+MAX_PENDING_BYTES = 1 << 20  # per stream
+RETRY_S = 1.0
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+log = structlog.get_logger(__name__)
+
+Subscribe = Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class TailFilter:
+    """What a stream watches: a namespace, some ids (None: all) and one collection."""
+
+    namespace: str
+    ids: frozenset[str] | None
+    collection: str  # "all", or "error" for the errors-only lists
+
+    def matches(self, namespace: str, id_: str, collection: str) -> bool:
+        """Whether an entry of this id's collection belongs to the stream."""
+        return (
+            collection == self.collection
+            and namespace == self.namespace
+            and (self.ids is None or id_ in self.ids)
+        )
+
+
+def gap_frame(missed: int | None, reason: str) -> bytes:
+    """`event: gap`: events the reader did not get (None: unknown how many)."""
+    data = orjson.dumps({"missed": missed, "reason": reason})
+    return b"event: gap\r\ndata: " + data + b"\r\n\r\n"
+
+
+def entry_frame(namespace: str, id_: str, collection: str, stored: bytes) -> bytes:
+    """`event: entry` for one cached entry, its data as the query answer shows it."""
+    event = decode(stored, verbatim=True)
+    data = orjson.dumps(
+        {"namespace": namespace, "id": id_, "collection": collection, "event": event}
+    )
+    uid = str(event["uid"]).encode()
+    if b"\r" in uid or b"\n" in uid:
+        uid = b""
+    # Stored JSON text is written verbatim: a line break in it starts a new data line.
+    lines = _LINE_BREAK.split(data)
+    return (
+        b"event: entry\r\nid: "
+        + uid
+        + b"\r\n"
+        + b"".join(b"data: " + line + b"\r\n" for line in lines)
+        + b"\r\n"
+    )
+
+
+class Stream:
+    """One open live-tail stream: frames waiting for its reader, and what it missed."""
+
+    def __init__(self, tail_filter: TailFilter) -> None:
+        self.filter = tail_filter
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._missed = 0
+        self._lost = ""  # the subscription broke: the reader missed an unknown number
+        self._closed = False
+        self._wake = asyncio.Event()
+
+    def offer(self, frame: bytes) -> None:
+        """Queue a frame, or count it as missed when the reader is too far behind."""
+        if self._size + len(frame) > MAX_PENDING_BYTES:
+            self._missed += 1
+        else:
+            self._pending.append(frame)
+            self._size += len(frame)
+        self._wake.set()
+
+    def lost(self, reason: str) -> None:
+        """The subscription broke: events may have been missed."""
+        self._lost = reason
+        self._wake.set()
+
+    def close(self) -> None:
+        """End the stream (shutdown, or the hub is done with it)."""
+        self._closed = True
+        self._wake.set()
+
+    async def next_chunk(self) -> bytes | None:
+        """What the reader should get next, gap frames included; None when closed."""
+        while not (self._pending or self._missed or self._lost or self._closed):
+            self._wake.clear()
+            await self._wake.wait()
+        if self._closed:
+            return None
+        chunk = b"".join(self._pending)
+        if self._missed:
+            chunk += gap_frame(self._missed, "the reader was too slow")
+        if self._lost:
+            chunk += gap_frame(None, self._lost)
+        self._pending, self._size, self._missed, self._lost = [], 0, 0, ""
+        return chunk
+
+
+class TailHub:
+    """The streams of this sidecar and the one subscription that feeds them."""
+
+    def __init__(self, subscribe: Subscribe, health: RedisHealth, max_streams: int) -> None:
+        self._subscribe = subscribe
+        self._health = health
+        self.max_streams = max_streams
+        self._streams: set[Stream] = set()
+        self._active = asyncio.Event()
+        self._stopped = False
+
+    @property
+    def count(self) -> int:
+        """Open streams."""
+        return len(self._streams)
+
+    def open(self, tail_filter: TailFilter) -> Stream | None:
+        """A new stream, or None when `max_streams` are open (or the hub stopped)."""
+        if self._stopped or len(self._streams) >= self.max_streams:
+            return None
+        stream = Stream(tail_filter)
+        self._streams.add(stream)
+        self._active.set()
+        return stream
+
+    def close(self, stream: Stream) -> None:
+        """Forget a stream (its reader went away)."""
+        self._streams.discard(stream)
+        stream.close()
+        if not self._streams:
+            self._active.clear()
+
+    def stop(self) -> None:
+        """End every stream and refuse new ones (shutdown)."""
+        self._stopped = True
+        for stream in list(self._streams):
+            self.close(stream)
+
+    async def run(self) -> None:
+        """Subscribe while streams are open; fan out what arrives (a supervised loop)."""
+        while True:
+            await self._active.wait()
+            try:
+                await self._relay()
+            except (RedisError, OSError) as e:
+                self._health.failed(e, "tail")
+                for stream in self._streams:
+                    stream.lost(f"Redis subscription lost: {type(e).__name__}")
+                await asyncio.sleep(RETRY_S)
+
+    async def _relay(self) -> None:
+        messages = self._subscribe()
+        try:
+            async for message in messages:
+                if message:
+                    self.dispatch(message)
+                if not self._streams:
+                    return
+        finally:
+            await messages.aclose()  # type: ignore[attr-defined]
+
+    def dispatch(self, message: bytes) -> None:
+        """Hand one published batch to the streams that watch its entries."""
+        streams = self._streams
+        for namespace, id_, all_entries, error_entries in orjson.loads(message):
+            for collection, entries in (("all", all_entries), ("error", error_entries)):
+                if entries:
+                    watchers = [s for s in streams if s.filter.matches(namespace, id_, collection)]
+                    if watchers:
+                        _offer(watchers, namespace, id_, collection, entries)
+
+
+def _offer(
+    watchers: list[Stream], namespace: str, id_: str, collection: str, entries: Iterable[str]
+) -> None:
+    for stored in entries:
+        frame = entry_frame(namespace, id_, collection, stored.encode())
+        for stream in watchers:
+            stream.offer(frame)

@@ -1,0 +1,37 @@
+"""The live tail's channel in Redis: the batches that writers publish, as they come.
+
+Any sidecar sharing the Redis can subscribe: on a Redis Cluster, PUBLISH reaches every
+node, so the subscription holds one connection to any node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from daemon.store.client import RedisClient, redis_errors
+from daemon.store.keys import TAIL_CHANNEL
+
+POLL_TIMEOUT_S = 1.0  # the subscription checks its caller's cancellation this often
+
+
+async def tail_messages(client: RedisClient) -> AsyncIterator[bytes]:
+    """Published batches until the caller stops iterating, and b"" after each quiet
+    POLL_TIMEOUT_S, so the caller may stop; RedisError when the connection fails (the
+    caller resubscribes)."""
+    pubsub: Any = client.pubsub()
+    try:
+        with redis_errors():
+            await pubsub.subscribe(TAIL_CHANNEL)
+        while True:
+            with redis_errors():
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=POLL_TIMEOUT_S
+                )
+            if message is None:
+                yield b""
+            elif message.get("type") == "message":
+                yield message["data"]
+    finally:
+        with redis_errors():
+            await pubsub.aclose()

@@ -1,0 +1,90 @@
+"""The live tail: GET /api/v1/events/stream, Server-Sent Events.
+
+Every event cached from then on by any sidecar sharing the Redis, filtered by
+namespace, ids and status: `event: entry`, `id: <uid>`, `data: {"namespace", "id",
+"collection", "event"}`; `event: gap` when the reader missed some; a comment line every
+HEARTBEAT_S. At most `sidecar.api.max_streams` per pod (503 beyond). Streams end at
+once when the daemon stops: the drain never waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+from redis.exceptions import RedisError
+
+from daemon.core.wire import HEARTBEAT_S, STREAM_PATH
+from daemon.pipeline.tail import TailSwitch
+from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
+from daemon.web.query.handlers import guarded
+from daemon.web.query.params import collection, ids, namespace
+from daemon.web.responses import error_response
+
+SEND_TIMEOUT_S = 30.0  # a reader that takes nothing for this long is cut off
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """What the stream handler needs: the hub of this pod and the writers' switch."""
+
+    hub: TailHub
+    switch: TailSwitch
+
+
+TAIL = web.AppKey("tail", Tail)
+
+
+@guarded
+async def stream(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/events/stream."""
+    params = request.query
+    watched = ids(params)
+    tail_filter = TailFilter(
+        namespace(params), frozenset(watched) if watched is not None else None, collection(params)
+    )
+    tail = request.app[TAIL]
+    opened = tail.hub.open(tail_filter)
+    if opened is None:
+        return error_response(
+            503,
+            f"too many live-tail streams on this sidecar (sidecar.api.max_streams = "
+            f"{tail.hub.max_streams}); close one or ask another pod",
+        )
+    try:
+        try:
+            await tail.switch.announce()  # writers of every pod publish from now on
+        except (RedisError, OSError):
+            pass  # Redis is down: the subscription says so with a gap when it fails
+        response = EventSourceResponse(ping_interval=HEARTBEAT_S)
+        await response.prepare(request)
+        await _pump(response, opened)
+        return response
+    finally:
+        tail.hub.close(opened)
+
+
+async def _pump(response: EventSourceResponse, opened: Stream) -> None:
+    """Write the stream's chunks until it closes or the reader goes away."""
+    # The heartbeat task ends when a write fails (the reader left): end the stream too,
+    # instead of waiting for the next event to find out.
+    heartbeat = asyncio.ensure_future(response.wait())
+    heartbeat.add_done_callback(lambda _: opened.close())
+    try:
+        await response.write(b": tailing\r\n\r\n")
+        while (chunk := await opened.next_chunk()) is not None:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await response.write(chunk)
+    except (ConnectionError, TimeoutError):
+        pass  # the reader left, or takes nothing: nobody to tell
+    finally:
+        heartbeat.cancel()
+        response.stop_streaming()
+
+
+def add_tail_routes(app: web.Application, tail: Tail) -> None:
+    """Serve the live tail on `app`."""
+    app[TAIL] = tail
+    app.router.add_get(STREAM_PATH, stream)
