@@ -4,7 +4,7 @@ Every operation of the document is fuzzed with valid (positive) and invalid (neg
 data: no 5xx, the daemon never crashes, answers conform to the document, and every 4xx
 carries a `message`. Ingest operations go to the ingest listener (their path-level
 `servers` entry), the rest to the API listener. EVENTS_CACHE_FUZZ_EXAMPLES sets the
-examples per operation and mode (default 500: about 3,000 requests).
+examples per operation and mode (default 300: about 3,000 requests over five operations).
 """
 
 from __future__ import annotations
@@ -21,11 +21,21 @@ schemathesis = pytest.importorskip("schemathesis", reason="pip install schemathe
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = int(os.environ.get("EVENTS_CACHE_FUZZ_EXAMPLES", "500"))
+EXAMPLES = int(os.environ.get("EVENTS_CACHE_FUZZ_EXAMPLES", "300"))
 INGEST_PATHS = ("/v1/token/{token_id}/events", "/v1/events")
+# The live tail never ends by itself: its parameters are checked in test_e2e_tail.py.
+NOT_FUZZED = ("GET /api/v1/events/stream",)
+# Rules a schema cannot state, each a 400 whose message names what is wrong:
+# DELETE needs `ids` or `all=true`, not both (OpenAPI 3.0 cannot relate query
+# parameters); a summary cursor must be one the API handed out (it is opaque).
+SEMANTIC_400 = {
+    "DELETE /api/v1/events/cache": ("ids", "all=true"),
+    "GET /api/v1/events/ids": ("cursor",),
+}
 PARSER_LIMIT = "Got more than"
 
 
@@ -69,7 +79,7 @@ def test_openapi_fuzzing_both_apis(start_daemon: Any) -> None:
     statuses: dict[int, int] = {}
 
     def run(operation: Any, mode: GenerationMode, base: str, label: str) -> None:
-        headers = {"X-Admin-Token": daemon.token} if "cache" in label else None
+        headers = {"X-Admin-Token": daemon.token} if "/api/" in label else None
 
         @settings(
             max_examples=EXAMPLES,
@@ -85,7 +95,12 @@ def test_openapi_fuzzing_both_apis(start_daemon: Any) -> None:
             assert response.status_code < 500, (label, response.status_code, response.text)
             _message_on_4xx(response)
             if mode == GenerationMode.POSITIVE:
-                case.validate_response(response, headers=headers)
+                excluded = None
+                if response.status_code == 400 and label in SEMANTIC_400:
+                    message = response.json()["message"]
+                    assert all(word in message for word in SEMANTIC_400[label]), message
+                    excluded = [positive_data_acceptance]
+                case.validate_response(response, headers=headers, excluded_checks=excluded)
 
         try:
             fuzz()
@@ -97,6 +112,8 @@ def test_openapi_fuzzing_both_apis(start_daemon: Any) -> None:
         operation = result.ok()
         base = ingest_url if operation.path in INGEST_PATHS else api_url
         label = f"{operation.method.upper()} {operation.path}"
+        if label in NOT_FUZZED:
+            continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             run(operation, mode, base, label)
             assert daemon.process.poll() is None, daemon.log()[-3000:]

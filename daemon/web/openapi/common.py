@@ -1,0 +1,39 @@
+"""Pieces every part of the OpenAPI document uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.core.wire import MAX_ID_LENGTH
+
+ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to a schema of components.schemas."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    """An application/json body with this schema."""
+    return {"application/json": {"schema": schema}}
+
+
+def error(description: str) -> dict[str, Any]:
+    """An error answer: {"message": ...}."""
+    return {"description": description, "content": json_content(ref("Message"))}
+
+
+def query_param(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """A query parameter."""
+    param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+MESSAGE = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {"message": {"type": "string"}},
+}

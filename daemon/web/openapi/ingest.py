@@ -1,0 +1,102 @@
+"""OpenAPI of the ingest API: pod-private, on the ingest listener (its own `servers`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.core.wire import (
+    ERROR_HEADER,
+    MAX_REPORTED_ERRORS,
+    NDJSON,
+    NDJSON_EVENTS_PATH,
+    SKIP_HEADER,
+    TOKEN_EVENTS_PATH,
+)
+from daemon.web.openapi.common import ID, error, json_content, ref
+
+_ACCEPTED = {
+    "description": "Queued (or counted as limited, dropped or invalid); never waits for Redis.",
+    "content": json_content(ref("IngestResult")),
+}
+
+_ERRORS = {
+    "400": error("The token id in the path is invalid."),
+    "413": error("The body exceeds sidecar.ingest.max_request_bytes."),
+    "503": error("The cache is disabled (server.cache.enabled: false)."),
+}
+
+NDJSON_LINE = {
+    "type": "object",
+    "required": ["namespace", "id"],
+    "properties": {
+        "namespace": {"type": "string", "enum": ["token", "destination"]},
+        "id": ID,
+        "original": {"description": "An object; for destination entries also text."},
+        "malformed": {"type": "string"},
+        "success": {"type": "object"},
+        "error": {"type": "string"},
+        "skip": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "token_id": {"type": "string"},
+    },
+}
+
+INGEST_RESULT = {
+    "type": "object",
+    "required": ["accepted", "rate_limited", "dropped", "invalid", "errors"],
+    "properties": {
+        "accepted": {"type": "integer"},
+        "rate_limited": {"type": "integer"},
+        "dropped": {"type": "integer"},
+        "invalid": {"type": "integer"},
+        "errors": {
+            "type": "array",
+            "maxItems": MAX_REPORTED_ERRORS,
+            "items": {
+                "type": "object",
+                "properties": {"line": {"type": "integer"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "schema": {"type": "string"}, "description": description}
+
+
+def ingest_paths(ingest_url: str) -> dict[str, Any]:
+    """The two ingest endpoints; `ingest_url` is where their listener answers."""
+    servers = [{"url": ingest_url, "description": "pod-private ingest listener"}]
+    token_body = {"application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}}
+    return {
+        TOKEN_EVENTS_PATH: {
+            "servers": servers,
+            "post": {
+                "summary": "Cache the events of one API key, body as received",
+                "operationId": "ingestTokenEvents",
+                "parameters": [
+                    {"name": "token_id", "in": "path", "required": True, "schema": ID},
+                    _header(SKIP_HEADER, "Marks the events as skipped, with this reason."),
+                    _header(ERROR_HEADER, "The ingest rejected the body: cached as malformed."),
+                ],
+                "requestBody": {"required": False, "content": token_body},
+                "responses": {"202": _ACCEPTED, **_ERRORS},
+            },
+        },
+        NDJSON_EVENTS_PATH: {
+            "servers": servers,
+            "post": {
+                "summary": "Cache entries of both namespaces, one JSON object per line",
+                "operationId": "ingestEntries",
+                "requestBody": {
+                    "required": False,
+                    "content": {NDJSON: {"schema": {"type": "string"}}},
+                    "description": "One JSON object per line, as components.schemas."
+                    "NdjsonLine describes; an invalid line is reported "
+                    "and does not stop the valid ones.",
+                },
+                "responses": {"202": _ACCEPTED, **_ERRORS},
+            },
+        },
+    }

@@ -1,0 +1,198 @@
+"""OpenAPI of the query API: Jitsu's cache endpoint, the summary, reset, the live tail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.core.wire import (
+    CACHE_PATH,
+    DEFAULT_IDS_LIMIT,
+    DEFAULT_LIMIT,
+    IDS_PATH,
+    MAX_IDS_LIMIT,
+    MAX_QUERY_TEXT,
+    STREAM_PATH,
+    TRUNCATED_HEADER,
+)
+from daemon.web.openapi.common import error, json_content, query_param, ref
+from daemon.web.query.params import MAX_UID_LENGTH
+
+EVENT = {
+    "type": "object",
+    "required": ["timestamp", "uid", "destination_id", "token_id"],
+    "properties": {
+        "malformed": {"type": "string", "description": "The body, cut, when it was not JSON."},
+        "original": {"description": "The event as received (an object; text if not JSON)."},
+        "success": {"description": "What the destination made of it."},
+        "error": {"type": "string"},
+        "skip": {"type": "string"},
+        "timestamp": {"type": "string", "description": "RFC 3339, UTC."},
+        "uid": {"type": "string"},
+        "destination_id": {"type": "string"},
+        "token_id": {"type": "string"},
+    },
+}
+
+_INTEGERS = ("total_events", "last_minute_limited", "cache_capacity_per_interval")
+CACHE_RESPONSE = {
+    "type": "object",
+    "required": [*_INTEGERS, "interval_seconds", "response_events", "events"],
+    "properties": {
+        **{name: {"type": "integer"} for name in _INTEGERS},
+        "interval_seconds": {"type": "integer"},
+        "response_events": {"type": "integer"},
+        "events": {"type": "array", "items": ref("Event")},
+    },
+}
+
+_NULLABLE_TEXT = {"type": "string", "nullable": True}
+IDS_RESPONSE = {
+    "type": "object",
+    "required": ["namespace", "ids", "next_cursor"],
+    "properties": {
+        "namespace": {"type": "string", "enum": ["token", "destination"]},
+        "ids": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "total_events", "error_events", "last_event_at"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "total_events": {"type": "integer"},
+                    "error_events": {"type": "integer"},
+                    "last_event_at": {"type": "string"},
+                    "last_error_at": _NULLABLE_TEXT,
+                    "last_error": _NULLABLE_TEXT,
+                    "last_minute_limited": {"type": "integer"},
+                },
+            },
+        },
+        "next_cursor": _NULLABLE_TEXT,
+    },
+}
+
+_NAMESPACE = query_param(
+    "namespace", {"type": "string", "enum": ["destination", "token"], "default": "destination"}
+)
+_IDS = query_param("ids", {"type": "string"}, "Comma-separated ids; absent: every id; empty: none.")
+_STATUS = query_param("status", {"type": "string", "enum": ["", "error"]})
+_TEXT = {"type": "string", "maxLength": MAX_QUERY_TEXT}
+_TIME = {"type": "string", "format": "date-time"}
+_ERRORS = {
+    "400": error("A parameter is invalid; the message names it."),
+    "401": error("Admin token does not match."),
+    "503": error("Redis is unreachable."),
+}
+_SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
+
+
+def _cache_get() -> dict[str, Any]:
+    limit_schema = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+    return {
+        "summary": "Last cached events per id, Jitsu Classic's response shape",
+        "operationId": "getEventsCache",
+        "security": _SECURITY,
+        "parameters": [
+            _NAMESPACE,
+            _IDS,
+            _STATUS,
+            # parse_query takes at most 18 digits (then "limit must be int")
+            query_param(
+                "limit",
+                {**limit_schema, "default": DEFAULT_LIMIT},
+                "Events per id, capped at server.cache.events.size; 0: counts only.",
+            ),
+            query_param("since", _TIME, "Only events at or after this time (RFC 3339)."),
+            query_param("until", _TIME, "Only events at or before this time (RFC 3339)."),
+            query_param("q", _TEXT, "Only events that contain this text (any case)."),
+            query_param(
+                "before",
+                {"type": "string", "maxLength": MAX_UID_LENGTH},
+                "A uid: only events older than that one, per id (stable paging).",
+            ),
+        ],
+        "responses": {
+            "200": {
+                "description": "Cached events.",
+                "headers": {
+                    TRUNCATED_HEADER: {
+                        "description": "true when sidecar.api.max_response_events cut it.",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": json_content(ref("CacheResponse")),
+            },
+            **_ERRORS,
+        },
+    }
+
+
+def _cache_delete() -> dict[str, Any]:
+    return {
+        "summary": "Forget ids: their events, index entry and limited counts",
+        "operationId": "resetEventsCache",
+        "security": _SECURITY,
+        "parameters": [
+            _NAMESPACE,
+            _IDS,
+            query_param("all", {"type": "string", "enum": ["true", "false"]}, "true: every id."),
+        ],
+        "responses": {
+            "200": {
+                "description": "How many ids had something to forget.",
+                "content": json_content(
+                    {
+                        "type": "object",
+                        "required": ["deleted_ids"],
+                        "properties": {"deleted_ids": {"type": "integer"}},
+                    }
+                ),
+            },
+            **_ERRORS,
+        },
+    }
+
+
+def _ids_get() -> dict[str, Any]:
+    limit_schema = {"type": "integer", "minimum": 1, "maximum": MAX_IDS_LIMIT}
+    return {
+        "summary": "Which ids the cache holds, most recently active first",
+        "operationId": "getIds",
+        "security": _SECURITY,
+        "parameters": [
+            _NAMESPACE,
+            query_param("q", _TEXT, "Only ids that contain this text (any case)."),
+            query_param("limit", {**limit_schema, "default": DEFAULT_IDS_LIMIT}),
+            query_param("cursor", {"type": "string"}, "next_cursor of the previous page."),
+        ],
+        "responses": {
+            "200": {"description": "One page of ids.", "content": json_content(ref("IdsResponse"))},
+            **_ERRORS,
+        },
+    }
+
+
+def _stream_get() -> dict[str, Any]:
+    return {
+        "summary": "Live tail: every event cached from now on, as Server-Sent Events",
+        "operationId": "streamEvents",
+        "security": _SECURITY,
+        "description": "`event: entry` with `id: <uid>` and `data: {namespace, id, collection, "
+        "event}`; `event: gap` with `data: {missed, reason}` when the reader missed events; "
+        "a comment line at least every 10 s.",
+        "parameters": [_NAMESPACE, _IDS, _STATUS],
+        "responses": {
+            "200": {"description": "The stream.", "content": {"text/event-stream": {}}},
+            **_ERRORS,
+            "503": error("Redis is unreachable, or sidecar.api.max_streams are open."),
+        },
+    }
+
+
+def query_paths() -> dict[str, Any]:
+    """The endpoints of the query API."""
+    return {
+        CACHE_PATH: {"get": _cache_get(), "delete": _cache_delete()},
+        IDS_PATH: {"get": _ids_get()},
+        STREAM_PATH: {"get": _stream_get()},
+    }
