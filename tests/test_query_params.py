@@ -72,3 +72,70 @@ def test_token_check_header_rotation_and_query_parameter() -> None:
 def test_token_check_with_no_tokens_refuses_everything() -> None:
     check = TokenCheck((), allow_in_query=True)
     assert not check.allows(_request("/?token=", {"X-Admin-Token": ""}))  # type: ignore[arg-type]
+
+
+# -- filters, summary, reset ---------------------------------------------------------------
+
+
+def test_filters_parse_and_name_the_parameter() -> None:
+    from daemon.web.query.params import parse_query
+
+    q = parse_query(
+        {"since": "2024-05-01T12:00:00Z", "until": "2024-05-01T14:00:00+02:00", "q": "PageView"},
+        100,
+    )
+    assert q.since is not None and q.until is not None and q.since == q.until
+    assert q.q == "pageview" and q.filtered
+    assert not parse_query({}, 100).filtered
+    for name in ("since", "until"):
+        for bad in ("yesterday", "2024-05-01", "2024-05-01T12:00:00"):
+            with pytest.raises(QueryError, match=rf"^{name} must be RFC 3339"):
+                parse_query({name: bad}, 100)
+    with pytest.raises(QueryError, match=r"^q must be at most 1000"):
+        parse_query({"q": "x" * 1001}, 100)
+    with pytest.raises(QueryError, match=r"^before must be at most 64"):
+        parse_query({"before": "u" * 65}, 100)
+
+
+def test_ids_query_limits_and_defaults() -> None:
+    from daemon.core.wire import DEFAULT_IDS_LIMIT, MAX_IDS_LIMIT
+    from daemon.web.query.params import parse_ids_query
+
+    q = parse_ids_query({})
+    assert (q.namespace, q.q, q.limit, q.cursor) == (
+        Namespace.DESTINATION,
+        "",
+        DEFAULT_IDS_LIMIT,
+        "",
+    )
+    assert parse_ids_query({"limit": str(MAX_IDS_LIMIT)}).limit == MAX_IDS_LIMIT
+    for bad in ("0", str(MAX_IDS_LIMIT + 1), "-1"):
+        with pytest.raises(QueryError, match=r"^limit must be between 1 and"):
+            parse_ids_query({"limit": bad})
+    with pytest.raises(QueryError, match=r"^limit must be int"):
+        parse_ids_query({"limit": "ten"})
+
+
+def test_reset_needs_ids_or_all_but_not_both() -> None:
+    from daemon.web.query.params import parse_reset
+
+    assert parse_reset({"namespace": "token", "ids": "a,b,a"}).ids == ("a", "b")
+    everything = parse_reset({"all": "true"})
+    assert everything.everything and everything.ids == ()
+    for params in ({}, {"ids": ""}, {"all": "false"}):
+        with pytest.raises(QueryError, match=r"^ids is required"):
+            parse_reset(params)
+    with pytest.raises(QueryError, match="not both"):
+        parse_reset({"ids": "a", "all": "true"})
+    with pytest.raises(QueryError, match=r"^all must be 'true' or 'false'"):
+        parse_reset({"all": "yes"})
+
+
+def test_cursor_round_trip_and_foreign_cursors() -> None:
+    from daemon.store.index import Cursor, CursorError
+
+    cursor = Cursor(1795704581.266593, "key:ünï/,x".encode())
+    assert Cursor.decode(cursor.encode()) == cursor
+    for bad in ("", "!!", "bm90IGpzb24", "WzFd", "WyJhIiwiYiJd"):
+        with pytest.raises(CursorError):
+            Cursor.decode(bad)
