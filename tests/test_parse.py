@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import orjson
+import pytest
 
 from daemon.core.entry import ParsedEvent, decode, encode
+from daemon.core.jsontext import is_json
 from daemon.core.model import Namespace
 from daemon.core.parse import LineReport, iter_ndjson, parse_token_body
 from daemon.core.stamp import new_uid, rfc3339
@@ -142,13 +145,19 @@ def test_entry_round_trip_in_jitsus_format() -> None:
     assert list(stored) == ["original", "success", "timestamp", "uid", "destination_id", "token_id"]
     assert stored["original"] == '{"a":1}'  # double-encoded, as Jitsu stores it
     assert stored["timestamp"] == "2023-11-14T22:13:20.250000Z"
-    out = decode(raw)
+    out = answered(raw)
     assert out["original"] == {"a": 1} and out["success"] == {"t": "x"}
     assert list(out) == ["original", "success", "timestamp", "uid", "destination_id", "token_id"]
 
 
+def answered(raw: bytes) -> dict[str, Any]:
+    """One entry as the query's JSON answer says it."""
+    result: dict[str, Any] = json.loads(orjson.dumps(decode(raw)))
+    return result
+
+
 def test_decode_fills_ids_and_survives_garbage() -> None:
-    out = decode(b'{"original": "{\\"a\\": 1}", "timestamp": "t", "uid": "u"}')
+    out = answered(b'{"original": "{\\"a\\": 1}", "timestamp": "t", "uid": "u"}')
     assert out == {
         "original": {"a": 1},
         "timestamp": "t",
@@ -156,10 +165,10 @@ def test_decode_fills_ids_and_survives_garbage() -> None:
         "destination_id": "",
         "token_id": "",
     }
-    broken = decode(b"\x00not json")
+    broken = answered(b"\x00not json")
     assert broken["error"].startswith("cached entry is not JSON")
-    assert decode(b"[1]")["error"] == "cached entry is not a JSON object"
-    assert decode(b'{"original": "not json text"}')["original"] == "not json text"
+    assert answered(b"[1]")["error"] == "cached entry is not a JSON object"
+    assert answered(b'{"original": "not json text"}')["original"] == "not json text"
 
 
 def test_uid_is_a_version_4_uuid_and_timestamps_are_utc() -> None:
@@ -168,3 +177,97 @@ def test_uid_is_a_version_4_uuid_and_timestamps_are_utc() -> None:
     uid = new_uid()
     assert uuid.UUID(uid).version == 4 and str(uuid.UUID(uid)) == uid
     assert rfc3339(0.5) == "1970-01-01T00:00:00.500000Z"
+
+
+def nested(depth: int) -> str:
+    """Compact JSON text nested `depth` levels deep, as Go's json.Marshal writes it."""
+    return '{"a":[' * (depth // 2) + "1" + "]}" * (depth // 2)
+
+
+@pytest.mark.parametrize("depth", [254, 256, 1024, 1026, 10_000])
+def test_stored_json_is_answered_as_stored_at_any_depth(depth: int) -> None:
+    """Jitsu embeds a stored `original`/`success` as json.RawMessage: valid JSON text is
+    answered as it is stored, however deep (beyond what orjson reads or writes)."""
+    text = nested(depth)
+    raw = orjson.dumps({"original": text, "success": text, "timestamp": "t", "uid": "u"})
+    stored = text.encode()
+    expected = b'{"original":%s,"success":%s,"timestamp":"t","uid":"u",' % (stored, stored)
+    assert orjson.dumps(decode(raw)) == expected + b'"destination_id":"","token_id":""}'
+
+
+def test_stored_json_that_orjson_cannot_read_is_still_answered_as_stored() -> None:
+    """Go's RawMessage checks the grammar only: a number beyond double range, a lone
+    surrogate escape are valid JSON text, answered verbatim."""
+    for text in ('{"n":1e400}', '{"s":"\\ud800"}', ' {"spaced": [1, 2]} '):
+        raw = orjson.dumps({"original": text})
+        assert orjson.dumps(decode(raw)).startswith(b'{"original":%s,' % text.encode())
+
+
+def test_stored_text_that_is_not_json_is_answered_as_a_string() -> None:
+    """Another writer's corruption never breaks the answer: it comes back as text."""
+    for text in (
+        "GET /collect?broken (not JSON)",
+        '{"a": 1',
+        '{"a":1}{"b":2}',
+        "[1,]",
+        "NaN",
+        "[" * 2000,
+        nested(2000)[:-1],
+    ):
+        out = answered(orjson.dumps({"original": text, "success": text}))
+        assert (out["original"], out["success"]) == (text, text)
+
+
+VALID_JSON = [
+    "{}",
+    "[]",
+    "0",
+    "-0.5e+3",
+    "1E400",
+    "true",
+    "null",
+    ' "a\\u00e9\\n\\/" ',
+    '{"a":[1,{"b":null}],"c":true,"a":false}',
+    "\t[ 1 ,\n2 ]\r\n",
+    '"\x7f é \u2028"',
+]
+INVALID_JSON = [
+    "",
+    " ",
+    "[1,]",
+    '{"a":1,}',
+    "01",
+    "1.",
+    ".5",
+    "+1",
+    "-",
+    "[1 2]",
+    '{"a" 1}',
+    "{1:2}",
+    '["a":1]',
+    "{,}",
+    "tru",
+    "True",
+    "[",
+    "]",
+    "{}}",
+    '""""',
+    '"\\a"',
+    '"\\u12"',
+    '"\x01"',
+    "NaN",
+    "Infinity",
+    "[1]x",
+    '{"a":1}{}',
+    '"abc',
+    "\ufeff{}",
+    "\x0c[]",
+    "'a'",
+]
+
+
+def test_is_json_follows_the_grammar() -> None:
+    assert [t for t in VALID_JSON if not is_json(t)] == []
+    assert [t for t in INVALID_JSON if is_json(t)] == []
+    deep = nested(100_000)
+    assert is_json(deep) and not is_json(deep[:-1]) and not is_json(deep + "]")

@@ -13,6 +13,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.core.jsontext import is_json
 from daemon.core.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
 from daemon.core.model import Namespace
 from daemon.core.parse import LineReport, iter_ndjson, parse_token_body
@@ -138,6 +139,43 @@ def test_token_array_of_objects_is_one_event_each(objects: list[dict[str, Any]])
     assert [orjson.loads(ev.original or "") for ev in events] == [
         orjson.loads(orjson.dumps(o)) for o in objects
     ]
+
+
+# -- JSON text (the grammar Go's json.RawMessage checks) -------------------------------------
+
+
+def _strict_json(text: str) -> bool:
+    """Python's json, strict (no NaN/Infinity): the RFC 8259 grammar at shallow depths."""
+
+    def constant(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        json.loads(text, parse_constant=constant)
+    except ValueError:
+        return False
+    return True
+
+
+json_ish = st.text(alphabet='[]{}:," \\\t\n0123456789.eE+-truefalsnu\x01\x7fé', max_size=24)
+
+
+@SETTINGS
+@given(json_ish | st.builds(lambda v: orjson.dumps(v).decode(), json_values))
+def test_is_json_agrees_with_a_strict_parser(text: str) -> None:
+    assert is_json(text) == _strict_json(text), text
+
+
+@SETTINGS
+@given(json_values, st.integers(0, 3), st.data())
+def test_is_json_on_json_text_cut_or_extended(value: Any, spaces: int, data: Any) -> None:
+    text = orjson.dumps(value).decode()
+    assert is_json(" " * spaces + text + "\n" * spaces)
+    # One character taken out: whatever remains, the strict parser's verdict.
+    n = data.draw(st.integers(0, len(text) - 1))
+    assert is_json(text[:n] + text[n + 1 :]) == _strict_json(text[:n] + text[n + 1 :])
+    # Something after a complete value is never JSON.
+    assert not is_json(text + data.draw(st.sampled_from(["]", "}", ",", ":", '"', "x", " x"])))
 
 
 # -- limiter ---------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class QueryService:
             if ids
             else []
         )
-        events = [decode(raw, verbatim=True) for found in per_id for raw in found.entries]
+        events = [decode(raw) for found in per_id for raw in found.entries]
         return {
             "total_events": sum(found.total for found in per_id),
             "last_minute_limited": sum(last_minute_total(f.limited_slots, now_s) for f in per_id),

@@ -1,0 +1,139 @@
+"""Sharing one Redis with Jitsu Classic: its rules, checked in both directions.
+
+Jitsu's side is modelled on its Go code (the events cache and handler of the last
+Classic release), not on ours:
+- an entry is a JSON object of string fields (Go's meta.Event); `original` and
+  `success` hold JSON text, which the handler embeds in its answer as json.RawMessage:
+  valid JSON text is answered as it is stored, at any depth, and text that is not valid
+  JSON fails the whole answer (`json: error calling MarshalJSON for type
+  json.RawMessage`: a 500 for every query naming that id);
+- every `timestamp` is written in UTC as Go's layout `2006-01-02T15:04:05.000000Z`,
+  and read back with that layout only (`timestamp.ParseISOFormat`).
+The daemon runs as a subprocess on real Redis; Jitsu's reads and writes are done here
+with a plain client, as its code does them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+from conftest import list_key
+
+pytestmark = pytest.mark.e2e
+
+# Go's layout "2006-01-02T15:04:05.000000Z": six fractional digits, a literal Z.
+JITSU_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+class GoMarshalError(Exception):
+    """Go's encoder refused a json.RawMessage: Jitsu answers 500."""
+
+
+def jitsu_time(text: str) -> datetime:
+    """Jitsu's timestamp.ParseISOFormat: time.Parse with its layout, nothing else."""
+    assert JITSU_TIME.fullmatch(text), f"not Jitsu's layout: {text!r}"
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def raw_message(text: str) -> Any:
+    """A stored `original`/`success` as Go's encoder embeds a json.RawMessage: valid
+    JSON text goes into the answer as it is (returned here parsed, to compare); any
+    other text fails the whole answer."""
+
+    def constant(name: str) -> None:
+        raise GoMarshalError(f"invalid character in {name}")
+
+    try:
+        return json.loads(text, parse_constant=constant)
+    except ValueError as e:
+        raise GoMarshalError(f"error calling MarshalJSON for type json.RawMessage: {e}") from e
+
+
+def jitsu_read(entry: bytes) -> dict[str, Any]:
+    """One stored entry as Jitsu's handler answers it (meta.Event -> CachedEvent)."""
+    doc = json.loads(entry)
+    assert isinstance(doc, dict) and all(isinstance(v, str) for v in doc.values()), doc
+    event: dict[str, Any] = {}
+    for name in ("malformed", "original", "success", "error", "skip", "timestamp", "uid"):
+        if doc.get(name):
+            event[name] = raw_message(doc[name]) if name in ("original", "success") else doc[name]
+    event["destination_id"] = doc.get("destination_id", "")
+    event["token_id"] = doc.get("token_id", "")
+    return event
+
+
+def jitsu_answer(
+    client: redis.Redis, namespace: str, ids: str, status: str = "", limit: int = 100
+) -> dict[str, Any]:
+    """Jitsu Classic's GET /api/v1/events/cache, read from the shared Redis."""
+    events: list[dict[str, Any]] = []
+    total = 0
+    for id_ in ids.split(","):
+        key = list_key(namespace, id_, error=status == "error")
+        events += [jitsu_read(raw) for raw in client.lrange(key, 0, limit - 1)]
+        total += int(client.llen(key))
+    return {"total_events": total, "response_events": len(events), "events": events}
+
+
+def jitsu_write(client: redis.Redis, key: str, original: str, **fields: str) -> dict[str, str]:
+    """LPUSH an entry as Jitsu writes one: Go's json.Marshal of meta.Event, compact."""
+    doc = {"original": original, **fields}
+    doc.setdefault("timestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    doc.setdefault("uid", str(uuid.uuid4()))
+    client.lpush(key, json.dumps(doc, separators=(",", ":")))
+    return doc
+
+
+def nested(depth: int) -> str:
+    """Compact JSON text nested `depth` levels deep (Go's encoding/json takes 10,000)."""
+    return '{"a":[' * (depth // 2) + "1" + "]}" * (depth // 2)
+
+
+# -- entries Jitsu wrote, answered by us ------------------------------------------------------
+
+
+def test_deep_originals_written_by_jitsu_are_answered_as_jitsu_answers(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """Beyond what orjson writes (254 levels) and reads (1024), the stored JSON text
+    is answered as stored, an object, as Jitsu's RawMessage answers it."""
+    daemon = start_daemon()
+    for depth in (300, 1500):
+        text = nested(depth)
+        jitsu_write(redis_client, list_key("destination", f"deep{depth}"), text, success=text)
+
+    reply = daemon.api("/api/v1/events/cache", {"ids": "deep300"})
+    assert reply.status == 200
+    [ours] = reply.json["events"]
+    [theirs] = jitsu_answer(redis_client, "destination", "deep300")["events"]
+    assert ours == theirs and ours["original"] == json.loads(nested(300))
+
+    # 1500 levels: more than Python's json parses; the bytes say it.
+    reply = daemon.api("/api/v1/events/cache", {"ids": "deep1500"})
+    assert reply.status == 200
+    text = nested(1500).encode()
+    assert b'"events":[{"original":%s,"success":%s,"timestamp":' % (text, text) in reply.raw
+
+
+def test_text_that_is_not_json_does_not_break_our_answer(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """Another writer's text `original` (as this sidecar stored it before issue 13):
+    Jitsu's answer fails on it; ours answers it as a string and every other event."""
+    daemon = start_daemon()
+    key = list_key("destination", "mixed")
+    jitsu_write(redis_client, key, json.dumps({"seq": 1}))
+    jitsu_write(redis_client, key, "GET /collect?broken (not JSON)", error="boom")
+    with pytest.raises(GoMarshalError):
+        jitsu_answer(redis_client, "destination", "mixed")
+    answer = daemon.query(ids="mixed")
+    assert [e["original"] for e in answer["events"]] == [
+        "GET /collect?broken (not JSON)",
+        {"seq": 1},
+    ]
