@@ -172,7 +172,7 @@ def test_ndjson_mixed_ids_namespaces_and_bad_lines(
     d1 = stored(redis_client, key("destination", "d1"))
     assert [e.get("skip") for e in d1] == ["disabled", None]
     assert json.loads(d1[1]["success"]) == success
-    assert d1[1]["timestamp"] == "2024-05-01T12:00:00Z"  # the ingest's time is kept
+    assert d1[1]["timestamp"] == "2024-05-01T12:00:00.000000Z"  # the ingest's, Jitsu's layout
     assert d1[1]["token_id"] == "t1" and d1[1]["destination_id"] == "d1"
     assert redis_client.llen(key("destination", "d1", True)) == 0
 

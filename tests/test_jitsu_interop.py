@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import list_key
+from conftest import list_key, settle
 
 pytestmark = pytest.mark.e2e
 
@@ -137,3 +137,48 @@ def test_text_that_is_not_json_does_not_break_our_answer(
         "GET /collect?broken (not JSON)",
         {"seq": 1},
     ]
+
+
+# -- entries we wrote, read by Jitsu ----------------------------------------------------------
+
+
+def test_every_timestamp_we_store_is_jitsus_layout_in_utc(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """The ingest's time (any RFC 3339 zone and precision) is stored at the same instant
+    in Jitsu's layout; our own time of caching too. A time that is not RFC 3339 makes
+    its line invalid, as before."""
+    daemon = start_daemon()
+    given = {
+        "2024-05-01T14:00:00.5+02:00": datetime(2024, 5, 1, 12, 0, 0, 500_000, UTC),
+        "2024-05-01T12:00:00Z": datetime(2024, 5, 1, 12, tzinfo=UTC),
+        "2024-05-01t20:15:30.123456789-03:30": datetime(2024, 5, 1, 23, 45, 30, 123_456, UTC),
+    }
+    lines: list[Any] = [
+        {
+            "namespace": "destination",
+            "id": "times",
+            "original": {"n": n},
+            "skip": "s",
+            "timestamp": t,
+        }
+        for n, t in enumerate(given)
+    ]
+    lines += [
+        {"namespace": "token", "id": "times", "original": {}, "timestamp": "2024-05-01T12:00:00"},
+        {"namespace": "token", "id": "times", "original": {}, "timestamp": "2024-05-01 12:00Z"},
+    ]
+    reply = daemon.post_ndjson(lines)
+    assert (reply.json["accepted"], reply.json["invalid"]) == (3, 2)
+    assert [e["line"] for e in reply.json["errors"]] == [4, 5]
+    daemon.post_token("times", b'{"n": 9}')
+    settle(daemon)
+
+    jitsu = jitsu_answer(redis_client, "destination", "times")
+    assert [jitsu_time(e["timestamp"]) for e in jitsu["events"]] == list(given.values())[::-1]
+    [token_event] = jitsu_answer(redis_client, "token", "times")["events"]
+    caching = jitsu_time(token_event["timestamp"])
+    assert abs(caching - datetime.now(UTC)).total_seconds() < 60
+    # Our answer carries the stored text, which Jitsu parses.
+    ours = daemon.query(ids="times")["events"]
+    assert [e["timestamp"] for e in ours] == [e["timestamp"] for e in jitsu["events"]]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -86,7 +88,8 @@ def test_ndjson_mixed_lines() -> None:
     token, malformed, success, error, skip = events
     assert token.skip == "filtered" and token.original == '{"a":1}'
     assert malformed.malformed == "{oops" and malformed.error == "bad json"
-    assert success.success == '{"table":"t"}' and success.timestamp == "2024-05-01T12:00:00Z"
+    assert success.success == '{"table":"t"}'
+    assert success.timestamp == "2024-05-01T12:00:00.000000Z"  # Jitsu's layout
     assert (success.destination_id, success.token_id) == ("d", "k")
     assert error.original == "raw text" and error.is_error
     assert skip.skip == "rule" and not skip.is_error
@@ -122,6 +125,85 @@ def test_ndjson_invalid_lines_are_numbered_and_do_not_stop_the_rest() -> None:
     assert messages[8] == '"success" must be a JSON object'
     assert messages[9].startswith('"timestamp" must be RFC 3339')
     assert messages[10] == '"skip" must be a string'
+
+
+# Jitsu writes every timestamp in Go's layout 2006-01-02T15:04:05.000000Z, in UTC, and its
+# timestamp.ParseISOFormat reads that layout only.
+JITSU_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def jitsu_time(text: str) -> datetime:
+    """The instant Jitsu reads from a stored timestamp (it reads no other layout)."""
+    assert JITSU_TIME.fullmatch(text), f"not Jitsu's layout: {text!r}"
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def utc(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=UTC)
+
+
+INGEST_TIMES = [  # RFC 3339 as an ingest may send it -> the instant, to the microsecond
+    ("2024-05-01T14:00:00.5+02:00", utc(2024, 5, 1, 12, 0, 0, 500_000)),
+    ("2024-05-01T12:00:00Z", utc(2024, 5, 1, 12)),
+    ("2024-05-01T12:00:00.123456Z", utc(2024, 5, 1, 12, 0, 0, 123_456)),
+    ("2024-05-01t23:30:00.123456789-01:30", utc(2024, 5, 2, 1, 0, 0, 123_456)),  # truncated
+    ("2024-12-31T23:59:59.9999999-00:00", utc(2024, 12, 31, 23, 59, 59, 999_999)),
+    ("2024-03-01T00:30:00+23:59", utc(2024, 2, 29, 0, 31)),
+    ("0001-01-01T00:00:00.000001z", utc(1, 1, 1, 0, 0, 0, 1)),
+]
+NOT_RFC3339 = [
+    "yesterday",
+    "2024-05-01",
+    "2024-05-01T12:00:00",  # no zone
+    "2024-05-01 12:00:00Z",  # no T
+    "2024-05-01T12:00Z",  # no seconds
+    "2024-05-01T12:00:00+0200",
+    "2024-05-01T12:00:00+02",
+    "2024-05-01T12:00:00+24:00",
+    "20240501T120000Z",
+    "2024-W18-3T12:00:00Z",
+    "2024-05-01T12:00:00.Z",
+    "2024-05-01T24:00:00Z",
+    "2024-02-30T12:00:00Z",
+    "2024-05-01T12:00:60Z",  # a leap second: Go's time.Parse refuses it too
+    "0001-01-01T00:30:00+01:00",  # before year 1 in UTC
+    "9999-12-31T23:30:00-01:00",  # after year 9999 in UTC
+    "\uff12024-05-01T12:00:00Z",
+    " 2024-05-01T12:00:00Z",
+    "2024-05-01T12:00:00Z\n",
+]
+
+
+def test_ndjson_timestamps_are_stored_in_jitsus_layout_in_utc() -> None:
+    """The instant the ingest gave, written as Jitsu writes (and only reads) times."""
+    lines = [
+        {"namespace": ns, "id": "i", "original": {}, "skip": "s", "timestamp": text}
+        for text, _ in INGEST_TIMES
+        for ns in ("token", "destination")
+    ]
+    report = LineReport()
+    events = list(iter_ndjson(b"\n".join(orjson.dumps(x) for x in lines), 100, report))
+    assert report.invalid == 0
+    expected = [instant for _, instant in INGEST_TIMES for _ in range(2)]
+    assert [jitsu_time(e.timestamp or "") for e in events] == expected
+    for event in events:
+        assert orjson.loads(encode(event, 0.0))["timestamp"] == event.timestamp
+
+
+def test_ndjson_timestamp_that_is_not_rfc3339_makes_the_line_invalid() -> None:
+    lines = [{"namespace": "token", "id": "i", "original": {}, "timestamp": t} for t in NOT_RFC3339]
+    report = LineReport()
+    assert list(iter_ndjson(b"\n".join(orjson.dumps(x) for x in lines), 100, report)) == []
+    assert report.invalid == len(NOT_RFC3339)
+    assert all(e.message.startswith('"timestamp" must be RFC 3339') for e in report.errors)
+
+
+def test_time_of_caching_is_in_jitsus_layout() -> None:
+    for now in (0.0, 0.5, 1_700_000_000.25, 1_714_564_800.999999, 253_402_300_799.0):
+        stamp = rfc3339(now)
+        assert abs(jitsu_time(stamp) - datetime.fromtimestamp(now, UTC)) < timedelta(
+            microseconds=1
+        ), stamp
 
 
 def test_ndjson_reports_at_most_ten_errors_but_counts_all() -> None:

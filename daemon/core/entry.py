@@ -66,7 +66,7 @@ class ParsedEvent:
         success: str | None = None,  # JSON text
         error: str | None = None,
         skip: str | None = None,
-        timestamp: str | None = None,  # when the ingest processed it; else time of caching
+        timestamp: str | None = None,  # Jitsu's layout (parse converts); else time of caching
         token_id: str = "",
         destination_id: str = "",
         *,
