@@ -182,3 +182,72 @@ def test_every_timestamp_we_store_is_jitsus_layout_in_utc(
     # Our answer carries the stored text, which Jitsu parses.
     ours = daemon.query(ids="times")["events"]
     assert [e["timestamp"] for e in ours] == [e["timestamp"] for e in jitsu["events"]]
+
+
+def every_stored_entry(client: redis.Redis) -> list[bytes]:
+    """Every entry of every events list in the Redis (not the sidecar's own keys)."""
+    lists = [k for k in client.scan_iter("events_cache:*#*") if client.type(k) == b"list"]
+    return [raw for k in sorted(lists) for raw in client.lrange(k, 0, -1)]
+
+
+def test_text_original_is_stored_as_json_text_jitsu_answers(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """A destination's text `original` (a request Jitsu could not parse) is stored as
+    its JSON string encoding: Jitsu's answer for the destination works, and both answer
+    the text as a string."""
+    daemon = start_daemon()
+    texts = ["GET /collect?broken (not JSON)", '{"a": 1}', "<script>&"]
+    lines = [
+        {"namespace": "destination", "id": "text", "original": texts[0], "error": "bad request"},
+        {"namespace": "destination", "id": "text", "original": texts[1], "skip": "filtered"},
+        {"namespace": "destination", "id": "text", "original": texts[2], "success": {"ok": 1}},
+    ]
+    assert daemon.post_ndjson(lines).json["accepted"] == 3
+    settle(daemon)
+
+    jitsu = jitsu_answer(redis_client, "destination", "text")
+    assert [e["original"] for e in jitsu["events"]] == texts[::-1]
+    ours = daemon.query(ids="text")
+    assert [e["original"] for e in ours["events"]] == texts[::-1]
+    assert ours["events"] == jitsu["events"]
+    errors = jitsu_answer(redis_client, "destination", "text", status="error")
+    assert [e["original"] for e in errors["events"]] == [texts[0]]
+
+
+def test_jitsu_answers_every_entry_we_store(start_daemon: Any, redis_client: redis.Redis) -> None:
+    """Whatever comes in, on any endpoint: every `original`/`success` we store is valid
+    JSON text and every `timestamp` Jitsu's layout, so no Jitsu answer fails."""
+    daemon = start_daemon()
+    daemon.post_token("k", b'  {"event_type": "pageview", "u": "\\u00e9\xc3\xa9"}\n')
+    daemon.post_token("k", b'[{"n": 1}, 2, "three", null]')
+    daemon.post_token("k", b'{"a": 1} {"b": 2}')  # a trailing value: malformed here
+    daemon.post_token("k", b"\xff\xfe not utf-8")
+    daemon.post_token("k", b'{"a": 1}', headers={"X-Events-Cache-Skip": "bot"})
+    daemon.post_token("k", b'{"a": 2}', headers={"X-Events-Cache-Error": "quota"})
+    daemon.post_token("k", ('{"deep": ' + nested(600) + "}").encode())
+    lines: list[Any] = [
+        {"namespace": "token", "id": "k", "original": {"big": 2**63 - 1, "f": 1.5e300}},
+        {"namespace": "token", "id": "k", "malformed": "{oops", "error": "bad json"},
+        {"namespace": "destination", "id": "d", "original": {"x": [1]}, "success": {"r": []}},
+        {"namespace": "destination", "id": "d", "original": "plain text", "error": "e"},
+        {"namespace": "destination", "id": "d", "original": "", "skip": "s"},  # invalid
+        {
+            "namespace": "destination",
+            "id": "d",
+            "original": "null",
+            "skip": "s",
+            "timestamp": "2024-05-01T14:00:00+02:00",
+        },
+    ]
+    reply = daemon.post_ndjson(lines)
+    assert (reply.json["accepted"], reply.json["invalid"]) == (5, 1)
+    settle(daemon)
+
+    entries = every_stored_entry(redis_client)
+    assert len(entries) == 23  # k: 12 events + 7 errors; d: 3 events + 1 error
+    for raw in entries:
+        event = jitsu_read(raw)  # raises as Go's encoder would
+        jitsu_time(event["timestamp"])
+    d = jitsu_answer(redis_client, "destination", "d")["events"]
+    assert [e["original"] for e in d] == ["null", "plain text", {"x": [1]}]

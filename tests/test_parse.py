@@ -91,8 +91,20 @@ def test_ndjson_mixed_lines() -> None:
     assert success.success == '{"table":"t"}'
     assert success.timestamp == "2024-05-01T12:00:00.000000Z"  # Jitsu's layout
     assert (success.destination_id, success.token_id) == ("d", "k")
-    assert error.original == "raw text" and error.is_error
+    assert error.original == '"raw text"' and error.is_error  # a JSON string, as stored
     assert skip.skip == "rule" and not skip.is_error
+
+
+def test_text_original_of_a_destination_is_stored_as_json_text() -> None:
+    """Jitsu answers a stored `original` as JSON text (json.RawMessage): a text original
+    is stored as its JSON string encoding, whatever it says, and answered as that string."""
+    texts = ["GET /collect?broken (not JSON)", '{"looks": "like JSON"}', "42", 'quote " \\ é\n']
+    lines = [{"namespace": "destination", "id": "d", "original": t, "error": "e"} for t in texts]
+    body = b"\n".join(orjson.dumps(x) for x in lines)
+    events = list(iter_ndjson(body, 100, LineReport()))
+    stored = [orjson.loads(encode(e, 0.0))["original"] for e in events]
+    assert [json.loads(text) for text in stored] == texts
+    assert [answered(encode(e, 0.0))["original"] for e in events] == texts
 
 
 def test_ndjson_invalid_lines_are_numbered_and_do_not_stop_the_rest() -> None:

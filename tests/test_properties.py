@@ -208,6 +208,22 @@ def _as_jitsu_reads(stored: bytes) -> dict[str, Any]:
 
 @SETTINGS
 @given(
+    st.lists(st.one_of(token_entries, destination_entries), max_size=10),
+    st.lists(garbage_lines, max_size=5),
+    st.floats(0, 253_402_300_799),
+)
+def test_every_ndjson_entry_we_store_is_read_by_jitsu(
+    entries: list[Any], garbage: list[bytes], now: float
+) -> None:
+    body = b"\n".join([_line(e) for e in entries] + garbage)
+    for event in iter_ndjson(body, 100, LineReport()):
+        doc = _as_jitsu_reads(encode(event, now))
+        if event.namespace == Namespace.DESTINATION and "original" in doc:
+            assert isinstance(json.loads(doc["original"]), dict | str)
+
+
+@SETTINGS
+@given(
     st.one_of(
         st.binary(max_size=300),
         st.builds(orjson.dumps, json_objects),

@@ -3,7 +3,8 @@
 An entry is one JSON object with the string fields `malformed`, `original`, `success`,
 `error`, `skip`, `timestamp`, `uid`, `destination_id`, `token_id`, empty ones omitted.
 `original` and `success` hold JSON text (double-encoded), as the original stored them,
-so a Jitsu Classic server sharing the Redis reads our entries and we read its.
+so a Jitsu Classic server sharing the Redis reads our entries and we read its: Jitsu
+answers them as json.RawMessage, so what we store there is always valid JSON text.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ class ParsedEvent:
     """One event as the ingest handed it over, before rate limiting.
 
     `original` is JSON text. An entry parsed from NDJSON may carry its original as the
-    parsed object instead (`value=`): it becomes text only when first read, which a
-    rate-limited event never is, so the ingest skips re-encoding what it will not cache.
+    parsed value instead (`value=`: an object, or a destination's text original, which
+    is stored as a JSON string): it becomes JSON text only when first read, which a
+    rate-limited event never is, so the ingest skips encoding what it will not cache.
     """
 
     __slots__ = (
@@ -61,7 +63,7 @@ class ParsedEvent:
         self,
         namespace: Namespace,
         id: str,
-        original: str | None = None,  # JSON text (or raw text for a destination's original)
+        original: str | None = None,  # JSON text
         malformed: str | None = None,
         success: str | None = None,  # JSON text
         error: str | None = None,
@@ -70,7 +72,7 @@ class ParsedEvent:
         token_id: str = "",
         destination_id: str = "",
         *,
-        value: Any = None,  # the original as a parsed object (must be encodable), if no text
+        value: Any = None,  # the original as a parsed value (must be encodable), if no text
     ) -> None:
         self.namespace = namespace
         self.id = id

@@ -261,11 +261,13 @@ def _destination_entry(
 ) -> ParsedEvent:
     destination: str = doc["id"]
     original = doc.get("original")
-    value = None
+    value: Any = None
     if isinstance(original, dict):
         original_text, value = (None, original) if lazy else (_dumps(original), None)
     elif isinstance(original, str) and original:
-        original_text = original
+        # Stored as a JSON string (its encoding), when cached: Jitsu embeds every stored
+        # original in its answers as JSON text, and bare text would fail them all.
+        original_text, value = None, original
     else:
         raise _Invalid('"original" must be a JSON object or a non-empty string')
     success = doc.get("success")

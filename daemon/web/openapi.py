@@ -57,7 +57,7 @@ _EVENT = {
     "required": ["timestamp", "uid", "destination_id", "token_id"],
     "properties": {
         "malformed": {"type": "string", "description": "The body, cut, when it was not JSON."},
-        "original": {"description": "The event as received (an object; text if not JSON)."},
+        "original": {"description": "The event as received: an object, or a string."},
         "success": {"description": "What the destination made of it."},
         "error": {"type": "string"},
         "skip": {"type": "string"},
@@ -76,7 +76,9 @@ def _ndjson_line() -> dict[str, Any]:
         "properties": {
             "namespace": {"type": "string", "enum": ["token", "destination"]},
             "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
-            "original": {"description": "An object; for destination entries also text."},
+            "original": {
+                "description": "An object; for destinations also text (kept as a string)."
+            },
             "malformed": {"type": "string"},
             "success": {"type": "object"},
             "error": {"type": "string"},
