@@ -251,3 +251,28 @@ def test_jitsu_answers_every_entry_we_store(start_daemon: Any, redis_client: red
         jitsu_time(event["timestamp"])
     d = jitsu_answer(redis_client, "destination", "d")["events"]
     assert [e["original"] for e in d] == ["null", "plain text", {"x": [1]}]
+
+
+def test_where_we_answer_differently_from_jitsu(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """The differences docs/redis.md lists for the query and the raw token body."""
+    daemon = start_daemon({"server": {"cache": {"events": {"size": 3}}}})
+    for n in range(5):  # a list only Jitsu writes, longer than our size
+        jitsu_write(redis_client, list_key("destination", "j"), json.dumps({"n": n}))
+    daemon.post_token("k", b'{"a": 1} {"b": 2}')
+    settle(daemon)
+
+    # ids: stripped, empty pieces dropped, each answered once (Jitsu: twice, and "").
+    answer = daemon.query(ids=" j,,j ")
+    assert (answer["total_events"], answer["response_events"]) == (5, 3)
+    assert jitsu_answer(redis_client, "destination", "j,j")["total_events"] == 10
+    # limit: capped at size; 0 is counts only (Jitsu: LRANGE 0 -1, every entry).
+    assert daemon.query(ids="j", limit=100)["response_events"] == 3
+    assert daemon.query(ids="j", limit=0)["events"] == []
+    # ids absent: the sidecars' id index, which has no Jitsu-only id.
+    assert [e["token_id"] for e in daemon.query(namespace="token")["events"]] == ["k"]
+    assert daemon.query()["events"] == []
+    # A trailing value after the object: malformed here (Jitsu's decoder keeps {"a": 1}).
+    [event] = daemon.query(namespace="token", ids="k")["events"]
+    assert event["malformed"] == '{"a": 1} {"b": 2}' and "original" not in event
