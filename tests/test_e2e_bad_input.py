@@ -313,8 +313,8 @@ def test_deep_nesting(daemon: Any, redis_client: redis.Redis) -> None:
 def test_valid_deep_nesting(daemon: Any, depth: int) -> None:
     """Valid JSON nested deeper than orjson writes (254 levels; it reads 1024) never 500s.
 
-    An object body is kept as sent and comes back as an object, or as its JSON text when
-    too deep to encode; an array element too deep to re-encode is kept as malformed; an
+    An object body is kept as sent and answered as sent: an object, at any depth, as
+    Jitsu answers it. An array element too deep to re-encode is kept as malformed; an
     NDJSON line too deep is invalid.
     """
     obj = '{"deep": ' + "[" * depth + "]" * depth + "}"
@@ -326,8 +326,11 @@ def test_valid_deep_nesting(daemon: Any, depth: int) -> None:
     assert (reply["accepted"], reply["invalid"]) == ((1, 0) if encodable else (0, 1))
     settle(daemon)
 
-    (event,) = sane(daemon.api(CACHE, {"namespace": "token", "ids": "obj"}), 200)["events"]
-    assert event["original"] == (json.loads(obj) if encodable else obj)
+    answer = daemon.api(CACHE, {"namespace": "token", "ids": "obj"})
+    assert answer.status == 200 and b'"events":[{"original":%s,' % obj.encode() in answer.raw
+    if depth < 900:  # Python's json reads the answer
+        (event,) = sane(answer, 200)["events"]
+        assert event["original"] == json.loads(obj)
     (event,) = sane(daemon.api(CACHE, {"namespace": "token", "ids": "arr"}), 200)["events"]
     if encodable:
         assert event["original"] == json.loads(obj)
@@ -336,8 +339,9 @@ def test_valid_deep_nesting(daemon: Any, depth: int) -> None:
         assert "array element 0" in event["error"]
     events = sane(daemon.api(CACHE, {"ids": "dst"}), 200)["events"]
     assert [e["original"] for e in events] == ([json.loads(obj)] if encodable else [])
-    # The whole namespace is still readable with such entries in it.
-    assert sane(daemon.api(CACHE, {"namespace": "token"}), 200)["total_events"] == 2
+    # The whole namespace is still answered with such entries in it.
+    whole = daemon.api(CACHE, {"namespace": "token"})
+    assert whole.status == 200 and b'{"total_events":2,' in whole.raw
 
 
 def test_huge_numbers(daemon: Any) -> None:

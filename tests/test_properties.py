@@ -1,18 +1,23 @@
 """Property-based tests: the NDJSON and token-body parsers, the limiter, the query parser.
 
-Whatever the input, parsing never raises, counts add up, and the limiter never lets
-more through than its bucket allows.
+Whatever the input, parsing never raises, counts add up, what we store is what Jitsu
+Classic reads (JSON text in `original` and `success`, its timestamp layout), and the
+limiter never lets more through than its bucket allows.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.core.entry import encode
+from daemon.core.jsontext import is_json
 from daemon.core.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
 from daemon.core.model import Namespace
 from daemon.core.parse import LineReport, iter_ndjson, parse_token_body
@@ -138,6 +143,129 @@ def test_token_array_of_objects_is_one_event_each(objects: list[dict[str, Any]])
     assert [orjson.loads(ev.original or "") for ev in events] == [
         orjson.loads(orjson.dumps(o)) for o in objects
     ]
+
+
+# -- JSON text (the grammar Go's json.RawMessage checks) -------------------------------------
+
+
+def _strict_json(text: str) -> bool:
+    """Python's json, strict (no NaN/Infinity): the RFC 8259 grammar at shallow depths."""
+
+    def constant(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        json.loads(text, parse_constant=constant)
+    except ValueError:
+        return False
+    return True
+
+
+json_ish = st.text(alphabet='[]{}:," \\\t\n0123456789.eE+-truefalsnu\x01\x7fé', max_size=24)
+
+
+@SETTINGS
+@given(json_ish | st.builds(lambda v: orjson.dumps(v).decode(), json_values))
+def test_is_json_agrees_with_a_strict_parser(text: str) -> None:
+    assert is_json(text) == _strict_json(text), text
+
+
+@SETTINGS
+@given(json_values, st.integers(0, 3), st.data())
+def test_is_json_on_json_text_cut_or_extended(value: Any, spaces: int, data: Any) -> None:
+    text = orjson.dumps(value).decode()
+    assert is_json(" " * spaces + text + "\n" * spaces)
+    # One character taken out: whatever remains, the strict parser's verdict.
+    n = data.draw(st.integers(0, len(text) - 1))
+    assert is_json(text[:n] + text[n + 1 :]) == _strict_json(text[:n] + text[n + 1 :])
+    # Something after a complete value is never JSON.
+    assert not is_json(text + data.draw(st.sampled_from(["]", "}", ",", ":", '"', "x", " x"])))
+
+
+# -- what we store, as Jitsu Classic reads it -------------------------------------------------
+
+# Go's layout "2006-01-02T15:04:05.000000Z": how Jitsu writes every timestamp, and the
+# only one its timestamp.ParseISOFormat reads.
+JITSU_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def _jitsu_time(text: str) -> datetime:
+    assert JITSU_TIME.fullmatch(text), f"not Jitsu's layout: {text!r}"
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _as_jitsu_reads(stored: bytes) -> dict[str, Any]:
+    """A stored entry: string fields; `original`/`success` JSON text (Jitsu embeds them
+    as json.RawMessage); `timestamp` in Jitsu's layout."""
+    doc = orjson.loads(stored)
+    assert all(isinstance(v, str) and v for v in doc.values()), doc
+    for name in ("original", "success"):
+        if name in doc:
+            assert _strict_json(doc[name]), doc[name]
+    _jitsu_time(doc["timestamp"])
+    return doc
+
+
+@SETTINGS
+@given(
+    st.lists(st.one_of(token_entries, destination_entries), max_size=10),
+    st.lists(garbage_lines, max_size=5),
+    st.floats(0, 253_402_300_799),
+)
+def test_every_ndjson_entry_we_store_is_read_by_jitsu(
+    entries: list[Any], garbage: list[bytes], now: float
+) -> None:
+    body = b"\n".join([_line(e) for e in entries] + garbage)
+    for event in iter_ndjson(body, 100, LineReport()):
+        doc = _as_jitsu_reads(encode(event, now))
+        if event.namespace == Namespace.DESTINATION and "original" in doc:
+            assert isinstance(json.loads(doc["original"]), dict | str)
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.builds(orjson.dumps, json_objects),
+        st.builds(orjson.dumps, st.lists(json_values, max_size=4)),
+    ),
+    st.floats(0, 253_402_300_799),
+)
+def test_every_token_body_entry_we_store_is_read_by_jitsu(body: bytes, now: float) -> None:
+    for event in parse_token_body(body, "key", 100):
+        _as_jitsu_reads(encode(event, now))
+
+
+@SETTINGS
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.text(alphabet="0123456789", max_size=12),
+    st.integers(-(23 * 60 + 59), 23 * 60 + 59),
+    st.booleans(),
+)
+def test_every_ingest_timestamp_is_stored_at_its_instant_in_jitsus_layout(
+    local: datetime, fraction: str, offset_min: int, lower: bool
+) -> None:
+    """RFC 3339 in any zone and precision -> the same instant in UTC, to the microsecond
+    (further digits dropped)."""
+    local = local.replace(microsecond=0)
+    sign, offset = ("-", -offset_min) if offset_min < 0 else ("+", offset_min)
+    zone = ("z" if lower else "Z") if offset_min == 0 and lower else f"{sign}{offset // 60:02d}:"
+    zone += "" if zone in ("z", "Z") else f"{offset % 60:02d}"
+    text = (
+        f"{local.year:04d}-{local.month:02d}-{local.day:02d}{'t' if lower else 'T'}"
+        f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}"
+        + (f".{fraction}" if fraction else "")
+        + zone
+    )
+    micro = int(fraction[:6].ljust(6, "0"))
+    instant = (local + timedelta(microseconds=micro) - timedelta(minutes=offset_min)).replace(
+        tzinfo=UTC
+    )
+    line = {"namespace": "destination", "id": "d", "original": {}, "skip": "s", "timestamp": text}
+    report = LineReport()
+    [event] = iter_ndjson(_line(line), 100, report)
+    assert _jitsu_time(_as_jitsu_reads(encode(event, 0.0))["timestamp"]) == instant, text
 
 
 # -- limiter ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 An entry is one JSON object with the string fields `malformed`, `original`, `success`,
 `error`, `skip`, `timestamp`, `uid`, `destination_id`, `token_id`, empty ones omitted.
 `original` and `success` hold JSON text (double-encoded), as the original stored them,
-so a Jitsu Classic server sharing the Redis reads our entries and we read its.
+so a Jitsu Classic server sharing the Redis reads our entries and we read its: Jitsu
+answers them as json.RawMessage, so what we store there is always valid JSON text.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from daemon.core.jsontext import is_json
 from daemon.core.model import Namespace
 from daemon.core.stamp import new_uid, rfc3339
 
@@ -38,8 +40,9 @@ class ParsedEvent:
     """One event as the ingest handed it over, before rate limiting.
 
     `original` is JSON text. An entry parsed from NDJSON may carry its original as the
-    parsed object instead (`value=`): it becomes text only when first read, which a
-    rate-limited event never is, so the ingest skips re-encoding what it will not cache.
+    parsed value instead (`value=`: an object, or a destination's text original, which
+    is stored as a JSON string): it becomes JSON text only when first read, which a
+    rate-limited event never is, so the ingest skips encoding what it will not cache.
     """
 
     __slots__ = (
@@ -60,16 +63,16 @@ class ParsedEvent:
         self,
         namespace: Namespace,
         id: str,
-        original: str | None = None,  # JSON text (or raw text for a destination's original)
+        original: str | None = None,  # JSON text
         malformed: str | None = None,
         success: str | None = None,  # JSON text
         error: str | None = None,
         skip: str | None = None,
-        timestamp: str | None = None,  # when the ingest processed it; else time of caching
+        timestamp: str | None = None,  # Jitsu's layout (parse converts); else time of caching
         token_id: str = "",
         destination_id: str = "",
         *,
-        value: Any = None,  # the original as a parsed object (must be encodable), if no text
+        value: Any = None,  # the original as a parsed value (must be encodable), if no text
     ) -> None:
         self.namespace = namespace
         self.id = id
@@ -151,14 +154,14 @@ def encode(event: ParsedEvent, now: float) -> bytes:
     return b"%s" % orjson.dumps(doc)
 
 
-def decode(raw: bytes, verbatim: bool = False) -> dict[str, Any]:
-    """An entry as the query returns it: JSON fields as objects, the ids always present.
+def decode(raw: bytes) -> dict[str, Any]:
+    """An entry as the query answers it, in Jitsu's field order, the ids always present.
 
-    Entries that are not what we expect (another writer, corruption) come back as
-    malformed entries with an error instead of failing the whole response.
-    `verbatim`: `original` and `success` come back as orjson.Fragment of their stored
-    text once it parses (the answer then carries the bytes as stored, with no
-    re-encoding of the nested objects); the answer is the same JSON either way.
+    `original` and `success` come back as orjson.Fragment of their stored text whenever
+    that text is valid JSON, at any depth: the answer carries it as stored, as Jitsu's
+    handler (json.RawMessage) does, with no re-encoding of the nested objects. Stored
+    text that is not JSON (another writer's) comes back as a string, and an entry that is
+    not what we expect as a malformed entry with an error, instead of failing the answer.
     """
     try:
         doc = orjson.loads(raw)
@@ -167,15 +170,13 @@ def decode(raw: bytes, verbatim: bool = False) -> dict[str, Any]:
         problem = f"cached entry is not JSON: {e}"
     if problem:
         doc = {"malformed": raw.decode("utf-8", "replace"), "error": problem}
-    # Too few brackets in the whole entry for any field to nest deeper than orjson writes.
-    shallow = verbatim and len(raw) - len(raw.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
     out: dict[str, Any] = {}
     for name in FIELDS:
         value = doc.get(name)
         if value is None or value == "":
             continue
         if name in _JSON_FIELDS and isinstance(value, str):
-            value = _json_or_text(value, shallow)
+            value = _json_or_text(value)
         out[name] = value
     for name in ALWAYS:
         value = doc.get(name)
@@ -185,22 +186,17 @@ def decode(raw: bytes, verbatim: bool = False) -> dict[str, Any]:
 
 _JSON_FIELDS = ("original", "success")
 
-# orjson reads up to 1024 levels of nesting but writes only 254: a value nested deeper
-# (another writer's entry, or an object body kept as the ingest sent it) stays text, or
-# the whole query answer could not be encoded.
+# orjson reads up to 1024 levels of nesting but writes only 254: our ingest stores
+# nothing it would have to re-encode deeper than this (see daemon/core/parse.py).
 MAX_ENCODABLE_DEPTH = 254
 
 
-def _json_or_text(text: str, verbatim: bool = False) -> Any:
+def _json_or_text(text: str) -> Any:
+    """Valid JSON text as a Fragment (written as stored), anything else as a string."""
     try:
-        value = orjson.loads(text)
+        orjson.loads(text)
     except orjson.JSONDecodeError:
-        return text
-    if verbatim:  # valid, and shallow enough: written as stored
-        return orjson.Fragment(text)
-    if text.count("[") + text.count("{") > MAX_ENCODABLE_DEPTH:  # cheap: may nest too deep
-        try:
-            orjson.dumps(value)
-        except orjson.JSONEncodeError:
-            return text
-    return value
+        # Beyond what orjson reads (nesting deeper than 1024 levels, a number beyond
+        # double range) the grammar alone decides, as it does for Go.
+        return orjson.Fragment(text) if is_json(text) else text
+    return orjson.Fragment(text)

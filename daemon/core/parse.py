@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from daemon.core.entry import MAX_ENCODABLE_DEPTH, ParsedEvent
 from daemon.core.model import Namespace
+from daemon.core.stamp import jitsu_time
 from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
 
 _TOKEN = Namespace.TOKEN
@@ -206,7 +206,7 @@ def _entry(doc: dict[str, Any], max_malformed_bytes: int, lazy: bool = False) ->
             raise _Invalid(f'"id" {problem}')
         timestamp = _optional_text(doc, "timestamp")
         if timestamp is not None:
-            _check_timestamp(timestamp)
+            timestamp = _jitsu_timestamp(timestamp)
         if namespace == Namespace.TOKEN:
             return _token_entry(doc, timestamp, max_malformed_bytes, lazy)
         return _destination_entry(doc, timestamp, lazy)
@@ -214,13 +214,12 @@ def _entry(doc: dict[str, Any], max_malformed_bytes: int, lazy: bool = False) ->
         return str(e)
 
 
-def _check_timestamp(text: str) -> None:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None or "T" not in text.upper():
+def _jitsu_timestamp(text: str) -> str:
+    """The ingest's time as Jitsu writes times (UTC, microseconds): Jitsu reads no other."""
+    stamp = jitsu_time(text)
+    if stamp is None:
         raise _Invalid('"timestamp" must be RFC 3339 with a time zone, e.g. 2024-05-01T12:00:00Z')
+    return stamp
 
 
 def _token_entry(
@@ -262,11 +261,13 @@ def _destination_entry(
 ) -> ParsedEvent:
     destination: str = doc["id"]
     original = doc.get("original")
-    value = None
+    value: Any = None
     if isinstance(original, dict):
         original_text, value = (None, original) if lazy else (_dumps(original), None)
     elif isinstance(original, str) and original:
-        original_text = original
+        # Stored as a JSON string (its encoding), when cached: Jitsu embeds every stored
+        # original in its answers as JSON text, and bare text would fail them all.
+        original_text, value = None, original
     else:
         raise _Invalid('"original" must be a JSON object or a non-empty string')
     success = doc.get("success")

@@ -55,7 +55,7 @@ def gap_frame(missed: int | None, reason: str) -> bytes:
 
 def entry_frame(namespace: str, id_: str, collection: str, stored: bytes) -> bytes:
     """`event: entry` for one cached entry, its data as the query answer shows it."""
-    event = decode(stored, verbatim=True)
+    event = decode(stored)
     data = orjson.dumps(
         {"namespace": namespace, "id": id_, "collection": collection, "event": event}
     )

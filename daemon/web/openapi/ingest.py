@@ -31,7 +31,7 @@ NDJSON_LINE = {
     "properties": {
         "namespace": {"type": "string", "enum": ["token", "destination"]},
         "id": ID,
-        "original": {"description": "An object; for destination entries also text."},
+        "original": {"description": "An object; for destinations also text (kept as a string)."},
         "malformed": {"type": "string"},
         "success": {"type": "object"},
         "error": {"type": "string"},

@@ -22,7 +22,7 @@ EVENT = {
     "required": ["timestamp", "uid", "destination_id", "token_id"],
     "properties": {
         "malformed": {"type": "string", "description": "The body, cut, when it was not JSON."},
-        "original": {"description": "The event as received (an object; text if not JSON)."},
+        "original": {"description": "The event as received: an object, or a string."},
         "success": {"description": "What the destination made of it."},
         "error": {"type": "string"},
         "skip": {"type": "string"},

@@ -82,7 +82,7 @@ class Selection:
         if len(chosen) > room:
             self.truncated = True
             chosen = chosen[:room]
-        self.events.extend(decode(raw, verbatim=True) for raw in chosen)
+        self.events.extend(decode(raw) for raw in chosen)
 
     def _matching(self, entries: list[bytes]) -> list[bytes]:
         query = self._query
