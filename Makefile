@@ -42,6 +42,14 @@ lint: venv
 	$(BIN)/ruff format --check daemon tests bench scripts clients
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/src clients/python/tools
+	@if command -v go >/dev/null; then \
+		test -z "$$(gofmt -l clients/go)" || { gofmt -l clients/go; echo "gofmt: run gofmt -w clients/go"; exit 1; }; \
+		cd clients/go && GOFLAGS=-mod=mod GOPROXY=off go vet ./...; \
+	else echo "go is not installed: gofmt and go vet skipped"; fi
+	@if command -v node >/dev/null; then \
+		for f in clients/node/*.js clients/node/lib/*.js clients/node/tools/*.js clients/node/test/*.js; do \
+			node --check $$f || exit 1; done; \
+	else echo "node is not installed: node --check skipped"; fi
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/check-size.py
 

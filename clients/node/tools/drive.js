@@ -24,10 +24,11 @@ const { values: a } = parseArgs({
     'close-timeout': { type: 'string', default: '10' },
     'idle-sender': { type: 'boolean', default: false },
     chunk: { type: 'string', default: '10000' },
+    bodies: { type: 'string', default: '' }, // JSON lines {id, body (base64), skip, error}
   },
 });
 const num = (/** @type {string} */ name) => Number(/** @type {any} */ (a)[name]);
-const events = num('events');
+let events = num('events');
 const chunk = num('chunk');
 
 /** @param {number} n @param {number} size */
@@ -63,7 +64,7 @@ async function main() {
   const success = { table: 'events', rows: 1 };
   const kinds = a.kind === 'mixed' ? ['processed', 'raw', 'value', 'error'] : [a.kind];
 
-  const call = (/** @type {number} */ n) => {
+  let call = (/** @type {number} */ n) => {
     const id = ids[n % ids.length];
     const body = bodies[n % 16];
     switch (kinds[n % kinds.length]) {
@@ -74,6 +75,14 @@ async function main() {
     }
   };
 
+  if (a.bodies) {
+    const given = require('node:fs').readFileSync(a.bodies, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    events = given.length;
+    call = (n) => {
+      const g = given[n];
+      client.incoming(g.id, Buffer.from(g.body, 'base64'), { skip: g.skip || undefined, error: g.error || undefined });
+    };
+  }
   const clock = process.hrtime.bigint;
   let timed = 0n;
   let maxCall = 0n;

@@ -164,7 +164,7 @@ def test_a_full_buffer_drops_and_counts(stub: Any) -> None:
         client.incoming("k", b"{}")
     stats = client.stats()
     assert (stats.dropped_buffer_full, stats.buffered) == (15, 10)
-    big = Client(socket=s.socket_path, buffer_bytes=5000, flush_interval_s=60)
+    big = Client(socket=s.socket_path, buffer_bytes=4500, flush_interval_s=60)
     for _ in range(10):
         big.incoming("k", BODY)
     assert big.stats().dropped_buffer_full == 6  # ~1 KB each

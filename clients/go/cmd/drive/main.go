@@ -45,6 +45,7 @@ func main() {
 	closeTimeout := flag.Float64("close-timeout", 10, "seconds")
 	idle := flag.Bool("idle-sender", false, "time the calls alone: chunks of calls, each flushed after")
 	chunk := flag.Int("chunk", 10000, "calls per chunk with -idle-sender")
+	bodiesPath := flag.String("bodies", "", "JSON lines {id, body (base64), skip, error}: raw bodies as given")
 	flag.Parse()
 
 	cfg := eventscache.Config{Socket: *socket, URL: *url, MaxRequestBytes: *maxRequest,
@@ -87,6 +88,14 @@ func main() {
 			client.Processed(id, b, eventscache.Result{Success: success})
 		default:
 			client.Processed(id, b, eventscache.Result{Error: "destination refused the event"})
+		}
+	}
+	if *bodiesPath != "" {
+		given := readBodies(*bodiesPath)
+		*events = len(given)
+		call = func(n int) {
+			g := given[n]
+			client.Incoming(g.ID, g.Body, eventscache.Mark{Skip: g.Skip, Error: g.Error})
 		}
 	}
 	var maxCall, timed time.Duration
@@ -147,6 +156,31 @@ func main() {
 		"stats":       stats,
 	})
 	fmt.Println(string(out))
+}
+
+type givenBody struct {
+	ID    string `json:"id"`
+	Body  []byte `json:"body"` // base64 in JSON
+	Skip  string `json:"skip"`
+	Error string `json:"error"`
+}
+
+func readBodies(path string) []givenBody {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var out []givenBody
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var g givenBody
+		if err := json.Unmarshal([]byte(line), &g); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 func max(a, b int) int {
