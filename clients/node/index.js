@@ -17,6 +17,8 @@ const EVENTS_PATH = '/v1/events';
 const LAST_ERRORS = 10;
 const MIN_BACKOFF_MS = 50;
 
+/** @typedef {string[]} Batch NDJSON lines of one request */
+
 /**
  * @typedef {object} Options
  * @property {string} [socket] the sidecar's Unix socket (preferred over url)
@@ -291,11 +293,11 @@ class Client {
   }
 
   /** Lines of items grouped so that each request stays within the limit.
-   * @param {import('./lib/lines.js').Item[]} items @returns {Buffer[][]} */
+   * @param {import('./lib/lines.js').Item[]} items @returns {Batch[]} */
   _batches(items) {
-    /** @type {Buffer[][]} */
+    /** @type {Batch[]} */
     const out = [];
-    /** @type {Buffer[]} */
+    /** @type {Batch} */
     let batch = [];
     let size = 0;
     const hard = this.settings.maxRequestBytes;
@@ -307,9 +309,8 @@ class Client {
         this._unencodable(e);
         continue;
       }
-      for (const text of lines) {
-        const line = Buffer.from(text);
-        const n = line.length + 1;
+      for (const line of lines) {
+        const n = Buffer.byteLength(line) + 1;
         if (n > hard) {
           this._c.droppedOversized++;
           this._error(`event of ${n} bytes dropped: over maxRequestBytes (${hard})`);
@@ -328,18 +329,18 @@ class Client {
     return out;
   }
 
-  /** @param {Buffer[]} first */
+  /** @param {Batch} first */
   async _send(first) {
     const pending = [first];
     while (pending.length > 0) {
-      const batch = /** @type {Buffer[]} */ (pending.pop());
+      const batch = /** @type {Batch} */ (pending.pop());
       if (Date.now() < this._until) {
         this._c.droppedUnavailable += batch.length;
         continue;
       }
       let answer;
       try {
-        answer = await this._post(joinLines(batch));
+        answer = await this._post(Buffer.from(batch.join('\n')));
       } catch (e) {
         this._unavailable(batch, /** @type {Error} */ (e));
         continue;
@@ -387,7 +388,7 @@ class Client {
     });
   }
 
-  /** @param {Buffer[]} batch @param {Error} e */
+  /** @param {Batch} batch @param {Error} e */
   _unavailable(batch, e) {
     this._c.droppedUnavailable += batch.length;
     if (this._backoffMs === 0) {
@@ -399,7 +400,7 @@ class Client {
   }
 
   /** Count the sidecar's answer; the halves to resend after a 413.
-   * @param {Buffer[]} batch @param {number} status @param {Buffer} body @returns {Buffer[][]} */
+   * @param {Batch} batch @param {number} status @param {Buffer} body @returns {Batch[]} */
   _answered(batch, status, body) {
     const c = this._c;
     c.requests++;
@@ -421,8 +422,7 @@ class Client {
       c.droppedQueueFull += a.dropped || 0;
       c.invalid += a.invalid || 0;
       for (const e of a.errors || []) {
-        const line = batch[e.line - 1];
-        const text = line ? line.subarray(0, 200).toString('utf8') : '';
+        const text = (batch[e.line - 1] || '').slice(0, 200);
         this._error(`invalid line: ${e.message}: ${text}`);
       }
       return [];
@@ -431,10 +431,10 @@ class Client {
       c.tooLarge++;
       if (batch.length === 1) {
         c.droppedOversized++;
-        this._error(`event of ${batch[0].length + 1} bytes dropped: ${message(body)}`);
+        this._error(`event of ${Buffer.byteLength(batch[0]) + 1} bytes dropped: ${message(body)}`);
         return [];
       }
-      const size = batch.reduce((n, line) => n + line.length + 1, 0);
+      const size = batch.reduce((n, line) => n + Buffer.byteLength(line) + 1, 0);
       this._limit = Math.max(1, Math.min(this._limit, Math.floor(size / 2)));
       const half = Math.floor(batch.length / 2);
       return [batch.slice(0, half), batch.slice(half)];
@@ -512,17 +512,6 @@ function value(v) {
   if (v instanceof Uint8Array) return [Buffer.from(v), false];
   return [encode(v), true];
 }
-
-/** @param {Buffer[]} lines */
-function joinLines(lines) {
-  const parts = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (i > 0) parts.push(NEWLINE);
-    parts.push(lines[i]);
-  }
-  return Buffer.concat(parts);
-}
-const NEWLINE = Buffer.from('\n');
 
 /** @param {Buffer} body */
 function message(body) {

@@ -10,7 +10,19 @@ const TOKEN_JSON = 1; // body: JSON text of an object, encoded in the call
 const DESTINATION = 2; // body: original (raw or encoded); outcome fields
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-const WHITESPACE = /^[ \t\r\n]+|[ \t\r\n]+$/g;
+
+/** @param {number} c */
+const isSpace = (c) => c === 32 || c === 10 || c === 13 || c === 9;
+
+/** Text without JSON whitespace around it (cheaper than a RegExp on long bodies).
+ * @param {string} text @returns {string} */
+function trim(text) {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isSpace(text.charCodeAt(start))) start++;
+  while (end > start && isSpace(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
 
 /**
  * @typedef {object} Item
@@ -60,10 +72,17 @@ function asText(body) {
   }
 }
 
-/** RFC 3339 UTC with microseconds, as the sidecar writes it.
- * @param {number} ms @returns {string} */
+let lastMs = -1;
+let lastStamp = '';
+
+/** RFC 3339 UTC with microseconds, as the sidecar writes it (events of one
+ * millisecond share one text). @param {number} ms @returns {string} */
 function timestamp(ms) {
-  return new Date(ms).toISOString().slice(0, 23) + '000Z';
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastStamp = new Date(ms).toISOString().slice(0, 23) + '000Z';
+  }
+  return lastStamp;
 }
 
 class LineBuilder {
@@ -108,7 +127,7 @@ class LineBuilder {
     if (item.error) return [this.malformed(id, body, item.error, at)];
     const text = asText(body);
     if (text === null) return [this.malformed(id, body, 'invalid JSON: not valid UTF-8', at)];
-    const trimmed = text.replace(WHITESPACE, '');
+    const trimmed = trim(text);
     if (!trimmed) return [this.malformed(id, body, 'empty body', at)];
     let doc;
     try {
@@ -147,7 +166,7 @@ function rawValue(value, encoded) {
   if (encoded) return oneLine(/** @type {string} */ (value));
   const text = asText(value);
   if (text === null) return JSON.stringify(value.toString('utf8'));
-  const trimmed = text.replace(WHITESPACE, '');
+  const trimmed = trim(text);
   if (trimmed.startsWith('{')) {
     try {
       const doc = JSON.parse(trimmed);

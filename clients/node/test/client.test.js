@@ -177,7 +177,7 @@ test('calls never throw', async () => {
   /** @type {any} */ (circular).self = circular;
   c.incoming('k', circular);
   c.incoming('k', { big: 1n });
-  c.processed('d', undefined, { error: 'x' });
+  c.processed('d', /** @type {any} */ (undefined), { error: 'x' });
   c.incoming('k', Buffer.from('{}'));
   await c.flush();
   const st = c.stats();

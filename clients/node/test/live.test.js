@@ -5,6 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Client } = require('../index.js');
 
+/** @type {{socket?: string, url?: string}[]} */
 const transports = [];
 if (process.env.EVENTS_CACHE_TEST_SOCKET) transports.push({ socket: process.env.EVENTS_CACHE_TEST_SOCKET });
 if (process.env.EVENTS_CACHE_TEST_URL) transports.push({ url: process.env.EVENTS_CACHE_TEST_URL });
