@@ -9,7 +9,10 @@ against a live daemon on the run's own Valkey, over the Unix socket:
   (encoded in the call);
 - events per second through the client into the daemon: 100,000 raw events handed over
   as fast as the language allows (the buffer large enough to hold them all), timed from
-  the first call until close() returns, i.e. until the daemon answered 202 for all.
+  the first call until close() returns, i.e. until the daemon answered 202 for all;
+  with the calling loop's time per event meanwhile (Node: including the sender's work,
+  which shares the thread; Python: sharing the GIL) and the daemon's CPU (one core =
+  100 %: when it is near 100 %, the daemon is the limit, not the client).
 
 Events are ~1.4 KB of JSON spread over 10 API keys; the daemon has its default
 configuration (size 100: after the first events per key, the rest are rate limited, so
@@ -32,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Daemon, Server
+from bench.procs import Daemon, Server, cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "clients"
@@ -74,13 +77,14 @@ def _run(argv: list[str]) -> dict[str, Any]:
     return result
 
 
-def measure(drive: list[str], socket: str, events: int, rounds: int) -> dict[str, Any]:
+def measure(daemon: Daemon, drive: list[str], events: int, rounds: int) -> dict[str, Any]:
     """Median call costs and throughput of one client over `rounds` runs."""
-    base = [*drive, "--socket", socket, "--events", str(events), "--ids", "10"]
-    raw_ns, value_ns, rates, busy_ns = [], [], [], []
+    base = [*drive, "--socket", daemon.socket_path, "--events", str(events), "--ids", "10"]
+    raw_ns, value_ns, rates, busy_ns, daemon_busy = [], [], [], [], []
     for _ in range(rounds):
         raw_ns.append(_run([*base, "--kind", "raw", "--idle-sender"])["ns_per_call"])
         value_ns.append(_run([*base, "--kind", "value", "--idle-sender"])["ns_per_call"])
+        cpu_before = cpu_s(daemon.pid)
         flat = _run(
             [
                 *base,
@@ -98,12 +102,14 @@ def measure(drive: list[str], socket: str, events: int, rounds: int) -> dict[str
         if stats["sent"] != events or stats["dropped"]:
             raise RuntimeError(f"not every event was handed over: {stats}")
         rates.append(stats["sent"] / flat["total_s"])
+        daemon_busy.append((cpu_s(daemon.pid) - cpu_before) / flat["total_s"])
         busy_ns.append(flat["ns_per_call"])
     return {
         "raw_ns": statistics.median(raw_ns),
         "value_ns": statistics.median(value_ns),
         "events_per_s": statistics.median(rates),
         "busy_ns": statistics.median(busy_ns),
+        "daemon_busy": statistics.median(daemon_busy),
         "spread": (min(rates), max(rates)),
     }
 
@@ -141,14 +147,14 @@ def main() -> None:
             rows = []
             for language, drive in drivers(workdir).items():
                 if drive is None:
-                    rows.append(f"| {language:<8} | not installed | | | |")
+                    rows.append(f"| {language:<8} | not installed | | | | |")
                     continue
-                m = measure(drive, daemon.socket_path, events, rounds)
+                m = measure(daemon, drive, events, rounds)
                 low, high = m["spread"]
                 rows.append(
                     f"| {language:<8} | {m['raw_ns']:>8,.0f} ns | {m['value_ns']:>8,.0f} ns "
                     f"| {m['events_per_s']:>8,.0f} events/s ({low:,.0f}-{high:,.0f}) "
-                    f"| {m['busy_ns']:>7,.0f} ns |"
+                    f"| {m['busy_ns']:>7,.0f} ns | {m['daemon_busy']:.0%} |"
                 )
         finally:
             daemon.stop()
@@ -156,9 +162,9 @@ def main() -> None:
     print()
     print(
         "| client   | call, raw bytes | call, parsed dict | through the client into the daemon "
-        "| call while sending |"
+        "| calling loop per event, sending meanwhile | daemon CPU meanwhile |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         print(row)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")

@@ -381,7 +381,9 @@ class Client {
         res.on('error', reject);
       });
       req.on('error', (e) => {
-        /** @type {any} */ (e).reused = req.reusedSocket && !(/** @type {any} */ (req).res);
+        // a kept-alive socket the sidecar closed meanwhile (idle, restarted), not a timeout
+        const code = /** @type {any} */ (e).code;
+        /** @type {any} */ (e).reused = req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE');
         reject(e);
       });
       req.end(body);

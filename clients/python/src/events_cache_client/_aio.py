@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from events_cache_client._core import Batch, Core, Stats, destination_item, token_item
-from events_cache_client._settings import NDJSON, Settings, parse_url
+from events_cache_client._settings import NDJSON, Settings, _settings, parse_url
 
 MAX_HEADER_LINES = 100
 
@@ -40,11 +40,15 @@ class _Connection:
         """(status, body) of POST /v1/events; OSError, TimeoutError or _ProtocolError."""
         try:
             return await asyncio.wait_for(self._post(body), self.settings.timeout_s)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, _ProtocolError):
+        except asyncio.TimeoutError:
+            await self.close()
+            raise
+        except (OSError, asyncio.IncompleteReadError, _ProtocolError):
             await self.close()
             if not self.used:
                 raise
-        # A keep-alive connection the sidecar closed meanwhile: one more try.
+        # A keep-alive connection the sidecar closed meanwhile (idle, restarted): one
+        # more try on a fresh one. Not after a timeout: the sidecar is slow.
         return await asyncio.wait_for(self._post(body), self.settings.timeout_s)
 
     async def _post(self, body: bytes) -> tuple[int, bytes]:
@@ -135,12 +139,7 @@ class AsyncClient:
         **options: Any,
     ) -> None:
         """As `Client`; no task starts before the first call inside a running loop."""
-        base = settings or Settings()
-        if options:
-            base = Settings(**{**base.__dict__, **options})
-        if socket or url:
-            base = Settings(**{**base.__dict__, "socket": socket or "", "url": url or ""})
-        self.settings = base.resolve()
+        self.settings = _settings(socket, url, settings, options)
         self._core = Core(self.settings)
         self._buffer = self._core.buffer
         self._task: asyncio.Task[None] | None = None
@@ -211,8 +210,8 @@ class AsyncClient:
         """Wait until what was buffered before the call is sent or dropped; False when
         `timeout` seconds passed first."""
         buffer = self._buffer
-        if not buffer.pending():
-            return True
+        if self._closed or not buffer.pending():
+            return buffer.pending() == 0
         self._start()
         if self._wake is None:
             return False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 SOCKET_ENV = "EVENTS_CACHE_SOCKET"
 URL_ENV = "EVENTS_CACHE_URL"
@@ -51,7 +53,7 @@ class Settings:
         for name in ("flush_interval_s", "timeout_s", "max_backoff_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
-        return Settings(**{**self.__dict__, "socket": socket, "url": url})
+        return dataclasses.replace(self, socket=socket, url=url)
 
     @property
     def target(self) -> str:
@@ -69,3 +71,13 @@ def parse_url(url: str) -> tuple[str, int, str]:
     except ValueError as e:
         raise ValueError(f"events-cache URL has a bad port: {url!r}") from e
     return parts.hostname, port, parts.path.rstrip("/") + EVENTS_PATH
+
+
+def _settings(
+    socket: str | None, url: str | None, settings: Settings | None, options: Mapping[str, Any]
+) -> Settings:
+    """A client's settings: `settings` with `options` and the transport arguments applied."""
+    base = dataclasses.replace(settings or Settings(), **options)
+    if socket or url:
+        base = dataclasses.replace(base, socket=socket or "", url=url or "")
+    return base.resolve()

@@ -13,7 +13,7 @@ from typing import Any
 
 from events_cache_client._core import Batch, Core, Stats, destination_item, token_item
 from events_cache_client._lines import TOKEN_RAW
-from events_cache_client._settings import NDJSON, Settings, parse_url
+from events_cache_client._settings import NDJSON, Settings, _settings, parse_url
 
 _now = time.time
 EXIT_FLUSH_S = 1.0  # what the interpreter's exit grants a client that was not closed
@@ -59,12 +59,11 @@ class _Transport:
         """(status, body) of POST /v1/events; OSError/HTTPException when unreachable."""
         try:
             return self._post(body)
-        except (OSError, http.client.HTTPException):
+        except (ConnectionError, http.client.BadStatusLine):
             if not self.used:
                 raise
             # A keep-alive connection the sidecar closed meanwhile (idle, restarted):
-            # one more try on a fresh one.
-            self.close()
+            # one more try on a fresh one. Not after a timeout: the sidecar is slow.
             return self._post(body)
 
     def _post(self, body: bytes) -> tuple[int, bytes]:
@@ -107,12 +106,7 @@ class Client:
         """Transport from `socket`/`url`, else EVENTS_CACHE_SOCKET / EVENTS_CACHE_URL,
         else the chart's socket path; `options` are Settings fields (e.g.
         max_request_bytes=...). ValueError when a setting is unusable."""
-        base = settings or Settings()
-        if options:
-            base = Settings(**{**base.__dict__, **options})
-        if socket or url:
-            base = Settings(**{**base.__dict__, "socket": socket or "", "url": url or ""})
-        self.settings = base.resolve()
+        self.settings = _settings(socket, url, settings, options)
         self._init_state()
         _live.add(self)
 
@@ -202,9 +196,9 @@ class Client:
         """Wait until what was buffered before the call is sent or dropped; False when
         `timeout` seconds passed first."""
         buffer = self._buffer
-        if self._thread is None:
-            if not buffer.pending():
-                return True
+        if self._closed or self._thread is None:
+            if self._closed or not buffer.pending():
+                return buffer.pending() == 0
             self._start()
         marker = threading.Event()
         buffer.mark(marker)
