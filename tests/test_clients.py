@@ -412,3 +412,20 @@ def test_clients_agree_with_the_wire_constants_and_defaults() -> None:
     assert f"maxMalformedBytes: options.maxMalformedBytes || {max_malformed}" in node
     # the chart's URL is the daemon's default TCP listener
     assert ingest["listen"] == "127.0.0.1:8001"
+
+
+@pytest.mark.timeout(300)
+def test_bench_clients_smoke() -> None:
+    """`python -m bench.clients --smoke` prints a row per client (no timing asserted)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.clients", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    tools = {"python": sys.executable, "go": shutil.which("go"), "node": shutil.which("node")}
+    for language in LANGUAGES:
+        shown = rf"^\| {language} +\| .* ns \|" if tools[language] else rf"^\| {language} .*not"
+        assert re.search(shown, out.stdout, re.M), out.stdout
