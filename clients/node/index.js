@@ -133,6 +133,8 @@ class Client {
     this._waiters = [];
     /** @type {NodeJS.Timeout | null} */
     this._timer = null;
+    /** @type {NodeJS.Immediate | null} */
+    this._immediate = null;
     this._sending = false;
     this._closed = false;
     this._limit = s.maxRequestBytes; // lowered after a 413
@@ -217,8 +219,16 @@ class Client {
     this._items.push(item);
     this._bytes += item.size;
     this._enqueued++;
-    if (this._items.length >= s.maxBatchEvents) this._kick(false);
-    else if (this._timer === null && !this._sending) {
+    if (this._items.length >= s.maxBatchEvents) {
+      // a batch is ready: send it once the application yields, never inside its call
+      if (this._immediate === null && !this._sending) {
+        this._immediate = setImmediate(() => {
+          this._immediate = null;
+          this._kick(false);
+        });
+        this._immediate.unref();
+      }
+    } else if (this._timer === null && !this._sending) {
       this._timer = setTimeout(() => this._kick(false), s.flushIntervalMs);
       this._timer.unref();
     }
@@ -488,7 +498,9 @@ class Client {
     const flushed = await this.flush(timeoutMs);
     this._closed = true;
     if (this._timer !== null) clearTimeout(this._timer);
+    if (this._immediate !== null) clearImmediate(this._immediate);
     this._timer = null;
+    this._immediate = null;
     const left = this._items;
     this._items = [];
     this._c.droppedClosed += left.length;

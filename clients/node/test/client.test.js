@@ -240,3 +240,14 @@ test('the client never keeps the process alive, and a natural exit sends what is
   await new Promise((resolve, reject) =>
     execFile(process.execPath, ['-e', idle], { timeout: 5000 }, (err) => (err ? reject(err) : resolve(null))));
 });
+
+test('a ready batch is sent once the application yields, never inside its call', async () => {
+  const s = await stub();
+  const c = new Client({ socket: s.socketPath });
+  for (let n = 0; n < 1200; n++) c.incoming('k', BODY);
+  assert.equal(/** @type {any} */ (c)._sending, false); // nothing was built or sent in a call
+  assert.equal(c.stats().buffered, 1200);
+  await waitFor(() => c.stats().accepted === 1200);
+  await c.close();
+  await s.stop();
+});
