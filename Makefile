@@ -11,10 +11,10 @@ PYTEST_ARGS ?=
 
 all: lint test
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,lint]"
+	$(BIN)/pip install --quiet -e ".[test,lint]" -e clients/python
 	touch $@
 
 venv: $(BIN)/.installed
@@ -34,11 +34,22 @@ REDIS7_MARKERS ?= not fault
 test-redis7: venv
 	EVENTS_CACHE_TEST_REDIS=redis://127.0.0.1:6379/13 $(BIN)/pytest -m "$(REDIS7_MARKERS)" $(PYTEST_ARGS)
 
-## ruff, formatting, mypy --strict, the import layers, and the size limits of daemon/.
+## ruff, formatting, mypy --strict, the import layers, the size limits of daemon/, and
+## the clients: mypy --strict on the Python one, gofmt and go vet on the Go one (when Go
+## is installed), node --check on the Node one (when Node is).
 lint: venv
-	$(BIN)/ruff check daemon tests bench scripts
-	$(BIN)/ruff format --check daemon tests bench scripts
+	$(BIN)/ruff check daemon tests bench scripts clients
+	$(BIN)/ruff format --check daemon tests bench scripts clients
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/src clients/python/tools
+	@if command -v go >/dev/null; then \
+		test -z "$$(gofmt -l clients/go)" || { gofmt -l clients/go; echo "gofmt: run gofmt -w clients/go"; exit 1; }; \
+		cd clients/go && GOFLAGS=-mod=mod GOPROXY=off go vet ./...; \
+	else echo "go is not installed: gofmt and go vet skipped"; fi
+	@if command -v node >/dev/null; then \
+		for f in clients/node/*.js clients/node/lib/*.js clients/node/tools/*.js clients/node/test/*.js; do \
+			node --check $$f || exit 1; done; \
+	else echo "node is not installed: node --check skipped"; fi
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/check-size.py
 
