@@ -33,7 +33,7 @@ function failed(error, retry, target) {
   let detail = error.message;
   if (error.status === 503) {
     title = "Redis is unavailable (503)";
-    detail = `${error.message}. The sidecar keeps taking events and counts what it cannot write; the cache answers again once Redis is back.`;
+    detail = `${error.message.replace(/\.+$/, "")}. The sidecar keeps taking events and counts what it cannot write; the cache answers again once Redis is back.`;
   } else if (error.status === 0) title = "The sidecar does not answer";
   else if (error.status === 400) title = "The sidecar refused this query (400)";
   else title = `The sidecar answered ${error.status}`;
@@ -98,6 +98,7 @@ function confirmReset(id) {
 function showLogin(message) {
   $("main").hidden = true;
   $("signout").hidden = true;
+  $("ns").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = message || "";
   $("token-input").value = "";
@@ -121,7 +122,7 @@ async function login(event) {
     await api.summary({ namespace: state.namespace, limit: 1 }, { secret });
   } catch (error) {
     if (error.status === 401) {
-      $("login-error").textContent = `Wrong token: the sidecar refused it (401 ${error.message}).`;
+      $("login-error").textContent = `Wrong token: the sidecar refused it (401: ${error.message}).`;
       $("token-input").select();
       return;
     } else if (error.status === 0) {
@@ -139,6 +140,7 @@ function start() {
   $("login").hidden = true;
   $("main").hidden = false;
   $("signout").hidden = false;
+  $("ns").hidden = false;
   switchNamespaceTo(state.namespace, state.id);
 }
 
