@@ -936,3 +936,101 @@ def test_the_page_works_under_a_path_prefix_behind_nginx(
     page.wait(lambda: "was reset" in page.text("#ids-state"), message="reset through the proxy")
     assert "js.quiet" not in [i["id"] for i in api_ids(daemon, "token")]
     assert urllib.parse.urlsplit(page.d.current_url).path == "/some/prefix/ui/"
+
+
+# -- the README's screenshots -------------------------------------------------------------
+
+
+def realistic(now: datetime) -> list[dict[str, Any]]:
+    """An hour of a small shop's traffic: keys of a site, an app and a server, and three
+    destinations, one of them failing."""
+    import random
+
+    rng = random.Random(10)
+    kinds = ["pageview", "click", "signup", "add_to_cart", "purchase", "identify"]
+    lines: list[dict[str, Any]] = []
+    for key in ("js.8f2c1d9a", "js.shop-frontend", "srv.billing-api", "js.landing"):
+        for n in range(rng.randint(12, 30)):
+            when = iso(now - timedelta(seconds=rng.randint(5, 3600)))
+            original = {
+                "event_type": rng.choice(kinds),
+                "eventn_ctx": {
+                    "url": f"https://shop.example/p/{n}",
+                    "referer": "https://search.example/",
+                },
+                "user": {"anonymous_id": f"a{rng.randint(0, 99999):05d}"},
+                "utc_time": when,
+            }
+            skip = {"skip": "bot filtered (user agent)"} if rng.random() < 0.08 else {}
+            lines.append(_token(key, original, when, **skip))
+        if key in ("js.shop-frontend", "srv.billing-api"):
+            lines.append(
+                {
+                    "namespace": "token",
+                    "id": key,
+                    "malformed": '{"event_type":"purchase","order":{"total":42.5,"items":[',
+                    "error": "invalid JSON: unexpected end of input at line 1 column 55",
+                    "timestamp": iso(now - timedelta(seconds=rng.randint(5, 900))),
+                }
+            )
+    for dest in ("pg_main", "clickhouse_events", "webhook_crm"):
+        for n in range(rng.randint(12, 25)):
+            when = iso(now - timedelta(seconds=rng.randint(5, 3600)))
+            original = {"event_type": rng.choice(kinds), "user_id": f"u{n}", "revenue": "42.50"}
+            roll = rng.random()
+            if dest == "webhook_crm" and roll < 0.4:
+                outcome: dict[str, Any] = {
+                    "error": "POST https://crm.example/hook: 502 Bad Gateway"
+                }
+            elif dest == "pg_main" and roll < 0.15:
+                outcome = {"error": 'pq: column "revenue" is of type numeric, not text'}
+            elif roll < 0.12:
+                outcome = {"skip": "filtered by destination rule"}
+            elif dest == "webhook_crm":
+                outcome = {
+                    "success": {
+                        "destination_id": dest,
+                        "url": "https://crm.example/hook",
+                        "method": "POST",
+                        "headers": {"Content-Type": "application/json"},
+                        "body": json.dumps(original),
+                    }
+                }
+            else:
+                record = [{"field": k, "type": "text", "value": v} for k, v in original.items()]
+                outcome = {"success": {"destination_id": dest, "table": "events", "record": record}}
+            lines.append(
+                {
+                    "namespace": "destination",
+                    "id": dest,
+                    "original": original,
+                    "token_id": "js.8f2c1d9a",
+                    "timestamp": when,
+                    **outcome,
+                }
+            )
+    return sorted(lines, key=lambda line: str(line["timestamp"]))
+
+
+def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    lines = realistic(datetime.now(UTC))
+    assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
+    settle(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.namespace("destination")
+    page.select("pg_main")
+    page.el("#live").click()
+    page.wait(lambda: "Live" in page.text("#tail-state"), message="live")
+    page.d.set_window_size(1366, 900)
+    page.js("document.querySelector('#events > li[data-status=error] .event-btn').click()")
+    assert {"success", "error"} <= {e["status"] for e in page.events()}
+    page.shot("docs-viewer")
+
+    page.emulate(dark=True, size=(1366, 900))
+    page.namespace("token")
+    page.select("js.shop-frontend")
+    page.js("document.querySelector('#events > li[data-status=malformed] .event-btn').click()")
+    assert {"success", "malformed"} <= {e["status"] for e in page.events()}
+    page.shot("docs-viewer-dark")
