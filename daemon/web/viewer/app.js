@@ -14,7 +14,11 @@ const state = { namespace: "token", id: null };
 function readHash() {
   const [ns, ...rest] = location.hash.slice(1).split("/");
   state.namespace = NAMESPACES.includes(ns) ? ns : "token";
-  state.id = rest.length ? decodeURIComponent(rest.join("/")) || null : null;
+  try {
+    state.id = rest.length ? decodeURIComponent(rest.join("/")) || null : null;
+  } catch {
+    state.id = null; // a fragment edited by hand: start from the list
+  }
 }
 
 function writeHash() {

@@ -114,7 +114,7 @@ export class EventView {
     const f = this.filters();
     if (!older) {
       this.before = null;
-      this.seen.clear();
+      this.loading = true; // live entries wait in the buffer meanwhile
       this.buffer = [];
       this.showNew();
       this.list.setAttribute("aria-busy", "true");
@@ -134,13 +134,16 @@ export class EventView {
       return;
     } finally {
       $("older").disabled = false;
+      if (seq === this.seq) this.loading = false;
     }
     if (!result || seq !== this.seq) return;
     this.list.removeAttribute("aria-busy");
     this.before = result.before;
+    if (!older) this.seen.clear();
     const rows = result.events.filter((e) => !this.seen.has(e.uid)).map((e) => this.row(e));
     if (older) this.list.append(...rows);
     else fill(this.list, rows);
+    if (!older && this.buffer.length) this.incoming([]); // what arrived while loading
     $("older").hidden = !result.more;
     this.header(result.answer, result.truncated);
     this.stateNote(f, older, result);
@@ -293,9 +296,9 @@ export class EventView {
 
   incoming(events) {
     const fresh = events.filter((e) => !this.seen.has(e.uid) && !this.buffer.some((b) => b.uid === e.uid));
-    if (!fresh.length) return;
-    this.buffer = fresh.concat(this.buffer);
-    if (this.paused || !this.atTop()) this.showNew();
+    this.buffer = fresh.concat(this.buffer).filter((e) => !this.seen.has(e.uid));
+    if (!this.buffer.length) return this.showNew();
+    if (this.loading || this.paused || !this.atTop()) this.showNew();
     else this.flush(false);
   }
 
