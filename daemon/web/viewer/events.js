@@ -103,6 +103,11 @@ export class EventView {
     $("events-view").hidden = id === null;
     this.stopTail();
     if (id === null) return;
+    // Only the token namespace has malformed bodies, only destinations pending results.
+    const only = { malformed: "token", pending: "destination" };
+    const status = $("f-status");
+    for (const option of status.options) option.hidden = (only[option.value] || namespace) !== namespace;
+    if (status.selectedOptions[0]?.hidden) status.value = "";
     fill($("events-title"), h("span", { class: "ns-label", text: namespace === "token" ? "API key " : "destination " }), h("span", { class: "mono", text: id }));
     this.load();
     this.retail();
