@@ -51,6 +51,7 @@ from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
 from daemon.web.query.handlers import add_query_routes
 from daemon.web.query.service import QueryService
 from daemon.web.tail import Tail, add_tail_routes
+from daemon.web.viewer import add_viewer_routes
 
 HEALTH_INTERVAL_S = 5.0
 FINAL_BOOKKEEPING_TIMEOUT_S = 2.0
@@ -200,6 +201,7 @@ class App:
         service = QueryService(storage, events.size, events.time_window_sec, max_events)
         add_query_routes(api, service, tokens)
         add_tail_routes(api, loops.tail)
+        add_viewer_routes(api, cfg.sidecar.api.viewer)
         listen, socket_path = cfg.ingest.listen, cfg.ingest.socket
         ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
         state = OpsState(self.lifecycle, self.health, self.queue)

@@ -40,7 +40,7 @@ class Api:
 
     listen: HostPort | None = setting(
         HostPort("0.0.0.0", 8080),
-        "Query API, `/metrics`, `/healthz`, `/readyz`, `/openapi.json`. Must be set.",
+        "Query API, viewer, `/metrics`, `/healthz`, `/readyz`, `/openapi.json`. Must be set.",
         check=lambda value: None if value is not None else "must be set: it serves /healthz",
     )
     max_response_events: int = setting(
@@ -54,6 +54,11 @@ class Api:
         "Concurrent live-tail streams (`/api/v1/events/stream`) per pod; more are "
         "refused with 503.",
         minimum=0,
+    )
+    viewer: bool = setting(
+        True,
+        "Serve the viewer page at `/ui/` (and redirect `/` to it): the cache in a browser, "
+        "through the query API and the admin token.",
     )
 
 

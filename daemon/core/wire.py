@@ -24,6 +24,7 @@ METRICS_PATH: Final = "/metrics"
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"
 OPENAPI_PATH: Final = "/openapi.json"
+VIEWER_PATH: Final = "/ui/"  # the viewer page; it reaches the API by relative URLs only
 TOKEN_HEADER: Final = "X-Admin-Token"
 DEFAULT_LIMIT: Final = 100  # events per id when `limit` is absent (Jitsu's default)
 TRUNCATED_HEADER: Final = "X-Events-Cache-Truncated"  # "true" when an answer was cut

@@ -1,0 +1,1036 @@
+"""The viewer in a real headless browser (Debian's chromium through chromedriver and
+Selenium) against live daemons: token prompt, id list, an id's events, filters, live
+tail (and its reconnect), reset, the XSS payloads, the states a person meets (empty,
+loading, Redis down, no match), narrow and dark screens, and the page behind a real
+reverse proxy (nginx) under a path prefix.
+
+Screenshots of every state go to $EVENTS_CACHE_ARTIFACTS (default: a temporary folder,
+printed at the start of the session).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ADMIN_TOKEN, free_port, settle, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip(
+        "the browser tests need Debian's chromium and chromium-driver "
+        "(apt-get install chromium chromium-driver; .ci/run installs them)",
+        allow_module_level=True,
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+XSS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", '"><svg onload=alert(1)>')
+LAPTOP = (1366, 820)
+PHONE = (390, 844)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: $EVENTS_CACHE_ARTIFACTS, else a temporary folder."""
+    given = os.environ.get("EVENTS_CACHE_ARTIFACTS")
+    path = Path(given) if given else tmp_path_factory.mktemp("viewer-screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    print(f"\nviewer screenshots: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def driver() -> Iterator[webdriver.Chrome]:
+    """One headless chromium for the session, started without any network of its own."""
+    profile = tempfile.mkdtemp(prefix="viewer-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={profile}",
+        f"--window-size={LAPTOP[0]},{LAPTOP[1]}",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    chrome = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Page:
+    """The viewer in the browser, with the reads and waits the tests need."""
+
+    def __init__(self, driver: webdriver.Chrome, artifacts: Path) -> None:
+        self.d = driver
+        self.artifacts = artifacts
+        self.base = ""
+
+    # -- navigation and waits ------------------------------------------------------------
+    def open(self, base: str, fragment: str = "") -> None:
+        self.base = base
+        self.d.get(base + "ui/" + fragment)
+        self.wait(lambda: self.js("return document.readyState") == "complete")
+
+    def wait(self, predicate: Any, timeout: float = 10, message: str = "") -> Any:
+        try:
+            return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(lambda _: predicate())
+        except TimeoutException:
+            self.shot("failure")
+            raise AssertionError(
+                f"not within {timeout}s: {message}\n{self.d.current_url}"
+            ) from None
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.d.execute_script(script, *args)
+
+    def el(self, css: str) -> WebElement:
+        return self.d.find_element(By.CSS_SELECTOR, css)
+
+    def visible(self, css: str) -> bool:
+        found = self.d.find_elements(By.CSS_SELECTOR, css)
+        return bool(found) and found[0].is_displayed()
+
+    def text(self, css: str) -> str:
+        return str(self.js("return document.querySelector(arguments[0])?.textContent ?? ''", css))
+
+    def shot(self, name: str) -> Path:
+        path = self.artifacts / f"{name}.png"
+        self.d.save_screenshot(str(path))
+        return path
+
+    # -- the parts -------------------------------------------------------------------------
+    def login(self, token: str = ADMIN_TOKEN) -> None:
+        self.wait(lambda: self.visible("#token-input"), message="token prompt")
+        field = self.el("#token-input")
+        field.clear()
+        field.send_keys(token + Keys.ENTER)
+
+    def ids(self) -> list[dict[str, Any]]:
+        return list(
+            self.js("""return [...document.querySelectorAll('#ids .id-btn')].map(b => ({
+                id: b.dataset.id,
+                total: Number(b.querySelector('[data-total]').dataset.total),
+                errors: Number(b.querySelector('[data-errors]')?.dataset.errors ?? 0),
+                failing: b.parentElement.classList.contains('failing'),
+                error: b.querySelector('.id-error')?.textContent
+                    .replace('newest error: ', '') ?? null,
+                shown: b.textContent}))""")
+        )
+
+    def wait_ids(self, expected: list[str], timeout: float = 10) -> list[dict[str, Any]]:
+        self.wait(
+            lambda: [i["id"] for i in self.ids()] == expected,
+            timeout,
+            f"ids {expected}, shown {[i['id'] for i in self.ids()]}",
+        )
+        return self.ids()
+
+    def namespace(self, namespace: str) -> None:
+        self.el(f'.ns button[data-ns="{namespace}"]').click()
+
+    def select(self, id_: str) -> None:
+        self.wait(lambda: self.js(_ID_BUTTON, id_) is not None, message=f"id {id_!r} listed")
+        self.js(_ID_BUTTON + ".click()", id_)
+        self.wait_loaded()
+
+    def wait_loaded(self) -> None:
+        self.wait(
+            lambda: self.js("return !document.querySelector('#events[aria-busy]')"),
+            message="events loaded",
+        )
+
+    def events(self) -> list[dict[str, str]]:
+        return list(
+            self.js("""return [...document.querySelectorAll('#events > li')].map(li => ({
+                uid: li.dataset.uid, status: li.dataset.status,
+                time: li.querySelector('time').getAttribute('datetime'),
+                summary: li.querySelector('.ev-summary').textContent}))""")
+        )
+
+    def uids(self) -> list[str]:
+        return [e["uid"] for e in self.events()]
+
+    def set_filter(self, element: str, value: str) -> None:
+        """Set a filter input or select as a person would, firing its events."""
+        self.js(
+            """const el = document.getElementById(arguments[0]); el.value = arguments[1];
+               el.dispatchEvent(new Event('input', {bubbles: true}));
+               el.dispatchEvent(new Event('change', {bubbles: true}));""",
+            element,
+            value,
+        )
+
+    def wait_uids(self, expected: list[str], timeout: float = 10) -> None:
+        self.wait(lambda: self.uids() == expected, timeout, f"uids {expected}, shown {self.uids()}")
+
+    def expand_all(self) -> None:
+        self.js(
+            "document.querySelectorAll('.event-btn[aria-expanded=false]').forEach(b => b.click())"
+        )
+
+    def console(self) -> list[dict[str, Any]]:
+        return list(self.d.get_log("browser"))
+
+    def emulate(self, dark: bool = False, size: tuple[int, int] = LAPTOP) -> None:
+        scheme = "dark" if dark else "light"
+        self.d.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+        )
+        self.d.set_window_size(*size)
+
+
+_ID_BUTTON = (
+    "return [...document.querySelectorAll('#ids .id-btn')].find(b => b.dataset.id === arguments[0])"
+)
+
+
+@pytest.fixture
+def page(driver: webdriver.Chrome, artifacts: Path) -> Iterator[Page]:
+    """The browser, back to a laptop screen in light mode, on a blank page afterwards."""
+    p = Page(driver, artifacts)
+    p.emulate()
+    driver.get_log("browser")  # drop what earlier tests left
+    yield p
+    with_alert = False
+    try:
+        driver.switch_to.alert.dismiss()
+        with_alert = True
+    except NoAlertPresentException:
+        pass
+    driver.execute_cdp_cmd("Network.disable", {})
+    driver.get("about:blank")
+    assert not with_alert, "a dialog was open"
+
+
+def base_url(daemon: Any) -> str:
+    return f"http://127.0.0.1:{daemon.api_port}/"
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def seed(daemon: Any) -> dict[str, Any]:
+    """Known events of both namespaces: a mixed API key (old and recent, every status),
+    two more keys, and destinations with results, errors and skips."""
+    now = datetime.now(UTC)
+    lines: list[dict[str, Any]] = []
+    for n in range(2):  # three hours ago
+        when = iso(now - timedelta(hours=3, minutes=2 - n))
+        lines.append(_token("js.mixed", {"event_type": "old_view", "n": n}, when))
+    for n, kind in enumerate(["pageview", "signup", "checkout"]):
+        when = iso(now - timedelta(seconds=30 - n))
+        lines.append(
+            _token("js.mixed", {"event_type": kind, "url": f"https://shop.example/{n}"}, when)
+        )
+    lines.append(
+        _token(
+            "js.mixed",
+            {"event_type": "bot_view"},
+            iso(now - timedelta(seconds=20)),
+            skip="bot filtered",
+        )
+    )
+    lines.append(
+        {
+            "namespace": "token",
+            "id": "js.mixed",
+            "malformed": '{"event_type":"pageview","url":"https://exa',
+            "error": "invalid JSON: unexpected end of input",
+            "timestamp": iso(now - timedelta(seconds=10)),
+        }
+    )
+    for key, count in (("js.quiet", 3), ("srv.backend", 4)):
+        for n in range(count):
+            lines.append(
+                _token(key, {"event_type": "track", "n": n}, iso(now - timedelta(seconds=60 - n)))
+            )
+    destination = [
+        (
+            "pg_main",
+            {
+                "success": {
+                    "destination_id": "pg_main",
+                    "table": "events",
+                    "record": [{"field": "event_type", "type": "text", "value": "pageview"}],
+                }
+            },
+        ),
+        ("pg_main", {"error": 'pq: column "revenue" is of type numeric'}),
+        ("pg_main", {"skip": "filtered by destination rule"}),
+        ("webhook_crm", {"error": "POST https://crm.example/hook: 502 Bad Gateway"}),
+    ]
+    for n, (dest, outcome) in enumerate(destination):
+        lines.append(
+            {
+                "namespace": "destination",
+                "id": dest,
+                "original": {"event_type": "pageview", "n": n},
+                "token_id": "js.mixed",
+                "timestamp": iso(now - timedelta(seconds=5 - n)),
+                **outcome,
+            }
+        )
+    assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
+    settle(daemon)
+    return {"now": now}
+
+
+def _token(key: str, original: dict[str, Any], when: str, **extra: Any) -> dict[str, Any]:
+    return {"namespace": "token", "id": key, "original": original, "timestamp": when, **extra}
+
+
+def api_ids(daemon: Any, namespace: str) -> list[dict[str, Any]]:
+    reply = daemon.api("/api/v1/events/ids", {"namespace": namespace})
+    assert reply.status == 200
+    return list(reply.json["ids"])
+
+
+def api_uids(daemon: Any, **params: Any) -> list[str]:
+    return [e["uid"] for e in daemon.query(**params)["events"]]
+
+
+def status_of(namespace: str, event: dict[str, Any]) -> str:
+    for field in ("malformed", "error", "skip"):
+        if event.get(field):
+            return field
+    return "success" if event.get("success") or namespace == "token" else "pending"
+
+
+# -- the token ------------------------------------------------------------------------
+
+
+def test_token_prompt_wrong_token_and_the_token_stays_out_of_urls(
+    start_daemon: Any, page: Page
+) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.wait(lambda: page.visible("#token-input"), message="prompt")
+    assert not page.visible("#main")
+    page.shot("01-token-prompt")
+
+    page.login("not-the-token")
+    page.wait(lambda: "Wrong token" in page.text("#login-error"), message="wrong token said")
+    assert "401" in page.text("#login-error")
+    assert page.js("return sessionStorage.length") == 0
+    page.shot("02-wrong-token")
+
+    page.login()
+    page.wait_ids([i["id"] for i in api_ids(daemon, "token")])
+    assert page.js("return sessionStorage.getItem('events-cache.admin-token')") == ADMIN_TOKEN
+    page.js("location.reload()")
+    page.wait(lambda: len(page.ids()) == 3, message="list after reload, no prompt")
+    assert not page.visible("#token-input")
+
+    page.select("js.mixed")
+    urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/api/v1/events/cache" in u for u in urls)
+    assert all(ADMIN_TOKEN not in u for u in [*urls, page.d.current_url])
+
+    page.el("#signout").click()
+    page.wait(lambda: page.visible("#token-input"), message="prompt after forgetting")
+    assert page.js("return sessionStorage.length") == 0
+
+
+# -- the id list ------------------------------------------------------------------------
+
+
+def test_id_list_shows_what_the_summary_says(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    for namespace in ("token", "destination"):
+        if namespace == "destination":
+            page.namespace("destination")
+        summary = api_ids(daemon, namespace)
+        shown = page.wait_ids([s["id"] for s in summary])
+        for s, row in zip(summary, shown, strict=True):
+            assert (row["total"], row["errors"]) == (s["total_events"], s["error_events"])
+            assert row["failing"] == (s["error_events"] > 0)
+            assert row["error"] == s["last_error"]
+        if namespace == "token":  # js.mixed fails, the others do not
+            assert [r["failing"] for r in shown].count(True) == 1
+        page.shot(f"03-ids-{namespace}")
+
+    page.set_filter("id-search", "WEBHOOK")  # any case, as the API's q
+    page.wait_ids(["webhook_crm"])
+    page.set_filter("id-search", "no-such-id")
+    page.wait(lambda: "No id matches" in page.text("#ids-state"), message="no match")
+    page.shot("04-ids-no-match")
+
+
+def test_id_list_pages_through_the_cursor(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    lines = [{"namespace": "token", "id": f"key-{n:03d}", "original": {"n": n}} for n in range(57)]
+    daemon.post_ndjson(lines)
+    settle(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.wait(lambda: len(page.ids()) == 50, message="first page of 50")
+    assert page.visible("#ids-more")
+    page.el("#ids-more").click()
+    page.wait(lambda: len(page.ids()) == 57, message="second page")
+    assert sorted(i["id"] for i in page.ids()) == sorted(line["id"] for line in lines)
+    page.wait(lambda: not page.visible("#ids-more"), message="no third page")
+
+
+# -- one id's events --------------------------------------------------------------------
+
+
+def test_an_ids_events_newest_first_with_statuses_and_details(
+    start_daemon: Any, page: Page
+) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    for namespace, id_ in (("token", "js.mixed"), ("destination", "pg_main")):
+        if namespace == "destination":
+            page.namespace("destination")
+        page.select(id_)
+        answer = daemon.query(namespace=namespace, ids=id_)["events"]
+        page.wait_uids([e["uid"] for e in answer])
+        shown = page.events()
+        assert [e["status"] for e in shown] == [status_of(namespace, e) for e in answer]
+        times = [e["time"] for e in shown]
+        assert times == [e["timestamp"] for e in answer]
+        assert times == sorted(times, reverse=True)  # newest first
+    statuses = {e["status"] for e in page.events()}
+    assert statuses == {"success", "error", "skip"}
+
+    # A row expands to the original and the result side by side, each with a copy button.
+    page.js("document.querySelector('#events > li[data-status=success] .event-btn').click()")
+    panels = page.d.find_elements(By.CSS_SELECTOR, ".details .panel")
+    assert [p.find_element(By.TAG_NAME, "h3").text.lower() for p in panels] == [
+        "original",
+        "result",
+    ]
+    left, right = (p.rect for p in panels)
+    assert abs(left["y"] - right["y"]) < 2 and right["x"] > left["x"] + left["width"] - 1
+    original = panels[0].find_element(By.TAG_NAME, "pre").text
+    assert json.loads(original)["event_type"] == "pageview" and "\n  " in original  # pretty
+    assert '"table": "events"' in panels[1].find_element(By.TAG_NAME, "pre").text
+    assert len(page.d.find_elements(By.CSS_SELECTOR, ".details .copy")) == 2
+    page.shot("05-event-expanded")
+
+    page.namespace("token")
+    page.select("js.mixed")
+    page.js("document.querySelector('#events > li[data-status=malformed] .event-btn').click()")
+    heads = [h.text.lower() for h in page.d.find_elements(By.CSS_SELECTOR, ".details h3")]
+    assert heads == ["malformed body", "error"]
+    assert "unexpected end of input" in page.text(".details .panel-error pre")
+
+
+def test_each_filter_narrows_the_list_as_the_api_does(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.select("js.mixed")
+    every = daemon.query(namespace="token", ids="js.mixed")["events"]
+    page.wait_uids([e["uid"] for e in every])
+    assert len(every) == 7
+
+    def only(status: str) -> list[str]:
+        return [e["uid"] for e in every if status_of("token", e) == status]
+
+    cases: list[tuple[str, str, list[str]]] = [
+        ("f-status", "error", api_uids(daemon, namespace="token", ids="js.mixed", status="error")),
+        ("f-status", "malformed", only("malformed")),
+        ("f-status", "success", only("success")),
+        ("f-status", "skip", only("skip")),
+    ]
+    for element, value, expected in cases:
+        page.set_filter(element, value)
+        page.wait_uids(expected)
+        assert 0 < len(expected) < len(every), (value, expected)
+    page.set_filter("f-status", "")
+    page.wait_uids([e["uid"] for e in every])
+
+    page.set_filter("f-time", "3600")  # last hour: not the two of three hours ago
+    recent = [e["uid"] for e in every if "old_view" not in json.dumps(e)]
+    page.wait_uids(recent)
+    assert len(recent) == 5
+    page.set_filter("f-time", "custom")
+    assert page.visible("#f-since")
+    old = [e for e in every if "old_view" in json.dumps(e)]
+    since = datetime.fromisoformat(old[-1]["timestamp"]).astimezone()  # local time
+    until = datetime.fromisoformat(old[0]["timestamp"]).astimezone()
+    page.set_filter("f-since", since.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.set_filter("f-until", (until + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S"))
+    page.wait_uids([e["uid"] for e in old])
+    page.shot("06-filter-time-range")
+    page.el("#f-clear").click()
+    page.wait_uids([e["uid"] for e in every])
+
+    page.set_filter("f-q", "SIGNUP")
+    expected = api_uids(daemon, namespace="token", ids="js.mixed", q="SIGNUP")
+    page.wait_uids(expected)
+    assert len(expected) == 1
+    page.shot("07-filter-text")
+    page.set_filter("f-q", "nothing-like-this")
+    page.wait(lambda: "No event of this id matches" in page.text("#events-state"), message="none")
+    page.shot("08-events-no-match")
+
+
+def test_load_older_pages_with_before(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    lines = [
+        {"namespace": "token", "id": "js.busy", "original": {"event_type": f"e{n}"}}
+        for n in range(120)
+    ]
+    daemon.post_ndjson(lines)
+    settle(daemon)
+    page.open(base_url(daemon), "#token/js.busy")  # the fragment names the id: a link to it
+    page.login()
+    page.wait_loaded()
+    newest = api_uids(daemon, namespace="token", ids="js.busy", limit=100)
+    page.wait_uids(newest[:50])
+    page.el("#older").click()
+    page.wait_uids(newest[:100])
+    page.el("#older").click()
+    page.wait(lambda: not page.visible("#older"), message="nothing older than size")
+    assert page.uids() == newest
+    assert page.events()[0]["summary"] == "e99"  # e100.. were rate limited (100 a minute)
+
+
+# -- live tail --------------------------------------------------------------------------
+
+
+def _live_on(page: Page) -> None:
+    page.el("#live").click()
+    page.wait(lambda: "Live" in page.text("#tail-state"), message="live tail connected")
+    time.sleep(1.1)  # sidecars look for watchers once a second (docs/api.md)
+
+
+def test_live_tail_shows_new_events_within_2s_and_pauses(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.select("js.quiet")
+    _live_on(page)
+    latencies = []
+    for n in range(3):
+        before = len(page.uids())
+        started = time.monotonic()
+        daemon.post_token("js.quiet", json.dumps({"event_type": f"live-{n}"}))
+        page.wait(
+            lambda b=before: len(page.uids()) == b + 1, timeout=2, message="live event in 2 s"
+        )
+        latencies.append(time.monotonic() - started)
+        assert page.events()[0]["summary"] == f"live-{n}"
+    print(f"live tail: ingest to row in {max(latencies) * 1000:.0f} ms at most")
+    page.shot("09-live-tail")
+
+    # Paused by the button: new events wait, counted, until shown.
+    page.el("#tail-pause").click()
+    count = len(page.uids())
+    for n in range(2):
+        daemon.post_token("js.quiet", json.dumps({"event_type": f"held-{n}"}))
+    page.wait(lambda: page.text("#tail-new") == "paused, 2 new", message="paused, 2 new")
+    assert len(page.uids()) == count
+    page.shot("10-live-tail-paused")
+    page.el("#tail-show").click()
+    page.wait(lambda: len(page.uids()) == count + 2, message="held events shown")
+    assert [e["summary"] for e in page.events()[:2]] == ["held-1", "held-0"]
+
+    # Paused by scrolling down: the rows stay put until the reader is back at the top.
+    page.el("#tail-pause").click()  # resume
+    daemon.post_ndjson(
+        [
+            {"namespace": "token", "id": "js.quiet", "original": {"event_type": f"fill-{n}"}}
+            for n in range(40)
+        ]
+    )
+    page.wait(lambda: len(page.uids()) == count + 42, message="a long list")
+    page.js("document.getElementById('events-pane').scrollTop = 600")
+    daemon.post_token("js.quiet", json.dumps({"event_type": "while-scrolled"}))
+    page.wait(lambda: page.text("#tail-new") == "paused, 1 new", message="paused by scrolling")
+    page.js("document.getElementById('events-pane').scrollTop = 0")
+    page.wait(lambda: page.events()[0]["summary"] == "while-scrolled", message="shown at the top")
+
+
+def test_live_tail_reconnects_when_the_sidecar_comes_back(start_daemon: Any, page: Page) -> None:
+    first = start_daemon()
+    seed(first)
+    page.open(base_url(first))
+    page.login()
+    page.select("js.quiet")
+    _live_on(page)
+    first.stop()
+    page.wait(lambda: "Reconnecting" in page.text("#tail-state"), message="reconnecting shown")
+    page.shot("11-live-tail-reconnecting")
+
+    port = first.api_port
+    second = start_daemon({"sidecar": {"api": {"listen": f"127.0.0.1:{port}"}}}, wait_ready=False)
+    second.api_port = port
+    wait_for(lambda: _answers(second), timeout=15)
+    # Cached while the page was away: the catch-up after the reconnect brings it.
+    second.post_token("js.quiet", json.dumps({"event_type": "during-the-blip"}))
+    page.wait(
+        lambda: any(e["summary"] == "during-the-blip" for e in page.events()),
+        timeout=20,
+        message="caught up after reconnecting",
+    )
+    page.wait(lambda: "Live" in page.text("#tail-state"), message="live again")
+    time.sleep(1.1)
+    second.post_token("js.quiet", json.dumps({"event_type": "after-the-blip"}))
+    page.wait(lambda: page.events()[0]["summary"] == "after-the-blip", timeout=2, message="tail")
+
+
+def _answers(daemon: Any) -> bool:
+    try:
+        return bool(daemon.api("/readyz", token=None).status == 200)
+    except OSError:
+        return False
+
+
+# -- security -----------------------------------------------------------------------------
+
+
+def test_xss_payloads_stay_inert_text(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    original = {"event_type": XSS[0], "note": XSS[1], "x": XSS[2]}
+    for payload in XSS:  # ids
+        assert daemon.post_token(payload, json.dumps(original)).status == 202
+    daemon.post_token(XSS[0], XSS[1], headers={"X-Events-Cache-Error": XSS[2]})  # malformed
+    daemon.post_ndjson(
+        [
+            {"namespace": "destination", "id": XSS[2], "original": original, "error": XSS[0]},
+            {"namespace": "destination", "id": XSS[2], "original": original, "skip": XSS[1]},
+        ]
+    )
+    settle(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    shown = page.wait_ids([i["id"] for i in api_ids(daemon, "token")])
+    assert {i["id"] for i in shown} == set(XSS)
+    for payload in XSS:
+        page.select(payload)
+        page.expand_all()
+        assert payload in page.js("return document.body.innerText")
+    page.shot("12-xss-inert")
+    page.namespace("destination")
+    page.select(XSS[2])
+    page.expand_all()
+    text = page.js("return document.body.innerText")
+    assert all(p in text for p in XSS)
+    page.js("location.reload()")  # the fragment holds the id: read back as text too
+    page.wait(lambda: len(page.events()) == 2, message="reloaded on the id")
+
+    injected = page.js(
+        "return document.querySelectorAll("
+        "'img, svg, iframe, object, embed, script:not([src])').length"
+    )
+    assert injected == 0
+    assert page.js("return document.querySelectorAll('script').length") == 1
+    with pytest.raises(NoAlertPresentException):
+        page.d.switch_to.alert.text  # noqa: B018
+    problems = [
+        e
+        for e in page.console()
+        if "Content Security Policy" in e["message"] or "Uncaught" in e["message"]
+    ]
+    assert problems == []
+
+
+# -- reset --------------------------------------------------------------------------------
+
+
+def test_reset_removes_an_id_after_confirmation(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.select("srv.backend")
+    page.el("#reset").click()
+    page.wait(lambda: page.visible("#confirm"), message="confirmation")
+    assert "srv.backend" in page.text("#confirm-text")
+    assert page.js("return document.activeElement.id") == "confirm-cancel"  # safe default
+    page.shot("13-reset-confirm")
+    page.el("#confirm-cancel").click()
+    assert not page.visible("#confirm")
+    assert "srv.backend" in [i["id"] for i in api_ids(daemon, "token")]
+
+    page.el("#reset").click()
+    page.el("#confirm-ok").click()
+    page.wait(lambda: "was reset" in page.text("#ids-state"), message="reset said")
+    remaining = [i["id"] for i in api_ids(daemon, "token")]
+    assert "srv.backend" not in remaining
+    page.wait_ids(remaining)
+    assert daemon.query(namespace="token", ids="srv.backend")["total_events"] == 0
+    page.shot("14-reset-done")
+
+
+# -- states -------------------------------------------------------------------------------
+
+
+def test_empty_cache_shows_how_to_send_a_first_event(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    page.open(base_url(daemon))
+    page.login()
+    page.wait(lambda: "No events" in page.text("#ids-state"), message="empty state")
+    assert "curl --unix-socket" in page.text("#ids-state .command")
+    page.shot("15-empty-cache")
+    daemon.post_token("my-api-key", '{"event_type":"pageview"}')
+    page.wait_ids(["my-api-key"], timeout=10)  # the empty page looks again by itself
+
+
+def test_redis_down_is_shown_as_such(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon(url=f"redis://127.0.0.1:{free_port()}/0")
+    page.open(base_url(daemon))
+    page.login()
+    page.wait(lambda: "Redis is unavailable (503)" in page.text("#ids-state"), message="503")
+    assert page.visible("#ids-state button")  # retry
+    page.shot("16-redis-down")
+
+
+def test_loading_state_is_visible_on_a_slow_network(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.wait(lambda: len(page.ids()) == 3, message="ids")
+    page.d.execute_cdp_cmd("Network.enable", {})
+    page.d.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    page.namespace("destination")
+    page.wait(lambda: "Loading ids" in page.text("#ids-state"), message="loading shown")
+    page.shot("17-loading")
+    page.d.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    page.wait(lambda: len(page.ids()) == 2, message="then the ids")
+
+
+# -- screens ------------------------------------------------------------------------------
+
+
+def _contrast(page: Page) -> float:
+    """The lowest contrast ratio of status badge text on its background (WCAG)."""
+    return float(
+        page.js("""
+        const lum = c => { const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(v => {
+            v = v / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+          return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+        let lowest = 21;
+        for (const b of document.querySelectorAll('.badge, .ev-summary, .id-error')) {
+          const s = getComputedStyle(b);
+          let bg = s.backgroundColor, el = b;
+          while (/rgba\\(.*, 0\\)|transparent/.test(bg) && el.parentElement) {
+            el = el.parentElement; bg = getComputedStyle(el).backgroundColor; }
+          const [l1, l2] = [lum(s.color), lum(bg)].sort((x, y) => y - x);
+          lowest = Math.min(lowest, (l1 + 0.05) / (l2 + 0.05));
+        }
+        return lowest;""")
+    )
+
+
+def test_light_dark_and_narrow_screens_are_readable(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.namespace("destination")
+    page.select("pg_main")
+    page.js("document.querySelector('#events > li[data-status=success] .event-btn').click()")
+    ratios = {"light": _contrast(page)}
+    page.emulate(dark=True)
+    page.wait(lambda: page.js("return matchMedia('(prefers-color-scheme: dark)').matches"))
+    ratios["dark"] = _contrast(page)
+    page.shot("18-dark")
+    print(f"lowest status text contrast: {ratios}")
+    assert min(ratios.values()) >= 4.5, ratios  # WCAG AA for normal text
+
+    for dark in (False, True):
+        page.emulate(dark=dark, size=PHONE)
+        page.wait(lambda: page.visible("#events-view"))
+        assert not page.visible("#ids-pane")  # one pane at a time
+        overflow = page.js("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, overflow
+        page.shot(f"19-narrow-events-{'dark' if dark else 'light'}")
+    page.el("#back").click()
+    page.wait(lambda: page.visible("#ids-pane") and not page.visible("#events-view"))
+    assert page.js("return document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.shot("20-narrow-ids")
+
+
+def test_keyboard_reaches_ids_and_events(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.wait(lambda: len(page.ids()) == 3)
+    page.d.switch_to.active_element.send_keys("/")
+    assert page.js("return document.activeElement.id") == "id-search"
+
+    def tab_to(css: str, limit: int = 40) -> None:
+        for _ in range(limit):
+            page.d.switch_to.active_element.send_keys(Keys.TAB)
+            if page.js("return document.activeElement.matches(arguments[0])", css):
+                return
+        raise AssertionError(f"Tab never reached {css}")
+
+    tab_to(".id-btn")
+    page.d.switch_to.active_element.send_keys(Keys.ENTER)
+    page.wait(lambda: page.visible("#events-view"))
+    page.wait_loaded()
+    tab_to(".event-btn")
+    page.d.switch_to.active_element.send_keys(Keys.ENTER)
+    assert page.js("return document.activeElement.getAttribute('aria-expanded')") == "true"
+    outline = page.js("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # the focus is visible
+    page.shot("21-keyboard-focus")
+
+
+# -- behind a reverse proxy, under a path prefix ------------------------------------------
+
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+{user}
+events {{ worker_connections 64; }}
+http {{
+  access_log {dir}/access.log;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    # As ingress-nginx does: HTTP/1.1 upstream, response buffering on (the stream
+    # turns it off itself with X-Accel-Buffering: no).
+    location /some/prefix/ {{
+      proxy_pass http://127.0.0.1:{upstream}/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_read_timeout 60s;
+    }}
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Any]:
+    """nginx(upstream_port) -> the proxy's base URL under /some/prefix/."""
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if binary is None:
+        pytest.skip("nginx is not installed (apt-get install nginx; .ci/run installs it)")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(upstream: int) -> str:
+        directory = tmp_path / "nginx"
+        directory.mkdir()
+        port = free_port()
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf = NGINX_CONF.format(dir=directory, port=port, upstream=upstream, user=user)
+        (directory / "nginx.conf").write_text(conf)
+        process = subprocess.Popen(
+            [
+                binary,
+                "-p",
+                str(directory),
+                "-c",
+                str(directory / "nginx.conf"),
+                "-e",
+                str(directory / "error.log"),
+                "-g",
+                "daemon off;",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+
+        def up() -> bool:
+            assert process.poll() is None, (directory / "error.log").read_text()
+            import socket
+
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(up, timeout=10)
+        return f"http://127.0.0.1:{port}/some/prefix/"
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_page_works_under_a_path_prefix_behind_nginx(
+    start_daemon: Any, page: Page, nginx: Any
+) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    base = nginx(daemon.api_port)
+    page.d.get(base[:-1] + "/ui")  # the redirect stays under the prefix
+    page.wait(lambda: page.d.current_url == base + "ui/", message=page.d.current_url)
+    page.login()
+    page.wait_ids([i["id"] for i in api_ids(daemon, "token")])
+    page.select("js.quiet")
+    page.wait_uids(api_uids(daemon, namespace="token", ids="js.quiet"))
+    urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
+    api_calls = [u for u in urls if "/api/v1/" in u]
+    assert api_calls and all(u.startswith(base + "api/v1/") for u in api_calls)
+
+    _live_on(page)
+    started = time.monotonic()
+    daemon.post_token("js.quiet", json.dumps({"event_type": "through-nginx"}))
+    page.wait(lambda: page.events()[0]["summary"] == "through-nginx", timeout=2, message="tail")
+    print(f"live tail through nginx: {(time.monotonic() - started) * 1000:.0f} ms")
+    page.shot("22-behind-nginx-prefix")
+
+    page.el("#reset").click()
+    page.el("#confirm-ok").click()
+    page.wait(lambda: "was reset" in page.text("#ids-state"), message="reset through the proxy")
+    assert "js.quiet" not in [i["id"] for i in api_ids(daemon, "token")]
+    assert urllib.parse.urlsplit(page.d.current_url).path == "/some/prefix/ui/"
+
+
+# -- the README's screenshots -------------------------------------------------------------
+
+
+def realistic(now: datetime) -> list[dict[str, Any]]:
+    """An hour of a small shop's traffic: keys of a site, an app and a server, and three
+    destinations, one of them failing."""
+    import random
+
+    rng = random.Random(10)
+    kinds = ["pageview", "click", "signup", "add_to_cart", "purchase", "identify"]
+    lines: list[dict[str, Any]] = []
+    for key in ("js.8f2c1d9a", "js.shop-frontend", "srv.billing-api", "js.landing"):
+        for n in range(rng.randint(12, 30)):
+            when = iso(now - timedelta(seconds=rng.randint(5, 3600)))
+            original = {
+                "event_type": rng.choice(kinds),
+                "eventn_ctx": {
+                    "url": f"https://shop.example/p/{n}",
+                    "referer": "https://search.example/",
+                },
+                "user": {"anonymous_id": f"a{rng.randint(0, 99999):05d}"},
+                "utc_time": when,
+            }
+            skip = {"skip": "bot filtered (user agent)"} if rng.random() < 0.08 else {}
+            lines.append(_token(key, original, when, **skip))
+        if key in ("js.shop-frontend", "srv.billing-api"):
+            lines.append(
+                {
+                    "namespace": "token",
+                    "id": key,
+                    "malformed": '{"event_type":"purchase","order":{"total":42.5,"items":[',
+                    "error": "invalid JSON: unexpected end of input at line 1 column 55",
+                    "timestamp": iso(now - timedelta(seconds=rng.randint(5, 900))),
+                }
+            )
+    for dest in ("pg_main", "clickhouse_events", "webhook_crm"):
+        for n in range(rng.randint(12, 25)):
+            when = iso(now - timedelta(seconds=rng.randint(5, 3600)))
+            original = {"event_type": rng.choice(kinds), "user_id": f"u{n}", "revenue": "42.50"}
+            roll = rng.random()
+            if dest == "webhook_crm" and roll < 0.4:
+                outcome: dict[str, Any] = {
+                    "error": "POST https://crm.example/hook: 502 Bad Gateway"
+                }
+            elif dest == "pg_main" and roll < 0.15:
+                outcome = {"error": 'pq: column "revenue" is of type numeric, not text'}
+            elif roll < 0.12:
+                outcome = {"skip": "filtered by destination rule"}
+            elif dest == "webhook_crm":
+                outcome = {
+                    "success": {
+                        "destination_id": dest,
+                        "url": "https://crm.example/hook",
+                        "method": "POST",
+                        "headers": {"Content-Type": "application/json"},
+                        "body": json.dumps(original),
+                    }
+                }
+            else:
+                record = [{"field": k, "type": "text", "value": v} for k, v in original.items()]
+                outcome = {"success": {"destination_id": dest, "table": "events", "record": record}}
+            lines.append(
+                {
+                    "namespace": "destination",
+                    "id": dest,
+                    "original": original,
+                    "token_id": "js.8f2c1d9a",
+                    "timestamp": when,
+                    **outcome,
+                }
+            )
+    return sorted(lines, key=lambda line: str(line["timestamp"]))
+
+
+def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
+    daemon = start_daemon()
+    lines = realistic(datetime.now(UTC))
+    assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
+    settle(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    page.namespace("destination")
+    page.select("pg_main")
+    page.el("#live").click()
+    page.wait(lambda: "Live" in page.text("#tail-state"), message="live")
+    page.d.set_window_size(1366, 900)
+    page.js("document.querySelector('#events > li[data-status=error] .event-btn').click()")
+    assert {"success", "error"} <= {e["status"] for e in page.events()}
+    page.shot("docs-viewer")
+
+    page.emulate(dark=True, size=(1366, 900))
+    page.namespace("token")
+    page.select("js.shop-frontend")
+    page.js("document.querySelector('#events > li[data-status=malformed] .event-btn').click()")
+    assert {"success", "malformed"} <= {e["status"] for e in page.events()}
+    page.shot("docs-viewer-dark")
