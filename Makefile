@@ -44,7 +44,9 @@ REDIS7_MARKERS ?= not fault
 test-redis7: venv
 	EVENTS_CACHE_TEST_REDIS=redis://127.0.0.1:6379/13 $(BIN)/pytest -m "$(REDIS7_MARKERS)" $(XDIST) $(PYTEST_ARGS)
 
-## ruff, formatting, mypy --strict, the import layers, and the size limits of daemon/.
+## ruff and ruff format on daemon, tests, bench and scripts; mypy (strict on daemon/, with
+## untyped library calls allowed in tests/ and bench/); the import layers and the size
+## limits of daemon/.
 lint: venv
 	$(BIN)/ruff check daemon tests bench scripts
 	$(BIN)/ruff format --check daemon tests bench scripts
