@@ -105,3 +105,12 @@ def test_deep_update_and_percentile() -> None:
     assert [percentile(values, p) for p in (0, 1, 50, 99, 99.5, 100)] == [1, 1, 50, 99, 100, 100]
     assert percentile([3.0], 99) == 3.0
     assert percentile([], 50) == 0.0
+
+
+@pytest.mark.xdist_group("heavy")
+def test_xdist_groups_are_honoured(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup` (make test) a grouped test's id carries its group, which is
+    how xdist keeps the group on one worker; pytest 9.2 silently broke that."""
+    if not getattr(request.config.option, "loadgroup", False):  # set on xdist's workers
+        pytest.skip("not running under --dist loadgroup")
+    assert request.node.nodeid.endswith("@heavy"), request.node.nodeid
