@@ -8,5 +8,6 @@
 - `load`: the fault suite's paced ingest load and the bench's closed-loop generator;
 - `procstat`: RSS, CPU time and percentiles.
 
-Nothing here imports pytest: `bench` uses it too, outside any test run.
+`bench` imports all but `topologies` outside any test run, so those import no pytest;
+`topologies` is for tests only (a missing tool skips the test).
 """

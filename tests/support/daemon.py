@@ -31,12 +31,15 @@ import urllib.parse
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from tests.support.scrape import Samples, parse_metrics, sample_key, settle
 from tests.support.servers import free_port, wait_for
+
+if TYPE_CHECKING:
+    from daemon.app import App
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 ENV_PREFIX = "EVENTS_CACHE_"
@@ -302,17 +305,12 @@ class InProcessDaemon(DaemonClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.app: Any = None
+        self.app: App | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         level = str(self.config["sidecar"]["log"]["level"]).upper()
         self._sink = _Sink(logging.getLevelNamesMapping().get(level, logging.INFO))
         self._running = False
-
-    @property
-    def pid(self) -> int:
-        """This process: the daemon shares it."""
-        return os.getpid()
 
     def start(self, timeout: float = 30) -> None:
         """Read the configuration file, start the App; raises what `App.start` raises."""
@@ -322,7 +320,7 @@ class InProcessDaemon(DaemonClient):
         if _router is None:
             raise RuntimeError("call route_daemon_logs() first")
         config = load_config(str(self.config_path), self.env)
-        self.app = App(config)
+        app = self.app = App(config)
         loop = self._loop = asyncio.new_event_loop()
         thread = self._thread = threading.Thread(
             target=loop.run_forever, name=f"daemon-{self.name}", daemon=True
@@ -331,7 +329,7 @@ class InProcessDaemon(DaemonClient):
         assert thread.ident is not None
         _router.sinks[thread.ident] = self._sink
         try:
-            self._call(self.app.start(), timeout)
+            self._call(app.start(), timeout)
         except BaseException:
             self._close_loop()
             raise
@@ -364,6 +362,7 @@ class InProcessDaemon(DaemonClient):
         if not self._running:
             raise RuntimeError(f"daemon {self.name} is not running")
         self._running = False
+        assert self.app is not None
         try:
             self._call(self.app.stop(), timeout)
         finally:
