@@ -8,7 +8,13 @@ import pytest
 from tests.support.daemon import InProcessDaemon, StartDaemon, deep_update
 from tests.support.procstat import percentile
 from tests.support.scrape import accounted, parse_metrics, sample_key
-from tests.support.servers import wait_for, worker_database
+from tests.support.servers import (
+    ephemeral_ports_start,
+    free_port,
+    port_is_free,
+    wait_for,
+    worker_database,
+)
 
 EXPOSITION = """\
 # HELP events_cache_received_total Events handed to the sidecar.
@@ -85,6 +91,12 @@ def test_metrics_parsing_and_the_accounting_identity() -> None:
     assert accounted(samples, "token") == (5.0, 5.0)
     assert accounted(samples, "destination") == (2.0, 3.0)
     assert accounted(samples) == (7.0, 7.0)
+
+
+def test_free_ports_are_random_and_below_the_ephemeral_range() -> None:
+    ports = {free_port() for _ in range(20)}
+    assert len(ports) > 1
+    assert all(20000 <= p < ephemeral_ports_start() and port_is_free(p) for p in ports)
 
 
 def test_worker_database() -> None:

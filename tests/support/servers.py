@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,11 +30,28 @@ class ToolMissing(RuntimeError):
     """A binary the caller needs is not installed (tests turn this into a skip)."""
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_ports = random.SystemRandom()  # not the `random` module's state, which hypothesis seeds
+
+
+def ephemeral_ports_start() -> int:
+    """The first port the kernel hands out as a connection's source port (32768 unless
+    /proc says otherwise)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(low: int = 20000, high: int = 0) -> int:
+    """A TCP port nobody listens on right now, at random between `low` and `high` (the
+    last port below the ephemeral range by default): the kernel never gives such a port
+    to an outgoing connection, which could take it before the test's server binds it."""
+    high = high or ephemeral_ports_start() - 1
+    for _ in range(1000):
+        port = _ports.randint(low, high)
+        if port_is_free(port):
+            return port
+    raise RuntimeError(f"no free port between {low} and {high}")
 
 
 def port_is_free(port: int) -> bool:

@@ -39,10 +39,11 @@ DEFAULT_MASTER = "mymaster"
 
 
 def low_port() -> int:
-    """A free port below 55536: a cluster node also listens on its port + 10000."""
+    """A free port for a cluster node, which also listens on its port + 10000: both stay
+    below the ephemeral range (see `free_port`)."""
     while True:
-        port = free_port()
-        if port <= 55535 and port_is_free(port + 10000):
+        port = free_port(10000, 22767)
+        if port_is_free(port + 10000):
             return port
 
 
