@@ -5,7 +5,15 @@ BIN := $(VENV)/bin
 # The suite's Redis: "valkey" (embedded binary, default), "redis-server", or a URL such
 # as redis://127.0.0.1:6379/13 (a database of the suite's own: it is flushed per test).
 TEST_REDIS ?= valkey
+# pytest-xdist workers. Two on this 2-core machine: under --dist loadgroup the xdist_group
+# "heavy" (the fault scenarios, which measure latency under load, and the bench smoke
+# test, which saturates both cores) runs on one worker, one test after another, while the
+# other worker runs everything else one test at a time (its in-process daemons share
+# that worker's interpreter), so a fault scenario never shares the machine with more
+# than one other test. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
+XDIST = -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: all venv run test test-redis7 lint lock bench bench-smoke clean
 
@@ -25,18 +33,21 @@ run: venv
 
 ## The whole test suite against a real Redis-compatible server.
 test: venv
-	EVENTS_CACHE_TEST_REDIS=$(TEST_REDIS) $(BIN)/pytest $(PYTEST_ARGS)
+	EVENTS_CACHE_TEST_REDIS=$(TEST_REDIS) $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
-## The suite against the machine's Redis 7 (database 13). The fault scenarios start
-## servers of their own, so by default they run in `make test` only; with
-## REDIS7_MARKERS= they run here too, on Debian's redis-server binaries.
+## The suite against the machine's Redis 7, database 13 for the first xdist worker and
+## 13 + N for worker N (14 with two workers): each worker flushes a database of its own
+## before each test. The fault scenarios start servers of their own, so by default they
+## run in `make test` only; with REDIS7_MARKERS= they run here too, on Debian's
+## redis-server binaries.
 REDIS7_MARKERS ?= not fault
 test-redis7: venv
-	EVENTS_CACHE_TEST_REDIS=redis://127.0.0.1:6379/13 $(BIN)/pytest -m "$(REDIS7_MARKERS)" $(PYTEST_ARGS)
+	EVENTS_CACHE_TEST_REDIS=redis://127.0.0.1:6379/13 $(BIN)/pytest -m "$(REDIS7_MARKERS)" $(XDIST) $(PYTEST_ARGS)
 
-## ruff, formatting, mypy --strict, the import layers, the size limits of daemon/, and
-## the clients: mypy --strict on the Python one, gofmt and go vet on the Go one (when Go
-## is installed), node --check on the Node one (when Node is).
+## ruff and ruff format on daemon, tests, bench, scripts and clients; mypy (strict on
+## daemon/, with untyped library calls allowed in tests/ and bench/); the import layers
+## and the size limits of daemon/; the clients: mypy --strict on the Python one, gofmt and
+## go vet on the Go one (when Go is installed), node --check on the Node one (when Node is).
 lint: venv
 	$(BIN)/ruff check daemon tests bench scripts clients
 	$(BIN)/ruff format --check daemon tests bench scripts clients

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import os
 import platform
 import shutil
@@ -14,7 +15,8 @@ import time
 from pathlib import Path
 
 from bench import scenarios as sc
-from bench.procs import Daemon, Server
+from bench.procs import Daemon, valkey_server
+from tests.support.servers import RedisServer
 
 SCENARIOS = ("P1", "P2", "P3", "P4", "P5")
 
@@ -39,16 +41,14 @@ def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
     )
 
 
-def _versions(server: Server) -> str:
+def _versions(server: RedisServer) -> str:
     import aiohttp
     import orjson
     import redis
 
     try:
-        import uvloop
-
-        loop = f"uvloop {uvloop.__version__}"
-    except ImportError:
+        loop = f"uvloop {importlib.metadata.version('uvloop')}"
+    except importlib.metadata.PackageNotFoundError:
         loop = "asyncio"
     try:
         import hiredis
@@ -136,7 +136,7 @@ def main() -> int:
     if args.profile:
         Daemon.profile_dir = Path(args.profile).resolve()
     s = _settings(args.smoke, args.rounds, workdir)
-    server = Server(workdir / "redis")
+    server = valkey_server(workdir / "redis")
     server.start()
     rows: list[sc.Row] = []
     started = time.time()
@@ -166,7 +166,7 @@ def main() -> int:
                 print(f"bench: unknown scenario {name}", file=sys.stderr)
                 return 2
     finally:
-        server.stop()
+        server.kill()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows, header)

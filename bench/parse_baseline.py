@@ -13,7 +13,7 @@ import time
 
 import orjson
 
-from bench.loadgen import read_requests
+from tests.support.load import read_requests
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -18,8 +19,11 @@ import orjson
 import redis
 
 from bench import events as ev
-from bench.loadgen import http_request, write_requests
-from bench.procs import Bare, Daemon, Server, cpu_s, rss_mb, run_json, wait_for
+from bench.procs import Bare, Daemon, run_json, valkey_server
+from tests.support.load import http_request, write_requests
+from tests.support.procstat import cpu_s, percentile, rss_mb
+from tests.support.scrape import delta
+from tests.support.servers import RedisServer, wait_for
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "post.lua"
@@ -54,7 +58,7 @@ class Settings:
 
 
 # -- load generators ---------------------------------------------------------------------
-def _loadgen(
+def _closed_loop(
     s: Settings,
     target: dict[str, Any],
     requests_file: str,
@@ -69,9 +73,11 @@ def _loadgen(
         "connections": connections,
         "max_requests": max_requests,
     }
-    spec_path = s.workdir / "loadgen.json"
+    spec_path = s.workdir / "closed-loop.json"
     spec_path.write_text(json.dumps(spec))
-    return run_json([sys.executable, "-m", "bench.loadgen", str(spec_path)], timeout=seconds + 60)
+    return run_json(
+        [sys.executable, "-m", "tests.support.load", str(spec_path)], timeout=seconds + 60
+    )
 
 
 def _wrk(s: Settings, port: int, wrk_file: str, seconds: float) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def _ratio_row(
 
 
 # -- P1 / P1b ----------------------------------------------------------------------------
-def p1(s: Settings, server: Server) -> list[Row]:
+def p1(s: Settings, server: RedisServer) -> list[Row]:
     """Single-event ingest vs a bare aiohttp handler, Unix socket and TCP; 1 and 1000 ids."""
     rows: list[Row] = []
     bare = Bare(s.workdir / "bare")
@@ -193,10 +199,12 @@ def _p1_workload(
     for transport in ("unix", "tcp"):
         subjects, baselines = _alternate(
             s.rounds,
-            lambda t=transport: _measure_p1(
-                s, t, files, daemon.pid, daemon.socket_path, daemon.ingest_port
+            functools.partial(
+                _measure_p1, s, transport, files, daemon.pid, daemon.socket_path, daemon.ingest_port
             ),
-            lambda t=transport: _measure_p1(s, t, files, bare.pid, bare.socket_path, bare.port),
+            functools.partial(
+                _measure_p1, s, transport, files, bare.pid, bare.socket_path, bare.port
+            ),
         )
         for r in subjects + baselines:
             _check_202(r, f"{name} {transport}")
@@ -210,7 +218,7 @@ def _p1_workload(
             f"p50/p99 {med(subjects, 'p50_ms'):.2f}/{med(subjects, 'p99_ms'):.2f} ms "
             f"(bare {med(baselines, 'p50_ms'):.2f}/{med(baselines, 'p99_ms'):.2f}); "
             f"{CONNECTIONS} connections, "
-            f"{'python -m bench.loadgen' if transport == 'unix' else 'wrk -t1'}"
+            f"{'python -m tests.support.load' if transport == 'unix' else 'wrk -t1'}"
         )
         d_us, b_us = med(subjects, "cpu_us"), med(baselines, "cpu_us")
         row.notes.append(
@@ -227,7 +235,7 @@ def _measure_p1(
 ) -> dict[str, Any]:
     c0, t0 = cpu_s(pid), time.perf_counter()
     if transport == "unix":
-        r = _loadgen(s, {"unix": unix}, files[0], s.seconds)
+        r = _closed_loop(s, {"unix": unix}, files[0], s.seconds)
     else:
         r = _wrk(s, port, files[1], s.seconds)
     used = cpu_s(pid) - c0
@@ -241,13 +249,7 @@ def _ndjson_bodies(ids: int, lines_per_body: int, bodies: int, seed: int = ev.SE
     return [b"\n".join(lines[i : i + lines_per_body]) for i in range(0, len(lines), lines_per_body)]
 
 
-def _delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
-    return sum(
-        v - before.get(k, 0.0) for k, v in after.items() if k.startswith(name + "{") or k == name
-    )
-
-
-def p2(s: Settings, server: Server) -> list[Row]:
+def p2(s: Settings, server: RedisServer) -> list[Row]:
     """Batched NDJSON ingest with >= 95 % rate limited vs parse-only."""
     server.client().flushall()
     lines_per_body, ids = 500, 2000
@@ -262,14 +264,14 @@ def p2(s: Settings, server: Server) -> list[Row]:
     daemon.start()
     try:
         # Use up the first buckets: the steady state is the limited one.
-        _loadgen(
+        _closed_loop(
             s, {"unix": daemon.socket_path}, req_file, 10, connections=2, max_requests=len(bodies)
         )
         before = daemon.metrics()
 
         def subject() -> dict[str, Any]:
             c0 = cpu_s(daemon.pid)
-            r = _loadgen(s, {"unix": daemon.socket_path}, req_file, s.seconds, connections=2)
+            r = _closed_loop(s, {"unix": daemon.socket_path}, req_file, s.seconds, connections=2)
             _check_202(r, "P2")
             events = max(r["requests"] * lines_per_body, 1)
             return {
@@ -287,7 +289,7 @@ def p2(s: Settings, server: Server) -> list[Row]:
         after = daemon.metrics()
     finally:
         daemon.stop()
-    received = _delta(after, before, "events_cache_received_total")
+    received = delta(after, before, "events_cache_received_total")
     limited = after.get('events_cache_rate_limited_total{collection="all",namespace="token"}', 0)
     limited -= before.get('events_cache_rate_limited_total{collection="all",namespace="token"}', 0)
     row = _ratio_row(
@@ -298,6 +300,7 @@ def p2(s: Settings, server: Server) -> list[Row]:
         baselines,
         0.5,
     )
+    assert row.baseline is not None
     row.notes.append(
         f"{limited / max(received, 1):.1%} rate limited; daemon CPU "
         f"{statistics.median(x['cpu_us'] for x in subjects):.1f} us/event, baseline "
@@ -343,7 +346,7 @@ def _redis_benchmark(port: int, size: int, requests: int) -> float:
     raise RuntimeError(f"redis-benchmark printed no LPUSH figure: {out.stdout} {out.stderr}")
 
 
-def p3(s: Settings, server: Server) -> list[Row]:
+def p3(s: Settings, server: RedisServer) -> list[Row]:
     """End-to-end caching (no limiting) vs redis-benchmark pipelined LPUSH; commands/event."""
     lines_per_body, ids = 500, 50
     id_list = ev.token_ids(ids)
@@ -381,7 +384,7 @@ def p3(s: Settings, server: Server) -> list[Row]:
             before_c = _commandstats(client)
             c0 = cpu_s(daemon.pid)
             started = time.perf_counter()
-            r = _loadgen(
+            r = _closed_loop(
                 s,
                 {"unix": daemon.socket_path},
                 req_file,
@@ -407,7 +410,7 @@ def p3(s: Settings, server: Server) -> list[Row]:
             after_m = daemon.metrics()
             ours = {"cmdstat_info", "cmdstat_llen", "cmdstat_flushall"}
             commands = sum(v - before_c.get(k, 0) for k, v in after_c.items() if k not in ours)
-            pipelines = _delta(after_m, before_m, "events_cache_redis_write_seconds_count")
+            pipelines = delta(after_m, before_m, "events_cache_redis_write_seconds_count")
             return {
                 "eps": sent / elapsed,
                 "ingest_eps": sent / ingest_s,
@@ -480,7 +483,7 @@ def _bare_query(client: redis.Redis, keys: list[str], limit: int, nested: bool =
                 loads(entry["original"])
 
 
-def p4(s: Settings, server: Server) -> list[Row]:
+def p4(s: Settings, server: RedisServer) -> list[Row]:
     """Query p50/p99 for 1, 10, 50 ids x limit=100 vs a bare pipeline of the LRANGEs."""
     server.client().flushall()
     id_list = ev.token_ids(50)
@@ -494,21 +497,25 @@ def p4(s: Settings, server: Server) -> list[Row]:
     try:
         req_file = str(s.workdir / "p4.req")
         write_requests(req_file, [http_request("POST", "/v1/events", b) for b in bodies])
-        _loadgen(
+        _closed_loop(
             s, {"unix": daemon.socket_path}, req_file, 60, connections=1, max_requests=len(bodies)
         )
         keys = [f"events_cache:token#{i}" for i in id_list]
-        wait_for(lambda: all(client.llen(k) >= 100 for k in keys), what="P4 data in Redis")
+        wait_for(
+            lambda: all(client.llen(k) >= 100 for k in keys), timeout=15, what="P4 data in Redis"
+        )
         for n_ids, n_requests in zip((1, 10, 50), s.p4_requests, strict=True):
             params = {"namespace": "token", "ids": ",".join(id_list[:n_ids]), "limit": "100"}
-            status, body = daemon.get("/api/v1/events/cache", params)
-            if status != 200 or orjson.loads(body)["response_events"] != 100 * n_ids:
-                raise RuntimeError(f"P4 query failed: {status} {body[:200]!r}")
+            reply = daemon.api("/api/v1/events/cache", params)
+            if reply.status != 200 or reply.json["response_events"] != 100 * n_ids:
+                raise RuntimeError(f"P4 query failed: {reply.status} {reply.raw[:200]!r}")
 
             def subject(params: dict[str, str] = params, n: int = n_requests) -> dict[str, Any]:
                 conn = http.client.HTTPConnection("127.0.0.1", daemon.api_port, timeout=30)
                 try:  # one keep-alive connection, as a dashboard or script would hold
-                    return _latencies(n, lambda: daemon.get("/api/v1/events/cache", params, conn))
+                    return _latencies(
+                        n, lambda: daemon.api("/api/v1/events/cache", params, conn=conn)
+                    )
                 finally:
                     conn.close()
 
@@ -557,17 +564,13 @@ def _latencies(n: int, call: Callable[[], Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
-    times.sort()
-    return {
-        "p50_ms": times[len(times) // 2] * 1000,
-        "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))] * 1000,
-    }
+    return {"p50_ms": percentile(times, 50) * 1000, "p99_ms": percentile(times, 99) * 1000}
 
 
 # -- P5 ----------------------------------------------------------------------------------
 def p5(s: Settings, p3_eps: float | None) -> list[Row]:
     """RSS under overload with Redis stopped: bounded and flat."""
-    own = Server(s.workdir / "redis-P5")
+    own = valkey_server(s.workdir / "redis-P5")
     own.start()
     daemon = Daemon(
         s.workdir / "daemon-P5", own.url, {"server": {"cache": {"events": {"size": 1_000_000}}}}
@@ -575,7 +578,7 @@ def p5(s: Settings, p3_eps: float | None) -> list[Row]:
     try:
         daemon.start()
     finally:
-        own.stop()  # Redis goes away; the writers can write nothing from now on
+        own.kill()  # Redis goes away; the writers can write nothing from now on
     bodies = _ndjson_bodies(1000, 500, 20, seed=ev.SEED + 5)
     req_file = str(s.workdir / "p5.req")
     write_requests(req_file, [http_request("POST", "/v1/events", b) for b in bodies])
@@ -585,12 +588,12 @@ def p5(s: Settings, p3_eps: float | None) -> list[Row]:
         "seconds": s.p5_seconds,
         "connections": 2,
     }
-    spec_path = s.workdir / "loadgen-p5.json"
+    spec_path = s.workdir / "closed-loop-p5.json"
     spec_path.write_text(json.dumps(spec))
     samples: list[tuple[float, float]] = []
     try:
         gen = subprocess.Popen(
-            [sys.executable, "-m", "bench.loadgen", str(spec_path)],
+            [sys.executable, "-m", "tests.support.load", str(spec_path)],
             stdout=subprocess.PIPE,
             text=True,
         )

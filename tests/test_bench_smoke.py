@@ -1,6 +1,7 @@
 """The bench's smoke mode runs every scenario briefly and prints a complete table.
 
-No timing is asserted: this only keeps `python -m bench` from rotting.
+No timing is asserted: this only keeps `python -m bench` from rotting (and with it the
+parts of `tests/support` that only the bench uses).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ FIGURES = (
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.xdist_group("heavy")  # saturates both cores: never beside the fault scenarios
 def test_bench_smoke_prints_every_figure() -> None:
     missing = [tool for tool in ("wrk", "redis-benchmark") if shutil.which(tool) is None]
     if missing:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -32,6 +33,10 @@ kubernetes_validate = pytest.importorskip(
 )
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
 from kubernetes_validate import utils as kv_utils  # noqa: E402
+
+# kubernetes-validate reads and parses a version's whole `_definitions.json` (megabytes)
+# on every validate() call; the files do not change during a run: parse each once.
+kv_utils.schema_contents = functools.cache(kv_utils.schema_contents)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "events-cache"

@@ -14,17 +14,20 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import list_key as key
-from conftest import settle, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.support.daemon import InProcessDaemon, Reply, StartDaemon
+from tests.support.scrape import list_key as key
+from tests.support.scrape import settle
+from tests.support.servers import wait_for
 
 pytestmark = pytest.mark.e2e
 
 CACHE = "/api/v1/events/cache"
 
 
-def sane(reply: Any, status: int | None = None) -> Any:
+def sane(reply: Reply, status: int | None = None) -> Any:
     """No 500, no traceback; JSON body; the expected status when given."""
     assert reply.status < 500, (reply.status, reply.raw[:500])
     assert b"Traceback" not in reply.raw and b'File "' not in reply.raw, reply.raw[:500]
@@ -33,13 +36,13 @@ def sane(reply: Any, status: int | None = None) -> Any:
     return reply.json
 
 
-def clean_log(daemon: Any) -> None:
+def clean_log(daemon: InProcessDaemon) -> None:
     """The daemon logged no unexpected exception while handling the requests."""
     log = daemon.log()
     assert "request failed" not in log and "Traceback" not in log, log[-3000:]
 
 
-def only_event(daemon: Any, token: str) -> dict[str, Any]:
+def only_event(daemon: InProcessDaemon, token: str) -> dict[str, Any]:
     answer = daemon.query(namespace="token", ids=token)
     assert answer["total_events"] == 1, answer
     event: dict[str, Any] = answer["events"][0]
@@ -47,7 +50,7 @@ def only_event(daemon: Any, token: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def daemon(start_daemon: Any) -> Iterator[Any]:
+def daemon(start_daemon: StartDaemon) -> Iterator[InProcessDaemon]:
     d = start_daemon(
         {
             "server": {"cache": {"events": {"max_malformed_event_size_bytes": 2000}}},
@@ -76,7 +79,7 @@ def daemon(start_daemon: Any) -> Iterator[Any]:
         ({"limit": "٣"}, "limit"),  # an Arabic-Indic digit: int() would take it
     ],
 )
-def test_query_400s(daemon: Any, params: dict[str, str], word: str) -> None:
+def test_query_400s(daemon: InProcessDaemon, params: dict[str, str], word: str) -> None:
     reply = daemon.api(CACHE, {"ids": "a", **params})
     body = sane(reply, 400)
     assert list(body) == ["message"]
@@ -84,11 +87,11 @@ def test_query_400s(daemon: Any, params: dict[str, str], word: str) -> None:
     assert len(body["message"]) < 1000
 
 
-def test_query_400_limit_message_is_jitsus(daemon: Any) -> None:
+def test_query_400_limit_message_is_jitsus(daemon: InProcessDaemon) -> None:
     assert sane(daemon.api(CACHE, {"limit": "abc"}), 400) == {"message": "limit must be int"}
 
 
-def test_query_odd_but_valid_parameters(daemon: Any) -> None:
+def test_query_odd_but_valid_parameters(daemon: InProcessDaemon) -> None:
     for params in (
         {"ids": "\u00e9t\u00e9,\u2603,a b,a%2Cb,#,:error"},
         {"ids": "x" * 5000},
@@ -100,7 +103,7 @@ def test_query_odd_but_valid_parameters(daemon: Any) -> None:
         assert body["events"] == []
 
 
-def test_query_undecodable_parameters(daemon: Any) -> None:
+def test_query_undecodable_parameters(daemon: InProcessDaemon) -> None:
     """Percent-encoded bytes that are not UTF-8 (or encode a surrogate) are not a 500."""
     for raw in ("ids=%FF%FE", "ids=%ED%A0%80", "namespace=%FF", "status=%C0%AF", "limit=%FF"):
         conn = http.client.HTTPConnection("127.0.0.1", daemon.api_port, timeout=10)
@@ -115,7 +118,7 @@ def test_query_undecodable_parameters(daemon: Any) -> None:
         json.loads(body)
 
 
-def test_admin_token_with_odd_bytes(daemon: Any) -> None:
+def test_admin_token_with_odd_bytes(daemon: InProcessDaemon) -> None:
     # http.client sends header text as Latin-1: this sends the UTF-8 bytes of a snowman.
     snowmen = ("\u2603" * 100).encode().decode("latin-1")
     for token in ("t\u00e9st", snowmen, "a" * 4000):
@@ -133,7 +136,7 @@ def test_admin_token_with_odd_bytes(daemon: Any) -> None:
         conn.close()
 
 
-def test_413_with_content_length(daemon: Any, redis_client: redis.Redis) -> None:
+def test_413_with_content_length(daemon: InProcessDaemon, redis_client: redis.Redis) -> None:
     body = b'{"a": "' + b"x" * 300_000 + b'"}'
     for via in ("unix", "tcp"):
         msg = sane(daemon.post_token("big", body, via=via), 413)["message"]
@@ -150,7 +153,9 @@ def test_413_with_content_length(daemon: Any, redis_client: redis.Redis) -> None
     assert daemon.metric("events_cache_received_total", namespace="token") == 1
 
 
-def _chunked_post(daemon: Any, path: str, chunks: list[bytes], via: str) -> tuple[int, bytes]:
+def _chunked_post(
+    daemon: InProcessDaemon, path: str, chunks: list[bytes], via: str
+) -> tuple[int, bytes]:
     if via == "tcp":
         conn = http.client.HTTPConnection("127.0.0.1", daemon.ingest_port, timeout=10)
     else:
@@ -169,7 +174,9 @@ def _chunked_post(daemon: Any, path: str, chunks: list[bytes], via: str) -> tupl
 
 
 @pytest.mark.parametrize("via", ["unix", "tcp"])
-def test_413_with_chunked_transfer(daemon: Any, redis_client: redis.Redis, via: str) -> None:
+def test_413_with_chunked_transfer(
+    daemon: InProcessDaemon, redis_client: redis.Redis, via: str
+) -> None:
     chunks = [b'{"a": "'] + [b"y" * 50_000] * 7 + [b'"}']
     status, raw = _chunked_post(daemon, "/v1/token/chunked/events", chunks, via)
     assert status == 413, raw
@@ -188,7 +195,9 @@ def test_413_with_chunked_transfer(daemon: Any, redis_client: redis.Redis, via: 
     assert only_event(daemon, "chunked-ok")["original"] == {"a": 1}
 
 
-def test_invalid_utf8_body_is_cached_as_malformed(daemon: Any, redis_client: redis.Redis) -> None:
+def test_invalid_utf8_body_is_cached_as_malformed(
+    daemon: InProcessDaemon, redis_client: redis.Redis
+) -> None:
     body = b'{"name": "caf\xe9", "bad": "\xff\xfe"}'
     assert sane(daemon.post_token("latin1", body), 202)["accepted"] == 1
     settle(daemon)
@@ -198,10 +207,11 @@ def test_invalid_utf8_body_is_cached_as_malformed(daemon: Any, redis_client: red
     # Valid UTF-8 JSON in Redis, in both lists.
     for k in (key("token", "latin1"), key("token", "latin1", True)):
         (raw,) = redis_client.lrange(k, 0, -1)
+        assert isinstance(raw, bytes)
         assert json.loads(raw.decode("utf-8"))["malformed"] == event["malformed"]
 
 
-def test_invalid_utf8_in_ndjson_line(daemon: Any) -> None:
+def test_invalid_utf8_in_ndjson_line(daemon: InProcessDaemon) -> None:
     body = (
         b'{"namespace": "token", "id": "u", "original": {"a": "\xff"}}\n'
         b'{"namespace": "token", "id": "u", "original": {"a": "ok"}}\n'
@@ -214,7 +224,7 @@ def test_invalid_utf8_in_ndjson_line(daemon: Any) -> None:
     assert only_event(daemon, "u")["original"] == {"a": "ok"}
 
 
-def test_invalid_utf8_in_headers_and_path(daemon: Any) -> None:
+def test_invalid_utf8_in_headers_and_path(daemon: InProcessDaemon) -> None:
     for header in ("X-Events-Cache-Skip", "X-Events-Cache-Error"):
         conn = http.client.HTTPConnection("127.0.0.1", daemon.ingest_port, timeout=10)
         try:
@@ -241,7 +251,7 @@ def test_invalid_utf8_in_headers_and_path(daemon: Any) -> None:
         json.dumps(event, ensure_ascii=False).encode("utf-8")  # no lone surrogates
 
 
-def test_compressed_bodies(daemon: Any, redis_client: redis.Redis) -> None:
+def test_compressed_bodies(daemon: InProcessDaemon, redis_client: redis.Redis) -> None:
     """aiohttp inflates Content-Encoding bodies: a good one is taken, the limit applies to
     the inflated size, and a body that does not inflate is a 400."""
     for via in ("unix", "tcp"):
@@ -273,7 +283,7 @@ def test_compressed_bodies(daemon: Any, redis_client: redis.Redis) -> None:
     assert not redis_client.exists(key("token", "garbled"))
 
 
-def test_client_gone_mid_body(daemon: Any) -> None:
+def test_client_gone_mid_body(daemon: InProcessDaemon) -> None:
     """A client that disconnects before sending the whole body is not an error to log."""
     for via in ("unix", "tcp"):
         if via == "tcp":
@@ -292,7 +302,7 @@ def test_client_gone_mid_body(daemon: Any) -> None:
     assert daemon.query(namespace="token", ids="gone")["total_events"] == 0
 
 
-def test_deep_nesting(daemon: Any, redis_client: redis.Redis) -> None:
+def test_deep_nesting(daemon: InProcessDaemon, redis_client: redis.Redis) -> None:
     deep = b"[" * 100_000
     assert sane(daemon.post_token("deep", deep), 202)["accepted"] == 1
     balanced = b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
@@ -310,7 +320,7 @@ def test_deep_nesting(daemon: Any, redis_client: redis.Redis) -> None:
 
 
 @pytest.mark.parametrize("depth", [100, 300, 1000])
-def test_valid_deep_nesting(daemon: Any, depth: int) -> None:
+def test_valid_deep_nesting(daemon: InProcessDaemon, depth: int) -> None:
     """Valid JSON nested deeper than orjson writes (254 levels; it reads 1024) never 500s.
 
     An object body is kept as sent and answered as sent: an object, at any depth, as
@@ -344,7 +354,7 @@ def test_valid_deep_nesting(daemon: Any, depth: int) -> None:
     assert whole.status == 200 and b'{"total_events":2,' in whole.raw
 
 
-def test_huge_numbers(daemon: Any) -> None:
+def test_huge_numbers(daemon: InProcessDaemon) -> None:
     big_int = "1" + "0" * 400
     for body in (
         '{"n": ' + big_int + "}",
@@ -374,7 +384,7 @@ def test_huge_numbers(daemon: Any) -> None:
         (b"[]", None),
     ],
 )
-def test_empty_and_scalar_bodies(daemon: Any, body: bytes, stored: str | None) -> None:
+def test_empty_and_scalar_bodies(daemon: InProcessDaemon, body: bytes, stored: str | None) -> None:
     reply = sane(daemon.post_token("scalar", body), 202)
     settle(daemon)
     answer = daemon.query(namespace="token", ids="scalar")
@@ -387,7 +397,7 @@ def test_empty_and_scalar_bodies(daemon: Any, body: bytes, stored: str | None) -
     assert daemon.query(namespace="token", ids="scalar", status="error")["total_events"] == 1
 
 
-def test_wrong_method_and_unknown_path(daemon: Any) -> None:
+def test_wrong_method_and_unknown_path(daemon: InProcessDaemon) -> None:
     for method in ("GET", "PUT", "DELETE", "PATCH"):
         for path in ("/v1/events", "/v1/token/k/events"):
             for via in ("unix", "tcp"):
@@ -404,7 +414,7 @@ def test_wrong_method_and_unknown_path(daemon: Any) -> None:
         assert sane(daemon.api(path, {}), 404)["message"]
 
 
-def test_ndjson_with_only_invalid_lines(daemon: Any, redis_client: redis.Redis) -> None:
+def test_ndjson_with_only_invalid_lines(daemon: InProcessDaemon, redis_client: redis.Redis) -> None:
     lines: list[Any] = [
         "not json",
         "[1, 2]",
@@ -434,7 +444,7 @@ def test_ndjson_with_only_invalid_lines(daemon: Any, redis_client: redis.Redis) 
     assert redis_client.keys("events_cache:destination#*") == []
 
 
-def test_token_id_limits(daemon: Any) -> None:
+def test_token_id_limits(daemon: InProcessDaemon) -> None:
     assert sane(daemon.post_token("k" * 1025, b"{}"), 400)["message"]
     assert sane(daemon.post_token("k" * 1024, b"{}"), 202)["accepted"] == 1
     reply = daemon.post_token("sp ace/slash#hash:colon", b'{"a": 1}')
@@ -443,7 +453,7 @@ def test_token_id_limits(daemon: Any) -> None:
     assert only_event(daemon, "sp ace/slash#hash:colon")["original"] == {"a": 1}
 
 
-def test_metrics_and_probes_never_500(daemon: Any) -> None:
+def test_metrics_and_probes_never_500(daemon: InProcessDaemon) -> None:
     for path in ("/metrics", "/healthz", "/readyz", "/openapi.json"):
         reply = daemon.api(path, {}, token=None)
         assert reply.status == 200, path
@@ -475,7 +485,7 @@ JSON_VALUES = st.recursive(
     junk=st.binary(max_size=200),
 )
 def test_any_json_object_round_trips_and_any_bytes_are_taken(
-    daemon: Any, obj: dict[str, Any], ascii_only: bool, junk: bytes
+    daemon: InProcessDaemon, obj: dict[str, Any], ascii_only: bool, junk: bytes
 ) -> None:
     token = f"fuzz-{daemon.metric('events_cache_received_total', namespace='token'):.0f}"
     body = json.dumps(obj, ensure_ascii=ascii_only).encode()
@@ -492,7 +502,7 @@ def test_any_json_object_round_trips_and_any_bytes_are_taken(
     reason="aiohttp answers protocol-level errors (header over 8190 bytes, an unsupported "
     "Content-Encoding) itself with a text/plain 400, before the JSON error middleware runs",
 )
-def test_protocol_level_errors_are_json(daemon: Any) -> None:
+def test_protocol_level_errors_are_json(daemon: InProcessDaemon) -> None:
     reply = daemon.api(CACHE, {"ids": ""}, token="a" * 9000)
     assert reply.status in (400, 401, 431)
     assert reply.headers["Content-Type"].startswith("application/json"), reply.raw[:200]

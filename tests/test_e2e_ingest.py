@@ -1,4 +1,4 @@
-"""End-to-end ingest: the daemon as a subprocess, real Redis, its real socket and ports.
+"""End-to-end ingest: the daemon in-process on real Redis, through its real socket and ports.
 
 Every assertion reads the outcome where a user would see it: the 202 body, the lists
 in Redis (key layout and entry format of Jitsu Classic) and the query API.
@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import list_key as key
-from conftest import settle, wait_for
+
+from tests.support.daemon import StartDaemon
+from tests.support.scrape import list_key as key
+from tests.support.scrape import settle
+from tests.support.servers import SpawnRedis, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +41,7 @@ def accepted(n: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("via", ["unix", "tcp"])
 def test_object_array_and_malformed_bodies(
-    start_daemon: Any, redis_client: redis.Redis, via: str
+    start_daemon: StartDaemon, redis_client: redis.Redis, via: str
 ) -> None:
     daemon = start_daemon({"server": {"cache": {"events": NO_REFILL}}})
     token = f"key-{via}"
@@ -85,7 +88,7 @@ def test_object_array_and_malformed_bodies(
     assert m["events_cache_malformed_total"] == 2
 
 
-def test_skip_and_error_headers(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_skip_and_error_headers(start_daemon: StartDaemon, redis_client: redis.Redis) -> None:
     daemon = start_daemon({"server": {"cache": {"events": NO_REFILL}}})
 
     reply = daemon.post_token(
@@ -118,7 +121,7 @@ def test_skip_and_error_headers(start_daemon: Any, redis_client: redis.Redis) ->
 
 
 def test_ndjson_mixed_ids_namespaces_and_bad_lines(
-    start_daemon: Any, redis_client: redis.Redis
+    start_daemon: StartDaemon, redis_client: redis.Redis
 ) -> None:
     daemon = start_daemon({"server": {"cache": {"events": NO_REFILL}}})
     success = {
@@ -189,7 +192,9 @@ def test_ndjson_mixed_ids_namespaces_and_bad_lines(
     assert m['events_cache_received_total{namespace="destination"}'] == 3
 
 
-def test_ndjson_reports_at_most_ten_errors(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_ndjson_reports_at_most_ten_errors(
+    start_daemon: StartDaemon, redis_client: redis.Redis
+) -> None:
     daemon = start_daemon()
     lines: list[Any] = ["not json"] * 12 + [{"namespace": "token", "id": "ok", "original": {}}]
     reply = daemon.post_ndjson(lines)
@@ -201,7 +206,7 @@ def test_ndjson_reports_at_most_ten_errors(start_daemon: Any, redis_client: redi
 
 
 def test_newest_first_per_id_with_several_writers(
-    start_daemon: Any, redis_client: redis.Redis
+    start_daemon: StartDaemon, redis_client: redis.Redis
 ) -> None:
     daemon = start_daemon(
         {"server": {"cache": {"events": {"size": 1000, **NO_REFILL}, "pool": {"size": 4}}}}
@@ -240,7 +245,7 @@ def test_newest_first_per_id_with_several_writers(
 
 
 def test_trim_keeps_at_most_size_after_a_burst(
-    start_daemon: Any, redis_client: redis.Redis
+    start_daemon: StartDaemon, redis_client: redis.Redis
 ) -> None:
     size = 5
     daemon = start_daemon(
@@ -279,7 +284,11 @@ def test_trim_keeps_at_most_size_after_a_burst(
         key("destination", "dburst"),
         key("destination", "dburst", True),
     ):
-        wait_for(lambda k=k: redis_client.llen(k) == size, timeout=5)
+
+        def trimmed(k: str = k) -> bool:
+            return redis_client.llen(k) == size
+
+        wait_for(trimmed, timeout=5)
         seqs = [o["seq"] for o in originals(stored(redis_client, k))]
         assert seqs == [9, 8, 7, 6, 5], k
     answer = daemon.query(namespace="token", ids="burst", limit=100)
@@ -290,7 +299,9 @@ def test_trim_keeps_at_most_size_after_a_burst(
     assert [e["original"]["seq"] for e in answer["events"]] == [9, 8, 7, 6, 5]
 
 
-def test_fully_rate_limited_request_touches_no_redis(start_daemon: Any, spawn_redis: Any) -> None:
+def test_fully_rate_limited_request_touches_no_redis(
+    start_daemon: StartDaemon, spawn_redis: SpawnRedis
+) -> None:
     server = spawn_redis()  # a server of its own: its command statistics are ours alone
     daemon = start_daemon(
         {"server": {"cache": {"events": {"size": 2, **NO_REFILL}}}}, url=server.url
@@ -323,7 +334,7 @@ def test_fully_rate_limited_request_touches_no_redis(start_daemon: Any, spawn_re
         client.close()
 
 
-def test_ttl_set_when_configured(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_ttl_set_when_configured(start_daemon: StartDaemon, redis_client: redis.Redis) -> None:
     daemon = start_daemon(
         {
             "server": {"cache": {"events": {"trim_interval_ms": 100}}},
@@ -342,11 +353,15 @@ def test_ttl_set_when_configured(start_daemon: Any, redis_client: redis.Redis) -
         key("destination", "ttl-dest"),
         key("destination", "ttl-dest", True),
     ):
-        wait_for(lambda k=k: redis_client.ttl(k) > 0, timeout=5)
+
+        def expiring(k: str = k) -> bool:
+            return redis_client.ttl(k) > 0
+
+        wait_for(expiring, timeout=5)
         assert 0 < redis_client.ttl(k) <= 120, k
 
 
-def test_no_ttl_by_default(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_no_ttl_by_default(start_daemon: StartDaemon, redis_client: redis.Redis) -> None:
     daemon = start_daemon({"server": {"cache": {"events": {"trim_interval_ms": 100}}}})
     daemon.post_token("persist", b'{"a": 1}')
     settle(daemon)
@@ -359,13 +374,16 @@ def test_no_ttl_by_default(start_daemon: Any, redis_client: redis.Redis) -> None
 def _check_common_fields(entry: dict[str, Any]) -> None:
     assert all(isinstance(v, str) and v != "" for v in entry.values()), entry
     ts = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
-    assert ts.utcoffset() is not None and ts.utcoffset().total_seconds() == 0
+    offset = ts.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert entry["timestamp"].endswith("Z")
     assert abs(ts.timestamp() - time.time()) < 600
     assert uuid.UUID(entry["uid"]).version == 4
 
 
-def test_entries_are_stored_in_jitsu_format(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_entries_are_stored_in_jitsu_format(
+    start_daemon: StartDaemon, redis_client: redis.Redis
+) -> None:
     daemon = start_daemon()
     body = '{"event_type": "pageview", "nested": {"list": [1, 2.5, "x", null, true]}}'
     daemon.post_token("fmt-key", body)

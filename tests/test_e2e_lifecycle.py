@@ -1,7 +1,9 @@
 """End-to-end lifecycle: Redis outages, metrics bookkeeping, shutdown, CLI, start-up.
 
 Tests that stop or pause Redis run on a server of their own (`spawn_redis`), never on
-the suite's shared one.
+the suite's shared one. Signals, SIGKILL, the command line and the embedded default's
+printed token need the daemon as a subprocess (`start_daemon_process`); the rest run it
+in-process (`start_daemon`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from conftest import ADMIN_TOKEN, accounted, settle, wait_for
-from conftest import list_key as key
+
+from tests.support.daemon import ADMIN_TOKEN, DaemonProcess, StartDaemon, StartDaemonProcess
+from tests.support.scrape import accounted, settle
+from tests.support.scrape import list_key as key
+from tests.support.servers import SpawnRedis, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +43,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def wait_exit(daemon: Any, timeout: float = 30) -> int:
+def wait_exit(daemon: DaemonProcess, timeout: float = 30) -> int:
     """The exit code of a daemon already signalled (stop() would signal it again)."""
     try:
         return daemon.process.wait(timeout)
@@ -56,7 +61,7 @@ def token_lines(id_: str, start: int, count: int) -> list[dict[str, Any]]:
 # -- Redis outage ----------------------------------------------------------------------
 
 
-def test_redis_stopped_while_ingesting(start_daemon: Any, spawn_redis: Any) -> None:
+def test_redis_stopped_while_ingesting(start_daemon: StartDaemon, spawn_redis: SpawnRedis) -> None:
     server = spawn_redis()
     queue_size = 20
     daemon = start_daemon(
@@ -73,7 +78,7 @@ def test_redis_stopped_while_ingesting(start_daemon: Any, spawn_redis: Any) -> N
     cached_before = daemon.metric("events_cache_cached_total", collection="all", namespace="token")
     assert cached_before == 5
 
-    server.stop()
+    server.kill()
     replies = [daemon.post_token("during", json.dumps({"seq": n})) for n in range(100)]
     assert [r.status for r in replies] == [202] * 100
     answered_dropped = sum(r.json["dropped"] for r in replies)
@@ -125,11 +130,11 @@ def test_redis_stopped_while_ingesting(start_daemon: Any, spawn_redis: Any) -> N
     assert daemon.stop() == 0
 
 
-def test_redis_down_at_start(start_daemon: Any, spawn_redis: Any) -> None:
+def test_redis_down_at_start(start_daemon: StartDaemon, spawn_redis: SpawnRedis) -> None:
     """The sidecar starts, is ready and takes ingest without Redis; writes begin once it
     is there, without a restart."""
     server = spawn_redis()
-    server.stop()
+    server.kill()
     daemon = start_daemon(
         {"sidecar": {"ingest": {"queue_size": 50}}, "server": {"cache": {"events": NO_REFILL}}},
         url=server.url,
@@ -155,7 +160,7 @@ def test_redis_down_at_start(start_daemon: Any, spawn_redis: Any) -> None:
 # -- Metrics ---------------------------------------------------------------------------
 
 
-def test_metrics_move_as_predicted(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_metrics_move_as_predicted(start_daemon: StartDaemon, redis_client: redis.Redis) -> None:
     queue_size = 777
     daemon = start_daemon(
         {
@@ -250,9 +255,11 @@ def test_metrics_move_as_predicted(start_daemon: Any, redis_client: redis.Redis)
 # -- Shutdown --------------------------------------------------------------------------
 
 
-def test_sigterm_with_events_queued_loses_none(start_daemon: Any, spawn_redis: Any) -> None:
+def test_sigterm_with_events_queued_loses_none(
+    start_daemon_process: StartDaemonProcess, spawn_redis: SpawnRedis
+) -> None:
     server = spawn_redis()
-    daemon = start_daemon(
+    daemon = start_daemon_process(
         {
             "server": {"cache": {"events": {"size": 100_000, **NO_REFILL}, "pool": {"size": 4}}},
             "sidecar": {"ingest": {"queue_size": 100_000}},
@@ -295,11 +302,13 @@ def test_sigterm_with_events_queued_loses_none(start_daemon: Any, spawn_redis: A
     assert len(stopped) == 1 and stopped[0]["dropped_at_shutdown"] == 0
 
 
-def test_shutdown_with_redis_hanging_counts_the_rest(start_daemon: Any, spawn_redis: Any) -> None:
+def test_shutdown_with_redis_hanging_counts_the_rest(
+    start_daemon_process: StartDaemonProcess, spawn_redis: SpawnRedis
+) -> None:
     """Redis does not answer: after flush_timeout_seconds the daemon exits 0 anyway and
     counts what it could not write as dropped (the summary line adds up)."""
     server = spawn_redis()
-    daemon = start_daemon(
+    daemon = start_daemon_process(
         {
             "server": {"cache": {"events": {"size": 100_000, **NO_REFILL}, "pool": {"size": 1}}},
             "sidecar": {"shutdown": {"drain_seconds": 0, "flush_timeout_seconds": 1}},
@@ -327,8 +336,10 @@ def test_shutdown_with_redis_hanging_counts_the_rest(start_daemon: Any, spawn_re
     assert summary["received"] == summary["cached"] + summary["dropped"], summary
 
 
-def test_drain_keeps_accepting_after_sigterm(start_daemon: Any, redis_client: redis.Redis) -> None:
-    daemon = start_daemon({"sidecar": {"shutdown": {"drain_seconds": 2}}})
+def test_drain_keeps_accepting_after_sigterm(
+    start_daemon_process: StartDaemonProcess, redis_client: redis.Redis
+) -> None:
+    daemon = start_daemon_process({"sidecar": {"shutdown": {"drain_seconds": 2}}})
     daemon.signal(signal.SIGTERM)
     wait_for(lambda: daemon.api("/readyz", token=None).json["draining"], timeout=5)
     for via in ("unix", "tcp"):
@@ -340,8 +351,8 @@ def test_drain_keeps_accepting_after_sigterm(start_daemon: Any, redis_client: re
     assert not Path(daemon.socket_path).exists()  # the socket is removed on exit
 
 
-def test_second_sigterm_exits_at_once(start_daemon: Any) -> None:
-    daemon = start_daemon({"sidecar": {"shutdown": {"drain_seconds": 60}}})
+def test_second_sigterm_exits_at_once(start_daemon_process: StartDaemonProcess) -> None:
+    daemon = start_daemon_process({"sidecar": {"shutdown": {"drain_seconds": 60}}})
     daemon.signal(signal.SIGTERM)
     wait_for(lambda: daemon.api("/readyz", token=None).json["draining"], timeout=5)
     assert daemon.process.poll() is None  # still draining
@@ -349,17 +360,21 @@ def test_second_sigterm_exits_at_once(start_daemon: Any) -> None:
     assert code != 0
 
 
-def test_sigint_stops_like_sigterm(start_daemon: Any, redis_client: redis.Redis) -> None:
-    daemon = start_daemon()
+def test_sigint_stops_like_sigterm(
+    start_daemon_process: StartDaemonProcess, redis_client: redis.Redis
+) -> None:
+    daemon = start_daemon_process()
     daemon.post_token("int", b'{"a": 1}')
     assert daemon.stop(signal.SIGINT) == 0
     assert redis_client.llen(key("token", "int")) == 1
 
 
-def test_socket_mode_and_stale_socket(start_daemon: Any, tmp_path: Path) -> None:
+def test_socket_mode_and_stale_socket(
+    start_daemon_process: StartDaemonProcess, start_daemon: StartDaemon, tmp_path: Path
+) -> None:
     path = tmp_path / "shared" / "ingest.sock"
     settings = {"sidecar": {"ingest": {"socket": str(path), "socket_mode": "0600"}}}
-    first = start_daemon(settings)
+    first = start_daemon_process(settings)
     assert path.is_socket()
     assert path.stat().st_mode & 0o777 == 0o600
     # Killed without cleanup (OOM, SIGKILL): the socket file stays behind ...
@@ -374,7 +389,7 @@ def test_socket_mode_and_stale_socket(start_daemon: Any, tmp_path: Path) -> None
     assert not path.exists()
 
 
-def test_listeners_can_be_turned_off(start_daemon: Any) -> None:
+def test_listeners_can_be_turned_off(start_daemon: StartDaemon) -> None:
     no_socket = start_daemon({"sidecar": {"ingest": {"socket": ""}}})
     assert not Path(no_socket.socket_path).exists()
     assert no_socket.post_token("k", b"{}", via="tcp").json["accepted"] == 1
@@ -492,8 +507,10 @@ def test_check_config_missing_file(tmp_path: Path) -> None:
 # -- Start-up --------------------------------------------------------------------------
 
 
-def test_no_admin_token_with_redis_configured_refuses_to_start(start_daemon: Any) -> None:
-    daemon = start_daemon({"server": {"admin_token": ""}}, wait_ready=False)
+def test_no_admin_token_with_redis_configured_refuses_to_start(
+    start_daemon_process: StartDaemonProcess,
+) -> None:
+    daemon = start_daemon_process({"server": {"admin_token": ""}}, wait_ready=False)
     code = daemon.process.wait(15)
     assert code != 0
     assert "server.admin_token" in daemon.log()
@@ -519,8 +536,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_embedded_default_round_trip(start_daemon: Any) -> None:
-    daemon = start_daemon(
+def test_embedded_default_round_trip(start_daemon_process: StartDaemonProcess) -> None:
+    daemon = start_daemon_process(
         {"server": {"admin_token": ""}, "meta": {"storage": {"redis": {"host": ""}}}}
     )
     log = daemon.log()
@@ -550,9 +567,11 @@ def test_embedded_default_round_trip(start_daemon: Any) -> None:
     assert log_lines and not any(token in line for line in log_lines)
 
 
-def test_embedded_server_stopped_on_second_signal(start_daemon: Any) -> None:
+def test_embedded_server_stopped_on_second_signal(
+    start_daemon_process: StartDaemonProcess,
+) -> None:
     """Exiting at once still takes the embedded server down with it."""
-    daemon = start_daemon(
+    daemon = start_daemon_process(
         {
             "meta": {"storage": {"redis": {"host": ""}}},
             "sidecar": {"shutdown": {"drain_seconds": 60}},
@@ -566,8 +585,10 @@ def test_embedded_server_stopped_on_second_signal(start_daemon: Any) -> None:
     wait_for(lambda: not _alive(child), timeout=10)
 
 
-def test_embedded_server_dies_with_a_killed_daemon(start_daemon: Any) -> None:
-    daemon = start_daemon({"meta": {"storage": {"redis": {"host": ""}}}})
+def test_embedded_server_dies_with_a_killed_daemon(
+    start_daemon_process: StartDaemonProcess,
+) -> None:
+    daemon = start_daemon_process({"meta": {"storage": {"redis": {"host": ""}}}})
     (child,) = _children(daemon.process.pid)
     daemon.process.kill()  # SIGKILL: no clean-up code runs
     daemon.process.wait()

@@ -1,6 +1,6 @@
 """End-to-end query API: parameters, response shape, auth, shared counts, Jitsu interop.
 
-The daemon runs as a subprocess on real Redis; some entries are written straight into
+The daemon runs in-process on real Redis; some entries are written straight into
 Redis the way Jitsu Classic writes them, so the query is checked against both writers.
 """
 
@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import ADMIN_TOKEN, settle, wait_for
-from conftest import list_key as key
+
+from tests.support.daemon import ADMIN_TOKEN, InProcessDaemon, StartDaemon
+from tests.support.scrape import list_key as key
+from tests.support.scrape import settle
+from tests.support.servers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +59,7 @@ def seqs(answer: dict[str, Any]) -> list[int]:
 
 
 @pytest.fixture
-def populated(start_daemon: Any) -> Any:
+def populated(start_daemon: StartDaemon) -> InProcessDaemon:
     """A daemon (size 10) with destinations a (5 events, 2 errors), b (3), c (1 error),
     and token key-1 (2 events)."""
     daemon = start_daemon({"server": {"cache": {"events": {"size": 10, **NO_REFILL}}}})
@@ -78,7 +81,9 @@ def populated(start_daemon: Any) -> Any:
     return daemon
 
 
-def test_response_shape_and_counts_match_redis(populated: Any, redis_client: redis.Redis) -> None:
+def test_response_shape_and_counts_match_redis(
+    populated: InProcessDaemon, redis_client: redis.Redis
+) -> None:
     reply = populated.api(CACHE, {"ids": "a,b"})
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("application/json")
@@ -114,7 +119,7 @@ def test_response_shape_and_counts_match_redis(populated: Any, redis_client: red
     assert [e["error"] for e in errors["events"]] == ["failed 3", "failed 1", "failed 20"]
 
 
-def test_ids_in_request_order(populated: Any) -> None:
+def test_ids_in_request_order(populated: InProcessDaemon) -> None:
     assert seqs(populated.query(ids="b,a")) == [12, 11, 10, 4, 3, 2, 1, 0]
     assert seqs(populated.query(ids="c,b", limit=1)) == [20, 12]
     # An id without events adds nothing but does not fail.
@@ -122,7 +127,7 @@ def test_ids_in_request_order(populated: Any) -> None:
     assert seqs(answer) == [12, 11, 10] and answer["total_events"] == 3
 
 
-def test_ids_absent_means_every_id_written(populated: Any) -> None:
+def test_ids_absent_means_every_id_written(populated: InProcessDaemon) -> None:
     answer = populated.query()  # destination namespace by default
     assert answer["total_events"] == 9
     assert sorted(seqs(answer)) == [0, 1, 2, 3, 4, 10, 11, 12, 20]
@@ -139,7 +144,7 @@ def test_ids_absent_means_every_id_written(populated: Any) -> None:
     assert sorted(seqs(errors)) == [1, 3, 20]
 
 
-def test_ids_empty_means_no_events(populated: Any) -> None:
+def test_ids_empty_means_no_events(populated: InProcessDaemon) -> None:
     answer = populated.query(ids="")
     assert list(answer) == FIELD_ORDER
     assert answer["events"] == [] and answer["total_events"] == 0
@@ -147,7 +152,7 @@ def test_ids_empty_means_no_events(populated: Any) -> None:
     assert populated.query(ids=",,")["events"] == []
 
 
-def test_namespace_defaults_to_destination(start_daemon: Any) -> None:
+def test_namespace_defaults_to_destination(start_daemon: StartDaemon) -> None:
     daemon = start_daemon()
     daemon.post_token("same-id", b'{"seq": 1}')
     daemon.post_ndjson([dest_line("same-id", 2)])
@@ -158,7 +163,7 @@ def test_namespace_defaults_to_destination(start_daemon: Any) -> None:
     assert seqs(daemon.query(ids="same-id", namespace="token")) == [1]
 
 
-def test_limit_default_cap_and_zero(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_limit_default_cap_and_zero(start_daemon: StartDaemon, redis_client: redis.Redis) -> None:
     size = 150
     daemon = start_daemon({"server": {"cache": {"events": {"size": size}}}})
     # 200 entries written by another writer (as Jitsu Classic would), untrimmed by us.
@@ -181,7 +186,7 @@ def test_limit_default_cap_and_zero(start_daemon: Any, redis_client: redis.Redis
     assert zero["total_events"] == 200
 
 
-def test_auth(start_daemon: Any) -> None:
+def test_auth(start_daemon: StartDaemon) -> None:
     daemon = start_daemon()
     for token in (None, "", "wrong", ADMIN_TOKEN + "x", ADMIN_TOKEN[:-1]):
         reply = daemon.api(CACHE, {"ids": ""}, token=token)
@@ -194,7 +199,7 @@ def test_auth(start_daemon: Any) -> None:
     assert daemon.api(CACHE, {"limit": "x"}, token="wrong").status == 401
 
 
-def test_token_in_query_when_allowed(start_daemon: Any) -> None:
+def test_token_in_query_when_allowed(start_daemon: StartDaemon) -> None:
     daemon = start_daemon({"server": {"allow_token_in_query": True}})
     reply = daemon.api(CACHE, {"ids": "", "token": ADMIN_TOKEN}, token=None)
     assert reply.status == 200 and list(reply.json) == FIELD_ORDER
@@ -204,7 +209,7 @@ def test_token_in_query_when_allowed(start_daemon: Any) -> None:
     assert daemon.api(CACHE, {"ids": ""}).status == 200
 
 
-def test_two_admin_tokens(start_daemon: Any) -> None:
+def test_two_admin_tokens(start_daemon: StartDaemon) -> None:
     daemon = start_daemon({"server": {"admin_token": ["old-token-1234", "new-token-5678"]}})
     for token in ("old-token-1234", "new-token-5678"):
         assert daemon.api(CACHE, {"ids": ""}, token=token).status == 200
@@ -213,7 +218,7 @@ def test_two_admin_tokens(start_daemon: Any) -> None:
 
 
 def test_last_minute_limited_summed_across_two_daemons(
-    start_daemon: Any, redis_client: redis.Redis
+    start_daemon: StartDaemon, redis_client: redis.Redis
 ) -> None:
     settings = {"server": {"cache": {"events": {"size": 5, "trim_interval_ms": 100, **NO_REFILL}}}}
     first, second = start_daemon(settings), start_daemon(settings)
@@ -237,7 +242,9 @@ def test_last_minute_limited_summed_across_two_daemons(
     assert second.query(ids="shared")["total_events"] == 5
 
 
-def test_jitsu_written_entries_are_read(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_jitsu_written_entries_are_read(
+    start_daemon: StartDaemon, redis_client: redis.Redis
+) -> None:
     daemon = start_daemon()
     success = {
         "destination_id": "jd",
@@ -259,7 +266,8 @@ def test_jitsu_written_entries_are_read(start_daemon: Any, redis_client: redis.R
     assert oldest["original"] == {"seq": 1}
     assert oldest["success"] == success  # an object, not the stored string
     assert (oldest["destination_id"], oldest["token_id"]) == ("", "")
-    assert oldest["uid"] == json.loads(redis_client.lindex(key("destination", "jd"), 1))["uid"]
+    stored = redis_client.lindex(key("destination", "jd"), 1)
+    assert stored is not None and json.loads(stored)["uid"] == oldest["uid"]
     errors = daemon.query(ids="jd", status="error")
     assert [e["error"] for e in errors["events"]] == ["table missing"]
     assert daemon.query(ids="tk", namespace="token")["events"][0]["original"] == {"seq": 3}
@@ -270,7 +278,9 @@ def test_jitsu_written_entries_are_read(start_daemon: Any, redis_client: redis.R
     assert seqs(daemon.query(ids="jd")) == [4, 2, 1]
 
 
-def test_our_entries_are_readable_by_jitsu(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_our_entries_are_readable_by_jitsu(
+    start_daemon: StartDaemon, redis_client: redis.Redis
+) -> None:
     daemon = start_daemon()
     daemon.post_token("tk", b'{"event_type": "click", "seq": 1}')
     daemon.post_ndjson([dest_line("jd", 2), dest_line("jd", 3, "error")])
@@ -286,13 +296,15 @@ def test_our_entries_are_readable_by_jitsu(start_daemon: Any, redis_client: redi
         datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00"))
     errors = [json.loads(r) for r in redis_client.lrange(key("destination", "jd", True), 0, 99)]
     assert [e["uid"] for e in errors] == [entries[0]["uid"]]
-    token = json.loads(redis_client.lindex(key("token", "tk"), 0))
+    stored = redis_client.lindex(key("token", "tk"), 0)
+    assert stored is not None
+    token = json.loads(stored)
     assert json.loads(token["original"]) == {"event_type": "click", "seq": 1}
     assert token["token_id"] == "tk"
 
 
 def test_total_events_reflects_redis_after_outside_changes(
-    populated: Any, redis_client: redis.Redis
+    populated: InProcessDaemon, redis_client: redis.Redis
 ) -> None:
     """The counts come from Redis, not from what this daemon remembers writing."""
     redis_client.lpush(key("destination", "b"), jitsu_entry(13), jitsu_entry(14))
@@ -305,7 +317,7 @@ def test_total_events_reflects_redis_after_outside_changes(
     assert seqs(answer) == [4, 3, 2, 1, 14, 13, 12, 11, 10]
 
 
-def test_last_minute_limited_expires(start_daemon: Any, redis_client: redis.Redis) -> None:
+def test_last_minute_limited_expires(start_daemon: StartDaemon, redis_client: redis.Redis) -> None:
     """Counts older than 60 s do not count (slots written straight into the shared hash)."""
     daemon = start_daemon({"server": {"cache": {"events": {"size": 5}}}})
     now = int(time.time())

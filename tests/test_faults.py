@@ -1,12 +1,17 @@
 """Fault suite: Redis outages, failovers, slow Redis, signals and connection storms.
 
-Every scenario runs with load (tests/loadgen.py) and checks the accounting afterwards:
+Every scenario runs with load (`PacedLoad`, tests/support/load.py) and checks the
+accounting afterwards:
 received = cached{all} + rate_limited{all} + dropped + queue_depth (from /metrics), what
 the clients were told agrees with the counters, and what Redis holds lies between
 `cached` and `cached + dropped{redis_error}` (a pipeline that failed on the wire may
 still have been applied). Figures are measured and reported (printed with -s, and
 appended to $EVENTS_CACHE_FAULT_REPORT); assertions use generous bounds so a busy CI
 machine does not flake. The outage length is EVENTS_CACHE_FAULT_OUTAGE_S (default 30).
+
+The daemon runs as a subprocess here, alone in its process as in production: the
+latencies measured are the ones docs/faults.md reports. Under xdist the scenarios share
+one worker with the other CPU-heavy test (group "heavy"), so they never overlap it.
 """
 
 from __future__ import annotations
@@ -25,22 +30,18 @@ from typing import Any
 
 import pytest
 import redis
-import topologies as topo
-from loadgen import (
-    Load,
-    check_accounting,
-    counters,
-    latency_summary,
-    redis_total,
-    report,
-    rss_mb,
-    wait_until,
-)
-from topologies import Cluster, SentinelSet, Server, Topology
 
 from daemon.pipeline.writers import MAX_BATCH
+from tests.support import topologies as topo
+from tests.support.daemon import DaemonProcess, StartDaemonProcess
+from tests.support.load import PacedLoad, latency_summary
+from tests.support.procstat import rss_mb
+from tests.support.scrape import check_accounting, counters, redis_total
+from tests.support.servers import RedisServer, seconds_until
+from tests.support.topologies import Cluster, SentinelSet, Topology
 
-pytestmark = [pytest.mark.fault, pytest.mark.e2e]
+pytestmark = [pytest.mark.fault, pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
+REPORT_ENV = "EVENTS_CACHE_FAULT_REPORT"  # a file to append the measured figures to
 
 OUTAGE_S = float(os.environ.get("EVENTS_CACHE_FAULT_OUTAGE_S", "30"))
 SIZE = 1000  # per id and window: the load's ids stay below it, the hot id goes over
@@ -60,7 +61,17 @@ def fault_config(host: str = "", queue_size: int = 10_000, **redis_keys: Any) ->
     }
 
 
-def hot_id(daemon: Any, prefix: str = "load") -> int:
+def report(scenario: str, figures: dict[str, Any]) -> None:
+    """Print the figures (visible with -s) and append them to $EVENTS_CACHE_FAULT_REPORT."""
+    line = json.dumps({"scenario": scenario, **figures}, sort_keys=False)
+    print(f"\nFAULT-REPORT {line}")
+    path = os.environ.get(REPORT_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def hot_id(daemon: DaemonProcess, prefix: str = "load") -> int:
     """One request over the limit: SIZE cached, the rest rate limited. Returns accepted."""
     lines = [
         {"namespace": "token", "id": f"{prefix}-hot", "original": {"n": n}}
@@ -76,7 +87,7 @@ def hot_id(daemon: Any, prefix: str = "load") -> int:
 class Watch:
     """Polls the daemon's counters in the background: when writes stop and resume."""
 
-    def __init__(self, daemon: Any, interval: float = 0.05) -> None:
+    def __init__(self, daemon: DaemonProcess, interval: float = 0.05) -> None:
         self.daemon = daemon
         self.interval = interval
         self.points: list[tuple[float, dict[str, float]]] = []
@@ -119,7 +130,7 @@ class Watch:
 
     def resumed(self, t: float, timeout: float, after_failure: bool = True) -> float:
         """Wait for `first_write_after`; its value."""
-        wait_until(lambda: self.first_write_after(t, after_failure) is not None, timeout)
+        seconds_until(lambda: self.first_write_after(t, after_failure) is not None, timeout)
         value = self.first_write_after(t, after_failure)
         assert value is not None
         return value
@@ -128,14 +139,14 @@ class Watch:
         return max((c[name] for at, c in self.points if start <= at < end), default=0.0)
 
 
-def wait_drained(daemon: Any, timeout: float = 60) -> dict[str, float]:
-    wait_until(lambda: daemon.metric("events_cache_queue_depth") == 0, timeout)
+def wait_drained(daemon: DaemonProcess, timeout: float = 60) -> dict[str, float]:
+    seconds_until(lambda: daemon.metric("events_cache_queue_depth") == 0, timeout)
     time.sleep(0.3)  # a batch off the queue may still be in its pipeline
-    wait_until(lambda: daemon.metric("events_cache_queue_depth") == 0, timeout)
+    seconds_until(lambda: daemon.metric("events_cache_queue_depth") == 0, timeout)
     return counters(daemon.metrics())
 
 
-def check_clients(load: Load, c: dict[str, float], extra_accepted: int = 0) -> None:
+def check_clients(load: PacedLoad, c: dict[str, float], extra_accepted: int = 0) -> None:
     """What the clients were told agrees with the counters."""
     accepted = load.accepted + extra_accepted
     assert load.dropped == c["dropped_queue_full"], (load.dropped, c)
@@ -154,10 +165,10 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
     t.stop()
 
 
-def durable_server(topology: Topology, name: str = "redis") -> Server:
+def durable_server(topology: Topology, name: str = "redis") -> RedisServer:
     """A server that keeps every acknowledged write across SIGKILL (AOF, fsync always)."""
     server = topology.add(
-        Server(
+        RedisServer(
             topo.topology_binary(),
             topology.directory / name,
             ["--appendonly", "yes", "--appendfsync", "always"],
@@ -171,18 +182,20 @@ def durable_server(topology: Topology, name: str = "redis") -> Server:
 
 
 @pytest.mark.timeout(OUTAGE_S + 120)
-def test_redis_killed_and_restarted(start_daemon: Any, topology: Topology) -> None:
+def test_redis_killed_and_restarted(
+    start_daemon_process: StartDaemonProcess, topology: Topology
+) -> None:
     server = durable_server(topology)
-    daemon = start_daemon(fault_config("127.0.0.1", port=server.port))
+    daemon = start_daemon_process(fault_config("127.0.0.1", port=server.port))
     hot = hot_id(daemon)
-    rss_before = rss_mb(daemon.process.pid)
-    load = Load(daemon.ingest_port, rate=100, max_s=OUTAGE_S + 60).start()
+    rss_before = rss_mb(daemon.pid)
+    load = PacedLoad(daemon.ingest_port, rate=100, max_s=OUTAGE_S + 60).start()
     with Watch(daemon) as watch:
         time.sleep(3)
         killed = time.monotonic()
         server.kill()
         time.sleep(OUTAGE_S)
-        rss_during = rss_mb(daemon.process.pid)
+        rss_during = rss_mb(daemon.pid)
         server.start()  # returns once it answers PING, the AOF loaded
         back = time.monotonic()
         resume = watch.resumed(back, 30, after_failure=False)
@@ -215,20 +228,22 @@ def test_redis_killed_and_restarted(start_daemon: Any, topology: Topology) -> No
 
 @pytest.mark.timeout(120)
 def test_redis_paused_queue_fills_and_drops_are_counted(
-    start_daemon: Any, topology: Topology
+    start_daemon_process: StartDaemonProcess, topology: Topology
 ) -> None:
     """SIGSTOP: a hung server. The queue fills, drops are counted, ingest is unaffected."""
     server = durable_server(topology)
     queue_size = 3000
-    daemon = start_daemon(fault_config("127.0.0.1", port=server.port, queue_size=queue_size))
-    rss_before = rss_mb(daemon.process.pid)
-    load = Load(daemon.ingest_port, rate=100, max_s=60).start()
+    daemon = start_daemon_process(
+        fault_config("127.0.0.1", port=server.port, queue_size=queue_size)
+    )
+    rss_before = rss_mb(daemon.pid)
+    load = PacedLoad(daemon.ingest_port, rate=100, max_s=60).start()
     with Watch(daemon) as watch:
         time.sleep(2)
         paused = time.monotonic()
         server.pause()
         time.sleep(10)
-        rss_during = rss_mb(daemon.process.pid)
+        rss_during = rss_mb(daemon.pid)
         server.resume()
         resumed = time.monotonic()
         time.sleep(3)
@@ -269,12 +284,14 @@ def stopped_line(log: str) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(120)
-def test_sigterm_under_load_loses_nothing(start_daemon: Any, topology: Topology) -> None:
+def test_sigterm_under_load_loses_nothing(
+    start_daemon_process: StartDaemonProcess, topology: Topology
+) -> None:
     server = durable_server(topology)
     config = fault_config("127.0.0.1", port=server.port)
     config["sidecar"]["shutdown"] = {"drain_seconds": 1, "flush_timeout_seconds": 10}
-    daemon = start_daemon(config)
-    load = Load(daemon.ingest_port, rate=200, max_s=30).start()
+    daemon = start_daemon_process(config)
+    load = PacedLoad(daemon.ingest_port, rate=200, max_s=30).start()
     time.sleep(3)
     signalled = time.monotonic()
     daemon.signal(signal.SIGTERM)
@@ -304,11 +321,15 @@ def test_sigterm_under_load_loses_nothing(start_daemon: Any, topology: Topology)
 
 
 @pytest.mark.timeout(120)
-def test_sigkill_loses_at_most_the_queue(start_daemon: Any, topology: Topology) -> None:
+def test_sigkill_loses_at_most_the_queue(
+    start_daemon_process: StartDaemonProcess, topology: Topology
+) -> None:
     server = durable_server(topology)
     queue_size = 3000
-    daemon = start_daemon(fault_config("127.0.0.1", port=server.port, queue_size=queue_size))
-    load = Load(daemon.ingest_port, rate=200, max_s=30).start()
+    daemon = start_daemon_process(
+        fault_config("127.0.0.1", port=server.port, queue_size=queue_size)
+    )
+    load = PacedLoad(daemon.ingest_port, rate=200, max_s=30).start()
     time.sleep(2)
     server.pause()  # entries pile up in the queue, as when Redis is slow
     time.sleep(2)
@@ -339,20 +360,22 @@ def test_sigkill_loses_at_most_the_queue(start_daemon: Any, topology: Topology) 
 
 
 @pytest.mark.timeout(150)
-def test_sentinel_failover_under_load(start_daemon: Any, tmp_path: Path) -> None:
+def test_sentinel_failover_under_load(
+    start_daemon_process: StartDaemonProcess, tmp_path: Path
+) -> None:
     sentinels = SentinelSet(tmp_path / "sentinel")
     try:
         sentinels.start()
-        daemon = start_daemon(
+        daemon = start_daemon_process(
             fault_config(sentinels.hosts, sentinel_master_name=sentinels.master_name)
         )
-        load = Load(daemon.ingest_port, rate=100, max_s=90).start()
+        load = PacedLoad(daemon.ingest_port, rate=100, max_s=90).start()
         with Watch(daemon) as watch:
             time.sleep(3)
             old = sentinels.current_master()
             killed = time.monotonic()
             sentinels.server_at(old[1]).kill()
-            promoted = wait_until(lambda: sentinels.current_master() != old, 60)
+            promoted = seconds_until(lambda: sentinels.current_master() != old, 60)
             resumed_at = watch.resumed(killed, 60)
             time.sleep(2)
             load.stop()
@@ -383,13 +406,15 @@ def test_sentinel_failover_under_load(start_daemon: Any, tmp_path: Path) -> None
 
 @pytest.mark.timeout(180)
 def test_cluster_master_killed_and_slot_migrated_under_load(
-    start_daemon: Any, tmp_path: Path
+    start_daemon_process: StartDaemonProcess, tmp_path: Path
 ) -> None:
     cluster = Cluster(tmp_path / "cluster", masters=3, replicas=1)
     try:
         cluster.start()
-        daemon = start_daemon(fault_config(f"127.0.0.1:{cluster.servers[0].port}", cluster=True))
-        load = Load(daemon.ingest_port, rate=100, ids=50, max_s=120).start()
+        daemon = start_daemon_process(
+            fault_config(f"127.0.0.1:{cluster.servers[0].port}", cluster=True)
+        )
+        load = PacedLoad(daemon.ingest_port, rate=100, ids=50, max_s=120).start()
         with Watch(daemon) as watch:
             time.sleep(3)
             key = "events_cache:token#load-1"
@@ -399,7 +424,7 @@ def test_cluster_master_killed_and_slot_migrated_under_load(
             killed = time.monotonic()
             victim.kill()
             resumed_at = watch.resumed(killed, 60)
-            wait_until(lambda: _llen(cluster, key) > length, 60, interval=0.1)
+            seconds_until(lambda: _llen(cluster, key) > length, 60, interval=0.1)
             key_resumed = time.monotonic() - killed
             cluster.wait_ok()
             promoted = time.monotonic() - killed
@@ -413,7 +438,7 @@ def test_cluster_master_killed_and_slot_migrated_under_load(
             moved = cluster.migrate_slot(slot, target)
             migrated = time.monotonic() - migrating
             before = watch.points[-1][1]["cached_all"]
-            wait_until(lambda: watch.points[-1][1]["cached_all"] > before + 100, 30)
+            seconds_until(lambda: watch.points[-1][1]["cached_all"] > before + 100, 30)
             load.stop()
             c = wait_drained(daemon)
         assert daemon.process.poll() is None
@@ -478,7 +503,7 @@ async def _storm(port: int, connections: int) -> list[int | BaseException]:
     )
 
 
-def probe_latency(daemon: Any, stop: threading.Event, out: list[float]) -> None:
+def probe_latency(daemon: DaemonProcess, stop: threading.Event, out: list[float]) -> None:
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -490,10 +515,12 @@ def probe_latency(daemon: Any, stop: threading.Event, out: list[float]) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_thousand_concurrent_ingest_connections(start_daemon: Any, topology: Topology) -> None:
+def test_thousand_concurrent_ingest_connections(
+    start_daemon_process: StartDaemonProcess, topology: Topology
+) -> None:
     server = durable_server(topology)
-    daemon = start_daemon(fault_config("127.0.0.1", port=server.port))
-    stop, probes = threading.Event(), []
+    daemon = start_daemon_process(fault_config("127.0.0.1", port=server.port))
+    stop, probes = threading.Event(), list[float]()
     prober = threading.Thread(target=probe_latency, args=(daemon, stop, probes), daemon=True)
     prober.start()
     started = time.monotonic()
@@ -524,10 +551,12 @@ def test_thousand_concurrent_ingest_connections(start_daemon: Any, topology: Top
 
 
 @pytest.mark.timeout(120)
-def test_slowloris_on_the_api_port(start_daemon: Any, topology: Topology) -> None:
+def test_slowloris_on_the_api_port(
+    start_daemon_process: StartDaemonProcess, topology: Topology
+) -> None:
     """Clients that send headers a byte at a time: the API stays responsive."""
     server = durable_server(topology)
-    daemon = start_daemon(fault_config("127.0.0.1", port=server.port))
+    daemon = start_daemon_process(fault_config("127.0.0.1", port=server.port))
     slow: list[socket.socket] = []
     try:
         for _ in range(300):

@@ -23,6 +23,8 @@ from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
+from tests.support.daemon import StartDaemon  # noqa: E402
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("EVENTS_CACHE_FUZZ_EXAMPLES", "300"))
@@ -63,7 +65,7 @@ def _message_on_4xx(response: Any) -> bool:
     return True
 
 
-def test_openapi_fuzzing_both_apis(start_daemon: Any) -> None:
+def test_openapi_fuzzing_both_apis(start_daemon: StartDaemon) -> None:
     daemon = start_daemon(
         {
             "server": {"cache": {"events": {"size": 20}}},
@@ -116,7 +118,7 @@ def test_openapi_fuzzing_both_apis(start_daemon: Any) -> None:
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             run(operation, mode, base, label)
-            assert daemon.process.poll() is None, daemon.log()[-3000:]
+            assert daemon.alive, daemon.log()[-3000:]
 
     assert daemon.api("/healthz", token=None).status == 200
     total = sum(calls.values())

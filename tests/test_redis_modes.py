@@ -3,7 +3,9 @@
 Each test starts its own servers (standalone, TLS with a CA made by the test, an ACL
 user with only the sidecar's commands, a 3-master Cluster with replicas, a master +
 replica behind three sentinels) and runs the daemon through that mode: events in by
-the ingest, out by the query API.
+the ingest, out by the query API. The daemon runs in-process; the server fixtures come
+first in each signature, so they are torn down after the daemons, which stop in order
+while their Redis still answers.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import topologies as topo
-from topologies import (
+
+from tests.support import topologies as topo
+from tests.support.daemon import StartDaemon
+from tests.support.servers import RedisServer, wait_for
+from tests.support.topologies import (
     ACL_COMMANDS,
     ACL_COMMANDS_CLUSTER,
     ACL_COMMANDS_DATABASE,
     Cluster,
     SentinelSet,
-    Server,
     Topology,
     acl_denials,
     acl_setuser,
@@ -44,11 +48,11 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
 
 
 @pytest.fixture
-def server(topology: Topology) -> Server:
+def server(topology: Topology) -> Iterator[RedisServer]:
     """A plain standalone server on TCP and a Unix socket."""
     sock_dir = topo.short_tmp()
     s = topology.add(
-        Server(
+        RedisServer(
             topo.topology_binary(),
             topology.directory / "standalone",
             ["--unixsocket", str(sock_dir / "redis.sock"), "--unixsocketperm", "700"],
@@ -59,7 +63,7 @@ def server(topology: Topology) -> Server:
     shutil.rmtree(sock_dir, ignore_errors=True)
 
 
-def test_host_and_port_keys_with_a_database(start_daemon: Any, server: Server) -> None:
+def test_host_and_port_keys_with_a_database(server: RedisServer, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(redis_keys("127.0.0.1", port=server.port, database=3))
     round_trip(daemon, ["key-a", "key-b"])
     with server.client(db=3) as c:
@@ -68,19 +72,21 @@ def test_host_and_port_keys_with_a_database(start_daemon: Any, server: Server) -
         assert c.dbsize() == 0
 
 
-def test_host_port_in_host(start_daemon: Any, server: Server) -> None:
+def test_host_port_in_host(server: RedisServer, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(redis_keys(f"127.0.0.1:{server.port}"))
     round_trip(daemon, ["key-a"])
 
 
-def test_redis_url_with_database_in_path(start_daemon: Any, server: Server) -> None:
+def test_redis_url_with_database_in_path(server: RedisServer, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(redis_keys(f"redis://127.0.0.1:{server.port}/5"))
     round_trip(daemon, ["key-a"])
     with server.client(db=5) as c:
         assert c.llen("events_cache:token#key-a") == 3
 
 
-def test_redis_url_from_the_environment_wins(start_daemon: Any, server: Server) -> None:
+def test_redis_url_from_the_environment_wins(
+    server: RedisServer, start_daemon: StartDaemon
+) -> None:
     daemon = start_daemon(
         redis_keys("127.0.0.1", port=1),  # nothing listens there
         env={"EVENTS_CACHE_REDIS_URL": f"redis://127.0.0.1:{server.port}/0"},
@@ -88,7 +94,7 @@ def test_redis_url_from_the_environment_wins(start_daemon: Any, server: Server) 
     round_trip(daemon, ["key-env"])
 
 
-def test_unix_socket_url(start_daemon: Any, server: Server) -> None:
+def test_unix_socket_url(server: RedisServer, start_daemon: StartDaemon) -> None:
     path = server.args[1]
     daemon = start_daemon(redis_keys(f"unix://{path}?db=2"))
     round_trip(daemon, ["key-a"])
@@ -99,7 +105,7 @@ def test_unix_socket_url(start_daemon: Any, server: Server) -> None:
 # -- TLS -------------------------------------------------------------------------------------
 
 
-def test_tls_url_verified_by_the_test_ca(start_daemon: Any, topology: Topology) -> None:
+def test_tls_url_verified_by_the_test_ca(topology: Topology, start_daemon: StartDaemon) -> None:
     tls, certs = topo.tls_server(topology)
     daemon = start_daemon(
         redis_keys(f"rediss://127.0.0.1:{tls.port}/0", tls_ca_file=str(certs["ca"]))
@@ -109,7 +115,9 @@ def test_tls_url_verified_by_the_test_ca(start_daemon: Any, topology: Topology) 
         assert c.llen("events_cache:token#key-tls") == 3
 
 
-def test_tls_host_with_ca_file_and_with_skip_verify(start_daemon: Any, topology: Topology) -> None:
+def test_tls_host_with_ca_file_and_with_skip_verify(
+    topology: Topology, start_daemon: StartDaemon
+) -> None:
     tls, certs = topo.tls_server(topology)
     verified = start_daemon(redis_keys("localhost", port=tls.port, tls_ca_file=str(certs["ca"])))
     round_trip(verified, ["key-ca"], tag="ca")
@@ -118,7 +126,7 @@ def test_tls_host_with_ca_file_and_with_skip_verify(start_daemon: Any, topology:
 
 
 def test_tls_with_an_unknown_ca_fails_closed(
-    start_daemon: Any, topology: Topology, tmp_path: Path
+    topology: Topology, start_daemon: StartDaemon, tmp_path: Path
 ) -> None:
     """A server certificate from another CA: no connection, ingest still answers 202."""
     tls, _ = topo.tls_server(topology)
@@ -136,10 +144,12 @@ def test_tls_with_an_unknown_ca_fails_closed(
 # -- ACL -------------------------------------------------------------------------------------
 
 
-def test_acl_user_with_only_the_documented_commands(start_daemon: Any, topology: Topology) -> None:
+def test_acl_user_with_only_the_documented_commands(
+    topology: Topology, start_daemon: StartDaemon
+) -> None:
     """The operator's ACL from docs/redis.md: ingest, trim with TTL, limited counts, query."""
     s = topology.add(
-        Server(
+        RedisServer(
             topo.topology_binary(),
             topology.directory / "acl",
             ["--requirepass", "admin-pw"],
@@ -166,36 +176,35 @@ def test_acl_user_with_only_the_documented_commands(start_daemon: Any, topology:
     # beyond the limit: limited counts are flushed to Redis (HINCRBY, EXPIRE)
     reply = daemon.post_token("key-acl", '[{"a":1},{"a":2},{"a":3}]')
     assert reply.json["rate_limited"] == 3
-    topo.wait_for(
-        lambda: daemon.query(namespace="token", ids="key-acl")["last_minute_limited"] == 3
-    )
+    wait_for(lambda: daemon.query(namespace="token", ids="key-acl")["last_minute_limited"] == 3)
     assert daemon.query(namespace="token")["total_events"] == 5  # ids from the index
     with s.client(db=1) as admin:
-        topo.wait_for(lambda: admin.ttl("events_cache:token#key-acl") > 0)
+        wait_for(lambda: admin.ttl("events_cache:token#key-acl") > 0)
         assert acl_denials(admin) == []
 
 
 def test_acl_user_without_a_command_is_reported_not_fatal(
-    start_daemon: Any, topology: Topology
+    topology: Topology, start_daemon: StartDaemon
 ) -> None:
     """A too-strict ACL: the daemon keeps running, counts the drops, says why."""
-    s = topology.add(Server(topo.topology_binary(), topology.directory / "strict"))
+    s = topology.add(RedisServer(topo.topology_binary(), topology.directory / "strict"))
     s.start()
     with s.client() as admin:
         commands = [c for c in ACL_COMMANDS if c != "lpush"]
         acl_setuser(admin, "events", "pw", commands)
     daemon = start_daemon(redis_keys("127.0.0.1", port=s.port, username="events", password="pw"))
     assert daemon.post_token("key-x", '{"a": 1}').status == 202
-    topo.wait_for(lambda: daemon.metric("events_cache_dropped_total", reason="redis_error") == 1)
+    wait_for(lambda: daemon.metric("events_cache_dropped_total", reason="redis_error") == 1)
     assert "lpush" in daemon.api("/readyz", token=None).json["redis_error"]
 
 
 # -- Cluster ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "cluster", masters=3, replicas=1)
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One Cluster for the module (creating one takes seconds)."""
+    c = Cluster(tmp_path_factory.mktemp("cluster"), masters=3, replicas=1)
     try:
         c.start()
         yield c
@@ -203,7 +212,15 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         c.stop()
 
 
-def test_cluster_round_trip_across_all_masters(start_daemon: Any, cluster: Cluster) -> None:
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Cluster:
+    """The module's Cluster, flushed, with no ACL user but `default`."""
+    shared_cluster.reset()
+    return shared_cluster
+
+
+@pytest.mark.xdist_group("redis-cluster")  # one worker, one Cluster
+def test_cluster_round_trip_across_all_masters(cluster: Cluster, start_daemon: StartDaemon) -> None:
     masters = {
         cluster.master_of_slot(topo.key_slot(f"events_cache:token#k{n}")).port for n in range(30)
     }
@@ -230,8 +247,8 @@ def test_cluster_round_trip_across_all_masters(start_daemon: Any, cluster: Clust
     # 5 per window: 2 cached before, 3 more now
     assert daemon.post_ndjson(more).json["rate_limited"] == 7
     # the 3 new entries are written asynchronously: the query sees them once written
-    topo.wait_for(lambda: daemon.query(namespace="token")["total_events"] == 30 * 2 + 3)
-    topo.wait_for(lambda: daemon.query(namespace="token", ids="k0")["last_minute_limited"] == 7)
+    wait_for(lambda: daemon.query(namespace="token")["total_events"] == 30 * 2 + 3)
+    wait_for(lambda: daemon.query(namespace="token", ids="k0")["last_minute_limited"] == 7)
     client = cluster.client()
     try:
         assert client.llen("events_cache:token#k0") == 5
@@ -243,7 +260,8 @@ def test_cluster_round_trip_across_all_masters(start_daemon: Any, cluster: Clust
             assert acl_denials(c) == [], server.address
 
 
-def test_cluster_url(start_daemon: Any, cluster: Cluster) -> None:
+@pytest.mark.xdist_group("redis-cluster")
+def test_cluster_url(cluster: Cluster, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(redis_keys(f"redis://127.0.0.1:{cluster.servers[0].port}", cluster=True))
     round_trip(daemon, ["u1", "u2", "u3"])
 
@@ -251,9 +269,10 @@ def test_cluster_url(start_daemon: Any, cluster: Cluster) -> None:
 # -- Sentinel --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
-    s = SentinelSet(tmp_path / "sentinel", password="data-pw")
+@pytest.fixture(scope="module")
+def shared_sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
+    """One master + replica + three sentinels for the module."""
+    s = SentinelSet(tmp_path_factory.mktemp("sentinel"), password="data-pw")
     try:
         s.start()
         yield s
@@ -261,7 +280,17 @@ def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
         s.stop()
 
 
-def test_sentinel_keys_with_several_sentinels(start_daemon: Any, sentinels: SentinelSet) -> None:
+@pytest.fixture
+def sentinels(shared_sentinels: SentinelSet) -> SentinelSet:
+    """The module's sentinel set, its data flushed, with no ACL user but `default`."""
+    shared_sentinels.reset()
+    return shared_sentinels
+
+
+@pytest.mark.xdist_group("redis-sentinel")  # one worker, one sentinel set
+def test_sentinel_keys_with_several_sentinels(
+    sentinels: SentinelSet, start_daemon: StartDaemon
+) -> None:
     with sentinels.master.client() as c:
         acl_setuser(c, "events", "events-pw", ACL_COMMANDS + ACL_COMMANDS_DATABASE)
     daemon = start_daemon(
@@ -279,13 +308,16 @@ def test_sentinel_keys_with_several_sentinels(start_daemon: Any, sentinels: Sent
         assert acl_denials(c) == []
 
 
-def test_sentinel_url_as_jitsu_accepted_it(start_daemon: Any, sentinels: SentinelSet) -> None:
+@pytest.mark.xdist_group("redis-sentinel")
+def test_sentinel_url_as_jitsu_accepted_it(
+    sentinels: SentinelSet, start_daemon: StartDaemon
+) -> None:
     url = f"sentinel://{sentinels.master_name}:data-pw@{sentinels.hosts}"
     daemon = start_daemon(redis_keys(url))
     round_trip(daemon, ["key-url"])
 
 
-def test_sentinels_with_their_own_password(start_daemon: Any, tmp_path: Path) -> None:
+def test_sentinels_with_their_own_password(start_daemon: StartDaemon, tmp_path: Path) -> None:
     s = SentinelSet(tmp_path / "sentinel-auth", password="data-pw", sentinel_password="s-pw")
     try:
         s.start()
@@ -298,6 +330,7 @@ def test_sentinels_with_their_own_password(start_daemon: Any, tmp_path: Path) ->
             )
         )
         round_trip(daemon, ["key-auth"])
+        assert daemon.stop() == 0  # in order, while the servers still run
     finally:
         s.stop()
 

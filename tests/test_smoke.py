@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from tests.support.daemon import StartDaemon
 
 
-def test_event_in_event_out(start_daemon: Any) -> None:
+def test_event_in_event_out(start_daemon: StartDaemon) -> None:
     daemon = start_daemon()
     reply = daemon.post_token("key-1", '{"event_type": "pageview"}')
     assert reply.status == 202

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from daemon.core.model import Namespace, Target
+from daemon.core.model import Collection, Namespace, Target
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.trimmer import Trimmer
@@ -63,7 +63,7 @@ async def test_a_batch_is_one_lpush_per_list_newest_first(
     assert commands(redis_client, "zadd") == 1
     stored = redis_client.lrange(events_key("token", "id-0"), 0, -1)
     assert stored == [b'{"n":%d}' % n for n in (27, 24, 21, 18, 15, 12, 9, 6, 3, 0)]
-    assert redis_client.llen(events_key("token", "id-1", "error")) == 5
+    assert redis_client.llen(events_key("token", "id-1", Collection.ERROR)) == 5
     assert sorted(redis_client.zrange(index_key("token"), 0, -1)) == [b"id-0", b"id-1", b"id-2"]
     assert (
         metrics.registry.get_sample_value(

