@@ -35,7 +35,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Daemon, Server, cpu_s
+from bench.procs import Daemon, valkey_server
+from tests.support.procstat import cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "clients"
@@ -139,7 +140,7 @@ def main() -> None:
     print(f"{events:,} events of ~1.4 KB per figure, median of {rounds} round(s), Unix socket")
     with tempfile.TemporaryDirectory(prefix="bench-clients-") as tmp:
         workdir = Path(tmp)
-        server = Server(workdir / "valkey")
+        server = valkey_server(workdir / "valkey")
         server.start()
         daemon = Daemon(workdir / "daemon", server.url, {})
         try:
@@ -158,7 +159,7 @@ def main() -> None:
                 )
         finally:
             daemon.stop()
-            server.stop()
+            server.kill()
     print()
     print(
         "| client   | call, raw bytes | call, parsed dict | through the client into the daemon "

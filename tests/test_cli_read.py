@@ -10,7 +10,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import ADMIN_TOKEN, free_port, settle
+
+from tests.support.daemon import ADMIN_TOKEN
+from tests.support.scrape import settle
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -153,6 +156,6 @@ def test_clear_errors_for_a_wrong_url_a_wrong_token_and_no_token(daemon: Any) ->
 def test_redis_down_is_reported_as_such(start_daemon: Any, spawn_redis: Any) -> None:
     server = spawn_redis()
     daemon = start_daemon(url=server.url)
-    server.stop()
+    server.kill()
     result = cli("ids", "--url", url(daemon))
     assert result.returncode == 1 and "503" in result.stderr and "Redis" in result.stderr

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import metric_sum, settle, wait_for
 
 from daemon.config.render import defaults
 from daemon.core import wire
+from tests.support.scrape import metric_sum, settle
+from tests.support.servers import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -221,11 +222,13 @@ def test_batches_fit_the_limit_and_a_413_splits_them(drive: list[str], start_dae
 
 
 @pytest.mark.fault
-def test_sidecar_killed_and_restarted_mid_stream(drive: list[str], start_daemon: Any) -> None:
+def test_sidecar_killed_and_restarted_mid_stream(
+    drive: list[str], start_daemon: Any, start_daemon_process: Any
+) -> None:
     """SIGKILL the daemon while a client sends 2,000 events/s, start another on the same
     socket: no call blocks, the events meanwhile are counted as dropped, and delivery
     resumes on its own."""
-    first = start_daemon(ROOMY)
+    first = start_daemon_process(ROOMY)
     rate, events = 2000, 12000  # 6 s
     proc = subprocess.Popen(
         [

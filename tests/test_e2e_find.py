@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import list_key, settle
+
+from tests.support.scrape import list_key, settle
 
 pytestmark = pytest.mark.e2e
 
@@ -262,7 +263,7 @@ def test_bad_parameters_of_the_new_endpoints(
 def test_redis_down_is_503_on_the_new_endpoints(start_daemon: Any, spawn_redis: Any) -> None:
     server = spawn_redis()
     daemon = start_daemon(url=server.url)
-    server.stop()
+    server.kill()
     for method, path, params in (
         ("GET", IDS, {}),
         ("GET", CACHE, {"q": "x"}),

@@ -7,93 +7,25 @@ the write path sends the same Redis commands as before while nobody watches.
 
 from __future__ import annotations
 
-import http.client
 import json
-import queue
 import signal
 import socket
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import redis
-from conftest import ADMIN_TOKEN, settle, wait_for
+
+from tests.support.daemon import ADMIN_TOKEN
+from tests.support.procstat import rss_mb
+from tests.support.scrape import settle
+from tests.support.servers import wait_for
+from tests.support.sse import Watcher, activate
 
 pytestmark = pytest.mark.e2e
 
 STREAM = "/api/v1/events/stream"
 NO_REFILL = {"server": {"cache": {"events": {"size": 1000, "time_window_sec": 3600}}}}
-
-
-@dataclass
-class Watcher:
-    """A reader of one stream in a thread: events and comments as they arrive."""
-
-    port: int
-    params: str
-    events: queue.Queue[tuple[float, str, dict[str, Any]]] = field(default_factory=queue.Queue)
-    comments: list[float] = field(default_factory=list)
-    connected: threading.Event = field(default_factory=threading.Event)
-    ended: threading.Event = field(default_factory=threading.Event)
-    status: int = 0
-    conn: http.client.HTTPConnection | None = None
-
-    def start(self) -> Watcher:
-        threading.Thread(target=self._run, daemon=True).start()
-        assert self.connected.wait(10), "stream did not connect"
-        return self
-
-    def close(self) -> None:
-        """Hang up, as a reader that goes away does."""
-        if self.conn is not None and self.conn.sock is not None:
-            self.conn.sock.shutdown(socket.SHUT_RDWR)
-
-    def _run(self) -> None:
-        conn = self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request("GET", f"{STREAM}?{self.params}", headers={"X-Admin-Token": ADMIN_TOKEN})
-            response = conn.getresponse()
-            self.status = response.status
-            self.connected.set()
-            kind, data = "message", ""
-            while line := response.readline():
-                text = line.decode().rstrip("\r\n")
-                if text.startswith(":"):
-                    self.comments.append(time.monotonic())
-                elif text.startswith("event: "):
-                    kind = text[7:]
-                elif text.startswith("data: "):
-                    data += text[6:]
-                elif not text and data:
-                    self.events.put((time.monotonic(), kind, json.loads(data)))
-                    kind, data = "message", ""
-        except OSError:
-            pass
-        finally:
-            self.connected.set()
-            self.ended.set()
-            conn.close()
-
-    def take(self, count: int, timeout: float = 5) -> list[tuple[float, str, dict[str, Any]]]:
-        return [self.events.get(timeout=timeout) for _ in range(count)]
-
-
-def activate(sender: Any, watcher: Watcher, token: str = "warm-up") -> None:
-    """Send until the watcher sees an event: every sidecar then publishes (the switch
-    turns on within a second of the stream opening)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        sender.post_token(token, '{"warm": true}')
-        try:
-            watcher.events.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        while not watcher.events.empty():  # drop the rest of the warm-up
-            watcher.events.get()
-        return
-    raise AssertionError("the tail never became active")
 
 
 def test_events_cached_on_one_daemon_reach_a_watcher_on_another(start_daemon: Any) -> None:
@@ -144,8 +76,8 @@ def test_heartbeat_comment_at_least_every_fifteen_seconds(start_daemon: Any) -> 
     assert watcher.comments[1] - opened <= 15
 
 
-def test_a_slow_reader_gets_a_gap_and_memory_stays_bounded(start_daemon: Any) -> None:
-    daemon = start_daemon({**NO_REFILL, "sidecar": {"ingest": {"queue_size": 100_000}}})
+def test_a_slow_reader_gets_a_gap_and_memory_stays_bounded(start_daemon_process: Any) -> None:
+    daemon = start_daemon_process({**NO_REFILL, "sidecar": {"ingest": {"queue_size": 100_000}}})
     sock = socket.create_connection(("127.0.0.1", daemon.api_port))
     request = (
         f"GET {STREAM}?namespace=token HTTP/1.1\r\nHost: x\r\nX-Admin-Token: {ADMIN_TOKEN}\r\n\r\n"
@@ -154,7 +86,7 @@ def test_a_slow_reader_gets_a_gap_and_memory_stays_bounded(start_daemon: Any) ->
     probe = Watcher(daemon.api_port, "namespace=token").start()
     activate(daemon, probe)
     probe.close()
-    rss_before = _rss_mb(daemon.process.pid)
+    rss_before = rss_mb(daemon.pid)
     padding = "x" * 2000
     # 24 x 500 events of 2 KB: 24 MB the reader does not take, more than the kernel's
     # socket buffers (a few MB each way on loopback) and the stream's own 1 MB.
@@ -165,7 +97,7 @@ def test_a_slow_reader_gets_a_gap_and_memory_stays_bounded(start_daemon: Any) ->
         ]
         assert daemon.post_ndjson(lines).json["accepted"] == 500
     settle(daemon, timeout=30)
-    grown = _rss_mb(daemon.process.pid) - rss_before
+    grown = rss_mb(daemon.pid) - rss_before
     assert grown < 60, f"RSS grew {grown:.0f} MB for a reader that reads nothing"
     sock.settimeout(10)
     received = b""
@@ -178,15 +110,6 @@ def test_a_slow_reader_gets_a_gap_and_memory_stays_bounded(start_daemon: Any) ->
     sock.close()
 
 
-def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        lines = status.read().splitlines()
-    for line in lines:
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def test_stream_cap_answers_503_with_a_message(start_daemon: Any) -> None:
     daemon = start_daemon({"sidecar": {"api": {"max_streams": 2}}})
     Watcher(daemon.api_port, "namespace=token").start()
@@ -196,8 +119,10 @@ def test_stream_cap_answers_503_with_a_message(start_daemon: Any) -> None:
     assert reply.status == 503 and "max_streams = 2" in reply.json["message"]
 
 
-def test_shutdown_ends_open_streams_without_waiting_for_them(start_daemon: Any) -> None:
-    daemon = start_daemon({"sidecar": {"shutdown": {"drain_seconds": 3}}})
+def test_shutdown_ends_open_streams_without_waiting_for_them(
+    start_daemon_process: Any,
+) -> None:
+    daemon = start_daemon_process({"sidecar": {"shutdown": {"drain_seconds": 3}}})
     watchers = [Watcher(daemon.api_port, "namespace=token").start() for _ in range(3)]
     signalled = time.monotonic()
     daemon.signal(signal.SIGTERM)

@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import list_key, settle
+
+from tests.support.scrape import list_key, settle
 
 pytestmark = pytest.mark.e2e
 

@@ -36,9 +36,6 @@ needs_prometheus = pytest.mark.skipif(
 )
 # Connection and parse errors while a server comes up count as "not yet".
 NOT_YET = (OSError, ValueError)
-needs_daemon = pytest.mark.skipif(
-    not (ROOT / "daemon" / "cli.py").is_file(), reason="daemon/cli.py does not exist yet"
-)
 
 
 def http_get(url: str, headers: dict[str, str] | None = None) -> bytes:
@@ -125,7 +122,6 @@ def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None
 
 
 @needs_promtool
-@needs_daemon
 def test_daemon_metrics_pass_promtool_check_metrics(daemon: InProcessDaemon) -> None:
     send_events(daemon, "metrics-lint-key", 7)
 
@@ -185,7 +181,6 @@ def promql(base: str, query: str) -> float | None:
 
 
 @needs_prometheus
-@needs_daemon
 @pytest.mark.e2e
 def test_prometheus_scrapes_the_counts_the_test_caused(
     daemon: InProcessDaemon, prometheus: str

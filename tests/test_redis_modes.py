@@ -29,6 +29,7 @@ from tests.support.topologies import (
     Topology,
     acl_denials,
     acl_setuser,
+    look_around,
     round_trip,
 )
 
@@ -180,6 +181,8 @@ def test_acl_user_with_only_the_documented_commands(
     assert daemon.query(namespace="token")["total_events"] == 5  # ids from the index
     with s.client(db=1) as admin:
         wait_for(lambda: admin.ttl("events_cache:token#key-acl") > 0)
+    look_around(daemon, "key-acl")  # summary, filters, live tail, reset
+    with s.client(db=1) as admin:
         assert acl_denials(admin) == []
 
 
@@ -255,6 +258,7 @@ def test_cluster_round_trip_across_all_masters(cluster: Cluster, start_daemon: S
         assert client.ttl("events_cache:token#k0") > 0
     finally:
         client.close()
+    look_around(daemon, "k1")  # summary, filters, the live tail over Cluster, reset
     for server in cluster.servers:
         with server.client() as c:
             assert acl_denials(c) == [], server.address
@@ -305,6 +309,8 @@ def test_sentinel_keys_with_several_sentinels(
     round_trip(daemon, ["key-s1", "key-s2"])
     with sentinels.master.client(db=2) as c:
         assert c.llen("events_cache:token#key-s1") == 3
+    look_around(daemon, "key-s2")
+    with sentinels.master.client(db=2) as c:
         assert acl_denials(c) == []
 
 

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADMIN_TOKEN, free_port, settle, wait_for
+
+from tests.support.daemon import ADMIN_TOKEN
+from tests.support.scrape import settle
+from tests.support.servers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -592,7 +595,9 @@ def test_live_tail_shows_new_events_within_2s_and_pauses(start_daemon: Any, page
     page.wait(lambda: page.events()[0]["summary"] == "while-scrolled", message="shown at the top")
 
 
-def test_live_tail_reconnects_when_the_sidecar_comes_back(start_daemon: Any, page: Page) -> None:
+def test_live_tail_reconnects_when_the_sidecar_comes_back(
+    start_daemon: Any, start_daemon_process: Any, page: Page
+) -> None:
     first = start_daemon()
     seed(first)
     page.open(base_url(first))
@@ -604,7 +609,9 @@ def test_live_tail_reconnects_when_the_sidecar_comes_back(start_daemon: Any, pag
     page.shot("11-live-tail-reconnecting")
 
     port = first.api_port
-    second = start_daemon({"sidecar": {"api": {"listen": f"127.0.0.1:{port}"}}}, wait_ready=False)
+    second = start_daemon_process(
+        {"sidecar": {"api": {"listen": f"127.0.0.1:{port}"}}}, wait_ready=False
+    )
     second.api_port = port
     wait_for(lambda: _answers(second), timeout=15)
     # Cached while the page was away: the catch-up after the reconnect brings it.

@@ -436,7 +436,10 @@ def short_tmp() -> Path:
 
 ACL_COMMANDS = (
     "ping", "lpush", "zadd", "ltrim", "expire", "zremrangebyscore", "hincrby",
-    "llen", "lrange", "hgetall", "zrevrange", "client|setname", "client|setinfo",
+    "llen", "lrange", "lindex", "hgetall", "zrevrange", "zrange",
+    "exists", "set", "publish", "subscribe", "unsubscribe",
+    "del", "zrem", "scan",
+    "client|setname", "client|setinfo",
 )  # fmt: skip
 ACL_COMMANDS_DATABASE = ("select",)  # only when meta.storage.redis.database != 0
 ACL_COMMANDS_CLUSTER = ("cluster|slots", "command", "asking")
@@ -445,7 +448,8 @@ ACL_COMMANDS_CLUSTER = ("cluster|slots", "command", "asking")
 def acl_rule(user: str, password: str, commands: Sequence[str]) -> list[str]:
     """ACL SETUSER arguments: only the sidecar's keys and the given commands."""
     return [
-        user, "reset", "on", f">{password}", "~events_cache:*", "resetchannels", "-@all",
+        user, "reset", "on", f">{password}", "~events_cache:*", "resetchannels",
+        "&events_cache:*", "-@all",
         *(f"+{c}" for c in commands),
     ]  # fmt: skip
 
@@ -498,3 +502,20 @@ def round_trip(daemon: DaemonClient, ids: Sequence[str], per_id: int = 3, tag: s
         originals = [e["original"] for e in answer["events"] if e["original"].get("tag") == tag]
         assert [o["n"] for o in originals] == list(reversed(range(per_id))), json.dumps(answer)
         assert all(e["token_id"] == id_ for e in answer["events"])
+
+
+def look_around(daemon: DaemonClient, id_: str) -> None:
+    """Everything the query side sends to Redis, once: the summary, a filtered query, a
+    live-tail stream that sees an event, and a reset of the id."""
+    from tests.support.sse import Watcher, activate
+
+    rows = daemon.api("/api/v1/events/ids", {"namespace": "token", "q": id_}).json["ids"]
+    assert id_ in [row["id"] for row in rows], rows
+    found = daemon.query(namespace="token", ids=id_, q='"n"', since="2000-01-01T00:00:00Z")
+    assert found["response_events"] > 0, found
+    watcher = Watcher(daemon.api_port, "namespace=token&ids=tail-probe").start()
+    activate(daemon, watcher, token="tail-probe")  # an id of its own: never rate limited
+    watcher.close()
+    reply = daemon.api("/api/v1/events/cache", {"namespace": "token", "ids": id_}, method="DELETE")
+    assert reply.status == 200 and reply.json["deleted_ids"] == 1, reply.raw
+    assert daemon.query(namespace="token", ids=id_)["total_events"] == 0
