@@ -77,7 +77,7 @@ def jitsu_answer(
     total = 0
     for id_ in ids.split(","):
         key = list_key(namespace, id_, error=status == "error")
-        events += [jitsu_read(raw) for raw in client.lrange(key, 0, limit - 1)]
+        events += [jitsu_read(_raw(raw)) for raw in client.lrange(key, 0, limit - 1)]
         total += int(client.llen(key))
     return {"total_events": total, "response_events": len(events), "events": events}
 
@@ -118,8 +118,8 @@ def test_deep_originals_written_by_jitsu_are_answered_as_jitsu_answers(
     # 1500 levels: more than Python's json parses; the bytes say it.
     reply = daemon.api("/api/v1/events/cache", {"ids": "deep1500"})
     assert reply.status == 200
-    text = nested(1500).encode()
-    assert b'"events":[{"original":%s,"success":%s,"timestamp":' % (text, text) in reply.raw
+    deep = nested(1500).encode()
+    assert b'"events":[{"original":%s,"success":%s,"timestamp":' % (deep, deep) in reply.raw
 
 
 def test_text_that_is_not_json_does_not_break_our_answer(
@@ -185,10 +185,16 @@ def test_every_timestamp_we_store_is_jitsus_layout_in_utc(
     assert [e["timestamp"] for e in ours] == [e["timestamp"] for e in jitsu["events"]]
 
 
+def _raw(value: bytes | str) -> bytes:
+    """redis-py types LRANGE items as bytes or text; without decode_responses, bytes."""
+    assert isinstance(value, bytes)
+    return value
+
+
 def every_stored_entry(client: redis.Redis) -> list[bytes]:
     """Every entry of every events list in the Redis (not the sidecar's own keys)."""
     lists = [k for k in client.scan_iter("events_cache:*#*") if client.type(k) == b"list"]
-    return [raw for k in sorted(lists) for raw in client.lrange(k, 0, -1)]
+    return [_raw(raw) for k in sorted(lists) for raw in client.lrange(k, 0, -1)]
 
 
 def test_text_original_is_stored_as_json_text_jitsu_answers(

@@ -151,7 +151,8 @@ def jitsu_time(text: str) -> datetime:
 
 
 def utc(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)
+    """A UTC time from year, month, day[, hour, minute, second, microsecond]."""
+    return datetime(*fields).replace(tzinfo=UTC)  # type: ignore[arg-type]
 
 
 INGEST_TIMES = [  # RFC 3339 as an ingest may send it -> the instant, to the microsecond
@@ -188,7 +189,7 @@ NOT_RFC3339 = [
 
 def test_ndjson_timestamps_are_stored_in_jitsus_layout_in_utc() -> None:
     """The instant the ingest gave, written as Jitsu writes (and only reads) times."""
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"namespace": ns, "id": "i", "original": {}, "skip": "s", "timestamp": text}
         for text, _ in INGEST_TIMES
         for ns in ("token", "destination")

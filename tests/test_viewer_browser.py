@@ -287,7 +287,7 @@ def seed(daemon: Any) -> dict[str, Any]:
             lines.append(
                 _token(key, {"event_type": "track", "n": n}, iso(now - timedelta(seconds=60 - n)))
             )
-    destination = [
+    destination: list[tuple[str, dict[str, Any]]] = [
         (
             "pg_main",
             {
@@ -414,7 +414,7 @@ def test_id_list_pages_through_the_cursor(start_daemon: Any, page: Page) -> None
     assert page.visible("#ids-more")
     page.el("#ids-more").click()
     page.wait(lambda: len(page.ids()) == 57, message="second page")
-    assert sorted(i["id"] for i in page.ids()) == sorted(line["id"] for line in lines)
+    assert sorted(str(i["id"]) for i in page.ids()) == sorted(str(line["id"]) for line in lines)
     page.wait(lambda: not page.visible("#ids-more"), message="no third page")
 
 
