@@ -14,11 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import follow
 from bench import scenarios as sc
 from bench.procs import Daemon, valkey_server
 from tests.support.servers import RedisServer
 
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5")
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "F1", "T1", "T2")
 
 
 def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
@@ -108,6 +109,34 @@ def print_table(rows: list[sc.Row], header: str) -> None:
             print(f"- {r.figure.split(':')[0]}: {note}")
 
 
+def _run(chosen: list[str], s: sc.Settings, server: RedisServer, smoke: bool) -> list[sc.Row]:
+    """The chosen scenarios, in order (P5 uses P3's rate when P3 ran)."""
+    rows: list[sc.Row] = []
+    p3_eps = None
+    repeat = 20 if smoke else 300
+    for name in chosen:
+        print(f"bench: running {name} ...", file=sys.stderr, flush=True)
+        if name == "P1":
+            rows += sc.p1(s, server)
+        elif name == "P2":
+            rows += sc.p2(s, server)
+        elif name == "P3":
+            p3_rows = sc.p3(s, server)
+            p3_eps = p3_rows[0].value
+            rows += p3_rows
+        elif name == "P4":
+            rows += sc.p4(s, server)
+        elif name == "P5":
+            rows += sc.p5(s, p3_eps)
+        elif name == "F1":
+            rows += follow.f1(s, server, repeat)
+        elif name == "T1":
+            rows += follow.t1(s, server, repeat)
+        elif name == "T2":
+            rows += follow.t2(s, server)
+    return rows
+
+
 def main() -> int:
     """Run the chosen scenarios against a Valkey of the run's own."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -147,24 +176,11 @@ def main() -> int:
             f"{os.cpu_count()} CPUs ({platform.machine()}), load average "
             f"{os.getloadavg()[0]:.2f} at start\n{_versions(server)}\n"
         )
-        p3_eps = None
-        for name in chosen:
-            print(f"bench: running {name} ...", file=sys.stderr, flush=True)
-            if name == "P1":
-                rows += sc.p1(s, server)
-            elif name == "P2":
-                rows += sc.p2(s, server)
-            elif name == "P3":
-                p3_rows = sc.p3(s, server)
-                p3_eps = p3_rows[0].value
-                rows += p3_rows
-            elif name == "P4":
-                rows += sc.p4(s, server)
-            elif name == "P5":
-                rows += sc.p5(s, p3_eps)
-            else:
-                print(f"bench: unknown scenario {name}", file=sys.stderr)
-                return 2
+        unknown = [name for name in chosen if name not in SCENARIOS]
+        if unknown:
+            print(f"bench: unknown scenario {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        rows += _run(chosen, s, server, args.smoke)
     finally:
         server.kill()
         if not args.keep:

@@ -170,13 +170,23 @@ def decode(raw: bytes) -> dict[str, Any]:
         problem = f"cached entry is not JSON: {e}"
     if problem:
         doc = {"malformed": raw.decode("utf-8", "replace"), "error": problem}
+    return answered(doc)
+
+
+def answered(doc: dict[str, Any], trusted: bool = False) -> dict[str, Any]:
+    """A parsed entry as the query answers it (see `decode`).
+
+    `trusted`: the entry was written by a sidecar moments ago (the live tail's published
+    batches), so its `original` and `success` are JSON text (the ingest stores nothing
+    else there) and go out as Fragments without being parsed again.
+    """
     out: dict[str, Any] = {}
     for name in FIELDS:
         value = doc.get(name)
         if value is None or value == "":
             continue
         if name in _JSON_FIELDS and isinstance(value, str):
-            value = _json_or_text(value)
+            value = orjson.Fragment(value) if trusted else _json_or_text(value)
         out[name] = value
     for name in ALWAYS:
         value = doc.get(name)

@@ -53,10 +53,11 @@ def tail_message(
     per_id: Mapping[tuple[Namespace, str], tuple[list[bytes], list[bytes]]],
 ) -> bytes:
     """One batch as published: [[namespace, id, [all entries], [error entries]], ...],
-    entries as the JSON text they are stored as."""
+    each entry the JSON object it is stored as, embedded without being re-encoded."""
+    fragment = orjson.Fragment
     return orjson.dumps(
         [
-            [namespace, id_, [v.decode() for v in all_], [v.decode() for v in errors]]
+            [namespace, id_, [fragment(v) for v in all_], [fragment(v) for v in errors]]
             for (namespace, id_), (all_, errors) in per_id.items()
         ]
     )

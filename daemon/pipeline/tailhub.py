@@ -13,12 +13,13 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
 from redis.exceptions import RedisError
 
-from daemon.core.entry import decode
+from daemon.core.entry import answered
 from daemon.store.health import RedisHealth
 
 MAX_PENDING_BYTES = 1 << 20  # per stream
@@ -53,9 +54,10 @@ def gap_frame(missed: int | None, reason: str) -> bytes:
     return b"event: gap\r\ndata: " + data + b"\r\n\r\n"
 
 
-def entry_frame(namespace: str, id_: str, collection: str, stored: bytes) -> bytes:
-    """`event: entry` for one cached entry, its data as the query answer shows it."""
-    event = decode(stored)
+def entry_frame(namespace: str, id_: str, collection: str, entry: dict[str, Any]) -> bytes:
+    """`event: entry` for one cached entry (as published, parsed), its data as the query
+    answer shows it."""
+    event = answered(entry, trusted=True)
     data = orjson.dumps(
         {"namespace": namespace, "id": id_, "collection": collection, "event": event}
     )
@@ -193,9 +195,13 @@ class TailHub:
 
 
 def _offer(
-    watchers: list[Stream], namespace: str, id_: str, collection: str, entries: Iterable[str]
+    watchers: list[Stream],
+    namespace: str,
+    id_: str,
+    collection: str,
+    entries: Iterable[dict[str, Any]],
 ) -> None:
-    for stored in entries:
-        frame = entry_frame(namespace, id_, collection, stored.encode())
+    for entry in entries:
+        frame = entry_frame(namespace, id_, collection, entry)
         for stream in watchers:
             stream.offer(frame)

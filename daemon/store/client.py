@@ -6,9 +6,10 @@ writers, the trimmer and the queries treat any of them as "Redis is down".
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -19,11 +20,14 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from daemon.config import RedisSettings
 
 DEFAULT_SENTINEL_PORT = 26379
 CLIENT_NAME = "events-cache"
+COMMAND_TIMEOUT_S = 5.0  # one command or pipeline
+SENTINEL_TIMEOUT_S = 2.0
 SCHEMES = ("redis", "rediss", "unix", "sentinel")
 
 RedisClient = Redis | RedisCluster
@@ -49,12 +53,20 @@ class ClientInternalError(RedisConnectionError):
     """
 
 
-@contextmanager
-def redis_errors() -> Iterator[None]:
-    """Every failure of a Redis call surfaces as a RedisError (cancellation passes)."""
+@asynccontextmanager
+async def redis_call(timeout_s: float = COMMAND_TIMEOUT_S) -> AsyncIterator[None]:
+    """One Redis command or pipeline: bounded in time, and any failure surfaces as a
+    RedisError (cancellation passes). A timeout drops the connection (redis-py closes a
+    connection whose read was interrupted), so no late reply is read by a later command.
+    """
     try:
-        yield
-    except (RedisError, OSError):
+        async with asyncio.timeout(timeout_s):
+            yield
+    except (RedisError, asyncio.CancelledError):
+        raise
+    except TimeoutError as e:
+        raise RedisTimeoutError(f"Redis did not answer within {timeout_s:g}s") from e
+    except OSError:
         raise
     except RedisClusterException as e:
         raise ClusterUnavailableError(f"{type(e).__name__}: {e}") from e
@@ -86,9 +98,14 @@ def _host_port(text: str, default_port: int) -> tuple[str, int]:
 
 
 def _common_options(settings: RedisSettings) -> dict[str, Any]:
-    """Timeouts that fail fast (queries answer 503, writers back off), auth and a name."""
+    """Timeouts that fail fast (queries answer 503, writers back off), auth and a name.
+
+    No read timeout in redis-py itself: it would arm an asyncio timeout for every reply
+    of a pipeline (500 of them for a summary page, a third of its time). `redis_call`
+    bounds each command or pipeline as a whole instead.
+    """
     options: dict[str, Any] = {
-        "socket_timeout": 5.0,
+        "socket_timeout": None,
         "socket_connect_timeout": 2.0,
         # One retry, on a connection error only (a pooled connection that died): after a
         # timeout the server may have applied the pipeline, and LPUSH again would
@@ -214,6 +231,8 @@ def _sentinel_master(
     only (as Jitsu Classic, which never authenticated to sentinels).
     """
     sentinel_options = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl"))}
+    # Sentinels are asked outside redis_call (when the master is looked up): bound them.
+    sentinel_options["socket_timeout"] = SENTINEL_TIMEOUT_S
     if sentinel_password:
         sentinel_options["password"] = sentinel_password
     sentinel = Sentinel(  # type: ignore[no-untyped-call]

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from daemon.core.model import Collection
-from daemon.store.client import RedisClient, redis_errors
+from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import KEY_PREFIX, LIMITED_KEY_TTL_S, events_key, index_key, limited_key
 
 CHUNK = 200  # ids per pipeline
+SCAN_TIMEOUT_S = 120.0  # the whole SCAN of a namespace with all=true
 # Limited-count hashes live LIMITED_KEY_TTL_S; the minutes that may still exist, and the
 # next one (a clock ahead of ours may already have written it).
 _LIMITED_MINUTES = range(-(LIMITED_KEY_TTL_S // 60) - 1, 2)
@@ -38,7 +39,7 @@ async def _erase_chunk(client: RedisClient, namespace: str, ids: Sequence[str], 
         for collection in Collection:
             for offset in _LIMITED_MINUTES:
                 pipe.delete(limited_key(namespace, id_, collection, minute + offset))
-    with redis_errors():
+    async with redis_call():
         replies = await pipe.execute()
     per_id = len(replies) // len(ids) if ids else 0
     # An id counts as deleted when one of its lists or its index entry existed.
@@ -50,14 +51,14 @@ async def erase_namespace(client: RedisClient, namespace: str, now_s: int) -> in
     deleted = 0
     key = index_key(namespace)
     while True:
-        with redis_errors():
+        async with redis_call():
             members: list[bytes] = await client.zrange(key, 0, CHUNK - 1)  # type: ignore[assignment]
         if not members:
             break
         ids = [m.decode() for m in members]
         erased = await erase_ids(client, namespace, ids, now_s)
         if not erased:  # nothing left to remove (cannot happen unless the index is odd)
-            with redis_errors():
+            async with redis_call():
                 await client.delete(key)
             break
         deleted += erased
@@ -69,13 +70,13 @@ async def _erase_unindexed(client: RedisClient, namespace: str) -> int:
     many ids they belonged to."""
     prefix = f"{KEY_PREFIX}{namespace}#".encode()
     keys: list[bytes] = []
-    with redis_errors():
+    async with redis_call(SCAN_TIMEOUT_S):
         async for found in client.scan_iter(match=prefix + b"*", count=1000):
             keys.append(found)
     for start in range(0, len(keys), CHUNK):
         pipe = client.pipeline(transaction=False)
         for name in keys[start : start + CHUNK]:
             pipe.delete(name)
-        with redis_errors():
+        async with redis_call():
             await pipe.execute()
     return len({k[len(prefix) :].removesuffix(_ERROR_SUFFIX) for k in keys})

@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 
-from daemon.store.client import RedisClient, redis_errors
+from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import index_key
 
 CHUNK = 200  # index entries per ZRANGE
+TIE_SLACK = 16  # more than the writers (pool.size) that may stamp one score at once
 SCAN_BUDGET = 10_000  # index entries one page may examine
 
 
@@ -76,7 +77,10 @@ async def index_page(
     found: list[tuple[str, float]] = []
     last: Cursor | None = None
     examined = 0
-    async for member, score in _walk(client, index_key(namespace), after):
+    # Without a filter, a page is `limit` entries and a few that may share the cursor's
+    # score; with one, whole chunks.
+    chunk = CHUNK if needle else min(CHUNK, limit + TIE_SLACK)
+    async for member, score in _walk(client, index_key(namespace), after, chunk):
         examined += 1
         last = Cursor(score, member)
         id_ = member.decode("utf-8", "replace")
@@ -92,20 +96,27 @@ async def index_page(
 
 
 async def _walk(
-    client: RedisClient, key: str, after: Cursor | None
+    client: RedisClient, key: str, after: Cursor | None, chunk_size: int
 ) -> AsyncIterator[tuple[bytes, float]]:
-    """Index entries after the cursor, most recent first, CHUNK at a time."""
+    """Index entries after the cursor, most recent first, `chunk_size` at a time."""
     top: float | str = "+inf" if after is None else after.score
     offset = 0
     while True:
-        with redis_errors():
+        async with redis_call():
             chunk: list[Any] = await client.zrange(
-                key, top, "-inf", byscore=True, desc=True, offset=offset, num=CHUNK, withscores=True
+                key,
+                top,
+                "-inf",
+                byscore=True,
+                desc=True,
+                offset=offset,
+                num=chunk_size,
+                withscores=True,
             )
         for member, score in chunk:
             if after is not None and score == after.score and member >= after.member:
                 continue  # at the cursor's score: this one was on an earlier page
             yield member, float(score)
-        if len(chunk) < CHUNK:
+        if len(chunk) < chunk_size:
             return
-        offset += CHUNK
+        offset += chunk_size

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from daemon.core.model import Collection, Namespace
-from daemon.store.client import RedisClient, redis_errors
+from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import (
     LIMITED_KEY_TTL_S,
     TAIL_CHANNEL,
@@ -67,7 +67,7 @@ class Storage:
 
     async def ping(self) -> None:
         """Raise when Redis does not answer."""
-        with redis_errors():
+        async with redis_call():
             await self.client.ping()
 
     async def write(
@@ -93,7 +93,7 @@ class Storage:
         cluster = isinstance(self.client, RedisCluster)
         if tail is not None and not cluster:
             pipe.publish(TAIL_CHANNEL, tail)
-        with redis_errors():
+        async with redis_call():
             await pipe.execute()
             if tail is not None and cluster:  # a cluster pipeline refuses PUBLISH
                 await self.client.publish(TAIL_CHANNEL, tail)
@@ -109,7 +109,7 @@ class Storage:
         if self.ttl_s:
             for namespace in Namespace:
                 pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
-        with redis_errors():
+        async with redis_call():
             await pipe.execute()
 
     async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
@@ -125,7 +125,7 @@ class Storage:
         # outlives the two minutes the key is read in, so later writes need not renew it.
         for key in new_keys:
             pipe.expire(key, LIMITED_KEY_TTL_S)
-        with redis_errors():
+        async with redis_call():
             await pipe.execute()
         minute = max((second // 60 for (_, second) in counts), default=0)
         if minute != self._expiring_minute:
@@ -151,7 +151,7 @@ class Storage:
                 pipe.lrange(key, 0, limit - 1)
             pipe.hgetall(limited_key(namespace, id_, collection, minute))
             pipe.hgetall(limited_key(namespace, id_, collection, minute - 1))
-        with redis_errors():
+        async with redis_call():
             replies = iter(await pipe.execute())
         out = []
         for _ in ids:
@@ -171,7 +171,7 @@ class Storage:
             pipe.lindex(error_key, 0)
             pipe.hgetall(limited_key(namespace, id_, Collection.ALL, minute))
             pipe.hgetall(limited_key(namespace, id_, Collection.ALL, minute - 1))
-        with redis_errors():
+        async with redis_call():
             replies = iter(await pipe.execute())
         return [
             IdSummary(
@@ -185,17 +185,17 @@ class Storage:
 
     async def watched(self) -> bool:
         """Whether a live-tail stream is open on any sidecar sharing this Redis."""
-        with redis_errors():
+        async with redis_call():
             return bool(await self.client.exists(TAIL_WATCHERS_KEY))
 
     async def watch(self, ttl_s: float) -> None:
         """Tell every sidecar that a stream is open here, for the next `ttl_s` seconds."""
-        with redis_errors():
+        async with redis_call():
             await self.client.set(TAIL_WATCHERS_KEY, b"1", px=int(ttl_s * 1000))
 
     async def ids(self, namespace: str) -> list[str]:
         """Ids of the namespace that sidecars have written, most recently written first."""
-        with redis_errors():
+        async with redis_call():
             members = await self.client.zrevrange(index_key(namespace), 0, -1)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from daemon.store.client import RedisClient, redis_errors
+from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import TAIL_CHANNEL
 
 POLL_TIMEOUT_S = 1.0  # the subscription checks its caller's cancellation this often
@@ -21,10 +21,10 @@ async def tail_messages(client: RedisClient) -> AsyncIterator[bytes]:
     caller resubscribes)."""
     pubsub: Any = client.pubsub()
     try:
-        with redis_errors():
+        async with redis_call():
             await pubsub.subscribe(TAIL_CHANNEL)
         while True:
-            with redis_errors():
+            async with redis_call():
                 message = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=POLL_TIMEOUT_S
                 )
@@ -33,5 +33,5 @@ async def tail_messages(client: RedisClient) -> AsyncIterator[bytes]:
             elif message.get("type") == "message":
                 yield message["data"]
     finally:
-        with redis_errors():
+        async with redis_call():
             await pubsub.aclose()

@@ -8,6 +8,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ class Watcher:
     ended: threading.Event = field(default_factory=threading.Event)
     status: int = 0
     conn: http.client.HTTPConnection | None = None
+    clock: Callable[[], float] = time.monotonic  # when an event or comment arrived
 
     def start(self) -> Watcher:
         threading.Thread(target=self._run, daemon=True).start()
@@ -49,13 +51,13 @@ class Watcher:
             while line := response.readline():
                 text = line.decode().rstrip("\r\n")
                 if text.startswith(":"):
-                    self.comments.append(time.monotonic())
+                    self.comments.append(self.clock())
                 elif text.startswith("event: "):
                     kind = text[7:]
                 elif text.startswith("data: "):
                     data += text[6:]
                 elif not text and data:
-                    self.events.put((time.monotonic(), kind, json.loads(data)))
+                    self.events.put((self.clock(), kind, json.loads(data)))
                     kind, data = "message", ""
         except OSError:
             pass
