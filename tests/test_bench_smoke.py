@@ -27,6 +27,10 @@ FIGURES = (
     "P4 query 10 id(s)",
     "P4 query 50 id(s)",
     "P5 RSS under overload",
+    "F1 summary page of 100 of 10,000 ids",
+    "T1 tail, 1 watcher",
+    "T1 tail, 10 watchers",
+    "T2 P1b unix with 10 watchers",
 )
 
 
@@ -44,7 +48,7 @@ def test_bench_smoke_prints_every_figure() -> None:
         timeout=280,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith("| P")]
+    rows = [line for line in out.stdout.splitlines() if line.startswith(("| P", "| F", "| T"))]
     for figure in FIGURES:
         matching = [r for r in rows if r.startswith(f"| {figure}")]
         assert len(matching) == 1, (figure, out.stdout)
