@@ -370,6 +370,45 @@ def test_native_sidecar_starts_before_the_ingest_and_waits_for_the_socket(
     assert pod["terminationGracePeriodSeconds"] >= 20 + 5 + 10
 
 
+def test_demo_container_for_a_trial(chart: Any, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """demo.enabled: `events-cache demo` from the sidecar's image over the socket, with
+    the sidecar's restricted context; without an ingest image it stands in for the
+    ingest. Off (the default): no trace of it."""
+    pod = deployment(rendered["demo"])["spec"]["template"]["spec"]
+    (demo,) = pod["containers"]
+    _, sidecar = sidecar_of(pod)
+    assert demo["name"] == "demo" and demo["image"] == sidecar["image"]
+    assert demo["args"] == [
+        "demo",
+        "--socket",
+        "/var/run/events-cache/ingest.sock",
+        "--rate",
+        "5",
+        "--ids",
+        "4",
+        "--error-ratio",
+        "0.1",
+        "--wait",
+        "60",
+    ]
+    assert demo["securityContext"] == sidecar["securityContext"]
+    assert demo["resources"]["limits"]["memory"] == "96Mi"
+    assert demo["volumeMounts"] == [
+        {"name": "events-cache-socket", "mountPath": "/var/run/events-cache"}
+    ]
+    assert container_problems(demo, pod) == []
+    for value_set in VALUE_SETS:
+        if value_set != "demo":
+            names = [
+                c["name"]
+                for c in containers(deployment(rendered[value_set])["spec"]["template"]["spec"])
+            ]
+            assert "demo" not in names, value_set
+    values = {**values_of("defaults"), "demo": {"enabled": True}}
+    pod = deployment(render(chart, values))["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["ingest", "demo"]
+
+
 def test_classic_sidecar_is_a_plain_container(rendered: dict[str, list[dict[str, Any]]]) -> None:
     pod = deployment(rendered["classic-sidecar"])["spec"]["template"]["spec"]
     where, sidecar = sidecar_of(pod)

@@ -382,3 +382,36 @@ your pod labels (the chart README shows it as a patch of a `helm create` chart).
 - name: events-cache-socket
   mountPath: {{ .Values.socket.dir }}
 {{- end -}}
+
+{{/*
+events-cache.demo: the demo container (one list item): `events-cache demo` from the
+sidecar's image, over the socket, with the sidecar's restricted security context. It
+waits up to a minute for the socket (a classic sidecar may start after it).
+*/}}
+{{- define "events-cache.demo" -}}
+- name: demo
+  image: {{ include "events-cache.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - demo
+    - --socket
+    - {{ include "events-cache.socketPath" . | quote }}
+    - --rate
+    - {{ .Values.demo.rate | toString | quote }}
+    - --ids
+    - {{ .Values.demo.ids | int | toString | quote }}
+    - --error-ratio
+    - {{ .Values.demo.errorRatio | toString | quote }}
+    - --wait
+    - "60"
+  {{- with .Values.demo.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.sidecar.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    {{- include "events-cache.ingestVolumeMounts" . | nindent 4 }}
+{{- end -}}
