@@ -105,6 +105,70 @@ def restricted_problems(pod: dict[str, Any], sidecar: str = "events-cache") -> l
     return problems
 
 
+# ------------------------------------------------------ 1. the chart runs your ingest
+
+
+def render_chart(values: dict[str, Any], release: str = RELEASE) -> list[dict[str, Any]]:
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name=release, namespace=NAMESPACE, is_install=True)
+    return [
+        o
+        for t, text in sorted(manifests.items())
+        if not t.endswith("NOTES.txt")
+        for o in load_all(text)
+    ]
+
+
+def set_values(command: str) -> dict[str, Any]:
+    """The values of `--set a.b=c` flags of a helm command line (strings, true/false)."""
+    values: dict[str, Any] = {}
+    for flag in re.findall(r"--set (\S+)", command):
+        for pair in flag.split(","):
+            path, _, raw = pair.partition("=")
+            node = values
+            *parents, leaf = path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = {"true": True, "false": False}.get(raw, raw)
+    return values
+
+
+def check_chart_pods(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    assert validate(objects, [K8S_VERSIONS[0], K8S_VERSIONS[-1]]) == []
+    (dep,) = find(objects, "Deployment")
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (query,) = [
+        s for s in find(objects, "Service") if s["metadata"]["name"].endswith("-events-cache")
+    ]
+    assert query["spec"]["selector"].items() <= labels.items()
+    pod: dict[str, Any] = dep["spec"]["template"]["spec"]
+    return pod
+
+
+def test_readme_production_values_render() -> None:
+    values = yaml.safe_load(readme_block("# values-prod.yaml"))
+    pod = check_chart_pods(render_chart(values))
+    assert [c["name"] for c in pod["containers"]] == ["ingest"]
+
+
+def test_readme_security_context_values_render_restricted() -> None:
+    values = yaml.safe_load(readme_block("# values-prod.yaml"))
+    ours = yaml.safe_load(readme_block("# values.yaml: your container's security context"))
+    pod = check_chart_pods(render_chart(deep_merge(values, ours)))
+    assert restricted_problems(pod) == []
+
+
+def test_readme_trial_with_the_demo_renders() -> None:
+    (command,) = re.findall(r"^helm install trial .*$", README, re.M)
+    objects = render_chart(set_values(command), release="trial")
+    pod = check_chart_pods(objects)
+    assert [c["name"] for c in pod["containers"]] == ["demo"]
+    assert restricted_problems(pod) == []
+    assert find(objects, "StatefulSet")  # the trial Redis
+    assert re.search(r"kubectl logs deploy/trial-events-cache -c demo", README)
+
+
 # ----------------------------------------------- 2. named templates in a parent chart
 
 
