@@ -151,7 +151,7 @@ def test_demo_feeds_a_daemon_and_the_counts_agree(start_daemon: Any) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("events-cache demo: about 60 events/s for 3 API keys")
-    assert len([line for line in lines if "| sidecar: accepted" in line]) >= 2
+    assert len([line for line in lines if "| sidecar: sent " in line]) >= 2
     summary = next(line for line in lines if line.startswith("sidecar: "))
     sent = int(summary.split()[1])
     assert f"accepted {sent}," in summary and "dropped 0" in summary  # nothing limited
@@ -187,7 +187,7 @@ def test_demo_over_tcp_stops_on_sigterm_with_its_summary(start_daemon: Any) -> N
     )  # fmt: skip
     assert process.stdout is not None
     assert process.stdout.readline().startswith("events-cache demo: about 20 events/s")
-    assert "| sidecar: accepted" in process.stdout.readline()
+    assert "| sidecar: sent " in process.stdout.readline()
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err

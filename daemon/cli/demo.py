@@ -127,7 +127,7 @@ def progress(elapsed: float, tally: Tally, stats: Stats) -> str:
     rate = tally.events / elapsed if elapsed > 0 else 0.0
     line = (
         f"{elapsed:7.1f}s  events {tally.events} ({rate:.1f}/s), destination results "
-        f"{tally.results}  | sidecar: accepted {stats.accepted}, rate limited "
+        f"{tally.results}  | sidecar: sent {stats.sent}, accepted {stats.accepted}, rate limited "
         f"{stats.rate_limited}, invalid {stats.invalid}, dropped {stats.dropped}"
     )
     if stats.dropped_unavailable and stats.last_errors:
