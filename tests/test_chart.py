@@ -1,6 +1,7 @@
 """The Helm chart, rendered and linted by Helm v4's own library (helm-python-sdk).
 
-Every value set of helm/events-cache/ci/ is rendered, and every object is validated
+Every value set of helm/events-cache/ci/ is rendered (parsed by a loader that fails on a
+key written twice, so a duplicated label cannot hide), and every object is validated
 against the Kubernetes JSON schemas of each supported Kubernetes version
 (kubernetes-validate, strict: unknown fields fail), and the Prometheus Operator objects
 against the vendored CRD schemas. Then the properties users rely on: Pod Security
@@ -17,7 +18,6 @@ import functools
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,6 +33,16 @@ kubernetes_validate = pytest.importorskip(
 )
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
 from kubernetes_validate import utils as kv_utils  # noqa: E402
+from manifests import (  # noqa: E402
+    K8S_VERSIONS,
+    DuplicateKeyError,
+    container_problems,
+    containers,
+    load_all,
+    pod_problems,
+    pod_specs,
+    validate,
+)
 
 # kubernetes-validate reads and parses a version's whole `_definitions.json` (megabytes)
 # on every validate() call; the files do not change during a run: parse each once.
@@ -43,23 +53,8 @@ CHART = ROOT / "helm" / "events-cache"
 CRD_SCHEMAS = Path(__file__).resolve().parent / "data" / "crd-schemas"
 VALUE_SETS = {p.name.removesuffix("-values.yaml"): p for p in sorted((CHART / "ci").glob("*.yaml"))}
 RELEASE, NAMESPACE = "ec", "ingest"
-# Every Kubernetes minor from the chart's kubeVersion floor (native sidecars, 1.29) up to
-# the newest that kubernetes-validate ships.
-K8S_VERSIONS = [
-    v for v in kv_utils.all_versions() if tuple(int(x) for x in v.split(".")[:2]) >= (1, 29)
-]
 CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
-RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "downwardAPI",
-    "emptyDir",
-    "projected",
-    "secret",
-    "csi",
-    "persistentVolumeClaim",
-    "ephemeral",
-    "image",
-}
+SIDECAR_LABEL = "events-cache.io/sidecar"
 
 
 def values_of(name: str) -> dict[str, Any]:
@@ -69,12 +64,13 @@ def values_of(name: str) -> dict[str, Any]:
 
 
 def split(manifests: dict[str, str]) -> list[dict[str, Any]]:
-    """Rendered templates to Kubernetes objects (NOTES.txt left out)."""
+    """Rendered templates to Kubernetes objects (NOTES.txt left out); a mapping with a key
+    written twice fails (a duplicated label would silently keep the last value)."""
     objects = []
     for template, text in sorted(manifests.items()):
         if template.endswith("NOTES.txt"):
             continue
-        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+        objects += load_all(text)
     return objects
 
 
@@ -103,19 +99,6 @@ def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> l
     return [
         o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
     ]
-
-
-def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """(object name, pod spec) of every workload and bare pod."""
-    specs = []
-    for obj in objects:
-        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-            specs.append(
-                (f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"])
-            )
-        elif obj["kind"] == "Pod":
-            specs.append((f"Pod/{obj['metadata']['name']}", obj["spec"]))
-    return specs
 
 
 def deployment(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,17 +153,7 @@ def test_objects_validate_against_kubernetes_schemas(
 ) -> None:
     objects = [o for o in rendered[value_set] if o["kind"] not in CRD_KINDS]
     assert objects
-    failures = []
-    for version in K8S_VERSIONS:
-        for obj in objects:
-            try:
-                kv_utils.validate(obj, version, strict=True)
-            except kv_utils.ValidationError as e:
-                path = ".".join(str(p) for p in e.path)
-                failures.append(
-                    f"{version} {obj['kind']}/{obj['metadata']['name']} {path}: {e.message}"
-                )
-    assert failures == []
+    assert validate(objects, K8S_VERSIONS) == []
 
 
 def test_kubernetes_schemas_reject_a_misspelt_field(
@@ -232,29 +205,52 @@ def test_monitors_render_only_when_enabled(rendered: dict[str, list[dict[str, An
 def test_every_container_meets_pod_security_restricted(
     rendered: dict[str, list[dict[str, Any]]], value_set: str
 ) -> None:
+    """The chart's own containers (sidecar, demo, Redis, the test pod) always; the ingest
+    container where the values ask for it (ingest.restricted), and then without a
+    read-only root filesystem, which stays the user's choice."""
+    ingest_values = values_of(value_set).get("ingest", {})
     specs = pod_specs(rendered[value_set])
     assert specs
+    problems = []
     for where, pod in specs:
-        psc = pod.get("securityContext", {})
-        for flag in ("hostNetwork", "hostPID", "hostIPC"):
-            assert not pod.get(flag), (where, flag)
-        for volume in pod.get("volumes", []):
-            kinds = set(volume) - {"name"}
-            assert kinds <= RESTRICTED_VOLUME_TYPES, (where, volume)
-        for c in pod.get("initContainers", []) + pod["containers"]:
-            sc = c.get("securityContext", {})
-            label = f"{where} container {c['name']}"
-            assert sc.get("allowPrivilegeEscalation") is False, label
-            assert sc.get("capabilities", {}).get("drop") == ["ALL"], label
-            assert set(sc.get("capabilities", {}).get("add", [])) <= {"NET_BIND_SERVICE"}, label
-            assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, label
-            assert sc.get("runAsUser", psc.get("runAsUser")) not in (0, None), label
-            seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {}))
-            assert seccomp.get("type") in ("RuntimeDefault", "Localhost"), label
-            assert sc.get("readOnlyRootFilesystem") is True, label
-            assert not sc.get("privileged"), label
-            for port in c.get("ports", []):
-                assert "hostPort" not in port, label
+        problems += [f"{where}: {p}" for p in pod_problems(pod)]
+        for c in containers(pod):
+            if c["name"] == "ingest":
+                if ingest_values.get("restricted"):
+                    found = container_problems(c, pod, read_only_root=False)
+                    problems += [f"{where}: {p}" for p in found]
+                continue
+            problems += [f"{where}: {p}" for p in container_problems(c, pod)]
+    assert problems == []
+
+
+def test_ingest_container_gets_only_what_the_user_asks(chart: Any) -> None:
+    """Nothing forced on the user's container: no security context of the chart's, no
+    pod-level user; `{}` means nothing; ingest.restricted adds the restricted settings
+    under the user's own, which win."""
+    values = values_of("defaults")
+    pod = deployment(render(chart, values))["spec"]["template"]["spec"]
+    (ingest,) = pod["containers"]
+    assert "securityContext" not in ingest
+    assert pod["securityContext"] == {"fsGroup": 10001}  # the socket, whatever the user
+    _, sidecar = sidecar_of(pod)
+    assert container_problems(sidecar, pod) == []  # the sidecar's own context suffices
+
+    given = {"runAsUser": 1000, "readOnlyRootFilesystem": False}
+    values["ingest"] = {**values["ingest"], "securityContext": given}
+    pod = deployment(render(chart, values))["spec"]["template"]["spec"]
+    assert pod["containers"][0]["securityContext"] == given
+
+    values["ingest"]["restricted"] = True
+    pod = deployment(render(chart, values))["spec"]["template"]["spec"]
+    assert pod["containers"][0]["securityContext"] == {
+        **given,
+        "allowPrivilegeEscalation": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container_problems(pod["containers"][0], pod, read_only_root=False) == []
 
 
 def test_helm_test_pod_is_restricted_and_queries_the_api(
@@ -296,6 +292,60 @@ def test_no_service_or_ingress_exposes_the_ingest_listener(
     assert config["sidecar"]["ingest"]["listen"].startswith("127.0.0.1:")
 
 
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_query_service_and_pod_monitor_select_only_the_sidecar_label(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    """A key of the chart's own, whose value is the release's full name: it never collides
+    with the pod's labels, and the Deployment's own selector stays the usual pair."""
+    objects = rendered[value_set]
+    dep = deployment(objects)
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    selector = dep["spec"]["selector"]["matchLabels"]
+    assert selector == {
+        "app.kubernetes.io/name": "events-cache",
+        "app.kubernetes.io/instance": "ec",
+    }
+    assert selector.items() <= labels.items()
+    assert labels[SIDECAR_LABEL] == "ec-events-cache"
+    (query,) = find(objects, "Service", "ec-events-cache")
+    assert query["spec"]["selector"] == {SIDECAR_LABEL: "ec-events-cache"}
+    for monitor in find(objects, "PodMonitor"):
+        assert monitor["spec"]["selector"]["matchLabels"] == {SIDECAR_LABEL: "ec-events-cache"}
+    for svc in find(objects, "Service"):
+        assert svc["spec"]["selector"].items() <= labels.items() or svc["metadata"][
+            "name"
+        ].endswith("-redis"), svc["metadata"]["name"]
+
+
+def test_keys_given_twice_are_written_once_and_the_charts_win(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """commonLabels, podLabels, podAnnotations and service.labels repeat the chart's own
+    keys in this value set; `split` would fail on a key written twice."""
+    objects = rendered["overlapping-keys"]
+    dep = deployment(objects)
+    pod = dep["spec"]["template"]["metadata"]
+    assert pod["labels"]["app.kubernetes.io/name"] == "events-cache"
+    assert pod["labels"]["app.kubernetes.io/instance"] == "ec"
+    assert pod["labels"][SIDECAR_LABEL] == "ec-events-cache"
+    assert pod["labels"]["team"] == "ingest"  # podLabels over commonLabels
+    assert pod["labels"]["app.kubernetes.io/component"] == "ingest"  # commonLabels
+    assert pod["annotations"]["prometheus.io/scrape"] == "false"  # the user's choice
+    assert pod["annotations"]["checksum/config"] != "not-the-checksum"
+    assert dep["metadata"]["labels"]["app.kubernetes.io/name"] == "events-cache"
+    (query,) = find(objects, "Service", "ec-events-cache")
+    assert query["metadata"]["labels"]["app.kubernetes.io/component"] == "query-api"
+    assert query["metadata"]["labels"]["team"] == "query"
+    (monitor,) = find(objects, "PodMonitor")
+    assert monitor["metadata"]["labels"]["team"] == "monitoring"
+
+
+def test_the_loader_refuses_a_key_written_twice() -> None:
+    with pytest.raises(DuplicateKeyError):
+        load_all("metadata:\n  labels:\n    a: '1'\n    a: '2'\n")
+
+
 def test_native_sidecar_starts_before_the_ingest_and_waits_for_the_socket(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
@@ -323,6 +373,45 @@ def test_native_sidecar_starts_before_the_ingest_and_waits_for_the_socket(
     assert "emptyDir" in socket_volume
     # The ingest's shutdown (20 s) + drain (5 s) + flush (10 s) + margin.
     assert pod["terminationGracePeriodSeconds"] >= 20 + 5 + 10
+
+
+def test_demo_container_for_a_trial(chart: Any, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """demo.enabled: `events-cache demo` from the sidecar's image over the socket, with
+    the sidecar's restricted context; without an ingest image it stands in for the
+    ingest. Off (the default): no trace of it."""
+    pod = deployment(rendered["demo"])["spec"]["template"]["spec"]
+    (demo,) = pod["containers"]
+    _, sidecar = sidecar_of(pod)
+    assert demo["name"] == "demo" and demo["image"] == sidecar["image"]
+    assert demo["args"] == [
+        "demo",
+        "--socket",
+        "/var/run/events-cache/ingest.sock",
+        "--rate",
+        "5",
+        "--ids",
+        "4",
+        "--error-ratio",
+        "0.1",
+        "--wait",
+        "60",
+    ]
+    assert demo["securityContext"] == sidecar["securityContext"]
+    assert demo["resources"]["limits"]["memory"] == "96Mi"
+    assert demo["volumeMounts"] == [
+        {"name": "events-cache-socket", "mountPath": "/var/run/events-cache"}
+    ]
+    assert container_problems(demo, pod) == []
+    for value_set in VALUE_SETS:
+        if value_set != "demo":
+            names = [
+                c["name"]
+                for c in containers(deployment(rendered[value_set])["spec"]["template"]["spec"])
+            ]
+            assert "demo" not in names, value_set
+    values = {**values_of("defaults"), "demo": {"enabled": True}}
+    pod = deployment(render(chart, values))["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["ingest", "demo"]
 
 
 def test_classic_sidecar_is_a_plain_container(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -616,60 +705,3 @@ def test_rendered_config_passes_the_daemons_loader_and_check_config(
     assert settings["sidecar"]["api"]["listen"] == "0.0.0.0:8080"
     for secret_value in files.values():
         assert secret_value not in result.stdout, "check-config must redact secrets"
-
-
-# ------------------------------------ the named templates, used from a parent chart
-
-
-def test_named_templates_in_a_parent_chart(tmp_path: Path) -> None:
-    parent = tmp_path / "ingest-app"
-    (parent / "templates").mkdir(parents=True)
-    shutil.copytree(
-        CHART, parent / "charts" / "events-cache", ignore=shutil.ignore_patterns("ci", "README.md")
-    )
-    (parent / "Chart.yaml").write_text(
-        "apiVersion: v2\nname: ingest-app\nversion: 1.0.0\nappVersion: '1.0.0'\n"
-        "dependencies:\n  - name: events-cache\n    version: 0.1.0\n"
-    )
-    (parent / "values.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "events-cache": {
-                    "deployment": {"enabled": False},
-                    "externalRedis": {"host": "redis.cache.svc"},
-                }
-            }
-        )
-    )
-    readme = (CHART / "README.md").read_text()
-    # The pod template documented in the chart README, as a user would paste it.
-    snippet = readme.split("# templates/deployment.yaml of your chart (pod template)\n", 1)[1]
-    snippet = snippet.split("```", 1)[0]
-    (parent / "templates" / "deployment.yaml").write_text(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ingest-app\n"
-        + snippet.replace(
-            "spec:\n  template:",
-            "spec:\n  selector:\n    matchLabels:\n      app: ingest-app\n  template:",
-            1,
-        ).replace("      labels:\n", "      labels:\n        app: ingest-app\n", 1)
-    )
-    with helm.Chart.load(parent) as parent_chart:
-        objects = split(parent_chart.render({}, name=RELEASE, namespace=NAMESPACE, is_install=True))
-    deployments = find(objects, "Deployment")
-    assert [d["metadata"]["name"] for d in deployments] == ["ingest-app"]
-    pod = deployments[0]["spec"]["template"]["spec"]
-    where, sidecar = sidecar_of(pod)
-    assert where == "initContainers" and sidecar["restartPolicy"] == "Always"
-    env = {e["name"] for e in pod["containers"][0]["env"]}
-    assert {"EVENTS_CACHE_SOCKET", "EVENTS_CACHE_URL"} <= env
-    assert {v["name"] for v in pod["volumes"]} >= {
-        "events-cache-socket",
-        "events-cache-config",
-        "events-cache-secrets",
-    }
-    # The subchart's Service selects the pods through the labels the snippet adds.
-    (svc,) = find(objects, "Service")
-    labels = deployments[0]["spec"]["template"]["metadata"]["labels"]
-    assert svc["spec"]["selector"].items() <= labels.items()
-    for obj in objects:
-        kv_utils.validate(obj, K8S_VERSIONS[0], strict=True)

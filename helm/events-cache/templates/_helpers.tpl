@@ -27,14 +27,45 @@ app.kubernetes.io/name: {{ include "events-cache.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/*
+events-cache.mergeMaps: one mapping (labels or annotations) from a list of maps, the first
+map's keys winning over the later ones', so no key is ever written twice.
+*/}}
+{{- define "events-cache.mergeMaps" -}}
+{{- $out := dict -}}
+{{- range . }}{{ $out = merge $out (deepCopy (. | default dict)) }}{{ end -}}
+{{- with $out }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/*
+events-cache.labelsWith: the chart's labels, then the maps of `extra` in order, then
+commonLabels; earlier ones win, so the selector labels always hold. Call with
+(dict "ctx" . "extra" (list map...)).
+*/}}
+{{- define "events-cache.labelsWith" -}}
+{{- $ctx := .ctx -}}
+{{- $own := dict
+  "helm.sh/chart" (include "events-cache.chart" $ctx)
+  "app.kubernetes.io/name" (include "events-cache.name" $ctx)
+  "app.kubernetes.io/instance" $ctx.Release.Name
+  "app.kubernetes.io/version" ($ctx.Chart.AppVersion | toString)
+  "app.kubernetes.io/managed-by" $ctx.Release.Service -}}
+{{- include "events-cache.mergeMaps" (concat (list $own) (.extra | default list) (list $ctx.Values.commonLabels)) -}}
+{{- end -}}
+
 {{- define "events-cache.labels" -}}
-helm.sh/chart: {{ include "events-cache.chart" . }}
-{{ include "events-cache.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
+{{- include "events-cache.labelsWith" (dict "ctx" .) -}}
+{{- end -}}
+
+{{/*
+events-cache.podLabels: the one label the query Service and the PodMonitor select, a key of
+this chart's own (it never collides with a pod's labels) with the release's full name as
+value (two releases in a namespace never select each other's pods). The chart's Deployment
+carries it; from a parent chart, add it to your pod template's labels:
+  {{- include "events-cache.podLabels" (index .Subcharts "events-cache") | nindent 8 }}
+*/}}
+{{- define "events-cache.podLabels" -}}
+events-cache.io/sidecar: {{ include "events-cache.fullname" . | quote }}
 {{- end -}}
 
 {{- define "events-cache.redis.fullname" -}}
@@ -47,13 +78,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "events-cache.redis.labels" -}}
-helm.sh/chart: {{ include "events-cache.chart" . }}
-{{ include "events-cache.redis.selectorLabels" . }}
-app.kubernetes.io/component: redis
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
-{{- end }}
+{{- $own := dict
+  "helm.sh/chart" (include "events-cache.chart" .)
+  "app.kubernetes.io/name" (printf "%s-redis" (include "events-cache.name" .))
+  "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/component" "redis"
+  "app.kubernetes.io/managed-by" .Release.Service -}}
+{{- include "events-cache.mergeMaps" (list $own .Values.commonLabels) -}}
 {{- end -}}
 
 {{- define "events-cache.serviceAccountName" -}}
@@ -201,8 +232,8 @@ tls_ca_file: /etc/events-cache/redis-tls/ca.crt
 
 {{/* Annotations that roll the pods when the configuration or the chart's Secret changes. */}}
 {{- define "events-cache.checksumAnnotations" -}}
-checksum/config: {{ include "events-cache.config" . | sha256sum }}
-checksum/secret: {{ printf "%s|%s|%s|%s" .Values.auth.existingSecret .Values.externalRedis.existingSecret (.Values.auth.adminToken | sha256sum) (.Values.externalRedis.password | sha256sum) | sha256sum }}
+checksum/config: {{ include "events-cache.config" . | sha256sum | quote }}
+checksum/secret: {{ printf "%s|%s|%s|%s" .Values.auth.existingSecret .Values.externalRedis.existingSecret (.Values.auth.adminToken | sha256sum) (.Values.externalRedis.password | sha256sum) | sha256sum | quote }}
 {{- end -}}
 
 {{/*
@@ -212,8 +243,9 @@ sidecar.native is false. Call it with this chart's context; from a parent chart 
 has this chart as the dependency `events-cache`:
   initContainers:
     {{- include "events-cache.sidecar" (index .Subcharts "events-cache") | nindent 4 }}
-and add the volumes with events-cache.volumes, and events-cache.ingestEnv /
-events-cache.ingestVolumeMounts to your ingest container.
+and add the volumes with events-cache.volumes, events-cache.ingestEnv /
+events-cache.ingestVolumeMounts to your ingest container, and events-cache.podLabels to
+your pod labels (the chart README shows it as a patch of a `helm create` chart).
 */}}
 {{- define "events-cache.sidecar" -}}
 - name: {{ .Values.sidecar.name }}
@@ -349,4 +381,37 @@ events-cache.ingestVolumeMounts to your ingest container.
 {{- define "events-cache.ingestVolumeMounts" -}}
 - name: events-cache-socket
   mountPath: {{ .Values.socket.dir }}
+{{- end -}}
+
+{{/*
+events-cache.demo: the demo container (one list item): `events-cache demo` from the
+sidecar's image, over the socket, with the sidecar's restricted security context. It
+waits up to a minute for the socket (a classic sidecar may start after it).
+*/}}
+{{- define "events-cache.demo" -}}
+- name: demo
+  image: {{ include "events-cache.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - demo
+    - --socket
+    - {{ include "events-cache.socketPath" . | quote }}
+    - --rate
+    - {{ .Values.demo.rate | toString | quote }}
+    - --ids
+    - {{ .Values.demo.ids | int | toString | quote }}
+    - --error-ratio
+    - {{ .Values.demo.errorRatio | toString | quote }}
+    - --wait
+    - "60"
+  {{- with .Values.demo.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.sidecar.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    {{- include "events-cache.ingestVolumeMounts" . | nindent 4 }}
 {{- end -}}
