@@ -27,7 +27,7 @@ import yaml
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
 pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
-from manifests import (  # noqa: E402
+from tests.support.manifests import (  # noqa: E402
     K8S_VERSIONS,
     DuplicateKeyError,
     container_problems,

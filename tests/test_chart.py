@@ -33,7 +33,8 @@ kubernetes_validate = pytest.importorskip(
 )
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed")
 from kubernetes_validate import utils as kv_utils  # noqa: E402
-from manifests import (  # noqa: E402
+
+from tests.support.manifests import (  # noqa: E402
     K8S_VERSIONS,
     DuplicateKeyError,
     container_problems,
