@@ -1,18 +1,23 @@
-"""The `token_from` rules of the mirror and the proxy (pure), and their validation at
-load time."""
+"""The `token_from` rules of the mirror and the proxy (pure), their validation at load
+time, and the tee's decoding of compressed bodies."""
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
 from daemon.config import ConfigError, load_config
+from daemon.core.model import TeeOutcome
 from daemon.core.parse import parse_token_body
 from daemon.core.tokenfrom import RuleError, RuleKind, TokenFinder, check_rules, parse_rule
 from daemon.core.wire import MAX_ID_LENGTH
+from daemon.web.tee import TeeBuffer, decoded
 
 ALL = ["query:token", "header:X-Auth-Token", "path:/api/v1/event/{token}", "json:api_key"]
 
@@ -236,3 +241,36 @@ def test_rules_are_checked_even_while_the_listener_is_off(tmp_path: Path) -> Non
         in problems(tmp_path, {"proxy": {"token_from": ["x"]}})["sidecar.proxy.token_from"]
     )
     assert load(tmp_path, {"proxy": {"upstream": "https://ingest:8443/"}}).sidecar.proxy.upstream
+
+
+# -- the tee's buffer and decoding ---------------------------------------------------------
+
+
+def test_the_buffer_keeps_chunks_up_to_the_limit_then_nothing() -> None:
+    buffer = TeeBuffer(10)
+    buffer.add(b"12345")
+    buffer.add(b"67890")
+    assert buffer.chunks == [b"12345", b"67890"] and not buffer.overflow
+    buffer.add(b"x")
+    assert buffer.overflow and buffer.chunks == []
+    buffer.add(b"y")
+    assert buffer.chunks == []
+
+
+def test_decoding_as_the_ingest_listener_would_read_the_body() -> None:
+    body = orjson.dumps({"event": "x" * 500})
+    assert decoded(body, "", 10_000) == body
+    assert decoded(body, "identity", 10_000) == body
+    assert decoded(gzip.compress(body), "gzip", 10_000) == body
+    assert decoded(gzip.compress(body), "x-gzip", 10_000) == body
+    assert decoded(zlib.compress(body), "deflate", 10_000) == body
+    raw_deflate = zlib.compressobj(wbits=-15)
+    assert decoded(raw_deflate.compress(body) + raw_deflate.flush(), "Deflate", 10_000) == body
+    # Bounded: a small compressed body that expands past the limit is not inflated whole.
+    bomb = gzip.compress(b"0" * 5_000_000)
+    assert len(bomb) < 10_000
+    assert decoded(bomb, "gzip", 1_000_000) is TeeOutcome.TOO_LARGE
+    assert decoded(b"not gzip", "gzip", 10_000) is TeeOutcome.ENCODING
+    assert decoded(gzip.compress(body)[:-12], "gzip", 10_000) is TeeOutcome.ENCODING  # cut
+    assert decoded(body, "br", 10_000) is TeeOutcome.ENCODING
+    assert decoded(body, "gzip, br", 10_000) is TeeOutcome.ENCODING
