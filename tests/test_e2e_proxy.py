@@ -157,6 +157,10 @@ ANSWERS = {
     b"X-Public: p\r\nContent-Length: 1\r\n\r\n.",
     "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Stream: 1\r\n\r\n"
     b"5\r\nfirst\r\n1;ext=1\r\n-\r\n6\r\nsecond\r\n0\r\n\r\n",
+    # Over the whole-body bound (64 KiB): streamed, its length kept.
+    "/large": b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\nX-Large: 1\r\n\r\n"
+    + bytes(range(256)) * 1171
+    + b"\x00" * 224,
 }
 
 
@@ -252,13 +256,19 @@ def test_a_slow_upstream_is_504_and_a_stalled_answer_is_cut(
     reply = exchange(port, http_request("GET", "/slow", [(b"Connection", b"close")]))
     assert reply.status == 504 and time.monotonic() - started < 2.5
     assert "did not answer in time" in json.loads(reply.body)["message"]
-    # The answer began, then stalled: the client must see a broken answer, not a whole one.
+    # A small answer stalls before its end: nothing was sent yet, so 504 still.
     stand_in.answers["/stall"] = Answer(
         [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part"), (3, b"x" * 90)]
     )
     reply = exchange(port, http_request("GET", "/stall", [(b"Connection", b"close")]))
-    assert reply.status == 200 and reply.body == b"first part" and not reply.complete
-    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="timeout") == 2
+    assert reply.status == 504
+    # A streamed answer began, then stalled: the client must see a broken answer.
+    stand_in.answers["/stall-stream"] = Answer(
+        [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n"), (3, b"")]
+    )
+    reply = exchange(port, http_request("GET", "/stall-stream", [(b"Connection", b"close")]))
+    assert reply.status == 200 and reply.body == b"part" and not reply.complete
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="timeout") == 3
 
 
 def test_an_answer_that_breaks_off_cuts_the_client(start_daemon: Any, stand_in: StandIn) -> None:
@@ -269,8 +279,14 @@ def test_an_answer_that_breaks_off_cuts_the_client(start_daemon: Any, stand_in: 
     body = json.dumps({"api_key": "cut-key"}).encode()
     reply = exchange(port, http_request("POST", "/cut", [(b"Connection", b"close")], body))
     assert reply.status == 200 and reply.body == b"hello" and not reply.complete
-    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="interrupted") == 1
-    assert tee_outcome(daemon, "incomplete") == 1
+    # A small answer (by its length) that breaks off is read whole first: 502 instead.
+    stand_in.answers["/short"] = Answer.raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", close=True
+    )
+    reply = exchange(port, http_request("POST", "/short", [(b"Connection", b"close")], body))
+    assert reply.status == 502 and reply.complete
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="interrupted") == 2
+    assert tee_outcome(daemon, "incomplete") == 2
     # The proxy goes on: the next request is forwarded as usual.
     reply = exchange(port, http_request("GET", "/", [(b"Connection", b"close")]))
     assert reply.status == 200 and reply.complete

@@ -3,11 +3,12 @@
 Method, path and query (as received, not re-encoded), headers (order, case and repeats
 kept; hop-by-hop ones per RFC 9110 section 7.6.1 dropped; `X-Forwarded-For` appended to,
 `X-Forwarded-Proto` and `X-Forwarded-Host` added unless a proxy in front set them) and
-the body, streamed as it arrives. The upstream's answer comes back the same way: status,
-reason, headers and body, streamed, bytes untouched (no decompression either way).
-502 `{"message"}` when the upstream cannot be reached, 504 when it does not answer in
-time; once an answer has begun, a failure cuts the client's connection so that the
-client sees a broken answer, never a complete-looking one.
+the body, streamed as it arrives (`daemon.web.relay`). The upstream's answer comes back
+the same way: status, reason, headers and body, bytes untouched (no decompression either
+way). 502 `{"message"}` when the upstream cannot be reached or its small answer breaks
+off, 504 when it does not answer in time; once a streamed answer has begun, a failure
+cuts the client's connection so that the client sees a broken answer, never a
+complete-looking one.
 
 The body is copied into a bounded buffer as it streams through (`daemon.web.tee`) and
 cached after the answer was relayed, when the upstream answered 2xx.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
@@ -27,33 +27,32 @@ from aiohttp import (
     ClientSession,
     ClientTimeout,
     DummyCookieJar,
-    StreamReader,
     TCPConnector,
     web,
 )
-from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from daemon.core.model import TeeOutcome, UpstreamError
 from daemon.core.wire import ANY_PATH
 from daemon.metrics import Metrics
 from daemon.web.middleware import observe
-from daemon.web.responses import error_response
-from daemon.web.tee import Tee, TeeBuffer
-
-# RFC 9110 7.6.1, and Trailer (trailers are not relayed) and Expect (aiohttp has already
-# answered 100-continue to the client).
-HOP_BY_HOP = frozenset(
-    {"connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade"}
-    | {"trailer", "expect"}
+from daemon.web.relay import (
+    Relayed,
+    RelayedWhole,
+    Upload,
+    no_defaults,
+    outgoing_headers,
+    whole_answer,
 )
+from daemon.web.responses import error_response
+from daemon.web.tee import Tee
+
 # Pooled upstream connections idle longer than this are closed: below the 5 s idle
 # timeout of uvicorn and Node, so a request never races the upstream's close.
 UPSTREAM_KEEPALIVE_S = 4.0
 WARN_EVERY_S = 10.0
-# What aiohttp adds to a request or an answer when it is absent: never added here.
+# What aiohttp adds to a request when it is absent: never added here.
 _CLIENT_DEFAULTS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-_SERVER_DEFAULTS = ("content-type", "date", "server")
 
 log = structlog.get_logger(__name__)
 
@@ -65,77 +64,6 @@ class Upstream:
     url: str
     connect_timeout_s: float
     read_timeout_s: float
-
-
-def _dropped(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
-    """Hop-by-hop names, with those the Connection header lists."""
-    values = headers.getall("Connection", ())
-    return HOP_BY_HOP | {name.strip().lower() for value in values for name in value.split(",")}
-
-
-def outgoing_headers(request: web.Request) -> CIMultiDict[str]:
-    """The request's headers as the upstream gets them."""
-    headers = request.headers
-    drop = _dropped(headers) | {"x-forwarded-for"}
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in drop:
-            out.add(name, value)
-    forwarded = headers.getall("X-Forwarded-For", [])
-    if request.remote:
-        forwarded = [*forwarded, request.remote]
-    if forwarded:
-        out.add("X-Forwarded-For", ", ".join(forwarded))
-    if "X-Forwarded-Proto" not in headers:
-        out.add("X-Forwarded-Proto", request.scheme)
-    if "X-Forwarded-Host" not in headers and "Host" in headers:
-        out.add("X-Forwarded-Host", headers["Host"])
-    return out
-
-
-class Relayed(web.StreamResponse):
-    """The upstream's answer: its status, reason and end-to-end headers."""
-
-    def __init__(self, upstream: ClientResponse) -> None:
-        super().__init__(status=upstream.status, reason=upstream.reason)
-        headers = upstream.headers
-        drop = _dropped(headers)
-        for name, value in headers.items():
-            if name.lower() not in drop:
-                self.headers.add(name, value)
-        self.from_upstream = frozenset(name.lower() for name in self.headers)
-
-
-async def _no_defaults(_: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: take back what aiohttp added to a relayed answer."""
-    if isinstance(response, Relayed):
-        for name in _SERVER_DEFAULTS:
-            if name not in response.from_upstream:
-                response.headers.popall(name, None)
-
-
-class _Upload:
-    """The request body as it streams to the upstream, copied into the tee's buffer."""
-
-    __slots__ = ("buffer", "content", "failed")
-
-    def __init__(self, content: StreamReader, buffer: TeeBuffer | None) -> None:
-        self.content = content
-        self.buffer = buffer
-        self.failed = False  # the client's body broke off
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        buffer = self.buffer
-        try:
-            async for chunk in self.content.iter_any():
-                if buffer is not None:
-                    buffer.add(chunk)
-                yield chunk
-        except Exception:
-            self.failed = True
-            raise
-        if buffer is not None:
-            buffer.complete = True
 
 
 class Proxy:
@@ -175,16 +103,16 @@ class Proxy:
         assert self._session is not None
         headers = request.headers
         buffer = self.tee.buffer_for(request.body_exists, request.path, request.query, headers)
-        upload = _Upload(request.content, buffer) if request.body_exists else None
+        upload = Upload(request, buffer) if request.body_exists else None
         try:
             upstream = await self._session.request(
                 request.method,
                 URL(self._base + _target(request), encoded=True),
                 headers=outgoing_headers(request),
-                data=upload.chunks() if upload is not None else None,
+                data=await upload.data() if upload is not None else None,
                 allow_redirects=False,
             )
-        except (TimeoutError, ClientError, OSError) as e:
+        except (TimeoutError, ClientError, OSError, asyncio.IncompleteReadError) as e:
             if buffer is not None:
                 self.tee.count(TeeOutcome.INCOMPLETE)
             if upload is not None and upload.failed:
@@ -205,7 +133,19 @@ class Proxy:
     async def _relay(
         self, request: web.Request, upstream: ClientResponse
     ) -> tuple[web.StreamResponse, bool]:
-        """Stream the answer to the client; (the response, True when it went whole)."""
+        """The answer for the client; (the response, True when the upstream's went whole)."""
+        if not whole_answer(request, upstream):
+            return await self._stream(request, upstream)
+        try:
+            body = await upstream.read()
+        except (TimeoutError, ClientError, OSError) as e:  # nothing sent yet: say so
+            return self._unanswered(e, UpstreamError.INTERRUPTED), False
+        return RelayedWhole(upstream, body), True
+
+    async def _stream(
+        self, request: web.Request, upstream: ClientResponse
+    ) -> tuple[web.StreamResponse, bool]:
+        """Stream the answer to the client as it comes."""
         response = Relayed(upstream)
         try:
             await response.prepare(request)
@@ -233,11 +173,14 @@ class Proxy:
             return response, False
         return response, True
 
-    def _unanswered(self, error: BaseException) -> web.Response:
+    def _unanswered(
+        self, error: BaseException, reason: UpstreamError = UpstreamError.UNREACHABLE
+    ) -> web.Response:
+        """502, or 504 on a timeout: the client gets a whole answer that says why."""
         if isinstance(error, TimeoutError):
             self._failed(UpstreamError.TIMEOUT, error)
             return error_response(504, "the upstream (the ingest container) did not answer in time")
-        self._failed(UpstreamError.UNREACHABLE, error)
+        self._failed(reason, error)
         return error_response(502, "the upstream (the ingest container) did not answer")
 
     def _failed(self, reason: UpstreamError, error: BaseException) -> None:
@@ -269,6 +212,6 @@ def proxy_application(metrics: Metrics, proxy: Proxy) -> web.Application:
     """The proxy listener's application: one route for every method and path."""
     app = web.Application(middlewares=[observe("proxy", metrics.http_duration)])
     app[PROXY] = proxy
-    app.on_response_prepare.append(_no_defaults)
+    app.on_response_prepare.append(no_defaults)
     app.router.add_route("*", ANY_PATH, forward)
     return app
