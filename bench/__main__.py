@@ -13,10 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import proxy as px
 from bench import scenarios as sc
 from bench.procs import Daemon, Server
 
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5")
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6")
+RUNS = {"P1": sc.p1, "P2": sc.p2, "P4": sc.p4, "P6": px.p6}  # P3 and P5 need more
 
 
 def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
@@ -150,18 +152,14 @@ def main() -> int:
         p3_eps = None
         for name in chosen:
             print(f"bench: running {name} ...", file=sys.stderr, flush=True)
-            if name == "P1":
-                rows += sc.p1(s, server)
-            elif name == "P2":
-                rows += sc.p2(s, server)
-            elif name == "P3":
+            if name == "P3":
                 p3_rows = sc.p3(s, server)
                 p3_eps = p3_rows[0].value
                 rows += p3_rows
-            elif name == "P4":
-                rows += sc.p4(s, server)
             elif name == "P5":
                 rows += sc.p5(s, p3_eps)
+            elif name in RUNS:
+                rows += RUNS[name](s, server)
             else:
                 print(f"bench: unknown scenario {name}", file=sys.stderr)
                 return 2

@@ -74,13 +74,15 @@ def _loadgen(
     return run_json([sys.executable, "-m", "bench.loadgen", str(spec_path)], timeout=seconds + 60)
 
 
-def _wrk(s: Settings, port: int, wrk_file: str, seconds: float) -> dict[str, Any]:
+def _wrk(
+    s: Settings, port: int, wrk_file: str, seconds: float, connections: int = CONNECTIONS
+) -> dict[str, Any]:
     duration = max(1, round(seconds))
     out = subprocess.run(
         [
             "wrk",
             "-t1",
-            f"-c{CONNECTIONS}",
+            f"-c{connections}",
             f"-d{duration}s",
             "--timeout",
             "10s",
