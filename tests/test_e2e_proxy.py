@@ -13,6 +13,7 @@ import gzip
 import json
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -397,3 +398,24 @@ def test_the_proxy_forwards_through_the_drain_then_closes(
     with pytest.raises(OSError):
         exchange(port, http_request("GET", "/", [(b"Connection", b"close")]), timeout=2)
     assert [r.body for r in stand_in.received] == [body]
+
+
+def test_a_forward_in_flight_at_shutdown_finishes(
+    start_daemon: Any, stand_in: StandIn, redis_client: Any
+) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    stand_in.answers["/slow"] = Answer.raw(OK_SLOW, delay=0.6)
+    body = json.dumps({"api_key": "in-flight"}).encode()
+    replies: list[Any] = []
+    request = http_request("POST", "/slow", [(b"Connection", b"close")], body)
+    sender = threading.Thread(target=lambda: replies.append(exchange(port, request)))
+    sender.start()
+    wait_for(lambda: stand_in.received)  # the forward is under way
+    daemon.signal(signal.SIGTERM)  # no drain: the listeners close now
+    sender.join(10)
+    assert replies[0].status == 200 and replies[0].body == b'{"ok":true}'
+    assert daemon.process.wait(15) == 0
+    assert redis_client.llen("events_cache:token#in-flight") == 1  # teed and flushed
+
+
+OK_SLOW = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}'
