@@ -76,7 +76,9 @@ def test_a_request_reaches_the_upstream_byte_for_byte(start_daemon: Any, stand_i
     body = bytes(range(256)) * 400 + b"\x00\r\n\r\n"  # 100 KB of binary, framing lookalikes
     headers = [
         (b"Host", b"ingest.example:8080"),
-        (b"User-Agent", b"curl/8.0"),
+        (b"user-agent", b"curl/8.0"),  # known names keep their case too
+        (b"ACCEPT", b"*/*"),
+        (b"etag", b'"x"'),
         (b"X-Dup", b"one"),
         (b"x-MiXeD-Case", b"Value  with  spaces"),
         (b"X-Dup", b"two"),
@@ -148,6 +150,7 @@ def test_bodies_stream_through_without_waiting_for_their_end(
 
 ANSWERS = {
     "/created": b"HTTP/1.1 201 Made It\r\nx-MiXeD: a\r\nSet-Cookie: a=1; Path=/\r\n"
+    b'ETag: "v1"\r\nwww-authenticate: Bearer\r\ncache-control: no-store\r\n'
     b"Set-Cookie: b=2\r\nX-Utf8: \xc3\xa9\r\nContent-Length: 6\r\n\r\n\x00\x01\xff\r\n\n",
     "/missing": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
     b"Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nServer: ingest/1.0\r\n\r\nnope",
@@ -156,7 +159,7 @@ ANSWERS = {
     "/empty": b"HTTP/1.1 204 No Content\r\nX-Empty: yes\r\n\r\n",
     "/private": b"HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: s\r\nKeep-Alive: t=1\r\n"
     b"X-Public: p\r\nContent-Length: 1\r\n\r\n.",
-    "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Stream: 1\r\n\r\n"
+    "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Stream: 1\r\nETag: e\r\n\r\n"
     b"5\r\nfirst\r\n1;ext=1\r\n-\r\n6\r\nsecond\r\n0\r\n\r\n",
     # Over the whole-body bound (64 KiB): streamed, its length kept.
     "/large": b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\nX-Large: 1\r\n\r\n"

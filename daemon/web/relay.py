@@ -40,14 +40,21 @@ def _dropped(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str
     return HOP_BY_HOP | {name.strip().lower() for value in values for name in value.split(",")}
 
 
+def _kept(raw: tuple[tuple[bytes, bytes], ...], drop: frozenset[str]) -> CIMultiDict[str]:
+    """Headers as they came on the wire (aiohttp's parsed ones give known names its own
+    case: `ETag` would leave as `Etag`), but those in `drop`."""
+    kept: CIMultiDict[str] = CIMultiDict()
+    for name_bytes, value_bytes in raw:
+        name = name_bytes.decode("latin-1")
+        if name.lower() not in drop:
+            kept.add(name, value_bytes.decode("utf-8", "surrogateescape"))
+    return kept
+
+
 def outgoing_headers(request: web.Request) -> CIMultiDict[str]:
     """The request's headers as the upstream gets them."""
     headers = request.headers
-    drop = _dropped(headers) | {"x-forwarded-for"}
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in drop:
-            out.add(name, value)
+    out = _kept(request.raw_headers, _dropped(headers) | {"x-forwarded-for"})
     forwarded = headers.getall("X-Forwarded-For", [])
     if request.remote:
         forwarded = [*forwarded, request.remote]
@@ -61,9 +68,7 @@ def outgoing_headers(request: web.Request) -> CIMultiDict[str]:
 
 
 def _end_to_end(upstream: ClientResponse) -> CIMultiDict[str]:
-    headers = upstream.headers
-    drop = _dropped(headers)
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
+    return _kept(upstream.raw_headers, _dropped(upstream.headers))
 
 
 class Relayed(web.StreamResponse):
