@@ -148,6 +148,25 @@ def test_bodies_stream_through_without_waiting_for_their_end(
     assert parse_reply(data).body == b"firstlast"
 
 
+def test_expect_100_continue_is_answered_by_the_proxy(start_daemon: Any, stand_in: StandIn) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    body = json.dumps({"api_key": "expect-key"}).encode()
+    headers = [(b"Expect", b"100-continue"), (b"Connection", b"close")]
+    request = http_request("POST", "/e", headers, body)
+    head, _, _ = request.partition(b"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + b"\r\n\r\n")
+        assert s.recv(1 << 16).startswith(b"HTTP/1.1 100 Continue\r\n")
+        s.sendall(body)
+        data = b""
+        while chunk := s.recv(1 << 16):
+            data += chunk
+    assert parse_reply(data).status == 200
+    [got] = stand_in.received
+    assert got.body == body and got.header(b"Expect") == []  # answered here, not forwarded
+    assert wait_cached(daemon, "expect-key")
+
+
 ANSWERS = {
     "/created": b"HTTP/1.1 201 Made It\r\nx-MiXeD: a\r\nSet-Cookie: a=1; Path=/\r\n"
     b'ETag: "v1"\r\nwww-authenticate: Bearer\r\ncache-control: no-store\r\n'
