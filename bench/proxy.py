@@ -29,6 +29,7 @@ from bench.procs import Bare, Daemon, Server, cpu_s, free_port
 from bench.scenarios import CONNECTIONS, Row, Settings, _wrk
 
 TOKEN_RULE = "path:/v1/token/{token}/events"
+IDLE_RULE = "header:X-Bench-Absent"  # never found: the proxy forwards, the tee does nothing
 Runs = dict[str, list[dict[str, Any]]]
 
 
@@ -77,22 +78,31 @@ def _run(
     return result
 
 
+def _daemon(
+    s: Settings, server: Server, name: str, upstream_port: int, rule: str
+) -> tuple[Daemon, int]:
+    """A daemon whose proxy forwards to `upstream_port`, and the proxy's port."""
+    port = free_port()
+    proxy = {
+        "listen": f"127.0.0.1:{port}",
+        "upstream": f"http://127.0.0.1:{upstream_port}",
+        "token_from": [rule],
+    }
+    return Daemon(s.workdir / name, server.url, {"sidecar": {"proxy": proxy}}), port
+
+
 def p6(s: Settings, server: Server) -> list[Row]:
     """Added latency (p50, p99) and CPU per request of the tee proxy."""
     server.client().flushall()
     bare = Bare(s.workdir / "bare-P6")
     bare.start()
     reference = BareProxy(bare.port)
-    port = free_port()
-    proxy = {
-        "listen": f"127.0.0.1:{port}",
-        "upstream": f"http://127.0.0.1:{bare.port}",
-        "token_from": [TOKEN_RULE],
-    }
-    daemon = Daemon(s.workdir / "daemon-P6", server.url, {"sidecar": {"proxy": proxy}})
+    daemon, port = _daemon(s, server, "daemon-P6", bare.port, TOKEN_RULE)
+    # The same proxy whose rule finds no key: the forward alone, the tee idle.
+    idle, idle_port = _daemon(s, server, "daemon-P6-idle", bare.port, IDLE_RULE)
     try:
-        reference.start()
-        daemon.start()
+        for process in (reference, daemon, idle):
+            process.start()
         wrk_file = s.workdir / "p6.wrk"
         bodies = ev.token_bodies(1000, ev.token_ids(1000))
         wrk_file.write_bytes(
@@ -102,21 +112,27 @@ def p6(s: Settings, server: Server) -> list[Row]:
             "proxy": (port, {"daemon": daemon.pid, "upstream": bare.pid}),
             "direct": (bare.port, {"upstream": bare.pid}),
             "reference": (reference.port, {"reference": reference.pid, "upstream": bare.pid}),
+            "idle": (idle_port, {"idle": idle.pid, "upstream": bare.pid}),
         }
-        runs: dict[int, Runs] = {}
-        for connections in (1, CONNECTIONS):
-            runs[connections] = {name: [] for name in subjects}
-            for n in range(s.rounds):  # rotate the order, so each sees the machine alike
-                names = list(subjects)[n % 3 :] + list(subjects)[: n % 3]
-                for name in names:
-                    target, pids = subjects[name]
-                    runs[connections][name].append(_run(s, target, wrk_file, connections, pids))
+        runs = {c: _rotate(s, subjects, wrk_file, c) for c in (1, CONNECTIONS)}
         metrics = daemon.metrics()
     finally:
-        daemon.stop()
-        reference.stop()
-        bare.stop()
+        for process in (daemon, idle, reference, bare):
+            process.stop()
     return [*_latency_rows(runs[1]), _cpu_row(runs[CONNECTIONS], metrics)]
+
+
+def _rotate(
+    s: Settings, subjects: dict[str, tuple[int, dict[str, int]]], wrk_file: Path, connections: int
+) -> Runs:
+    """Each subject once per round, the order rotated so that each sees the machine alike."""
+    runs: Runs = {name: [] for name in subjects}
+    names = list(subjects)
+    for n in range(s.rounds):
+        for name in names[n % len(names) :] + names[: n % len(names)]:
+            target, pids = subjects[name]
+            runs[name].append(_run(s, target, wrk_file, connections, pids))
+    return runs
 
 
 def _med(runs: list[dict[str, Any]], key: str) -> float:
@@ -143,9 +159,10 @@ def _latency_rows(runs: Runs) -> list[Row]:
         )
         row.notes.append(
             f"{pct} through the proxy {_med(runs['proxy'], key):.3f} ms, calling the upstream "
-            f"directly {_med(runs['direct'], key):.3f} ms (baseline column); the reference "
-            f"aiohttp proxy adds {statistics.median(_added(runs, 'reference', key)):.3f} ms; "
-            "wrk -t1 -c1"
+            f"directly {_med(runs['direct'], key):.3f} ms (baseline column); added by the proxy "
+            f"with its tee idle {statistics.median(_added(runs, 'idle', key)):.3f} ms, by the "
+            f"reference aiohttp proxy {statistics.median(_added(runs, 'reference', key)):.3f} ms;"
+            " wrk -t1 -c1"
         )
         rows.append(row)
     return rows
@@ -178,8 +195,9 @@ def _cpu_row(runs: Runs, metrics: dict[str, float]) -> Row:
     row.notes += [
         "the daemon's CPU per proxied request (forward, tee, its Redis writes) against the "
         "upstream's CPU per request called directly (baseline); ratio = daemon/upstream; "
-        f"the reference aiohttp proxy's CPU per request {_med(reference, 'reference_cpu_us'):.0f}"
-        f" us; wrk -t1 -c{CONNECTIONS}",
+        f"the same proxy with its tee idle (no key found) {_med(runs['idle'], 'idle_cpu_us'):.0f}"
+        f" us, the reference aiohttp proxy {_med(reference, 'reference_cpu_us'):.0f} us; "
+        f"wrk -t1 -c{CONNECTIONS}",
         f"through the proxy {rate(proxied)}; directly {rate(direct)}; through the reference "
         f"proxy {rate(reference)}; busy: daemon {_med(proxied, 'daemon_busy'):.0%}, upstream "
         f"behind it {_med(proxied, 'upstream_busy'):.0%}",
