@@ -102,7 +102,8 @@ class Proxy:
         """Forward one request, relay the answer, then tee the body."""
         assert self._session is not None
         headers = request.headers
-        buffer = self.tee.buffer_for(request.body_exists, request.path, request.query, headers)
+        length = request.content_length if request.body_exists else 0
+        buffer = self.tee.buffer_for(length, request.path, request.query, headers)
         upload = Upload(request, buffer) if request.body_exists else None
         try:
             upstream = await self._session.request(

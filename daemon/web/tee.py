@@ -79,13 +79,22 @@ class Tee:
         self._outcomes = intake.metrics.proxy_tee
 
     def buffer_for(
-        self, has_body: bool, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+        self,
+        length: int | None,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
     ) -> TeeBuffer | None:
-        """A buffer when the body may be cached, else None (the outcome already counted)."""
+        """A buffer when the body may be cached, else None (the outcome already counted).
+
+        `length`: the body's Content-Length, None when chunked, 0 when there is none.
+        """
         if not self.intake.enabled:
             outcome = TeeOutcome.DISABLED
-        elif not has_body:
+        elif length == 0:
             outcome = TeeOutcome.NO_BODY
+        elif length is not None and length > self.intake.max_request_bytes:
+            outcome = TeeOutcome.TOO_LARGE  # known before a byte of it is kept
         elif self.finder.reads_body or self.finder.find(path, query, headers).token:
             return TeeBuffer(self.intake.max_request_bytes)
         else:
