@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 from bench import follow
+from bench import proxy as px
 from bench import scenarios as sc
 from bench.procs import Daemon, valkey_server
 from tests.support.servers import RedisServer
 
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "F1", "T1", "T2")
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "F1", "T1", "T2")
 
 
 def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
@@ -128,6 +129,8 @@ def _run(chosen: list[str], s: sc.Settings, server: RedisServer, smoke: bool) ->
             rows += sc.p4(s, server)
         elif name == "P5":
             rows += sc.p5(s, p3_eps)
+        elif name == "P6":
+            rows += px.p6(s, server)
         elif name == "F1":
             rows += follow.f1(s, server, repeat)
         elif name == "T1":

@@ -80,13 +80,15 @@ def _closed_loop(
     )
 
 
-def _wrk(s: Settings, port: int, wrk_file: str, seconds: float) -> dict[str, Any]:
+def _wrk(
+    s: Settings, port: int, wrk_file: str, seconds: float, connections: int = CONNECTIONS
+) -> dict[str, Any]:
     duration = max(1, round(seconds))
     out = subprocess.run(
         [
             "wrk",
             "-t1",
-            f"-c{CONNECTIONS}",
+            f"-c{connections}",
             f"-d{duration}s",
             "--timeout",
             "10s",

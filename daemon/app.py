@@ -2,10 +2,12 @@
 stop them in reverse.
 
 Start: embedded Redis (when none is configured), Redis client, queue and writers, the
-trim, limited-count and health loops, the API listener, then the ingest listener.
-Stop: keep taking ingest for `drain_seconds`, close the ingest listener, write what is
-queued within `flush_timeout_seconds`, count the rest as dropped, a last trim and
-limited-count flush, close the API listener and Redis. Signals are `daemon.serve`'s.
+trim, limited-count and health loops, the API listener, then the ingest listener and the
+mirror and proxy listeners when configured (`daemon.web.wiring`).
+Stop: keep taking ingest for `drain_seconds` (the proxy keeps forwarding), close the
+ingest, mirror and proxy listeners together, write what is queued within
+`flush_timeout_seconds`, count the rest as dropped, a last trim and limited-count flush,
+close the API listener and Redis. Signals are `daemon.serve`'s.
 """
 
 from __future__ import annotations
@@ -37,21 +39,9 @@ from daemon.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_server
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.store.tail import tail_messages
-from daemon.web.auth import TokenCheck
-from daemon.web.ingest import Intake, add_ingest_routes
-from daemon.web.listeners import (
-    API_SHUTDOWN_TIMEOUT_S,
-    INGEST_MAX_LINE_BYTES,
-    INGEST_SHUTDOWN_TIMEOUT_S,
-    Listener,
-    api_application,
-    ingest_application,
-)
-from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
-from daemon.web.query.handlers import add_query_routes
-from daemon.web.query.service import QueryService
-from daemon.web.tail import Tail, add_tail_routes
-from daemon.web.viewer import add_viewer_routes
+from daemon.web.ops import Lifecycle
+from daemon.web.tail import Tail
+from daemon.web.wiring import Listeners, Parts
 
 HEALTH_INTERVAL_S = 5.0
 FINAL_BOOKKEEPING_TIMEOUT_S = 2.0
@@ -108,7 +98,7 @@ class App:
         self._embedded: EmbeddedRedis | None = None
         self._storage: Storage | None = None
         self._loops: _Loops | None = None
-        self._listeners: dict[str, Listener] = {}
+        self._listeners = Listeners()
 
     @property
     def embedded(self) -> bool:
@@ -193,40 +183,18 @@ class App:
         spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis))
 
     async def _start_listeners(self, storage: Storage, loops: _Loops) -> None:
-        cfg = self.config
-        events = cfg.events
-        api = api_application(self.metrics)
-        tokens = TokenCheck(cfg.admin_tokens, cfg.server.allow_token_in_query)
-        max_events = cfg.sidecar.api.max_response_events
-        service = QueryService(storage, events.size, events.time_window_sec, max_events)
-        add_query_routes(api, service, tokens)
-        add_tail_routes(api, loops.tail)
-        add_viewer_routes(api, cfg.sidecar.api.viewer)
-        listen, socket_path = cfg.ingest.listen, cfg.ingest.socket
-        ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
-        state = OpsState(self.lifecycle, self.health, self.queue)
-        add_ops_routes(api, state, self.metrics, __version__, ingest_url)
-        self._listeners["api"] = Listener(api, API_SHUTDOWN_TIMEOUT_S)
-        await self._listeners["api"].start(cfg.sidecar.api.listen)
-
-        ingest = ingest_application(self.metrics, cfg.ingest.max_request_bytes)
-        intake = Intake(
-            self.admission,
+        parts = Parts(
+            self.config,
             self.metrics,
-            cfg.ingest.max_request_bytes,
-            events.max_malformed_event_size_bytes,
-            cfg.server.cache.enabled,
+            __version__,
+            self.lifecycle,
+            self.health,
+            self.queue,
+            self.admission,
+            storage,
+            loops.tail,
         )
-        add_ingest_routes(ingest, intake)
-        self._listeners["ingest"] = Listener(
-            ingest,
-            INGEST_SHUTDOWN_TIMEOUT_S,
-            access_log=False,
-            max_line_bytes=INGEST_MAX_LINE_BYTES,
-        )
-        await self._listeners["ingest"].start(
-            cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode
-        )
+        await self._listeners.start(parts)
 
     async def _probe_redis(self) -> None:
         assert self._storage is not None
@@ -246,7 +214,7 @@ class App:
             self._loops.tail.hub.stop()  # live-tail streams end now, not after the drain
         if drain_s:
             await asyncio.sleep(drain_s)  # the ingest container may still be sending
-        await self._close_listener("ingest")
+        await self._listeners.close_ingest_side()  # ingest, mirror and proxy
         started = time.monotonic()
         left = 0
         if self._loops is not None:
@@ -277,16 +245,11 @@ class App:
             self.metrics.dropped[DropReason.SHUTDOWN].inc(left)
         return left
 
-    async def _close_listener(self, name: str) -> None:
-        listener = self._listeners.pop(name, None)
-        if listener is not None:
-            await listener.close()
-
     async def _close_started(self) -> None:
         """Close whatever is open, in reverse start order; safe to call twice."""
-        await self._close_listener("ingest")
+        await self._listeners.close_ingest_side()
         await self._supervisor.cancel()
-        await self._close_listener("api")
+        await self._listeners.close_api()
         if self._storage is not None:
             await self._storage.aclose()
             self._storage = None

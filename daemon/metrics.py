@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from daemon.core.model import Collection, DropReason, Namespace
+from daemon.core.model import Collection, DropReason, Namespace, TeeOutcome, UpstreamError
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -23,6 +23,7 @@ class Metrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._event_counters(self.registry)
         self._state_metrics(self.registry)
+        self._proxy_metrics(self.registry)
         Info(
             "events_cache_build", "The version of the build that runs.", registry=self.registry
         ).info({"version": version})
@@ -60,7 +61,8 @@ class Metrics:
         )
         self.invalid = Counter(
             "events_cache_invalid_total",
-            "NDJSON lines rejected as invalid (not cached).",
+            "NDJSON lines, and mirrored requests without an API key, rejected as invalid "
+            "(not cached).",
             registry=r,
         )
         self.received = {ns: received.labels(namespace=ns) for ns in Namespace}
@@ -109,6 +111,25 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+    def _proxy_metrics(self, r: CollectorRegistry) -> None:
+        """The tee proxy: what became of each request's copy, and the upstream's failures."""
+        tee = Counter(
+            "events_cache_proxy_tee_total",
+            "Requests through the tee proxy by what became of their copy: teed (handed to "
+            "the cache as an ingest request is), or why not.",
+            ["outcome"],
+            registry=r,
+        )
+        upstream = Counter(
+            "events_cache_proxy_upstream_errors_total",
+            "Forwards the upstream failed: unreachable (502), timeout (504, or the answer "
+            "cut), interrupted (its answer broke off midway: the client's connection is cut).",
+            ["reason"],
+            registry=r,
+        )
+        self.proxy_tee = {o: tee.labels(outcome=o) for o in TeeOutcome}
+        self.proxy_upstream_errors = {e: upstream.labels(reason=e) for e in UpstreamError}
 
     def watch_queue(self, depth: Callable[[], float], capacity: int) -> None:
         """Read the queue depth at scrape time instead of on every event."""

@@ -56,7 +56,8 @@ def load_config(
     raw = _read_yaml(path or env.get(CONFIG_ENV) or None)
     loader = _Loader(env)
     config: Config = loader.build(Config, raw, "")
-    loader.problems += cross_checks(config)
+    at_fault = {p.location for p in loader.problems}  # one message per key is enough
+    loader.problems += [p for p in cross_checks(config) if p.location not in at_fault]
     if strict:
         loader.problems += [Problem(key, f"unknown key{hint(key)}") for key in loader.unknown]
     if loader.problems:
@@ -166,6 +167,30 @@ def cross_checks(config: Config) -> list[Problem]:
                 "must be set when a Redis is configured (or EVENTS_CACHE_ADMIN_TOKEN, or "
                 "server.admin_token_file): the query API needs one; only the embedded "
                 "default generates a token",
+            )
+        )
+    return problems + _listener_checks(config)
+
+
+def _listener_checks(config: Config) -> list[Problem]:
+    """The mirror and the proxy need their rules (and the proxy its upstream) once on."""
+    problems = []
+    mirror, proxy = config.sidecar.mirror, config.sidecar.proxy
+    for name, listener in (("mirror", mirror), ("proxy", proxy)):
+        if listener.listen is not None and not listener.token_from:
+            problems.append(
+                Problem(
+                    f"sidecar.{name}.token_from",
+                    f"must name at least one rule when sidecar.{name}.listen is set "
+                    '(e.g. ["header:X-Auth-Token", "query:token"]): without one no key is found',
+                )
+            )
+    if proxy.listen is not None and not proxy.upstream:
+        problems.append(
+            Problem(
+                "sidecar.proxy.upstream",
+                "must be set when sidecar.proxy.listen is set: the proxy forwards to it "
+                "(e.g. http://127.0.0.1:8080, the ingest container)",
             )
         )
     return problems

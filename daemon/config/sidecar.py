@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from daemon.config.fields import HostPort, OctalMode, section, setting
+from daemon.core.tokenfrom import check_rules
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
@@ -62,6 +64,74 @@ class Api:
     )
 
 
+_TOKEN_FROM_DOC = (
+    "Where the API key of a request is, tried in order; the first rule that yields one "
+    "wins: `query:<parameter>`, `header:<name>`, `path:<template>` (the whole path, "
+    "`{token}` one segment, e.g. `/api/v1/event/{token}`), `json:<field>` (a top-level "
+    "string field of a JSON object body). Required when `listen` is set."
+)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """sidecar.mirror: the target of a mirrored copy of the ingest's traffic."""
+
+    listen: HostPort | None = setting(
+        None,
+        'Mirror listener, e.g. `0.0.0.0:8002`; `""` turns it off. Takes any method and '
+        "path, answers 202 at once and caches the body as `POST /v1/token/{token}/events` "
+        "would; a request without a key is counted in `events_cache_invalid_total`. "
+        "Reachable from the pod network when set: see docs/feeding.md.",
+    )
+    token_from: tuple[str, ...] = setting((), _TOKEN_FROM_DOC, check=check_rules)
+
+
+def _check_upstream(url: str) -> str | None:
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError as e:
+        return f"not a URL: {e}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be http://host[:port] or https://host[:port], got {url!r}"
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        return "must have no path or query: the request's own path and query are appended"
+    return None
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """sidecar.proxy: the tee proxy in front of the ingest container (opt-in)."""
+
+    listen: HostPort | None = setting(
+        None,
+        'Tee proxy listener, e.g. `0.0.0.0:8000`; `""` turns it off. Forwards every request '
+        "to `upstream` unchanged and returns its answer unchanged; bodies whose key is "
+        "found are also cached. The ingest's Service then targets this port.",
+    )
+    upstream: str = setting(
+        "",
+        "The ingest container, e.g. `http://127.0.0.1:8080`: scheme, host and port only. "
+        "Required when `listen` is set.",
+        check=_check_upstream,
+    )
+    token_from: tuple[str, ...] = setting((), _TOKEN_FROM_DOC, check=check_rules)
+    connect_timeout_seconds: float = setting(
+        5.0,
+        "Time to open a connection to `upstream`; beyond it the answer is 504. 0: no limit.",
+        minimum=0,
+    )
+    read_timeout_seconds: float = setting(
+        60.0,
+        "Longest wait for the upstream's answer to begin, and between two of its reads "
+        "of the answer's body; beyond it the answer is 504 (or the connection is cut when "
+        "the answer has begun). 0: no limit.",
+        minimum=0,
+    )
+
+
 @dataclass(frozen=True)
 class Shutdown:
     """sidecar.shutdown: what SIGTERM does."""
@@ -105,5 +175,7 @@ class Sidecar:
 
     ingest: Ingest = section(Ingest)
     api: Api = section(Api)
+    mirror: Mirror = section(Mirror)
+    proxy: Proxy = section(Proxy)
     shutdown: Shutdown = section(Shutdown)
     log: Log = section(Log)

@@ -27,6 +27,27 @@ class DropReason(StrEnum):
     SHUTDOWN = "shutdown"
 
 
+class TeeOutcome(StrEnum):
+    """What became of the copy of a request through the tee proxy."""
+
+    TEED = "teed"  # handed to admission like an ingest request (then cached, limited or dropped)
+    NO_BODY = "no_body"
+    NO_KEY = "no_key"
+    TOO_LARGE = "too_large"  # over sidecar.ingest.max_request_bytes
+    ENCODING = "encoding"  # a Content-Encoding other than gzip or deflate, or a broken one
+    INCOMPLETE = "incomplete"  # the forward failed, or the body did not arrive whole
+    UPSTREAM_STATUS = "upstream_status"  # the upstream did not answer 2xx
+    DISABLED = "disabled"  # server.cache.enabled is false
+
+
+class UpstreamError(StrEnum):
+    """Why a forward of the tee proxy failed."""
+
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
 class Target(IntFlag):
     """Which lists of its id an entry is written to."""
 

@@ -63,14 +63,16 @@ def parse_token_body(
     max_malformed_bytes: int,
     skip: str | None = None,
     ingest_error: str | None = None,
+    parsed: tuple[Any] | None = None,
 ) -> list[ParsedEvent]:
-    """Events of a raw `POST /v1/token/{token}/events` body."""
+    """Events of a raw `POST /v1/token/{token}/events` body; `parsed` is `(document,)`
+    when the caller has parsed the body already (a mirror's `json:` rule)."""
     if ingest_error:
         return [_malformed(token, body, max_malformed_bytes, ingest_error)]
     if not body.strip():
         return [_malformed(token, body, max_malformed_bytes, "empty body")]
     try:
-        doc = orjson.loads(body)
+        doc = parsed[0] if parsed is not None else orjson.loads(body)
     except orjson.JSONDecodeError as e:
         return [_malformed(token, body, max_malformed_bytes, f"invalid JSON: {e}")]
     if isinstance(doc, dict):

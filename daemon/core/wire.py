@@ -16,6 +16,9 @@ ERROR_HEADER: Final = "X-Events-Cache-Error"
 MAX_ID_LENGTH: Final = 1024  # characters of an API key or destination id
 MAX_REPORTED_ERRORS: Final = 10  # NDJSON line errors listed in one 202 answer
 
+# Mirror and proxy listeners: every method and path goes to one handler.
+ANY_PATH: Final = "/{tail:.*}"
+
 # API listener.
 CACHE_PATH: Final = "/api/v1/events/cache"  # GET (Jitsu's answer, filters), DELETE (reset)
 IDS_PATH: Final = "/api/v1/events/ids"  # the summary: which ids the cache holds

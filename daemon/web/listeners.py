@@ -49,10 +49,13 @@ class Listener:
         shutdown_timeout_s: float,
         access_log: bool = True,
         max_line_bytes: int | None = None,
+        decompress: bool = True,
     ) -> None:
         options: dict[str, Any] = {} if access_log else {"access_log": None}
         if max_line_bytes is not None:
             options["max_line_size"] = max_line_bytes
+        if not decompress:  # the proxy forwards bodies as they came, compressed or not
+            options["auto_decompress"] = False
         self._runner = web.AppRunner(
             app,
             shutdown_timeout=shutdown_timeout_s,

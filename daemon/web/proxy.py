@@ -1,0 +1,218 @@
+"""The tee proxy: in front of the ingest container, every request forwarded unchanged.
+
+Method, path and query (as received, not re-encoded), headers (order, case and repeats
+kept; hop-by-hop ones per RFC 9110 section 7.6.1 dropped; `X-Forwarded-For` appended to,
+`X-Forwarded-Proto` and `X-Forwarded-Host` added unless a proxy in front set them) and
+the body, streamed as it arrives (`daemon.web.relay`). The upstream's answer comes back
+the same way: status, reason, headers and body, bytes untouched (no decompression either
+way). 502 `{"message"}` when the upstream cannot be reached or its small answer breaks
+off, 504 when it does not answer in time; once a streamed answer has begun, a failure
+cuts the client's connection so that the client sees a broken answer, never a
+complete-looking one.
+
+The body is copied into a bounded buffer as it streams through (`daemon.web.tee`) and
+cached after the answer was relayed, when the upstream answered 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import (
+    ClientError,
+    ClientResponse,
+    ClientSession,
+    ClientTimeout,
+    DummyCookieJar,
+    TCPConnector,
+    web,
+)
+from yarl import URL
+
+from daemon.core.model import TeeOutcome, UpstreamError
+from daemon.core.wire import ANY_PATH
+from daemon.metrics import Metrics
+from daemon.web.middleware import observe
+from daemon.web.relay import (
+    Relayed,
+    RelayedWhole,
+    Upload,
+    no_defaults,
+    outgoing_headers,
+    whole_answer,
+)
+from daemon.web.responses import error_response
+from daemon.web.tee import Tee
+
+# Pooled upstream connections idle longer than this are closed: below the 5 s idle
+# timeout of uvicorn and Node, so a request never races the upstream's close.
+UPSTREAM_KEEPALIVE_S = 4.0
+WARN_EVERY_S = 10.0
+# What aiohttp adds to a request when it is absent: never added here.
+_CLIENT_DEFAULTS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where the proxy forwards to, and how long it waits."""
+
+    url: str
+    connect_timeout_s: float
+    read_timeout_s: float
+
+
+class Proxy:
+    """Forwards requests to the upstream and tees their bodies; owns the client session."""
+
+    def __init__(self, upstream: Upstream, tee: Tee, metrics: Metrics) -> None:
+        self.upstream = upstream
+        self.tee = tee
+        self._base = upstream.url.rstrip("/")
+        self._errors = metrics.proxy_upstream_errors
+        self._session: ClientSession | None = None
+        self._warned: dict[UpstreamError, float] = {}
+
+    async def start(self) -> None:
+        """Open the connection pool (on the running loop)."""
+        up = self.upstream
+        self._session = ClientSession(
+            connector=TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S),
+            timeout=ClientTimeout(
+                total=None,
+                connect=up.connect_timeout_s or None,
+                sock_read=up.read_timeout_s or None,
+            ),
+            auto_decompress=False,
+            cookie_jar=DummyCookieJar(),
+            skip_auto_headers=_CLIENT_DEFAULTS,
+        )
+
+    async def close(self) -> None:
+        """Close the pool (after the listener: in-flight forwards are done)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        """Forward one request, relay the answer, then tee the body."""
+        assert self._session is not None
+        headers = request.headers
+        length = request.content_length if request.body_exists else 0
+        buffer = self.tee.buffer_for(length, request.path, request.query, headers)
+        upload = Upload(request, buffer) if request.body_exists else None
+        try:
+            upstream = await self._session.request(
+                request.method,
+                URL(self._base + _target(request), encoded=True),
+                headers=outgoing_headers(request),
+                data=await upload.data() if upload is not None else None,
+                allow_redirects=False,
+            )
+        except (TimeoutError, ClientError, OSError, asyncio.IncompleteReadError) as e:
+            if buffer is not None:
+                self.tee.count(TeeOutcome.INCOMPLETE)
+            if upload is not None and upload.failed:
+                return error_response(400, "the request body broke off")  # nobody listens
+            return self._unanswered(e)
+        async with upstream:
+            response, relayed = await self._relay(request, upstream)
+        if buffer is not None:
+            if not relayed:
+                self.tee.count(TeeOutcome.INCOMPLETE)
+            elif not 200 <= upstream.status < 300:
+                self.tee.count(TeeOutcome.UPSTREAM_STATUS)
+            else:  # after this handler, so that nothing of it delays the answer
+                args = (buffer, request.path, request.query, headers)
+                asyncio.get_running_loop().call_soon(self.tee.cache, *args)
+        return response
+
+    async def _relay(
+        self, request: web.Request, upstream: ClientResponse
+    ) -> tuple[web.StreamResponse, bool]:
+        """The answer for the client; (the response, True when the upstream's went whole)."""
+        if not whole_answer(request, upstream):
+            return await self._stream(request, upstream)
+        try:
+            body = await upstream.read()
+        except (TimeoutError, ClientError, OSError) as e:  # nothing sent yet: say so
+            return self._unanswered(e, UpstreamError.INTERRUPTED), False
+        return RelayedWhole(upstream, body), True
+
+    async def _stream(
+        self, request: web.Request, upstream: ClientResponse
+    ) -> tuple[web.StreamResponse, bool]:
+        """Stream the answer to the client as it comes."""
+        response = Relayed(upstream)
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            return response, False  # the client went away
+        reader = upstream.content
+        while True:
+            try:
+                chunk = await reader.readany()
+            except (TimeoutError, ClientError, OSError) as e:
+                timeout = isinstance(e, TimeoutError)
+                self._failed(UpstreamError.TIMEOUT if timeout else UpstreamError.INTERRUPTED, e)
+                if request.transport is not None:
+                    request.transport.close()  # the client must see a broken answer
+                return response, False
+            if not chunk:
+                break
+            try:
+                await response.write(chunk)
+            except ConnectionError:
+                return response, False  # the client went away
+        try:
+            await response.write_eof()
+        except ConnectionError:
+            return response, False
+        return response, True
+
+    def _unanswered(
+        self, error: BaseException, reason: UpstreamError = UpstreamError.UNREACHABLE
+    ) -> web.Response:
+        """502, or 504 on a timeout: the client gets a whole answer that says why."""
+        if isinstance(error, TimeoutError):
+            self._failed(UpstreamError.TIMEOUT, error)
+            return error_response(504, "the upstream (the ingest container) did not answer in time")
+        self._failed(reason, error)
+        return error_response(502, "the upstream (the ingest container) did not answer")
+
+    def _failed(self, reason: UpstreamError, error: BaseException) -> None:
+        """Count a failed forward; warn at most every WARN_EVERY_S per reason."""
+        self._errors[reason].inc()
+        now = time.monotonic()
+        if now - self._warned.get(reason, -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._warned[reason] = now
+            log.warning(
+                "proxy upstream failed", reason=reason, upstream=self._base, error=repr(error)
+            )
+
+
+def _target(request: web.Request) -> str:
+    """Path and query exactly as the client sent them (origin form)."""
+    raw = request.raw_path
+    return raw if raw.startswith("/") else request.rel_url.raw_path_qs
+
+
+PROXY = web.AppKey("proxy", Proxy)
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Any method, any path: forwarded to the upstream."""
+    return await request.app[PROXY].forward(request)
+
+
+def proxy_application(metrics: Metrics, proxy: Proxy) -> web.Application:
+    """The proxy listener's application: one route for every method and path."""
+    app = web.Application(middlewares=[observe("proxy", metrics.http_duration)])
+    app[PROXY] = proxy
+    app.on_response_prepare.append(no_defaults)
+    app.router.add_route("*", ANY_PATH, forward)
+    return app

@@ -1,0 +1,147 @@
+"""The tee of the proxy: a bounded copy of a request body as it streams to the upstream,
+cached once the forward is over.
+
+The copy is kept as the chunks that went through (references, no copying) until it
+would exceed `sidecar.ingest.max_request_bytes`; then it is let go and the request is
+only forwarded. Once the upstream's whole answer has been relayed, the copy is decoded
+(gzip and deflate, as the ingest listener's own reading does), its key found with the
+`token_from` rules and its events handed to admission, which never waits: a full queue
+drops and counts the copy. Nothing here can delay or fail the forward.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+
+import structlog
+
+from daemon.core.model import TeeOutcome
+from daemon.core.parse import parse_token_body
+from daemon.core.tokenfrom import TokenFinder
+from daemon.web.ingest import Intake
+
+log = structlog.get_logger(__name__)
+
+_DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+class TeeBuffer:
+    """The chunks of one request body, up to a limit; past it, nothing is kept."""
+
+    __slots__ = ("chunks", "complete", "limit", "overflow", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+        self.overflow = False
+        self.complete = False  # the whole body went through
+
+    def add(self, chunk: bytes) -> None:
+        """Keep `chunk` unless the copy is over the limit (then let all of it go)."""
+        if self.overflow:
+            return
+        self.size += len(chunk)
+        if self.size > self.limit:
+            self.overflow = True
+            self.chunks.clear()
+        else:
+            self.chunks.append(chunk)
+
+
+def decoded(body: bytes, encoding: str, limit: int) -> bytes | TeeOutcome:
+    """The body as the ingest would read it, or why it cannot be had within `limit`."""
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        return body
+    if coding not in _DECODABLE:
+        return TeeOutcome.ENCODING
+    # 47: zlib or gzip header, detected; raw deflate (some clients send it) as a fallback.
+    for wbits in (47, -15):
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) > limit:
+            return TeeOutcome.TOO_LARGE
+        return out if inflater.eof else TeeOutcome.ENCODING
+    return TeeOutcome.ENCODING
+
+
+class Tee:
+    """Caches copies of proxied bodies like the ingest's raw token endpoint does."""
+
+    def __init__(self, intake: Intake, finder: TokenFinder) -> None:
+        self.intake = intake
+        self.finder = finder
+        self._outcomes = intake.metrics.proxy_tee
+
+    def buffer_for(
+        self,
+        length: int | None,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> TeeBuffer | None:
+        """A buffer when the body may be cached, else None (the outcome already counted).
+
+        `length`: the body's Content-Length, None when chunked, 0 when there is none.
+        """
+        if not self.intake.enabled:
+            outcome = TeeOutcome.DISABLED
+        elif length == 0:
+            outcome = TeeOutcome.NO_BODY
+        elif length is not None and length > self.intake.max_request_bytes:
+            outcome = TeeOutcome.TOO_LARGE  # known before a byte of it is kept
+        elif self.finder.reads_body or self.finder.find(path, query, headers).token:
+            return TeeBuffer(self.intake.max_request_bytes)
+        else:
+            outcome = TeeOutcome.NO_KEY
+        self._outcomes[outcome].inc()
+        return None
+
+    def count(self, outcome: TeeOutcome) -> None:
+        """Count a copy that will not be cached."""
+        self._outcomes[outcome].inc()
+
+    def cache(
+        self,
+        buffer: TeeBuffer,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> None:
+        """Cache the copy of a forwarded body (called once the answer was relayed)."""
+        try:
+            outcome = self._cache(buffer, path, query, headers)
+        except Exception:  # a bug here must never reach the forward
+            log.exception("tee failed")
+            outcome = TeeOutcome.INCOMPLETE
+        self._outcomes[outcome].inc()
+
+    def _cache(
+        self,
+        buffer: TeeBuffer,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> TeeOutcome:
+        if buffer.overflow:
+            return TeeOutcome.TOO_LARGE
+        if not buffer.complete:
+            return TeeOutcome.INCOMPLETE
+        limit = self.intake.max_request_bytes
+        body = decoded(b"".join(buffer.chunks), headers.get("Content-Encoding", ""), limit)
+        if isinstance(body, TeeOutcome):
+            return body
+        found = self.finder.find(path, query, headers, body)
+        if found.token is None:
+            log.debug("proxied request not cached", reason=self.finder.reason())
+            return TeeOutcome.NO_KEY
+        max_bytes = self.intake.max_malformed_bytes
+        self.intake.admission.submit(
+            parse_token_body(body, found.token, max_bytes, parsed=found.parsed)
+        )
+        return TeeOutcome.TEED

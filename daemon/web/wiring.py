@@ -1,0 +1,146 @@
+"""The daemon's HTTP listeners, built from the configuration and opened in order.
+
+The API listener first (health, metrics, queries), then the ingest side: the ingest
+listener and, when configured, the mirror and the tee proxy. The ingest side closes as
+one, after the drain: the proxy keeps forwarding during the drain (it sits in the
+ingest's request path), then all three finish their in-flight requests within the
+ingest's shutdown timeout. The API listener closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from daemon.config import Config
+from daemon.core.tokenfrom import TokenFinder
+from daemon.metrics import Metrics
+from daemon.pipeline.admission import Admission
+from daemon.pipeline.queue import EventQueue
+from daemon.store.health import RedisHealth
+from daemon.store.storage import Storage
+from daemon.web.auth import TokenCheck
+from daemon.web.ingest import Intake, add_ingest_routes
+from daemon.web.listeners import (
+    API_SHUTDOWN_TIMEOUT_S,
+    INGEST_MAX_LINE_BYTES,
+    INGEST_SHUTDOWN_TIMEOUT_S,
+    Listener,
+    api_application,
+    ingest_application,
+)
+from daemon.web.mirror import Mirror, mirror_application
+from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
+from daemon.web.proxy import Proxy, Upstream, proxy_application
+from daemon.web.query.handlers import add_query_routes
+from daemon.web.query.service import QueryService
+from daemon.web.tail import Tail, add_tail_routes
+from daemon.web.tee import Tee
+from daemon.web.viewer import add_viewer_routes
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the listeners serve from: the daemon's long-lived parts."""
+
+    config: Config
+    metrics: Metrics
+    version: str
+    lifecycle: Lifecycle
+    health: RedisHealth
+    queue: EventQueue
+    admission: Admission
+    storage: Storage
+    tail: Tail
+
+
+class Listeners:
+    """The API listener and the ingest side (ingest, mirror, proxy)."""
+
+    def __init__(self) -> None:
+        self._api: Listener | None = None
+        self._ingest_side: list[Listener] = []
+        self._proxy: Proxy | None = None
+
+    async def start(self, parts: Parts) -> None:
+        """Listen on every configured address; OSError when one is taken."""
+        await self._start_api(parts)
+        cfg = parts.config
+        intake = Intake(
+            parts.admission,
+            parts.metrics,
+            cfg.ingest.max_request_bytes,
+            cfg.events.max_malformed_event_size_bytes,
+            cfg.server.cache.enabled,
+        )
+        ingest = ingest_application(parts.metrics, cfg.ingest.max_request_bytes)
+        add_ingest_routes(ingest, intake)
+        listener = _ingest_side_listener(ingest)
+        self._ingest_side.append(listener)
+        await listener.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
+        mirror = cfg.sidecar.mirror
+        if mirror.listen is not None:
+            app = mirror_application(parts.metrics, Mirror(intake, TokenFinder(mirror.token_from)))
+            listener = _ingest_side_listener(app)
+            self._ingest_side.append(listener)
+            await listener.start(mirror.listen)
+        await self._start_proxy(parts, intake)
+
+    async def _start_api(self, parts: Parts) -> None:
+        cfg, metrics = parts.config, parts.metrics
+        events = cfg.events
+        api = api_application(metrics)
+        tokens = TokenCheck(cfg.admin_tokens, cfg.server.allow_token_in_query)
+        max_events = cfg.sidecar.api.max_response_events
+        service = QueryService(parts.storage, events.size, events.time_window_sec, max_events)
+        add_query_routes(api, service, tokens)
+        add_tail_routes(api, parts.tail)
+        add_viewer_routes(api, cfg.sidecar.api.viewer)
+        listen, socket_path = cfg.ingest.listen, cfg.ingest.socket
+        ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
+        state = OpsState(parts.lifecycle, parts.health, parts.queue)
+        add_ops_routes(api, state, metrics, parts.version, ingest_url)
+        self._api = Listener(api, API_SHUTDOWN_TIMEOUT_S)
+        await self._api.start(cfg.sidecar.api.listen)
+
+    async def _start_proxy(self, parts: Parts, intake: Intake) -> None:
+        settings = parts.config.sidecar.proxy
+        if settings.listen is None:
+            return
+        upstream = Upstream(
+            settings.upstream, settings.connect_timeout_seconds, settings.read_timeout_seconds
+        )
+        proxy = self._proxy = Proxy(
+            upstream, Tee(intake, TokenFinder(settings.token_from)), parts.metrics
+        )
+        await proxy.start()
+        listener = _ingest_side_listener(proxy_application(parts.metrics, proxy), decompress=False)
+        self._ingest_side.append(listener)
+        await listener.start(settings.listen)
+
+    async def close_ingest_side(self) -> None:
+        """Stop taking ingest on every listener at once; in-flight requests finish within
+        the ingest's shutdown timeout. Safe to call twice."""
+        listeners, self._ingest_side = self._ingest_side, []
+        await asyncio.gather(*(listener.close() for listener in listeners))
+        if self._proxy is not None:
+            await self._proxy.close()
+            self._proxy = None
+
+    async def close_api(self) -> None:
+        """Close the API listener. Safe to call twice."""
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+
+def _ingest_side_listener(app: web.Application, decompress: bool = True) -> Listener:
+    return Listener(
+        app,
+        INGEST_SHUTDOWN_TIMEOUT_S,
+        access_log=False,
+        max_line_bytes=INGEST_MAX_LINE_BYTES,
+        decompress=decompress,
+    )

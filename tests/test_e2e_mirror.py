@@ -1,0 +1,211 @@
+"""The mirror listener end to end: the daemon as a subprocess with a real Redis, fed
+directly and from behind Debian's nginx (its `mirror` directive) in front of a stand-in
+ingest, whose answers must not change, with or without the sidecar."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.daemon import DaemonClient, DaemonProcess
+from tests.support.servers import free_port, wait_for
+from tests.support.standins import Nginx, StandIn, exchange, http_request
+
+pytestmark = pytest.mark.e2e
+
+RULES = ["query:token", "header:X-Auth-Token", "path:/api/v1/event/{token}", "json:api_key"]
+CLOSE = [(b"Connection", b"close")]
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    server = StandIn().start()
+    yield server
+    server.stop()
+
+
+def mirror_daemon(start_daemon: Any, **sidecar: Any) -> tuple[DaemonClient, int]:
+    port = free_port()
+    mirror = {"listen": f"127.0.0.1:{port}", "token_from": RULES}
+    return start_daemon({"sidecar": {"mirror": mirror, **sidecar}}), port
+
+
+def events(daemon: DaemonClient, token: str, count: int = 1) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        found: list[dict[str, Any]] = daemon.query(namespace="token", ids=token)["events"]
+        return found if len(found) >= count else None
+
+    result: list[dict[str, Any]] = wait_for(enough)
+    return result
+
+
+def test_any_method_and_path_is_cached_under_the_key_a_rule_finds(start_daemon: Any) -> None:
+    daemon, port = mirror_daemon(start_daemon)
+    sent = [
+        ("PUT", "/anything/at/all?token=by-query", [], {"n": 1}),
+        ("POST", "/api/v1/event/by-path", [], {"n": 2}),
+        ("PATCH", "/x", [(b"X-Auth-Token", b"by-header")], {"n": 3}),
+        ("DELETE", "/y", [], {"n": 4, "api_key": "by-json"}),
+        ("POST", "/api/v1/event/by-path?token=query-wins", [], {"n": 5}),
+    ]
+    for method, target, headers, doc in sent:
+        reply = exchange(
+            port, http_request(method, target, [*headers, *CLOSE], json.dumps(doc).encode())
+        )
+        assert reply.status == 202
+        assert json.loads(reply.body) == {
+            "accepted": 1,
+            "rate_limited": 0,
+            "dropped": 0,
+            "invalid": 0,
+            "errors": [],
+        }
+    for token, n in (("by-query", 1), ("by-path", 2), ("by-header", 3), ("by-json", 4)):
+        [event] = events(daemon, token)
+        assert event["original"]["n"] == n and event["token_id"] == token
+    assert events(daemon, "query-wins")[0]["original"] == {"n": 5}
+
+
+def test_the_body_is_cached_as_the_raw_token_endpoint_caches_it(start_daemon: Any) -> None:
+    daemon, port = mirror_daemon(start_daemon)
+    bodies = [b'[{"a": 1}, {"a": 2}, 3]', b"not json at all", b"", gzip.compress(b'{"gz": 1}')]
+    for n, body in enumerate(bodies):
+        headers = [(b"Content-Encoding", b"gzip")] if body.startswith(b"\x1f\x8b") else []
+        mirrored = http_request("POST", f"/e?token=mirror-{n}", [*headers, *CLOSE], body)
+        assert exchange(port, mirrored).status == 202
+        direct = daemon.post_token(
+            f"direct-{n}", body, headers={k.decode(): v.decode() for k, v in headers}
+        )
+        assert direct.status == 202
+
+    def strip(event: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in event.items() if k not in ("uid", "timestamp", "token_id")}
+
+    for n in range(len(bodies)):
+        count = 3 if n == 0 else 1
+        assert [strip(e) for e in events(daemon, f"mirror-{n}", count)] == [
+            strip(e) for e in events(daemon, f"direct-{n}", count)
+        ]
+
+
+def test_a_request_without_a_key_is_counted_as_invalid(start_daemon: Any) -> None:
+    daemon, port = mirror_daemon(start_daemon, log={"level": "debug"})
+    reply = exchange(port, http_request("POST", "/nothing?other=1", CLOSE, b'{"key": "x"}'))
+    assert reply.status == 202
+    answer = json.loads(reply.body)
+    assert answer["accepted"] == 0 and answer["invalid"] == 1
+    reason = (
+        "no API key found by the token_from rules (query:token, header:X-Auth-Token, "
+        "path:/api/v1/event/{token}, json:api_key)"
+    )
+    assert answer["errors"] == [{"line": 1, "message": reason}]
+    assert daemon.metric("events_cache_invalid_total") == 1
+    assert daemon.metric("events_cache_received_total", namespace="token") == 0
+    logged = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+    [entry] = [e for e in logged if e.get("event") == "mirrored request not cached"]
+    assert entry["level"] == "debug" and entry["reason"] == reason and entry["method"] == "POST"
+
+
+def test_limits_and_headers_of_the_ingest_apply_as_they_should(start_daemon: Any) -> None:
+    daemon, port = mirror_daemon(start_daemon, ingest={"max_request_bytes": 100})
+    big = json.dumps({"api_key": "big", "x": "y" * 200}).encode()
+    reply = exchange(port, http_request("POST", "/e", CLOSE, big))
+    assert reply.status == 413 and "max_request_bytes" in json.loads(reply.body)["message"]
+    # A mirrored copy carries the client's headers: they do not mark the cache's entries.
+    headers = [(b"X-Events-Cache-Skip", b"client says"), (b"X-Events-Cache-Error", b"no"), *CLOSE]
+    exchange(port, http_request("POST", "/e?token=plain", headers, b'{"ok": 1}'))
+    [event] = events(daemon, "plain")
+    assert event["original"] == {"ok": 1} and "skip" not in event and "error" not in event
+    stamp = daemon.metric(
+        "events_cache_http_request_duration_seconds_count",
+        listener="mirror",
+        route="/{tail}",
+        method="POST",
+        status="413",
+    )
+    assert stamp == 1
+
+
+# -- behind nginx --------------------------------------------------------------------------
+
+MIRROR_LOCATIONS = """
+    location / {{
+      mirror /_events_cache_mirror;
+      mirror_request_body on;
+      proxy_pass http://127.0.0.1:{ingest};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+    location = /_events_cache_mirror {{
+      internal;
+      proxy_pass http://127.0.0.1:{mirror}$request_uri;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_connect_timeout 200ms;
+      proxy_read_timeout 1s;
+      proxy_send_timeout 1s;
+    }}
+"""
+
+
+def test_behind_nginx_mirror_the_ingest_is_unaffected_and_the_cache_fed(
+    start_daemon: Any, stand_in: StandIn, tmp_path: Path
+) -> None:
+    daemon, mirror_port = mirror_daemon(start_daemon)
+    nginx = Nginx(tmp_path / "nginx").start(
+        MIRROR_LOCATIONS.format(ingest=stand_in.port, mirror=mirror_port)
+    )
+    try:
+        requests = [
+            ("/api/v1/event?token=ngx-query", [], {"n": 1}),
+            ("/api/v1/s2s/event", [(b"X-Auth-Token", b"ngx-header")], {"n": 2}),
+            ("/api/v1/event/ngx-path", [], {"n": 3}),
+            ("/api/v1/bulk", [], {"n": 4, "api_key": "ngx-json"}),
+        ]
+        for target, headers, doc in requests:
+            body = json.dumps(doc).encode()
+            direct = exchange(stand_in.port, http_request("POST", target, [*headers, *CLOSE], body))
+            through = exchange(nginx.port, http_request("POST", target, [*headers, *CLOSE], body))
+            assert through.status == direct.status == 200
+            assert through.body == direct.body == b'{"ok":true}'
+        for token, n in (("ngx-query", 1), ("ngx-header", 2), ("ngx-path", 3), ("ngx-json", 4)):
+            assert events(daemon, token)[0]["original"]["n"] == n
+        # The ingest got each request whole: once directly, once through nginx.
+        assert [r.body for r in stand_in.received][1::2] == [
+            json.dumps(doc).encode() for _, _, doc in requests
+        ]
+        # The sidecar down: nginx's answers do not change, nor take long.
+        daemon.stop()
+        for n in range(5):
+            body = json.dumps({"n": n}).encode()
+            started = time.monotonic()
+            reply = exchange(nginx.port, http_request("POST", f"/e?token=down-{n}", CLOSE, body))
+            assert reply.status == 200 and reply.body == b'{"ok":true}'
+            assert time.monotonic() - started < 1.0
+        assert [r.body for r in stand_in.received][-5:] == [
+            json.dumps({"n": n}).encode() for n in range(5)
+        ]
+    finally:
+        nginx.stop()
+
+
+def test_the_mirror_takes_copies_through_the_drain_then_closes(
+    start_daemon_process: Any, redis_client: Any
+) -> None:
+    daemon, port = mirror_daemon(start_daemon_process, shutdown={"drain_seconds": 2})
+    assert isinstance(daemon, DaemonProcess)
+    daemon.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    reply = exchange(port, http_request("POST", "/e?token=drained", CLOSE, b'{"late": 1}'))
+    assert reply.status == 202 and json.loads(reply.body)["accepted"] == 1
+    assert daemon.process.wait(15) == 0
+    with pytest.raises(OSError):
+        exchange(port, http_request("POST", "/e?token=x", CLOSE, b"{}"), timeout=2)
+    assert redis_client.llen("events_cache:token#drained") == 1  # flushed before the exit

@@ -1,0 +1,453 @@
+"""The tee proxy end to end: the daemon as a subprocess in front of a stand-in ingest (a
+raw HTTP server that records what it receives), a real Redis behind it.
+
+What goes through must arrive unchanged both ways (bodies byte for byte, binary and
+chunked; headers with their order, case and repeats; any status), with X-Forwarded-*
+added; failures of the upstream are 502/504; the copy for the cache never costs the
+forward anything, even when the queue is full or the body too large to cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import socket
+import threading
+import time
+from collections.abc import Collection, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.daemon import DaemonClient, DaemonProcess
+from tests.support.servers import free_port, wait_for
+from tests.support.standins import Answer, StandIn, exchange, http_request, parse_reply
+
+pytestmark = pytest.mark.e2e
+
+RULES = ["query:token", "header:X-Auth-Token", "path:/api/v1/event/{token}", "json:api_key"]
+HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade", b"trailer"}
+FORWARDED = {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    server = StandIn().start()
+    yield server
+    server.stop()
+
+
+def proxy_daemon(
+    start_daemon: Any, upstream_port: int, proxy: dict[str, Any] | None = None, **more: Any
+) -> tuple[DaemonClient, int]:
+    port = free_port()
+    settings = {
+        "listen": f"127.0.0.1:{port}",
+        "upstream": f"http://127.0.0.1:{upstream_port}",
+        "token_from": RULES,
+        **(proxy or {}),
+    }
+    overrides: dict[str, Any] = {"sidecar": {"proxy": settings, **more.pop("sidecar", {})}}
+    return start_daemon({**overrides, **more}), port
+
+
+def end_to_end(
+    headers: list[tuple[bytes, bytes]], also: Collection[bytes] = ()
+) -> list[tuple[bytes, bytes]]:
+    """The headers a proxy must pass on: hop-by-hop ones (and `also`) left out."""
+    return [(k, v) for k, v in headers if k.lower() not in HOP and k.lower() not in also]
+
+
+def tee_outcome(daemon: DaemonClient, outcome: str) -> float:
+    return daemon.metric("events_cache_proxy_tee_total", outcome=outcome)
+
+
+def cached(daemon: DaemonClient, token: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = daemon.query(namespace="token", ids=token)["events"]
+    return events
+
+
+def wait_cached(daemon: DaemonClient, token: str, count: int = 1) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        found = cached(daemon, token)
+        return found if len(found) >= count else None
+
+    return wait_for(enough)
+
+
+# -- unchanged both ways -------------------------------------------------------------------
+
+
+def test_a_request_reaches_the_upstream_byte_for_byte(start_daemon: Any, stand_in: StandIn) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    body = bytes(range(256)) * 400 + b"\x00\r\n\r\n"  # 100 KB of binary, framing lookalikes
+    headers = [
+        (b"Host", b"ingest.example:8080"),
+        (b"user-agent", b"curl/8.0"),  # known names keep their case too
+        (b"ACCEPT", b"*/*"),
+        (b"etag", b'"x"'),
+        (b"X-Dup", b"one"),
+        (b"x-MiXeD-Case", b"Value  with  spaces"),
+        (b"X-Dup", b"two"),
+        (b"X-Utf8", "café ✓".encode()),
+        (b"Content-Type", b"application/octet-stream"),
+        (b"Keep-Alive", b"timeout=5"),
+        (b"X-Private-Hop", b"secret"),
+        (b"Connection", b"close, X-Private-Hop"),
+    ]
+    target = "/api/v2/x/../odd%2Fpath//twice?token=bin-key&b=%20&b=2&empty"
+    reply = exchange(port, http_request("POST", target, headers, body))
+    assert reply.status == 200 and reply.body == b'{"ok":true}'
+    [got] = stand_in.received
+    assert got.request_line == f"POST {target} HTTP/1.1".encode()
+    assert got.body == body
+    sent = [*headers, (b"Content-Length", str(len(body)).encode())]
+    assert end_to_end(got.headers, FORWARDED) == end_to_end(sent, {b"x-private-hop"})
+    assert got.header(b"X-Forwarded-For") == [b"127.0.0.1"]
+    assert got.header(b"X-Forwarded-Proto") == [b"http"]
+    assert got.header(b"X-Forwarded-Host") == [b"ingest.example:8080"]
+    assert got.header(b"X-Private-Hop") == [] and got.header(b"Keep-Alive") == []
+    [event] = wait_cached(daemon, "bin-key")  # not JSON: cached as malformed, like the ingest
+    assert event["error"].startswith("invalid JSON")
+    assert tee_outcome(daemon, "teed") == 1
+
+
+def test_a_chunked_request_is_streamed_and_teed(start_daemon: Any, stand_in: StandIn) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    chunks = [b'{"api_key": "chunk', b'ed-key", "n": 1, ', b'"blob": "' + b"x" * 70_000 + b'"}']
+    headers = [(b"Host", b"h"), (b"Content-Type", b"application/json"), (b"Connection", b"close")]
+    reply = exchange(port, http_request("POST", "/v1/anything", headers, chunks=chunks))
+    assert reply.status == 200
+    [got] = stand_in.received
+    assert got.body == b"".join(chunks)
+    assert got.header(b"Content-Length") == []  # streamed on, re-framed as chunks
+    assert got.header(b"Transfer-Encoding") == [b"chunked"]
+    assert end_to_end(got.headers, FORWARDED) == end_to_end(headers)
+    [event] = wait_cached(daemon, "chunked-key")
+    assert event["original"]["n"] == 1 and len(event["original"]["blob"]) == 70_000
+
+
+def test_bodies_stream_through_without_waiting_for_their_end(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    _, port = proxy_daemon(start_daemon, stand_in.port)
+    stand_in.answers["/stream"] = Answer(
+        [
+            (0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"),
+            (1.5, b"4\r\nlast\r\n0\r\n\r\n"),
+        ]
+    )
+    head = http_request("POST", "/stream", [(b"Connection", b"close")], chunks=[])[:-5]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        # The request: its first chunk reaches the upstream before the client sends more.
+        s.sendall(head + b"6\r\nhello \r\n")
+        wait_for(lambda: stand_in.chunks_seen == [b"hello "], timeout=5)
+        s.sendall(b"5\r\nworld\r\n0\r\n\r\n")
+        # The answer: its first part reaches the client while the upstream still writes.
+        started = time.monotonic()
+        data = b""
+        while b"first" not in data:
+            data += s.recv(1 << 16)
+        assert time.monotonic() - started < 1.2
+        while chunk := s.recv(1 << 16):
+            data += chunk
+    assert stand_in.received[0].body == b"hello world"
+    assert parse_reply(data).body == b"firstlast"
+
+
+def test_expect_100_continue_is_answered_by_the_proxy(start_daemon: Any, stand_in: StandIn) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    body = json.dumps({"api_key": "expect-key"}).encode()
+    headers = [(b"Expect", b"100-continue"), (b"Connection", b"close")]
+    request = http_request("POST", "/e", headers, body)
+    head, _, _ = request.partition(b"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + b"\r\n\r\n")
+        assert s.recv(1 << 16).startswith(b"HTTP/1.1 100 Continue\r\n")
+        s.sendall(body)
+        data = b""
+        while chunk := s.recv(1 << 16):
+            data += chunk
+    assert parse_reply(data).status == 200
+    [got] = stand_in.received
+    assert got.body == body and got.header(b"Expect") == []  # answered here, not forwarded
+    assert wait_cached(daemon, "expect-key")
+
+
+ANSWERS = {
+    "/created": b"HTTP/1.1 201 Made It\r\nx-MiXeD: a\r\nSet-Cookie: a=1; Path=/\r\n"
+    b'ETag: "v1"\r\nwww-authenticate: Bearer\r\ncache-control: no-store\r\n'
+    b"Set-Cookie: b=2\r\nX-Utf8: \xc3\xa9\r\nContent-Length: 6\r\n\r\n\x00\x01\xff\r\n\n",
+    "/missing": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
+    b"Date: Mon, 01 Jan 2024 00:00:00 GMT\r\nServer: ingest/1.0\r\n\r\nnope",
+    "/broken": b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}",
+    "/busy": b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n",
+    "/empty": b"HTTP/1.1 204 No Content\r\nX-Empty: yes\r\n\r\n",
+    "/private": b"HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: s\r\nKeep-Alive: t=1\r\n"
+    b"X-Public: p\r\nContent-Length: 1\r\n\r\n.",
+    "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Stream: 1\r\nETag: e\r\n\r\n"
+    b"5\r\nfirst\r\n1;ext=1\r\n-\r\n6\r\nsecond\r\n0\r\n\r\n",
+    # Over the whole-body bound (64 KiB): streamed, its length kept.
+    "/large": b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\nX-Large: 1\r\n\r\n"
+    + bytes(range(256)) * 1171
+    + b"\x00" * 224,
+}
+
+
+@pytest.mark.parametrize("path", list(ANSWERS))
+def test_the_answer_comes_back_byte_for_byte(
+    start_daemon: Any, stand_in: StandIn, path: str
+) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    stand_in.answers[path] = Answer.raw(ANSWERS[path])
+    request = http_request("GET", path, [(b"Host", b"h"), (b"Connection", b"close")])
+    reply = exchange(port, request)
+    upstream = parse_reply(ANSWERS[path])
+    assert reply.status_line == upstream.status_line
+    assert end_to_end(reply.headers, {b"x-secret"}) == end_to_end(upstream.headers, {b"x-secret"})
+    assert reply.body == upstream.body and reply.complete
+    assert reply.header(b"X-Secret") == [] and reply.header(b"Keep-Alive") == []
+    if path == "/created":  # aiohttp adds none of its own: no Date, Server or Content-Type
+        assert {k.lower() for k, _ in reply.headers} & {
+            b"date",
+            b"server",
+            b"content-type",
+        } == set()
+    status = upstream.status
+    wait_for(
+        lambda: (
+            daemon.metric(
+                "events_cache_http_request_duration_seconds_count",
+                listener="proxy",
+                route="/{tail}",
+                method="GET",
+                status=str(status),
+            )
+            == 1
+        )
+    )
+
+
+def test_head_keeps_the_length_and_sends_no_body(start_daemon: Any, stand_in: StandIn) -> None:
+    _, port = proxy_daemon(start_daemon, stand_in.port)
+    stand_in.answers["/thing"] = Answer.raw(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1234\r\n\r\n"
+    )
+    request = http_request("HEAD", "/thing", [(b"Host", b"h"), (b"Connection", b"close")])
+    reply = exchange(port, request, head=True)
+    assert reply.status == 200 and reply.header(b"Content-Length") == [b"1234"]
+    assert reply.raw.endswith(b"\r\n\r\n")  # nothing after the head
+    assert stand_in.received[0].request_line == b"HEAD /thing HTTP/1.1"
+
+
+def test_forwarded_headers_extend_what_a_proxy_in_front_set(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    _, port = proxy_daemon(start_daemon, stand_in.port)
+    headers = [
+        (b"Host", b"inner"),
+        (b"X-Forwarded-For", b"203.0.113.9"),
+        (b"X-Forwarded-For", b"10.0.0.1"),
+        (b"X-Forwarded-Proto", b"https"),
+        (b"X-Forwarded-Host", b"events.example.com"),
+        (b"Connection", b"close"),
+    ]
+    exchange(port, http_request("GET", "/", headers))
+    [got] = stand_in.received
+    assert got.header(b"X-Forwarded-For") == [b"203.0.113.9, 10.0.0.1, 127.0.0.1"]
+    assert got.header(b"X-Forwarded-Proto") == [b"https"]  # the client's scheme, kept
+    assert got.header(b"X-Forwarded-Host") == [b"events.example.com"]
+
+
+# -- the upstream failing ------------------------------------------------------------------
+
+
+def test_upstream_down_is_502_with_a_json_message(start_daemon: Any) -> None:
+    daemon, port = proxy_daemon(start_daemon, free_port())  # nobody listens there
+    body = json.dumps({"api_key": "down-key"}).encode()
+    reply = exchange(port, http_request("POST", "/e", [(b"Connection", b"close")], body))
+    assert reply.status == 502
+    assert json.loads(reply.body) == {
+        "message": "the upstream (the ingest container) did not answer"
+    }
+    assert reply.header(b"Content-Type") == [b"application/json"]
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="unreachable") == 1
+    assert tee_outcome(daemon, "incomplete") == 1
+    assert cached(daemon, "down-key") == []  # the ingest never had it
+    assert "proxy upstream failed" in daemon.log()
+
+
+def test_a_slow_upstream_is_504_and_a_stalled_answer_is_cut(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port, {"read_timeout_seconds": 0.5})
+    stand_in.answers["/slow"] = Answer.raw(ANSWERS["/missing"], delay=3)
+    started = time.monotonic()
+    reply = exchange(port, http_request("GET", "/slow", [(b"Connection", b"close")]))
+    assert reply.status == 504 and time.monotonic() - started < 2.5
+    assert "did not answer in time" in json.loads(reply.body)["message"]
+    # A small answer stalls before its end: nothing was sent yet, so 504 still.
+    stand_in.answers["/stall"] = Answer(
+        [(0, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part"), (3, b"x" * 90)]
+    )
+    reply = exchange(port, http_request("GET", "/stall", [(b"Connection", b"close")]))
+    assert reply.status == 504
+    # A streamed answer began, then stalled: the client must see a broken answer.
+    stand_in.answers["/stall-stream"] = Answer(
+        [(0, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n"), (3, b"")]
+    )
+    reply = exchange(port, http_request("GET", "/stall-stream", [(b"Connection", b"close")]))
+    assert reply.status == 200 and reply.body == b"part" and not reply.complete
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="timeout") == 3
+
+
+def test_an_answer_that_breaks_off_cuts_the_client(start_daemon: Any, stand_in: StandIn) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    stand_in.answers["/cut"] = Answer.raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", close=True
+    )
+    body = json.dumps({"api_key": "cut-key"}).encode()
+    reply = exchange(port, http_request("POST", "/cut", [(b"Connection", b"close")], body))
+    assert reply.status == 200 and reply.body == b"hello" and not reply.complete
+    # A small answer (by its length) that breaks off is read whole first: 502 instead.
+    stand_in.answers["/short"] = Answer.raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", close=True
+    )
+    reply = exchange(port, http_request("POST", "/short", [(b"Connection", b"close")], body))
+    assert reply.status == 502 and reply.complete
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="interrupted") == 2
+    assert tee_outcome(daemon, "incomplete") == 2
+    # The proxy goes on: the next request is forwarded as usual.
+    reply = exchange(port, http_request("GET", "/", [(b"Connection", b"close")]))
+    assert reply.status == 200 and reply.complete
+
+
+# -- the tee never costs the forward -------------------------------------------------------
+
+
+def test_a_full_queue_drops_the_copy_not_the_request(start_daemon: Any, stand_in: StandIn) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port, sidecar={"ingest": {"queue_size": 5}})
+    body = json.dumps([{"n": n} for n in range(20)]).encode()  # 20 events, room for 5
+    reply = exchange(
+        port, http_request("POST", "/api/v1/event/full-key", [(b"Connection", b"close")], body)
+    )
+    assert reply.status == 200 and reply.body == b'{"ok":true}'
+    assert stand_in.received[0].body == body
+    assert tee_outcome(daemon, "teed") == 1
+    wait_for(lambda: daemon.metric("events_cache_dropped_total", reason="queue_full") == 15)
+    assert len(wait_cached(daemon, "full-key", 5)) == 5
+
+
+def test_a_body_over_the_limit_is_forwarded_and_not_cached(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    daemon, port = proxy_daemon(
+        start_daemon, stand_in.port, sidecar={"ingest": {"max_request_bytes": 1000}}
+    )
+    big = json.dumps({"api_key": "big-key", "blob": "b" * 50_000}).encode()
+    chunks = [big[:20_000], big[20_000:]]
+    for request in (
+        http_request("POST", "/e", [(b"Connection", b"close")], big),
+        http_request("POST", "/e", [(b"Connection", b"close")], chunks=chunks),
+    ):
+        assert exchange(port, request).status == 200
+    assert [r.body for r in stand_in.received] == [big, big]
+    assert tee_outcome(daemon, "too_large") == 2
+    small = json.dumps({"api_key": "big-key", "small": True}).encode()
+    exchange(port, http_request("POST", "/e", [(b"Connection", b"close")], small))
+    [event] = wait_cached(daemon, "big-key")
+    assert event["original"] == {"api_key": "big-key", "small": True}
+
+
+def test_compressed_bodies_go_on_compressed_and_are_cached_decoded(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    event = {"api_key": "gz-key", "text": "z" * 5000}
+    body = gzip.compress(json.dumps(event).encode())
+    headers = [(b"Content-Encoding", b"gzip"), (b"Connection", b"close")]
+    stand_in.answers["/gz"] = Answer.raw(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    reply = exchange(port, http_request("POST", "/gz", headers, body))
+    assert stand_in.received[0].body == body  # not inflated on the way
+    assert reply.body == body and reply.header(b"Content-Encoding") == [b"gzip"]
+    [cached_event] = wait_cached(daemon, "gz-key")
+    assert cached_event["original"] == event
+
+
+def test_what_is_not_teed_is_counted_by_why(start_daemon: Any, stand_in: StandIn) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    close = [(b"Connection", b"close")]
+    stand_in.answers["/refused"] = Answer.raw(
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    )
+    body = json.dumps({"api_key": "refused-key"}).encode()
+    assert exchange(port, http_request("POST", "/refused", close, body)).status == 401
+    assert exchange(port, http_request("GET", "/health?token=get-key", close)).status == 200
+    assert exchange(port, http_request("POST", "/e", close, b'{"no": "key"}')).status == 200
+    brotli = [(b"Content-Encoding", b"br"), *close]
+    assert exchange(port, http_request("POST", "/e?token=br-key", brotli, b"\x0b")).status == 200
+    for outcome in ("upstream_status", "no_body", "no_key", "encoding"):
+        assert tee_outcome(daemon, outcome) == 1, outcome
+    assert tee_outcome(daemon, "teed") == 0
+    assert daemon.query(namespace="token")["events"] == []
+
+
+def test_keep_alive_connections_are_reused_both_sides(start_daemon: Any, stand_in: StandIn) -> None:
+    import http.client
+
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for n in range(50):
+        conn.request("POST", f"/api/v1/event/ka-key?n={n}", body=json.dumps({"n": n}))
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == b'{"ok":true}'
+    conn.close()
+    assert len(stand_in.received) == 50
+    assert len(wait_cached(daemon, "ka-key", 50)) == 50
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+def test_the_proxy_forwards_through_the_drain_then_closes(
+    start_daemon_process: Any, stand_in: StandIn
+) -> None:
+    daemon, port = proxy_daemon(
+        start_daemon_process, stand_in.port, sidecar={"shutdown": {"drain_seconds": 2}}
+    )
+    assert isinstance(daemon, DaemonProcess)
+    daemon.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    body = json.dumps({"api_key": "drain-key"}).encode()
+    reply = exchange(port, http_request("POST", "/e", [(b"Connection", b"close")], body))
+    assert reply.status == 200 and reply.body == b'{"ok":true}'
+    assert daemon.process.wait(15) == 0
+    with pytest.raises(OSError):
+        exchange(port, http_request("GET", "/", [(b"Connection", b"close")]), timeout=2)
+    assert [r.body for r in stand_in.received] == [body]
+
+
+def test_a_forward_in_flight_at_shutdown_finishes(
+    start_daemon_process: Any, stand_in: StandIn, redis_client: Any
+) -> None:
+    daemon, port = proxy_daemon(start_daemon_process, stand_in.port)
+    stand_in.answers["/slow"] = Answer.raw(OK_SLOW, delay=0.6)
+    body = json.dumps({"api_key": "in-flight"}).encode()
+    replies: list[Any] = []
+    request = http_request("POST", "/slow", [(b"Connection", b"close")], body)
+    sender = threading.Thread(target=lambda: replies.append(exchange(port, request)))
+    sender.start()
+    wait_for(lambda: stand_in.received)  # the forward is under way
+    assert isinstance(daemon, DaemonProcess)
+    daemon.signal(signal.SIGTERM)  # no drain: the listeners close now
+    sender.join(10)
+    assert replies[0].status == 200 and replies[0].body == b'{"ok":true}'
+    assert daemon.process.wait(15) == 0
+    assert redis_client.llen("events_cache:token#in-flight") == 1  # teed and flushed
+
+
+OK_SLOW = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}'
