@@ -328,6 +328,9 @@ class InProcessDaemon(DaemonClient):
         thread.start()
         assert thread.ident is not None
         _router.sinks[thread.ident] = self._sink
+        root = logging.getLogger()
+        if self._sink.level < root.level:  # a daemon at debug: let its records through
+            root.setLevel(self._sink.level)
         try:
             self._call(app.start(), timeout)
         except BaseException:
