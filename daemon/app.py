@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from daemon import __version__
 from daemon.config import Config, RedisSettings, effective_settings
 from daemon.core.limiter import LimitedCounter, RateLimiters
-from daemon.core.model import DropReason
+from daemon.core.model import DropReason, RedisOperation
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.limited import FLUSH_INTERVAL_S, LimitedFlusher
@@ -199,7 +199,7 @@ class App:
         tokens = TokenCheck(cfg.admin_tokens, cfg.server.allow_token_in_query)
         max_events = cfg.sidecar.api.max_response_events
         service = QueryService(storage, events.size, events.time_window_sec, max_events)
-        add_query_routes(api, service, tokens)
+        add_query_routes(api, service, tokens, self.health)
         add_tail_routes(api, loops.tail)
         add_viewer_routes(api, cfg.sidecar.api.viewer)
         listen, socket_path = cfg.ingest.listen, cfg.ingest.socket
@@ -233,7 +233,7 @@ class App:
         try:
             await self._storage.ping()
         except (RedisError, OSError) as e:
-            self.health.failed(e, "ping")
+            self.health.failed(e, RedisOperation.PING)
         else:
             self.health.ok()
 

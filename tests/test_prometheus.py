@@ -134,8 +134,15 @@ def test_daemon_metrics_pass_promtool_check_metrics(daemon: InProcessDaemon) -> 
                             input=text, capture_output=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
     for family in ("events_cache_received_total", "events_cache_cached_total",
-                   "events_cache_redis_write_seconds", "events_cache_build_info"):  # fmt: skip
+                   "events_cache_redis_write_seconds", "events_cache_build_info",
+                   "events_cache_redis_errors_total", "process_resident_memory_bytes",
+                   "process_cpu_seconds_total", "python_gc_objects_collected_total",
+                   "python_info"):  # fmt: skip
         assert f"# TYPE {family.removesuffix('_total')}".encode() in text
+    # No `_created` series, and the Kubernetes label name is left to Kubernetes.
+    assert b"_created" not in text
+    assert b'cache_namespace="token"' in text and b"{namespace=" not in text
+    assert b",namespace=" not in text
 
 
 # ------------------------------------------------------ a real Prometheus scraping
@@ -193,13 +200,14 @@ def test_prometheus_scrapes_the_counts_the_test_caused(
     assert (second["accepted"], second["rate_limited"]) == (2, 0)
 
     # The scrape attaches the pod's Kubernetes namespace as `namespace`, as a PodMonitor or
-    # ServiceMonitor does; the daemon's own `namespace` label (token / destination) then
-    # becomes `exported_namespace` (honor_labels is false). Dashboards must use that.
+    # ServiceMonitor does; the daemon's own label is `cache_namespace`, so nothing is
+    # renamed to `exported_namespace` and both can be selected together.
     want = {
-        'sum(events_cache_received_total{exported_namespace="token"})': 10,
-        'sum(events_cache_cached_total{exported_namespace="token",collection="all"})': 7,
-        'sum(events_cache_rate_limited_total{exported_namespace="token",collection="all"})': 3,
+        'sum(events_cache_received_total{cache_namespace="token"})': 10,
+        'sum(events_cache_cached_total{cache_namespace="token",collection="all"})': 7,
+        'sum(events_cache_rate_limited_total{cache_namespace="token",collection="all"})': 3,
         'sum by (namespace) (events_cache_received_total{namespace="ingest",pod="ingest-0"})': 10,
+        'count({__name__=~"events_cache_.+", exported_namespace!=""}) or vector(0)': 0,
         "sum(events_cache_dropped_total) or vector(0)": 0,
         'events_cache_redis_up{job="events-cache"}': 1,
     }
