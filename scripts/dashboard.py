@@ -2,7 +2,8 @@
 """Generate the Grafana dashboard of the Helm chart with Grafana's grafana-foundation-sdk.
 
     scripts/dashboard.py            # write helm/events-cache/dashboards/events-cache.json
-    scripts/dashboard.py --check    # exit 1 if the file is out of date
+                                    # and the panel list of helm/events-cache/README.md
+    scripts/dashboard.py --check    # exit 1 if either is out of date
 
 The chart ships the JSON (a ConfigMap behind `dashboards.enabled`), so installing the
 chart needs nothing of this; the SDK is pinned in the `test` extra, and a test fails
@@ -39,6 +40,8 @@ OUT = (
     / "dashboards"
     / "events-cache.json"
 )
+README = OUT.parent.parent / "README.md"
+START, END = "<!-- dashboard:start -->", "<!-- dashboard:end -->"
 UID = "events-cache"
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
@@ -485,19 +488,36 @@ def render() -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def panel_list() -> str:
+    """The README's table: each panel, its row and the question it answers."""
+    lines = ["| row | panel | answers |", "| --- | --- | --- |"]
+    for row, panels in ROWS:
+        for panel in panels:
+            lines.append(f"| {row} | {panel.title} | {panel.answers} |")
+    return "\n".join(lines)
+
+
+def readme(text: str) -> str:
+    """The chart README with its panel list rewritten."""
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{panel_list()}\n{END}{tail}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if the file is out of date")
     args = parser.parse_args()
-    text = render()
+    outputs = {OUT: render(), README: readme(README.read_text())}
     if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT} is out of date: run scripts/dashboard.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(f"wrote {OUT}")
+        stale = [p for p, text in outputs.items() if not p.exists() or p.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run scripts/dashboard.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

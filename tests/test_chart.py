@@ -482,6 +482,11 @@ def test_dashboard_json_is_up_to_date() -> None:
     assert generator.render() == generator.OUT.read_text(), (
         "helm/events-cache/dashboards/events-cache.json is stale: run scripts/dashboard.py"
     )
+    readme = generator.README.read_text()
+    assert generator.readme(readme) == readme, "the README's panel list is stale"
+    assert (
+        generator.START in readme and "| Queue and Redis | Redis errors per operation |" in readme
+    )
 
 
 def test_network_policy(rendered: dict[str, list[dict[str, Any]]]) -> None:
