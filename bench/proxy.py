@@ -177,7 +177,7 @@ def _cpu_row(runs: Runs, metrics: dict[str, float]) -> Row:
         a["daemon_cpu_us"] / b["upstream_cpu_us"] for a, b in zip(proxied, direct, strict=True)
     ]
     teed = metrics.get('events_cache_proxy_tee_total{outcome="teed"}', 0.0)
-    cached = metrics.get('events_cache_cached_total{collection="all",namespace="token"}', 0.0)
+    cached = metrics.get('events_cache_cached_total{cache_namespace="token",collection="all"}', 0.0)
     row = Row(
         f"P6 tee proxy, {CONNECTIONS} connections: CPU per request",
         cpu,

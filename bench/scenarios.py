@@ -292,8 +292,12 @@ def p2(s: Settings, server: RedisServer) -> list[Row]:
     finally:
         daemon.stop()
     received = delta(after, before, "events_cache_received_total")
-    limited = after.get('events_cache_rate_limited_total{collection="all",namespace="token"}', 0)
-    limited -= before.get('events_cache_rate_limited_total{collection="all",namespace="token"}', 0)
+    limited = after.get(
+        'events_cache_rate_limited_total{cache_namespace="token",collection="all"}', 0
+    )
+    limited -= before.get(
+        'events_cache_rate_limited_total{cache_namespace="token",collection="all"}', 0
+    )
     row = _ratio_row(
         f"P2 NDJSON x{lines_per_body}, {ids} ids, limited: events/s",
         "events/s",

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from daemon import __version__
 from daemon.config import Config, RedisSettings, effective_settings
 from daemon.core.limiter import LimitedCounter, RateLimiters
-from daemon.core.model import DropReason
+from daemon.core.model import DropReason, RedisOperation
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.limited import FLUSH_INTERVAL_S, LimitedFlusher
@@ -201,7 +201,7 @@ class App:
         try:
             await self._storage.ping()
         except (RedisError, OSError) as e:
-            self.health.failed(e, "ping")
+            self.health.failed(e, RedisOperation.PING)
         else:
             self.health.ok()
 

@@ -2,16 +2,43 @@
 
 Label children are resolved once here, so the ingest hot path increments a prepared
 child instead of looking labels up per request. No label carries a token or a
-destination id: their number is unbounded.
+destination id: their number is unbounded. The cache's namespace is the label
+`cache_namespace`: `namespace` is Kubernetes' own, and a scrape would rename ours to
+`exported_namespace`. The registry also holds the standard process, GC and platform
+collectors (memory and CPU are a sidecar's headline costs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
-from daemon.core.model import Collection, DropReason, Namespace, TeeOutcome, UpstreamError
+from daemon.core.model import (
+    Collection,
+    DropReason,
+    Namespace,
+    RedisOperation,
+    TeeOutcome,
+    UpstreamError,
+)
+
+# No `events_cache_*_created` series: they double every counter's and histogram's series
+# for a start time that `process_start_time_seconds` already gives once per process. The
+# switch is global to prometheus_client (there is no per-registry one) and read at each
+# scrape, so from here on no registry of this process exposes them: harmless, since the
+# daemon's registry is the only one it serves. Set once, when this module loads.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -24,6 +51,10 @@ class Metrics:
         self._event_counters(self.registry)
         self._state_metrics(self.registry)
         self._proxy_metrics(self.registry)
+        self._redis_errors(self.registry)
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         Info(
             "events_cache_build", "The version of the build that runs.", registry=self.registry
         ).info({"version": version})
@@ -33,19 +64,19 @@ class Metrics:
         received = Counter(
             "events_cache_received_total",
             "Events handed to the sidecar (malformed entries included, invalid lines not).",
-            ["namespace"],
+            ["cache_namespace"],
             registry=r,
         )
         cached = Counter(
             "events_cache_cached_total",
             "Events written to Redis, per collection.",
-            ["namespace", "collection"],
+            ["cache_namespace", "collection"],
             registry=r,
         )
         limited = Counter(
             "events_cache_rate_limited_total",
             "Events not cached in a collection because its rate limit was reached.",
-            ["namespace", "collection"],
+            ["cache_namespace", "collection"],
             registry=r,
         )
         dropped = Counter(
@@ -65,14 +96,14 @@ class Metrics:
             "(not cached).",
             registry=r,
         )
-        self.received = {ns: received.labels(namespace=ns) for ns in Namespace}
+        self.received = {ns: received.labels(cache_namespace=ns) for ns in Namespace}
         self.cached = {
-            (ns, c): cached.labels(namespace=ns, collection=c)
+            (ns, c): cached.labels(cache_namespace=ns, collection=c)
             for ns in Namespace
             for c in Collection
         }
         self.rate_limited = {
-            (ns, c): limited.labels(namespace=ns, collection=c)
+            (ns, c): limited.labels(cache_namespace=ns, collection=c)
             for ns in Namespace
             for c in Collection
         }
@@ -130,6 +161,16 @@ class Metrics:
         )
         self.proxy_tee = {o: tee.labels(outcome=o) for o in TeeOutcome}
         self.proxy_upstream_errors = {e: upstream.labels(reason=e) for e in UpstreamError}
+
+    def _redis_errors(self, r: CollectorRegistry) -> None:
+        """Failed Redis operations, per operation; every child exists from the start."""
+        errors = Counter(
+            "events_cache_redis_errors_total",
+            "Redis operations that failed (connection, timeout or an error reply).",
+            ["operation"],
+            registry=r,
+        )
+        self.redis_errors = {op: errors.labels(operation=op) for op in RedisOperation}
 
     def watch_queue(self, depth: Callable[[], float], capacity: int) -> None:
         """Read the queue depth at scrape time instead of on every event."""

@@ -63,3 +63,13 @@ def test_bench_smoke_prints_every_figure() -> None:
         assert len(cells) == 6 and cells[5] in met, matching[0]
     assert len(rows) == len(FIGURES) + len(REPORTED)
     assert "figures in" in out.stdout
+
+
+@pytest.mark.timeout(120)
+def test_queue_memory_per_event_stays_near_the_documented_figure(tmp_path: Path) -> None:
+    """docs/faults.md: about 2,000 bytes per queued event of 1.4 KB (event + ~550 B)."""
+    from bench.queue_memory import measure
+
+    result = measure("ndjson", [2000, 12000], tmp_path)
+    per_event = result["bytes_per_queued_event"]
+    assert isinstance(per_event, int) and 1500 <= per_event <= 3000, result

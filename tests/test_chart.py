@@ -439,7 +439,9 @@ def test_probes_never_depend_on_redis(
 def test_image_digest_pinning(rendered: dict[str, list[dict[str, Any]]]) -> None:
     pod = deployment(rendered["external-tls"])["spec"]["template"]["spec"]
     _, sidecar = sidecar_of(pod)
-    assert sidecar["image"] == "events-cache:0.1.0@sha256:" + "fedcba9876543210" * 4
+    assert sidecar["image"] == (
+        "ghcr.io/events-cache/events-cache:0.1.0@sha256:" + "fedcba9876543210" * 4
+    )
     assert pod["containers"][0]["image"] == (
         "registry.example.internal/ingest:latest@sha256:" + "0123456789abcdef" * 4
     )
@@ -538,6 +540,45 @@ def test_prometheus_rule_renders_the_alerts_file(rendered: dict[str, list[dict[s
         assert r["expr"] == original["expr"]
         assert r["labels"] == {**original["labels"], "team": "data"}
     assert groups[1]["rules"][0]["alert"] == "EventsCacheHighQueryLatency"
+
+
+def test_dashboard_configmap_ships_the_generated_json(
+    rendered: dict[str, list[dict[str, Any]]], chart: Any
+) -> None:
+    assert not find(rendered["defaults"], "ConfigMap", "ec-events-cache-dashboards")
+    (cm,) = find(rendered["monitors"], "ConfigMap", "ec-events-cache-dashboards")
+    meta = cm["metadata"]
+    assert meta["namespace"] == "monitoring"
+    assert meta["labels"]["grafana_dashboard"] == "1"
+    assert meta["labels"]["app.kubernetes.io/name"] == "events-cache"
+    assert meta["annotations"] == {"grafana_folder": "Ingest"}
+    dashboards = sorted((CHART / "dashboards").glob("*.json"))
+    assert [p.name for p in dashboards] == ["events-cache.json"]
+    # The file byte for byte (Grafana's `{{legend}}` braces are not templated).
+    assert cm["data"] == {p.name: p.read_text().rstrip("\n") for p in dashboards}
+    assert json.loads(cm["data"]["events-cache.json"])["uid"] == "events-cache"
+    # The sidecar's label and the namespace are the user's to choose.
+    values = values_of("monitors")
+    values["dashboards"] = {"enabled": True, "label": "dash", "labelValue": "yes",
+                            "labels": {"team": "data"}, "annotations": {"note": "x"}}  # fmt: skip
+    (cm,) = find(render(chart, values), "ConfigMap", "ec-events-cache-dashboards")
+    assert cm["metadata"]["namespace"] == NAMESPACE
+    assert {"dash": "yes", "team": "data"}.items() <= cm["metadata"]["labels"].items()
+    assert "grafana_dashboard" not in cm["metadata"]["labels"]
+    assert cm["metadata"]["annotations"] == {"note": "x"}
+
+
+def test_dashboard_json_is_up_to_date() -> None:
+    pytest.importorskip("grafana_foundation_sdk", reason="grafana-foundation-sdk not installed")
+    generator = _script("dashboard")
+    assert generator.render() == generator.OUT.read_text(), (
+        "helm/events-cache/dashboards/events-cache.json is stale: run scripts/dashboard.py"
+    )
+    readme = generator.README.read_text()
+    assert generator.readme(readme) == readme, "the README's panel list is stale"
+    assert (
+        generator.START in readme and "| Queue and Redis | Redis errors per operation |" in readme
+    )
 
 
 def test_network_policy(rendered: dict[str, list[dict[str, Any]]]) -> None:

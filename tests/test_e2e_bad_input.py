@@ -150,7 +150,7 @@ def test_413_with_content_length(daemon: InProcessDaemon, redis_client: redis.Re
     settle(daemon)
     assert not redis_client.exists(key("token", "big"))
     assert redis_client.llen(key("token", "fits")) == 1
-    assert daemon.metric("events_cache_received_total", namespace="token") == 1
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == 1
 
 
 def _chunked_post(
@@ -298,7 +298,7 @@ def test_client_gone_mid_body(daemon: InProcessDaemon) -> None:
     # The daemon still answers, and counted nothing for the broken requests.
     assert sane(daemon.post_token("after", b"{}"), 202)["accepted"] == 1
     settle(daemon)
-    wait_for(lambda: daemon.metric("events_cache_received_total", namespace="token") == 1)
+    wait_for(lambda: daemon.metric("events_cache_received_total", cache_namespace="token") == 1)
     assert daemon.query(namespace="token", ids="gone")["total_events"] == 0
 
 
@@ -439,7 +439,7 @@ def test_ndjson_with_only_invalid_lines(daemon: InProcessDaemon, redis_client: r
         reply = sane(daemon.post_ndjson(only_blank), 202)
         assert (reply["accepted"], reply["invalid"]) == (0, 0)
     assert daemon.metric("events_cache_invalid_total") == len(lines)
-    assert daemon.metric("events_cache_received_total", namespace="token") == 0
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == 0
     assert redis_client.keys("events_cache:token#*") == []
     assert redis_client.keys("events_cache:destination#*") == []
 
@@ -487,7 +487,7 @@ JSON_VALUES = st.recursive(
 def test_any_json_object_round_trips_and_any_bytes_are_taken(
     daemon: InProcessDaemon, obj: dict[str, Any], ascii_only: bool, junk: bytes
 ) -> None:
-    token = f"fuzz-{daemon.metric('events_cache_received_total', namespace='token'):.0f}"
+    token = f"fuzz-{daemon.metric('events_cache_received_total', cache_namespace='token'):.0f}"
     body = json.dumps(obj, ensure_ascii=ascii_only).encode()
     assert sane(daemon.post_token(token, body), 202)["accepted"] == 1
     assert sane(daemon.post_token(token + "-junk", junk), 202)["accepted"] >= 0

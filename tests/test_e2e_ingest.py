@@ -82,9 +82,9 @@ def test_object_array_and_malformed_bodies(
         {"event_type": "first", "n": 1},
     ]
     m = daemon.metrics()
-    assert m['events_cache_received_total{namespace="token"}'] == 5
-    assert m['events_cache_cached_total{collection="all",namespace="token"}'] == 5
-    assert m['events_cache_cached_total{collection="error",namespace="token"}'] == 2
+    assert m['events_cache_received_total{cache_namespace="token"}'] == 5
+    assert m['events_cache_cached_total{cache_namespace="token",collection="all"}'] == 5
+    assert m['events_cache_cached_total{cache_namespace="token",collection="error"}'] == 2
     assert m["events_cache_malformed_total"] == 2
 
 
@@ -188,8 +188,8 @@ def test_ndjson_mixed_ids_namespaces_and_bad_lines(
 
     m = daemon.metrics()
     assert m["events_cache_invalid_total"] == 3
-    assert m['events_cache_received_total{namespace="token"}'] == 4
-    assert m['events_cache_received_total{namespace="destination"}'] == 3
+    assert m['events_cache_received_total{cache_namespace="token"}'] == 4
+    assert m['events_cache_received_total{cache_namespace="destination"}'] == 3
 
 
 def test_ndjson_reports_at_most_ten_errors(
@@ -273,9 +273,11 @@ def test_trim_keeps_at_most_size_after_a_burst(
     # Only a bucket's worth per id gets through.
     assert (second.json["accepted"], second.json["rate_limited"]) == (2 * size, 2 * size)
     settle(daemon)
-    assert daemon.metric("events_cache_cached_total", collection="all", namespace="token") == 10
+    assert (
+        daemon.metric("events_cache_cached_total", collection="all", cache_namespace="token") == 10
+    )
     m = daemon.metrics()
-    assert m['events_cache_cached_total{collection="error",namespace="destination"}'] == 10
+    assert m['events_cache_cached_total{cache_namespace="destination",collection="error"}'] == 10
 
     # Both bursts reached Redis (10 entries per list); the trim loop cuts each list to
     # `size`, keeping the newest.

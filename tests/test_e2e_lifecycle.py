@@ -75,7 +75,9 @@ def test_redis_stopped_while_ingesting(start_daemon: StartDaemon, spawn_redis: S
         assert daemon.post_token("before", json.dumps({"seq": n})).status == 202
     settle(daemon)
     assert daemon.metric("events_cache_redis_up") == 1
-    cached_before = daemon.metric("events_cache_cached_total", collection="all", namespace="token")
+    cached_before = daemon.metric(
+        "events_cache_cached_total", collection="all", cache_namespace="token"
+    )
     assert cached_before == 5
 
     server.kill()
@@ -108,7 +110,7 @@ def test_redis_stopped_while_ingesting(start_daemon: StartDaemon, spawn_redis: S
     settle(daemon)
     m = daemon.metrics()
     written_after = (
-        m['events_cache_cached_total{collection="all",namespace="token"}'] - cached_before
+        m['events_cache_cached_total{cache_namespace="token",collection="all"}'] - cached_before
     )
     client = server.client()
     try:
@@ -173,7 +175,7 @@ def test_metrics_move_as_predicted(start_daemon: StartDaemon, redis_client: redi
     assert m["events_cache_redis_up"] == 1
     assert any(k.startswith("events_cache_build_info{version=") for k in m)
     for ns in NAMESPACES:
-        assert m[f'events_cache_received_total{{namespace="{ns}"}}'] == 0
+        assert m[f'events_cache_received_total{{cache_namespace="{ns}"}}'] == 0
 
     # token k: 5 events with room for 3, then a malformed body: its all-list bucket is
     # empty but its error bucket is not, so it is cached in the error list only.
@@ -203,16 +205,16 @@ def test_metrics_move_as_predicted(start_daemon: StartDaemon, redis_client: redi
 
     m = daemon.metrics()
     expected = {
-        'events_cache_received_total{namespace="token"}': 6,
-        'events_cache_cached_total{collection="all",namespace="token"}': 3,
-        'events_cache_cached_total{collection="error",namespace="token"}': 1,
-        'events_cache_rate_limited_total{collection="all",namespace="token"}': 3,
-        'events_cache_rate_limited_total{collection="error",namespace="token"}': 0,
-        'events_cache_received_total{namespace="destination"}': 7,
-        'events_cache_cached_total{collection="all",namespace="destination"}': 3,
-        'events_cache_cached_total{collection="error",namespace="destination"}': 3,
-        'events_cache_rate_limited_total{collection="all",namespace="destination"}': 4,
-        'events_cache_rate_limited_total{collection="error",namespace="destination"}': 1,
+        'events_cache_received_total{cache_namespace="token"}': 6,
+        'events_cache_cached_total{cache_namespace="token",collection="all"}': 3,
+        'events_cache_cached_total{cache_namespace="token",collection="error"}': 1,
+        'events_cache_rate_limited_total{cache_namespace="token",collection="all"}': 3,
+        'events_cache_rate_limited_total{cache_namespace="token",collection="error"}': 0,
+        'events_cache_received_total{cache_namespace="destination"}': 7,
+        'events_cache_cached_total{cache_namespace="destination",collection="all"}': 3,
+        'events_cache_cached_total{cache_namespace="destination",collection="error"}': 3,
+        'events_cache_rate_limited_total{cache_namespace="destination",collection="all"}': 4,
+        'events_cache_rate_limited_total{cache_namespace="destination",collection="error"}': 1,
         'events_cache_dropped_total{reason="queue_full"}': 0,
         'events_cache_dropped_total{reason="redis_error"}': 0,
         'events_cache_dropped_total{reason="shutdown"}': 0,

@@ -107,7 +107,7 @@ def test_a_request_without_a_key_is_counted_as_invalid(start_daemon: Any) -> Non
     )
     assert answer["errors"] == [{"line": 1, "message": reason}]
     assert daemon.metric("events_cache_invalid_total") == 1
-    assert daemon.metric("events_cache_received_total", namespace="token") == 0
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == 0
     logged = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
     [entry] = [e for e in logged if e.get("event") == "mirrored request not cached"]
     assert entry["level"] == "debug" and entry["reason"] == reason and entry["method"] == "POST"

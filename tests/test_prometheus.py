@@ -8,11 +8,7 @@ reason when a binary is missing. The daemon runs in-process on the suite's Redis
 from __future__ import annotations
 
 import json
-import shutil
-import signal
 import subprocess
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,38 +17,27 @@ import pytest
 import yaml
 
 from tests.support.daemon import InProcessDaemon, StartDaemon
-from tests.support.servers import free_port, wait_for
+from tests.support.prometheus import (
+    KUBERNETES_RELABELING,
+    NOT_YET,
+    PROMETHEUS,
+    PROMTOOL,
+    api,
+    pod_target,
+    running_prometheus,
+    value,
+)
+from tests.support.servers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "helm" / "events-cache" / "files" / "alerts.yaml"
 ALERT_TESTS = Path(__file__).resolve().parent / "data" / "alerts-test.yaml"
-PROMTOOL = shutil.which("promtool")
-PROMETHEUS = shutil.which("prometheus")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (apt-get install prometheus)"
 )
 needs_prometheus = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus not installed (apt-get install prometheus)"
 )
-# Connection and parse errors while a server comes up count as "not yet".
-NOT_YET = (OSError, ValueError)
-
-
-def http_get(url: str, headers: dict[str, str] | None = None) -> bytes:
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        body: bytes = response.read()
-        return body
-
-
-def stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -134,8 +119,15 @@ def test_daemon_metrics_pass_promtool_check_metrics(daemon: InProcessDaemon) -> 
                             input=text, capture_output=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
     for family in ("events_cache_received_total", "events_cache_cached_total",
-                   "events_cache_redis_write_seconds", "events_cache_build_info"):  # fmt: skip
+                   "events_cache_redis_write_seconds", "events_cache_build_info",
+                   "events_cache_redis_errors_total", "process_resident_memory_bytes",
+                   "process_cpu_seconds_total", "python_gc_objects_collected_total",
+                   "python_info"):  # fmt: skip
         assert f"# TYPE {family.removesuffix('_total')}".encode() in text
+    # No `_created` series, and the Kubernetes label name is left to Kubernetes.
+    assert b"_created" not in text
+    assert b'cache_namespace="token"' in text and b"{namespace=" not in text
+    assert b",namespace=" not in text
 
 
 # ------------------------------------------------------ a real Prometheus scraping
@@ -143,41 +135,24 @@ def test_daemon_metrics_pass_promtool_check_metrics(daemon: InProcessDaemon) -> 
 
 @pytest.fixture
 def prometheus(daemon: InProcessDaemon, tmp_path: Path) -> Iterator[str]:
-    """A Prometheus server scraping the daemon every second, with the alert rules loaded."""
-    port = free_port()
-    target = f"127.0.0.1:{daemon.api_port}"
+    """A Prometheus server scraping the daemon every second as a PodMonitor would (target
+    labels namespace, pod, container), with the alert rules loaded."""
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ALERTS)],
         "scrape_configs": [{
             "job_name": "events-cache",
-            "static_configs": [{"targets": [target],
-                                "labels": {"namespace": "ingest", "pod": "ingest-0"}}],
+            "static_configs": [pod_target(daemon.api_port, "ingest", "ingest-0")],
+            "relabel_configs": KUBERNETES_RELABELING,
         }],
     }  # fmt: skip
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",  # type: ignore[list-item]
-         f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: process.poll() is None and http_get(f"{base}/-/ready"), timeout=30,
-                 interval=0.1, what="Prometheus to be ready", ignore=NOT_YET)  # fmt: skip
+    with running_prometheus(config, tmp_path / "prometheus") as base:
         yield base
-    finally:
-        stop(process)
-        log.close()
 
 
 def promql(base: str, query: str) -> float | None:
     """The single value of an instant query, or None when it returns nothing."""
-    body = json.loads(http_get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query})))
-    assert body["status"] == "success", body
-    result = body["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
+    return value(base, query)
 
 
 @needs_prometheus
@@ -193,13 +168,14 @@ def test_prometheus_scrapes_the_counts_the_test_caused(
     assert (second["accepted"], second["rate_limited"]) == (2, 0)
 
     # The scrape attaches the pod's Kubernetes namespace as `namespace`, as a PodMonitor or
-    # ServiceMonitor does; the daemon's own `namespace` label (token / destination) then
-    # becomes `exported_namespace` (honor_labels is false). Dashboards must use that.
+    # ServiceMonitor does; the daemon's own label is `cache_namespace`, so nothing is
+    # renamed to `exported_namespace` and both can be selected together.
     want = {
-        'sum(events_cache_received_total{exported_namespace="token"})': 10,
-        'sum(events_cache_cached_total{exported_namespace="token",collection="all"})': 7,
-        'sum(events_cache_rate_limited_total{exported_namespace="token",collection="all"})': 3,
+        'sum(events_cache_received_total{cache_namespace="token"})': 10,
+        'sum(events_cache_cached_total{cache_namespace="token",collection="all"})': 7,
+        'sum(events_cache_rate_limited_total{cache_namespace="token",collection="all"})': 3,
         'sum by (namespace) (events_cache_received_total{namespace="ingest",pod="ingest-0"})': 10,
+        'count({__name__=~"events_cache_.+", exported_namespace!=""}) or vector(0)': 0,
         "sum(events_cache_dropped_total) or vector(0)": 0,
         'events_cache_redis_up{job="events-cache"}': 1,
     }
@@ -216,7 +192,7 @@ def test_prometheus_scrapes_the_counts_the_test_caused(
 
     # The alert rules load and evaluate against the live series, and none fires.
     def rules_evaluated() -> list[dict[str, Any]] | None:
-        groups = json.loads(http_get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
+        groups = api(prometheus, "/api/v1/rules")["groups"]
         rules = [r for g in groups for r in g["rules"]]
         return rules if rules and all(r.get("lastEvaluation", "").startswith("20")
                                       and r["health"] == "ok" for r in rules) else None  # fmt: skip

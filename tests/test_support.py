@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.daemon import InProcessDaemon, StartDaemon, deep_update
 from tests.support.procstat import percentile
-from tests.support.scrape import accounted, parse_metrics, sample_key
+from tests.support.scrape import accounted, metric_sum, parse_metrics, sample_key
 from tests.support.servers import (
     ephemeral_ports_start,
     free_port,
@@ -19,13 +19,13 @@ from tests.support.servers import (
 EXPOSITION = """\
 # HELP events_cache_received_total Events handed to the sidecar.
 # TYPE events_cache_received_total counter
-events_cache_received_total{namespace="token"} 5.0
-events_cache_received_total{namespace="destination"} 2.0
+events_cache_received_total{cache_namespace="token"} 5.0
+events_cache_received_total{cache_namespace="destination"} 2.0
 # HELP events_cache_cached_total Events written to Redis, per collection.
 # TYPE events_cache_cached_total counter
-events_cache_cached_total{collection="all",namespace="token"} 4.0
-events_cache_cached_total{collection="error",namespace="token"} 1.0
-events_cache_cached_total{collection="all",namespace="destination"} 2.0
+events_cache_cached_total{cache_namespace="token",collection="all"} 4.0
+events_cache_cached_total{cache_namespace="token",collection="error"} 1.0
+events_cache_cached_total{cache_namespace="destination",collection="all"} 2.0
 # HELP events_cache_dropped_total Accepted events that never reached Redis.
 # TYPE events_cache_dropped_total counter
 events_cache_dropped_total{reason="queue_full"} 1.0
@@ -83,14 +83,17 @@ def _refused() -> bool:
 
 def test_metrics_parsing_and_the_accounting_identity() -> None:
     samples = parse_metrics(EXPOSITION)
-    key = sample_key("events_cache_cached_total", {"namespace": "token", "collection": "all"})
-    assert key == 'events_cache_cached_total{collection="all",namespace="token"}'
+    key = sample_key("events_cache_cached_total", {"cache_namespace": "token", "collection": "all"})
+    assert key == 'events_cache_cached_total{cache_namespace="token",collection="all"}'
     assert samples[key] == 4.0
     assert samples["events_cache_queue_depth"] == 0.0
     # token: 5 received, 4 cached in all, 1 dropped (dropped has no namespace label)
     assert accounted(samples, "token") == (5.0, 5.0)
     assert accounted(samples, "destination") == (2.0, 3.0)
     assert accounted(samples) == (7.0, 7.0)
+    # Whole labels only: the old label name finds nothing.
+    assert metric_sum(samples, "events_cache_received_total", 'cache_namespace="token"') == 5.0
+    assert metric_sum(samples, "events_cache_received_total", 'namespace="token"') == 0.0
 
 
 def test_free_ports_are_random_and_below_the_ephemeral_range() -> None:

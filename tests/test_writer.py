@@ -67,13 +67,13 @@ async def test_a_batch_is_one_lpush_per_list_newest_first(
     assert sorted(redis_client.zrange(index_key("token"), 0, -1)) == [b"id-0", b"id-1", b"id-2"]
     assert (
         metrics.registry.get_sample_value(
-            "events_cache_cached_total", {"namespace": "token", "collection": "all"}
+            "events_cache_cached_total", {"cache_namespace": "token", "collection": "all"}
         )
         == 30
     )
     assert (
         metrics.registry.get_sample_value(
-            "events_cache_cached_total", {"namespace": "token", "collection": "error"}
+            "events_cache_cached_total", {"cache_namespace": "token", "collection": "error"}
         )
         == 15
     )
@@ -92,9 +92,14 @@ async def test_error_only_entries_count_as_limited_in_all(storage: Storage) -> N
     queue.put(entry("x", 1, Target.ERROR))
     assert await writers.write(queue.take(0, 10))
     get = metrics.registry.get_sample_value
-    assert get("events_cache_rate_limited_total", {"namespace": "token", "collection": "all"}) == 1
-    assert get("events_cache_cached_total", {"namespace": "token", "collection": "error"}) == 1
-    assert get("events_cache_cached_total", {"namespace": "token", "collection": "all"}) == 0
+    assert (
+        get("events_cache_rate_limited_total", {"cache_namespace": "token", "collection": "all"})
+        == 1
+    )
+    assert (
+        get("events_cache_cached_total", {"cache_namespace": "token", "collection": "error"}) == 1
+    )
+    assert get("events_cache_cached_total", {"cache_namespace": "token", "collection": "all"}) == 0
 
 
 async def test_writers_keep_per_id_order_across_shards(

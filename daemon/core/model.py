@@ -54,3 +54,17 @@ class Target(IntFlag):
     NONE = 0
     ALL = 1
     ERROR = 2
+
+
+class RedisOperation(StrEnum):
+    """What the sidecar was doing when Redis failed: the `operation` label of
+    `events_cache_redis_errors_total` (a fixed set, never an id)."""
+
+    WRITE = "write"  # a writer's batch (LPUSH, ZADD, PUBLISH)
+    TRIM = "trim"  # the trim loop (LTRIM, EXPIRE)
+    LIMITED = "limited"  # the limited-count flush (HINCRBY, EXPIRE)
+    PING = "ping"  # the health probe, and a writer waiting for Redis to return
+    QUERY = "query"  # GET /api/v1/events/cache
+    SUMMARY = "summary"  # GET /api/v1/events/ids
+    RESET = "reset"  # DELETE /api/v1/events/cache
+    TAIL = "tail"  # the live tail: the watchers key and the subscription

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from daemon.core.limiter import LimitedCounter, RateLimiters
+from daemon.core.model import RedisOperation
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 
@@ -49,7 +50,7 @@ class LimitedFlusher:
             try:
                 await self._storage.add_limited(pending)
             except (RedisError, OSError) as e:
-                self._health.failed(e, "limited counts")
+                self._health.failed(e, RedisOperation.LIMITED)
                 if len(pending) <= MAX_PENDING_SLOTS:
                     self._retry = pending
         now = self._monotonic()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import orjson
 from redis.exceptions import RedisError
 
-from daemon.core.model import Namespace
+from daemon.core.model import Namespace, RedisOperation
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 
@@ -41,7 +41,7 @@ class TailSwitch:
             else:
                 self.on = await self._storage.watched()
         except (RedisError, OSError) as e:
-            self._health.failed(e, "tail")
+            self._health.failed(e, RedisOperation.TAIL)
 
     async def announce(self) -> None:
         """A stream is open here: tell every sidecar, now (not at the next check)."""

@@ -20,6 +20,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from daemon.core.entry import answered
+from daemon.core.model import RedisOperation
 from daemon.store.health import RedisHealth
 
 MAX_PENDING_BYTES = 1 << 20  # per stream
@@ -167,7 +168,7 @@ class TailHub:
             try:
                 await self._relay()
             except (RedisError, OSError) as e:
-                self._health.failed(e, "tail")
+                self._health.failed(e, RedisOperation.TAIL)
                 for stream in self._streams:
                     stream.lost(f"Redis subscription lost: {type(e).__name__}")
                 await asyncio.sleep(RETRY_S)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
+from daemon.core.model import RedisOperation
 from daemon.metrics import Metrics
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
@@ -51,6 +52,6 @@ class Trimmer:
             await self._storage.trim(keys, self._clock())
         except (RedisError, OSError) as e:
             self._dirty |= keys
-            self._health.failed(e, "trim")
+            self._health.failed(e, RedisOperation.TRIM)
             return
         self._metrics.trim_seconds.observe(time.perf_counter() - started)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from daemon.core.model import Collection, DropReason, Namespace, Target
+from daemon.core.model import Collection, DropReason, Namespace, RedisOperation, Target
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.tail import TailSwitch, tail_message
@@ -78,7 +78,7 @@ class Writers:
                 try:
                     await self._storage.ping()
                 except (RedisError, OSError) as e:
-                    self._health.failed(e, "ping")
+                    self._health.failed(e, RedisOperation.PING)
                     continue
                 self._health.ok()
                 break
@@ -108,7 +108,7 @@ class Writers:
         try:
             await self._storage.write(lists, ids, self._clock(), tail)
         except (RedisError, OSError) as e:
-            self._health.failed(e, "write")
+            self._health.failed(e, RedisOperation.WRITE)
             self._metrics.dropped[DropReason.REDIS_ERROR].inc(len(batch))
             return False
         except asyncio.CancelledError:

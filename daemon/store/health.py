@@ -1,7 +1,9 @@
 """Whether Redis answers: one shared view, mirrored in `events_cache_redis_up`.
 
-Writers, the trimmer, the limited-count flush and the health probe all report here, so
-/readyz and the metric agree, and an outage is logged once per interval, never per event.
+Every Redis operation reports its failures here (writers, the trimmer, the limited-count
+flush, the health probe, the queries, the summary, the reset and the live tail), so
+/readyz, `events_cache_redis_up` and `events_cache_redis_errors_total{operation}` agree,
+and an outage is logged once per interval, never per event.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 
 import structlog
 
+from daemon.core.model import RedisOperation
 from daemon.metrics import Metrics
 
 ERROR_LOG_INTERVAL_S = 10.0
@@ -37,12 +40,13 @@ class RedisHealth:
                 log.info("redis available again")
             self.last_error = ""
 
-    def failed(self, error: BaseException, what: str) -> None:
-        """Record a failure; log at most once per interval, never per event."""
+    def failed(self, error: BaseException, operation: RedisOperation) -> None:
+        """Record a failure: counted per operation, logged at most once per interval."""
+        self._metrics.redis_errors[operation].inc()
         self.up = False
         self._metrics.redis_up.set(0)
         self.last_error = f"{type(error).__name__}: {error}"
         now = self._monotonic()
         if now - self._last_logged >= ERROR_LOG_INTERVAL_S:
             self._last_logged = now
-            log.warning("redis unavailable", operation=what, error=self.last_error)
+            log.warning("redis unavailable", operation=str(operation), error=self.last_error)

@@ -2,7 +2,8 @@
 
 The ingest listener serves a Unix socket (its file created with the configured mode,
 a stale one from a previous run of the container replaced) and loopback TCP; the API
-listener serves TCP. Both answer every error as JSON and time requests per route.
+listener serves TCP. Both answer every error as JSON and time requests per route; the
+API listener's access log (debug level) never shows a query's token.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from daemon.config import HostPort
 from daemon.metrics import Metrics
+from daemon.web.accesslog import AccessLogger
 from daemon.web.middleware import observe
 
 # aiohttp >= 3.11 keeps an idle keep-alive connection for an hour: close it after 75 s.
@@ -51,7 +53,10 @@ class Listener:
         max_line_bytes: int | None = None,
         decompress: bool = True,
     ) -> None:
-        options: dict[str, Any] = {} if access_log else {"access_log": None}
+        # Our access logger: aiohttp's would log query strings, tokens included.
+        options: dict[str, Any] = (
+            {"access_log_class": AccessLogger} if access_log else {"access_log": None}
+        )
         if max_line_bytes is not None:
             options["max_line_size"] = max_line_bytes
         if not decompress:  # the proxy forwards bodies as they came, compressed or not

@@ -16,10 +16,11 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 from redis.exceptions import RedisError
 
+from daemon.core.model import RedisOperation
 from daemon.core.wire import HEARTBEAT_S, STREAM_PATH
 from daemon.pipeline.tail import TailSwitch
 from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
-from daemon.web.query.handlers import guarded
+from daemon.web.query.handlers import HEALTH, guarded
 from daemon.web.query.params import collection, ids, namespace
 from daemon.web.responses import error_response
 
@@ -38,7 +39,7 @@ class Tail:
 TAIL = web.AppKey("tail", Tail)
 
 
-@guarded
+@guarded(RedisOperation.TAIL)
 async def stream(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/events/stream."""
     params = request.query
@@ -57,8 +58,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         try:
             await tail.switch.announce()  # writers of every pod publish from now on
-        except (RedisError, OSError):
-            pass  # Redis is down: the subscription says so with a gap when it fails
+        except (RedisError, OSError) as e:
+            # Redis is down: counted here; the subscription says so with a gap when it fails.
+            request.app[HEALTH].failed(e, RedisOperation.TAIL)
         # The heartbeat's write is bounded by SEND_TIMEOUT_S: a reader that takes nothing
         # for that long is cut off there (its transport aborted), not on every write.
         response = EventSourceResponse(ping_interval=HEARTBEAT_S, send_timeout=SEND_TIMEOUT_S)

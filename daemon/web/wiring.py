@@ -95,7 +95,7 @@ class Listeners:
         tokens = TokenCheck(cfg.admin_tokens, cfg.server.allow_token_in_query)
         max_events = cfg.sidecar.api.max_response_events
         service = QueryService(parts.storage, events.size, events.time_window_sec, max_events)
-        add_query_routes(api, service, tokens)
+        add_query_routes(api, service, tokens, parts.health)
         add_tail_routes(api, parts.tail)
         add_viewer_routes(api, cfg.sidecar.api.viewer)
         listen, socket_path = cfg.ingest.listen, cfg.ingest.socket

@@ -5,6 +5,7 @@
 - `daemon`: the daemon in-process (its own event loop in a thread) or as a subprocess,
   both with one client API over its real socket and ports;
 - `scrape`: /metrics parsing, metric sums, the accounting identity, Jitsu's list keys;
+- `prometheus`: a real Prometheus server, its HTTP API, Kubernetes-like scrape targets;
 - `load`: the fault suite's paced ingest load and the bench's closed-loop generator;
 - `procstat`: RSS, CPU time and percentiles.
 

@@ -3,7 +3,7 @@
 list keys in Redis.
 
 Samples are a flat dict keyed like the exposition format with labels sorted:
-`'events_cache_cached_total{collection="all",namespace="token"}' -> 3.0`.
+`'events_cache_cached_total{cache_namespace="token",collection="all"}' -> 3.0`.
 """
 
 from __future__ import annotations
@@ -40,12 +40,18 @@ def parse_metrics(text: str) -> Samples:
     return out
 
 
+def has_label(key: str, label: str) -> bool:
+    """Whether a sample key carries `label` (`name="value"`) as a whole label: the text
+    `namespace="token"` is not found in `cache_namespace="token"`."""
+    return "{" + label in key or "," + label in key
+
+
 def metric_sum(samples: Mapping[str, float], name: str, *must: str) -> float:
-    """Sum of a metric's samples whose labels contain every `must` text."""
+    """Sum of a metric's samples that carry every `must` label (`name="value"`)."""
     return sum(
         v
         for k, v in samples.items()
-        if (k == name or k.startswith(name + "{")) and all(m in k for m in must)
+        if (k == name or k.startswith(name + "{")) and all(has_label(k, m) for m in must)
     )
 
 
@@ -57,7 +63,7 @@ def delta(after: Mapping[str, float], before: Mapping[str, float], name: str) ->
 def accounted(m: Mapping[str, float], namespace: str | None = None) -> tuple[float, float]:
     """(received, cached{all} + rate_limited{all} + dropped + queued), for one namespace
     or all; dropped has no namespace label, so it is added whole."""
-    ns = f'namespace="{namespace}"' if namespace else ""
+    ns = f'cache_namespace="{namespace}"' if namespace else ""
     received = metric_sum(m, "events_cache_received_total", ns)
     done = (
         metric_sum(m, "events_cache_cached_total", 'collection="all"', ns)

@@ -492,7 +492,7 @@ def round_trip(daemon: DaemonClient, ids: Sequence[str], per_id: int = 3, tag: s
     assert reply.json["accepted"] == len(lines), reply.json
     wait_for(
         lambda: (
-            daemon.metric("events_cache_cached_total", namespace="token", collection="all")
+            daemon.metric("events_cache_cached_total", cache_namespace="token", collection="all")
             >= len(lines)
         ),
         timeout=20,

@@ -1,7 +1,8 @@
 """HTTP handlers of the query API: admin token, parameters, answer or error.
 
 Errors are {"message": ...}: 400 for a parameter (named), 401 for the token, 503 when
-Redis does not answer. The admin token is never logged.
+Redis does not answer (reported to RedisHealth under the handler's operation, so it is
+counted in `events_cache_redis_errors_total`). The admin token is never logged.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from daemon.core.model import RedisOperation
 from daemon.core.wire import CACHE_PATH, IDS_PATH, TRUNCATED_HEADER, UNAUTHORIZED
+from daemon.store.health import RedisHealth
 from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import TOKENS, TokenCheck
 from daemon.web.query.params import QueryError, parse_ids_query, parse_query, parse_reset
@@ -20,29 +23,35 @@ from daemon.web.query.service import QueryService
 from daemon.web.responses import error_response, json_response
 
 QUERY = web.AppKey("query", QueryService)
+HEALTH = web.AppKey("health", RedisHealth)
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def guarded(handler: Handler) -> Handler:
-    """The admin token first; then QueryError as 400 and Redis failures as 503."""
+def guarded(operation: RedisOperation) -> Callable[[Handler], Handler]:
+    """The admin token first; then QueryError as 400, and Redis failures as 503 and
+    reported as a failure of `operation`."""
 
-    async def guard(request: web.Request) -> web.StreamResponse:
-        if not request.app[TOKENS].allows(request):
-            return error_response(401, UNAUTHORIZED)
-        try:
-            return await handler(request)
-        except QueryError as e:
-            return error_response(400, str(e))
-        except (RedisError, OSError) as e:
-            return error_response(503, f"Redis unavailable: {type(e).__name__}: {e}")
+    def decorate(handler: Handler) -> Handler:
+        async def guard(request: web.Request) -> web.StreamResponse:
+            if not request.app[TOKENS].allows(request):
+                return error_response(401, UNAUTHORIZED)
+            try:
+                return await handler(request)
+            except QueryError as e:
+                return error_response(400, str(e))
+            except (RedisError, OSError) as e:
+                request.app[HEALTH].failed(e, operation)
+                return error_response(503, f"Redis unavailable: {type(e).__name__}: {e}")
 
-    return guard
+        return guard
+
+    return decorate
 
 
-@guarded
+@guarded(RedisOperation.QUERY)
 async def events_cache(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/events/cache: Jitsu's answer, with filters and a bounded size."""
     service = request.app[QUERY]
@@ -53,7 +62,7 @@ async def events_cache(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@guarded
+@guarded(RedisOperation.SUMMARY)
 async def ids_summary(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/events/ids: which ids the cache holds, most recently active first."""
     query = parse_ids_query(request.query)
@@ -64,7 +73,7 @@ async def ids_summary(request: web.Request) -> web.StreamResponse:
     return json_response(await request.app[QUERY].summary(query, cursor))
 
 
-@guarded
+@guarded(RedisOperation.RESET)
 async def reset(request: web.Request) -> web.StreamResponse:
     """DELETE /api/v1/events/cache: forget ids (or a whole namespace)."""
     query = parse_reset(request.query)
@@ -79,10 +88,13 @@ async def reset(request: web.Request) -> web.StreamResponse:
     return json_response({"deleted_ids": deleted})
 
 
-def add_query_routes(app: web.Application, service: QueryService, tokens: TokenCheck) -> None:
+def add_query_routes(
+    app: web.Application, service: QueryService, tokens: TokenCheck, health: RedisHealth
+) -> None:
     """Serve the query API on `app`."""
     app[QUERY] = service
     app[TOKENS] = tokens
+    app[HEALTH] = health
     app.router.add_get(CACHE_PATH, events_cache)
     app.router.add_delete(CACHE_PATH, reset)
     app.router.add_get(IDS_PATH, ids_summary)
