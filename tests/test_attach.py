@@ -378,7 +378,7 @@ def test_kustomize_plain_deployment_gets_the_sidecar_and_keeps_its_own(
     (original,) = source["spec"]["template"]["spec"]["containers"]
     for key in ("image", "ports", "securityContext"):
         assert ingest[key] == original[key]
-    assert pod["initContainers"][0]["image"] == "registry.example.internal/events-cache:0.1.0"
+    assert pod["initContainers"][0]["image"] == "registry.example.internal/events-cache:0.2.0"
     for key in ("securityContext", "terminationGracePeriodSeconds"):
         assert pod[key] == source["spec"]["template"]["spec"][key]
 

@@ -440,7 +440,7 @@ def test_image_digest_pinning(rendered: dict[str, list[dict[str, Any]]]) -> None
     pod = deployment(rendered["external-tls"])["spec"]["template"]["spec"]
     _, sidecar = sidecar_of(pod)
     assert sidecar["image"] == (
-        "ghcr.io/events-cache/events-cache:0.1.0@sha256:" + "fedcba9876543210" * 4
+        "ghcr.io/events-cache/events-cache:0.2.0@sha256:" + "fedcba9876543210" * 4
     )
     assert pod["containers"][0]["image"] == (
         "registry.example.internal/ingest:latest@sha256:" + "0123456789abcdef" * 4
