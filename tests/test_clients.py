@@ -127,12 +127,14 @@ def received(daemon: Any) -> float:
     return metric_sum(daemon.metrics(), "events_cache_received_total")
 
 
-def status_count(daemon: Any, status: int) -> float:
+def ingest_requests(daemon: Any, status: int | None = None) -> float:
+    """Requests the daemon's ingest listener answered (with `status`)."""
+    where = [f'status="{status}"'] if status else []
     return metric_sum(
         daemon.metrics(),
         "events_cache_http_request_duration_seconds_count",
         'listener="ingest"',
-        f'status="{status}"',
+        *where,
     )
 
 
@@ -266,12 +268,12 @@ def test_batches_fit_the_limit_and_a_413_splits_them(drive: list[str], start_dae
     common = ["--socket", daemon.socket_path, "--events", "2000", "--buffer-events", "4000"]
     kept = run_drive(drive, *common, "--max-request-bytes", str(limit))
     assert (kept["stats"]["accepted"], kept["stats"]["too_large"]) == (2000, 0)
-    assert status_count(daemon, 413) == 0
+    assert ingest_requests(daemon, 413) == 0
     split = run_drive(drive, *common, "--max-request-bytes", str(1 << 20))
     stats = split["stats"]
     assert stats["too_large"] > 0, stats
     assert (stats["accepted"], stats["dropped"]) == (2000, 0), stats
-    assert status_count(daemon, 413) == stats["too_large"]
+    assert ingest_requests(daemon, 413) == stats["too_large"]
     settle(daemon)
     assert received(daemon) == 4000
 
@@ -467,18 +469,6 @@ def flavour(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def metric(daemon: DaemonClient, name: str, *labels: str) -> float:
-    return metric_sum(daemon.metrics(), name, *labels)
-
-
-def ingest_requests(daemon: DaemonClient, status: int | None = None) -> float:
-    """Requests the daemon's ingest listener answered (with `status`)."""
-    where = [f'status="{status}"'] if status else []
-    return metric(
-        daemon, "events_cache_http_request_duration_seconds_count", 'listener="ingest"', *where
-    )
-
-
 def agree(daemon: DaemonClient, stats: dict[str, Any]) -> None:
     """The client's counters and the daemon's metrics agree on every event this client
     sent (a daemon of the test's own): received, rate limited, dropped for a full queue,
@@ -671,7 +661,7 @@ def test_other_answers_are_rejections(steps: Callable[..., Driven], start_daemon
     message = "sidecar answered 503: the events cache is disabled (server.cache.enabled)"
     assert stats["last_errors"] and set(stats["last_errors"]) == {message}, stats
     assert ingest_requests(daemon, 503) == ingest_requests(daemon) == stats["requests"] >= 1
-    assert metric(daemon, "events_cache_received_total") == 0
+    assert received(daemon) == 0
 
 
 def test_the_sidecar_away_costs_nothing_and_delivery_resumes(
@@ -726,7 +716,7 @@ def test_a_restarted_sidecar_is_reached_on_a_fresh_connection(
     stats = client("flush")["stats"]
     assert (stats["accepted"], stats["dropped"]) == (2, 0), stats
     assert cached(second, "restart") == 2  # the same Redis
-    assert metric(second, "events_cache_received_total") == 1
+    assert received(second) == 1
     second.stop()
     client("incoming", id="restart", body="{}")
     stats = client("close")["stats"]
