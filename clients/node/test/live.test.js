@@ -1,6 +1,8 @@
 'use strict';
 // Against a running sidecar, when EVENTS_CACHE_TEST_SOCKET or EVENTS_CACHE_TEST_URL
-// names one (the repository's tests/test_clients.py starts one and sets them).
+// names one (the repository's tests/test_clients.py starts one and sets them). The
+// behaviours that need a sidecar configured to provoke them (413s, rate limits,
+// rejections, outages, restarts, a hung sidecar) are driven by tests/test_clients.py.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Client } = require('../index.js');

@@ -2,7 +2,11 @@
 'use strict';
 // Drive the Node client against a running sidecar and print one JSON line of
 // results; the same command line as clients/python/tools/drive.py, so that
-// tests/test_clients.py and bench/clients.py treat the three clients alike.
+// tests/test_clients.py and bench/clients.py treat the three clients alike. With
+// --commands it reads one JSON command a line from stdin and answers each with one
+// JSON line instead (the protocol is described in clients/python/tools/drive.py):
+// the calls of one command run without yielding, the sender gets the event loop
+// between commands.
 
 const { parseArgs } = require('node:util');
 const { Client } = require('../index.js');
@@ -21,7 +25,11 @@ const { values: a } = parseArgs({
     'batch-events': { type: 'string', default: '0' },
     'buffer-events': { type: 'string', default: '0' },
     'buffer-bytes': { type: 'string', default: '0' },
+    timeout: { type: 'string', default: '0' }, // seconds for connecting and for one request
+    'max-backoff': { type: 'string', default: '0' }, // seconds between attempts while away
     'close-timeout': { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '1' }, // Node has one thread: 1 only
+    commands: { type: 'boolean', default: false },
     'idle-sender': { type: 'boolean', default: false },
     chunk: { type: 'string', default: '10000' },
     bodies: { type: 'string', default: '' }, // JSON lines {id, body (base64), skip, error}
@@ -53,11 +61,21 @@ async function main() {
     maxBatchEvents: num('batch-events') || undefined,
     bufferEvents: num('buffer-events') || undefined,
     bufferBytes: num('buffer-bytes') || undefined,
+    timeoutMs: num('timeout') * 1000 || undefined,
+    maxBackoffMs: num('max-backoff') * 1000 || undefined,
   };
+  if (num('concurrency') !== 1) {
+    console.error('--concurrency: Node calls from one thread only');
+    process.exit(2);
+  }
   if (a['idle-sender']) {
     Object.assign(options, { flushIntervalMs: 3600e3, maxBatchEvents: chunk + 1, bufferEvents: chunk + 1, bufferBytes: 2 ** 40 });
   }
   const client = new Client(options);
+  if (a.commands) {
+    commands(client);
+    return;
+  }
   const ids = Array.from({ length: num('ids') }, (_, i) => `drive-${i}`);
   const values = Array.from({ length: 16 }, (_, i) => makeEvent(i, num('body-bytes')));
   const bodies = values.map((v) => Buffer.from(JSON.stringify(v)));
@@ -116,9 +134,6 @@ async function main() {
   const closeStart = clock();
   const flushed = await client.close(num('close-timeout') * 1000);
   const end = clock();
-  const st = client.stats();
-  const snake = Object.fromEntries(
-    Object.entries(st).map(([k, v]) => [k.replace(/[A-Z]/g, (m) => '_' + m.toLowerCase()), v]));
   console.log(JSON.stringify({
     language: 'node',
     events,
@@ -128,8 +143,58 @@ async function main() {
     close_s: Number(end - closeStart) / 1e9,
     total_s: Number(end - start) / 1e9,
     flushed,
-    stats: snake,
+    stats: snake(client),
   }));
+}
+
+/** The client's counters with snake_case names, as the other drive programs print them.
+ * @param {Client} client */
+function snake(client) {
+  return Object.fromEntries(
+    Object.entries(client.stats()).map(([k, v]) => [k.replace(/[A-Z]/g, (m) => '_' + m.toLowerCase()), v]));
+}
+
+/** Answer the commands on stdin, one after the other, until it ends. @param {Client} client */
+function commands(client) {
+  const lines = require('node:readline').createInterface({ input: process.stdin });
+  let done = Promise.resolve();
+  lines.on('line', (line) => {
+    if (!line.trim()) return;
+    done = done.then(async () => console.log(JSON.stringify(await step(client, JSON.parse(line)))));
+  });
+}
+
+/** One command. @param {Client} client @param {any} c */
+async function step(client, c) {
+  const timeoutMs = (c.timeout === undefined ? 5 : c.timeout) * 1000;
+  if (c.op === 'flush' || c.op === 'close') {
+    const t0 = process.hrtime.bigint();
+    const flushed = await (c.op === 'close' ? client.close(timeoutMs) : client.flush(timeoutMs));
+    return { flushed, took_s: Number(process.hrtime.bigint() - t0) / 1e9, stats: snake(client) };
+  }
+  if (c.op === 'stats') return { stats: snake(client) };
+  /** @type {() => void} */
+  let call;
+  if (c.op === 'incoming') {
+    const body = Buffer.from(c.body);
+    const marks = { skip: c.skip || undefined, error: c.error || undefined };
+    call = () => client.incoming(c.id, body, marks);
+  } else if (c.op === 'processed') {
+    const original = Buffer.from(c.original);
+    const outcome = { success: c.success ?? undefined, error: c.error ?? undefined, skip: c.skip ?? undefined, tokenId: c.token_id ?? undefined };
+    call = () => client.processed(c.id, original, outcome);
+  } else {
+    console.error(`unknown command ${JSON.stringify(c.op)}`);
+    process.exit(2);
+  }
+  let maxCall = 0n;
+  for (let n = 0; n < (c.count === undefined ? 1 : c.count); n++) {
+    const t0 = process.hrtime.bigint();
+    call();
+    const took = process.hrtime.bigint() - t0;
+    if (took > maxCall) maxCall = took;
+  }
+  return { max_call_ns: Number(maxCall), stats: snake(client) };
 }
 
 main();
