@@ -104,6 +104,15 @@ def spawn_redis(tmp_path: Path) -> Iterator[SpawnRedis]:
         server.kill()
 
 
+# A free port is picked, then bound a moment later by the daemon: on a busy machine
+# another process can take it in between. Only that failure is retried, on new ports.
+PORT_ATTEMPTS = 3
+
+
+def _port_taken(message: str) -> bool:
+    return "address already in use" in message.lower()
+
+
 @pytest.fixture
 def start_daemon(tmp_path: Path, redis_url: str) -> Iterator[StartDaemon]:
     """Start the daemon in this process: start_daemon(overrides, env=..., url=...).
@@ -118,10 +127,18 @@ def start_daemon(tmp_path: Path, redis_url: str) -> Iterator[StartDaemon]:
         env: Mapping[str, str] | None = None,
         url: str | None = None,
     ) -> InProcessDaemon:
-        d = InProcessDaemon(tmp_path / f"daemon-{len(daemons)}", url or redis_url, overrides, env)
-        daemons.append(d)
-        d.start()
-        return d
+        for attempt in range(PORT_ATTEMPTS):
+            directory = tmp_path / f"daemon-{len(daemons)}"
+            d = InProcessDaemon(directory, url or redis_url, overrides, env)
+            daemons.append(d)
+            try:
+                d.start()
+            except Exception as e:
+                if not _port_taken(str(e)) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                continue  # another process took a port between its pick and the bind
+            return d
+        raise AssertionError("unreachable")
 
     yield start
     with contextlib.ExitStack() as stack:
@@ -141,11 +158,18 @@ def start_daemon_process(tmp_path: Path, redis_url: str) -> Iterator[StartDaemon
         url: str | None = None,
         wait_ready: bool = True,
     ) -> DaemonProcess:
-        directory = tmp_path / f"process-{len(daemons)}"
-        d = DaemonProcess(directory, url or redis_url, overrides, env)
-        daemons.append(d)
-        d.start(wait_ready=wait_ready)
-        return d
+        for attempt in range(PORT_ATTEMPTS):
+            directory = tmp_path / f"process-{len(daemons)}"
+            d = DaemonProcess(directory, url or redis_url, overrides, env)
+            daemons.append(d)
+            try:
+                d.start(wait_ready=wait_ready)
+            except AssertionError as e:
+                if not _port_taken(str(e)) or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                continue  # another process took a port between its pick and the bind
+            return d
+        raise AssertionError("unreachable")
 
     yield start
     for d in daemons:
