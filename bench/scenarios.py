@@ -560,6 +560,7 @@ def p99_row(
     ratio = statistics.median(ratios)
     p50 = statistics.median(x["p50_ms"] for x in subjects)
     b50 = statistics.median(x["p50_ms"] for x in baselines)
+    stalls = "/".join(f"{x['max_ms'] / x['p50_ms']:.1f}" for x in subjects if x["p50_ms"])
     return Row(
         figure,
         statistics.median(x["p99_ms"] for x in subjects),
@@ -569,7 +570,10 @@ def p99_row(
         ratio <= 2.0,
         ratio=ratio,
         spread=f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else "",
-        notes=[f"p50 {p50:.2f} ms (bare {b50:.2f}); {how}"],
+        notes=[
+            f"p50 {p50:.2f} ms (bare {b50:.2f}); slowest request per round {stalls}x its "
+            f"round's p50; {how}"
+        ],
     )
 
 
@@ -579,7 +583,11 @@ def _latencies(n: int, call: Callable[[], Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
-    return {"p50_ms": percentile(times, 50) * 1000, "p99_ms": percentile(times, 99) * 1000}
+    return {
+        "p50_ms": percentile(times, 50) * 1000,
+        "p99_ms": percentile(times, 99) * 1000,
+        "max_ms": max(times, default=0.0) * 1000,
+    }
 
 
 # -- P5 ----------------------------------------------------------------------------------
