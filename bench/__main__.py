@@ -52,11 +52,15 @@ def _versions(server: RedisServer) -> str:
         loop = f"uvloop {importlib.metadata.version('uvloop')}"
     except importlib.metadata.PackageNotFoundError:
         loop = "asyncio"
-    try:
+    from redis.utils import HIREDIS_AVAILABLE
+
+    # What redis-py of this process (and of the daemon, from the same environment) parses
+    # replies with: hiredis when it imports and is new enough for redis-py, else its own.
+    if HIREDIS_AVAILABLE:
         import hiredis
 
-        parser = f"hiredis {hiredis.__version__}"
-    except ImportError:
+        parser = f"hiredis {hiredis.__version__} parser"
+    else:
         parser = "pure-Python RESP parser"
     try:
         from daemon import __version__ as daemon_version

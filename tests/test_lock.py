@@ -53,3 +53,14 @@ def test_every_pin_carries_hashes() -> None:
     assert len(locked) >= 10
     assert all(hashes > 0 for _, hashes in locked.values()), locked
     assert "make lock" in LOCK.read_text().splitlines()[1]
+
+
+def test_redis_py_parses_replies_with_hiredis() -> None:
+    """hiredis is a runtime dependency for its parser (a query's replies were parsed in
+    pure Python in most of its time, issue 12). redis-py ignores a hiredis older than it
+    supports and falls back to its own parser without a word: the range in pyproject.toml
+    must stay one that redis-py takes."""
+    from redis._parsers import _AsyncHiredisParser
+    from redis.asyncio.connection import DefaultParser
+
+    assert DefaultParser is _AsyncHiredisParser

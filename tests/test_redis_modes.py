@@ -252,6 +252,20 @@ def test_cluster_round_trip_across_all_masters(cluster: Cluster, start_daemon: S
     # the 3 new entries are written asynchronously: the query sees them once written
     wait_for(lambda: daemon.query(namespace="token")["total_events"] == 30 * 2 + 3)
     wait_for(lambda: daemon.query(namespace="token", ids="k0")["last_minute_limited"] == 7)
+    # Several ids on every master in one query: one cluster pipeline of LLEN, LRANGE and
+    # HGETALLs, split per node by redis-py; the replies come back in the ids' order.
+    several = ["k0", *(f"k{n}" for n in range(1, 30, 3))]
+    assert (
+        len({cluster.master_of_slot(topo.key_slot(f"events_cache:token#{i}")) for i in several})
+        == 3
+    )
+    answer = daemon.query(namespace="token", ids=",".join(several), limit=2)
+    assert [e["token_id"] for e in answer["events"]] == [i for i in several for _ in range(2)]
+    assert [e["original"]["x"] for e in answer["events"][:2]] == [2, 1]  # k0, newest first
+    assert [e["original"]["n"] for e in answer["events"][2:4]] == [1, 0]
+    assert answer["total_events"] == 5 + 2 * (len(several) - 1)
+    assert answer["last_minute_limited"] == 7
+    assert answer["response_events"] == 2 * len(several)
     client = cluster.client()
     try:
         assert client.llen("events_cache:token#k0") == 5
