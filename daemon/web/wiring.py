@@ -22,14 +22,15 @@ from daemon.pipeline.queue import EventQueue
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
-from daemon.web.ingest import Intake, add_ingest_routes
+from daemon.web.ingest import Intake
+from daemon.web.ingestserver import ingest_server
 from daemon.web.listeners import (
     API_SHUTDOWN_TIMEOUT_S,
-    INGEST_MAX_LINE_BYTES,
     INGEST_SHUTDOWN_TIMEOUT_S,
     Listener,
     api_application,
-    ingest_application,
+    api_options,
+    ingest_side_options,
 )
 from daemon.web.mirror import Mirror, mirror_application
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
@@ -75,9 +76,8 @@ class Listeners:
             cfg.events.max_malformed_event_size_bytes,
             cfg.server.cache.enabled,
         )
-        ingest = ingest_application(parts.metrics, cfg.ingest.max_request_bytes)
-        add_ingest_routes(ingest, intake)
-        listener = _ingest_side_listener(ingest)
+        server = ingest_server(intake, parts.metrics.ingest_times, **ingest_side_options())
+        listener = Listener.of_server(server, INGEST_SHUTDOWN_TIMEOUT_S)
         self._ingest_side.append(listener)
         await listener.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
         mirror = cfg.sidecar.mirror
@@ -102,7 +102,7 @@ class Listeners:
         ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
         state = OpsState(parts.lifecycle, parts.health, parts.queue)
         add_ops_routes(api, state, metrics, parts.version, ingest_url)
-        self._api = Listener(api, API_SHUTDOWN_TIMEOUT_S)
+        self._api = Listener.of_app(api, API_SHUTDOWN_TIMEOUT_S, **api_options())
         await self._api.start(cfg.sidecar.api.listen)
 
     async def _start_proxy(self, parts: Parts, intake: Intake) -> None:
@@ -137,10 +137,4 @@ class Listeners:
 
 
 def _ingest_side_listener(app: web.Application, decompress: bool = True) -> Listener:
-    return Listener(
-        app,
-        INGEST_SHUTDOWN_TIMEOUT_S,
-        access_log=False,
-        max_line_bytes=INGEST_MAX_LINE_BYTES,
-        decompress=decompress,
-    )
+    return Listener.of_app(app, INGEST_SHUTDOWN_TIMEOUT_S, **ingest_side_options(decompress))
