@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from daemon.core.accounting import Outcome, ingest_answer
+from daemon.core.model import Namespace
 from daemon.core.parse import LineError, LineReport, check_id, iter_ndjson, parse_token_body
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.web.responses import error_response, json_response
+
+_JSON_SPACE = b" \t\r\n"  # the whitespace JSON allows around a value
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +83,19 @@ async def token_events(intake: Intake, request: web.BaseRequest, token: str) -> 
     if isinstance(body, web.Response):
         return body
     headers = request.headers
+    ingest_error = header_text(headers.get(ERROR_HEADER))
+    if not ingest_error and body.lstrip(_JSON_SPACE)[:1] != b"[":
+        # One event, whatever the body is (only an array makes more): when both lists of
+        # the token are limited, its outcome is known without parsing it.
+        outcome = intake.admission.limited_outright(Namespace.TOKEN, token)
+        if outcome is not None:
+            return accepted(outcome)
     events = parse_token_body(
         body,
         token,
         intake.max_malformed_bytes,
         skip=header_text(headers.get(SKIP_HEADER)),
-        ingest_error=header_text(headers.get(ERROR_HEADER)),
+        ingest_error=ingest_error,
     )
     return accepted(intake.admission.submit(events))
 
