@@ -26,6 +26,7 @@ from daemon.core.wire import NDJSON_EVENTS_PATH, TOKEN_EVENTS_PATH
 from daemon.metrics import RequestTimes
 from daemon.web.ingest import Intake, ndjson_events, token_events
 from daemon.web.middleware import KNOWN_METHODS, as_json
+from daemon.web.protocol import JsonServer
 from daemon.web.responses import error_response
 
 log = structlog.get_logger(__name__)
@@ -82,8 +83,9 @@ class IngestHandler:
         return response
 
 
-def ingest_server(intake: Intake, times: RequestTimes, **kwargs: Any) -> web.Server:
-    """The ingest's low-level server; `kwargs` go to each connection's RequestHandler."""
+def ingest_server(intake: Intake, times: RequestTimes, **kwargs: Any) -> JsonServer:
+    """The ingest's low-level server; `kwargs` go to JsonServer (`header_read_timeout_s`)
+    and each connection's handler."""
     loop = asyncio.get_running_loop()
     max_size = intake.max_request_bytes
 
@@ -99,4 +101,4 @@ def ingest_server(intake: Intake, times: RequestTimes, **kwargs: Any) -> web.Ser
             message, payload, protocol, writer, task, loop, client_max_size=max_size
         )
 
-    return web.Server(IngestHandler(intake, times), request_factory=request_factory, **kwargs)
+    return JsonServer(IngestHandler(intake, times), request_factory=request_factory, **kwargs)

@@ -20,6 +20,7 @@ from daemon.config import HostPort
 from daemon.metrics import Metrics
 from daemon.web.accesslog import AccessLogger
 from daemon.web.middleware import observe
+from daemon.web.protocol import JsonAppRunner
 
 # aiohttp >= 3.11 keeps an idle keep-alive connection for an hour: close it after 75 s.
 KEEPALIVE_TIMEOUT_S = 75.0
@@ -30,10 +31,14 @@ API_SHUTDOWN_TIMEOUT_S = 2.0
 INGEST_MAX_LINE_BYTES = 16384
 
 
-def api_options() -> dict[str, Any]:
+def api_options(header_read_timeout_s: float) -> dict[str, Any]:
     """The API listener's connection options: our access logger (aiohttp's would log
     query strings, tokens included), keep-alive closed after KEEPALIVE_TIMEOUT_S."""
-    return {"access_log_class": AccessLogger, "keepalive_timeout": KEEPALIVE_TIMEOUT_S}
+    return {
+        "header_read_timeout_s": header_read_timeout_s,
+        "access_log_class": AccessLogger,
+        "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+    }
 
 
 def api_application(metrics: Metrics) -> web.Application:
@@ -41,10 +46,11 @@ def api_application(metrics: Metrics) -> web.Application:
     return web.Application(middlewares=[observe("api", metrics.http_duration)])
 
 
-def ingest_side_options(decompress: bool = True) -> dict[str, Any]:
+def ingest_side_options(header_read_timeout_s: float, decompress: bool = True) -> dict[str, Any]:
     """The connection options of the ingest side's listeners: no access log, long
     request lines (the token id), keep-alive closed after KEEPALIVE_TIMEOUT_S."""
     options: dict[str, Any] = {
+        "header_read_timeout_s": header_read_timeout_s,
         "access_log": None,
         "max_line_size": INGEST_MAX_LINE_BYTES,
         "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
@@ -63,8 +69,8 @@ class Listener:
 
     @classmethod
     def of_app(cls, app: web.Application, shutdown_timeout_s: float, **options: Any) -> Listener:
-        """An application's listener; `options` go to each connection's RequestHandler."""
-        return cls(web.AppRunner(app, shutdown_timeout=shutdown_timeout_s, **options))
+        """An application's listener; `options` go to each connection's handler."""
+        return cls(JsonAppRunner(app, shutdown_timeout=shutdown_timeout_s, **options))
 
     @classmethod
     def of_server(cls, server: web.Server, shutdown_timeout_s: float) -> Listener:
