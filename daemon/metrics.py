@@ -10,7 +10,8 @@ collectors (memory and CPU are a sidecar's headline costs).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,6 +24,9 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from daemon.core.model import (
     Collection,
@@ -41,6 +45,59 @@ from daemon.core.model import (
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_HTTP_DURATION = "events_cache_http_request_duration_seconds"
+_HTTP_DURATION_HELP = "HTTP request handling time."
+_HTTP_LABELS = ("listener", "route", "method", "status")
+
+
+class RequestTimes:
+    """Request durations of one listener as plain numbers: per (route, method, status),
+    a count per latency bucket (the last one +Inf) followed by the sum of the seconds.
+
+    The ingest's hot path adds to a list instead of calling prometheus_client's
+    histogram; the numbers join `events_cache_http_request_duration_seconds` at scrape
+    time, under the same labels and buckets. Only the event loop's thread touches them.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, int], list[float]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request of `seconds`."""
+        row = self.rows.get((route, method, status))
+        if row is None:
+            row = self.rows[route, method, status] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        row[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        row[-1] += seconds
+
+
+class _HttpDuration(Collector):
+    """events_cache_http_request_duration_seconds: the prometheus_client histogram's
+    series (the API, mirror and proxy listeners) and the RequestTimes' (the ingest)."""
+
+    def __init__(self, histogram: Histogram, times: dict[str, RequestTimes]) -> None:
+        self._histogram = histogram
+        self._times = times
+        go_float: Callable[[float], str] = floatToGoString  # as Histogram writes `le`
+        self._les = [go_float(b) for b in _LATENCY_BUCKETS] + ["+Inf"]
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(_HTTP_DURATION, _HTTP_DURATION_HELP, labels=_HTTP_LABELS)
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(_HTTP_DURATION, _HTTP_DURATION_HELP, labels=_HTTP_LABELS)
+        for metric in self._histogram.collect():
+            family.samples.extend(metric.samples)
+        for listener, times in self._times.items():
+            for (route, method, status), row in list(times.rows.items()):
+                cumulative, buckets = 0.0, []
+                for le, n in zip(self._les, row, strict=False):
+                    cumulative += n
+                    buckets.append((le, cumulative))
+                family.add_metric([listener, route, method, str(status)], buckets, row[-1])
+        yield family
 
 
 class Metrics:
@@ -135,13 +192,16 @@ class Metrics:
         self.streams = Gauge(
             "events_cache_streams", "Live-tail streams open on this sidecar.", registry=r
         )
+        # Not registered itself: _HttpDuration serves it, the ingest's RequestTimes merged in.
         self.http_duration = Histogram(
-            "events_cache_http_request_duration_seconds",
-            "HTTP request handling time.",
-            ["listener", "route", "method", "status"],
+            _HTTP_DURATION,
+            _HTTP_DURATION_HELP,
+            _HTTP_LABELS,
             buckets=_LATENCY_BUCKETS,
-            registry=r,
+            registry=None,
         )
+        self.ingest_times = RequestTimes()
+        r.register(_HttpDuration(self.http_duration, {"ingest": self.ingest_times}))
 
     def _proxy_metrics(self, r: CollectorRegistry) -> None:
         """The tee proxy: what became of each request's copy, and the upstream's failures."""

@@ -497,16 +497,47 @@ def test_any_json_object_round_trips_and_any_bytes_are_taken(
     sane(daemon.api(CACHE, {"namespace": "token", "ids": token + "-junk"}), 200)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiohttp answers protocol-level errors (header over 8190 bytes, an unsupported "
-    "Content-Encoding) itself with a text/plain 400, before the JSON error middleware runs",
-)
-def test_protocol_level_errors_are_json(daemon: InProcessDaemon) -> None:
-    reply = daemon.api(CACHE, {"ids": ""}, token="a" * 9000)
-    assert reply.status in (400, 401, 431)
-    assert reply.headers["Content-Type"].startswith("application/json"), reply.raw[:200]
-    assert json.loads(reply.raw)["message"]
-    reply = daemon.post_token("br", b"xx", headers={"Content-Encoding": "br"})
-    assert reply.status in (400, 415)
-    assert json.loads(reply.raw)["message"]
+@pytest.mark.parametrize("via", ["unix", "tcp"])
+def test_protocol_level_errors_are_json(daemon: InProcessDaemon, via: str) -> None:
+    """What aiohttp refuses before any handler runs is JSON with a message, on both
+    listeners, and the connection is closed after it."""
+
+    def json_error(reply: Reply, *statuses: int) -> None:
+        assert reply.status in statuses, (reply.status, reply.raw[:300])
+        assert reply.headers["Content-Type"].startswith("application/json"), reply.raw[:300]
+        assert json.loads(reply.raw)["message"], reply.raw[:300]
+        assert b"Traceback" not in reply.raw
+
+    # A header over 8190 bytes, on the API and on the ingest.
+    json_error(daemon.api(CACHE, {"ids": ""}, token="a" * 9000), 400, 431)
+    json_error(daemon.ingest("/v1/events", b"{}", headers={"X-Big": "b" * 9000}, via=via), 400)
+    # A Content-Encoding the server cannot decode.
+    json_error(
+        daemon.post_token("br", b"xx", headers={"Content-Encoding": "br"}, via=via), 400, 415
+    )
+    # A method llhttp does not know, a request line over the ingest's 16 KiB.
+    json_error(daemon.ingest("/v1/events", b"{}", method="BREW", via=via), 400)
+    json_error(daemon.ingest("/v1/token/" + "k" * 17000 + "/events", b"{}", via=via), 400, 414)
+    json_error(daemon.api(CACHE, {"ids": ""}, method="BREW"), 400)
+    # Bytes that are not HTTP at all.
+    raw = raw_exchange(daemon, via, b"\x16\x03\x01 not http\r\n\r\n")
+    assert raw.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), raw[:300]
+    assert b"application/json" in raw, raw[:300]
+    assert b'"message"' in raw, raw[:300]
+
+
+def raw_exchange(daemon: InProcessDaemon, via: str, data: bytes) -> bytes:
+    """Send `data` on a fresh connection to the ingest listener; what comes back until
+    the server closes it."""
+    if via == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(daemon.socket_path)
+    else:
+        sock = socket.create_connection(("127.0.0.1", daemon.ingest_port))
+    with sock:
+        sock.settimeout(10)
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

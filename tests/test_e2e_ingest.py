@@ -431,3 +431,38 @@ def test_entries_are_stored_in_jitsu_format(
     assert event["original"] == json.loads(body)
     assert event["success"] == success
     assert event["uid"] == entry["uid"] and event["timestamp"] == entry["timestamp"]
+
+
+def test_a_body_limited_in_both_lists_is_counted_unparsed_and_parsed_otherwise(
+    start_daemon: StartDaemon, redis_client: redis.Redis
+) -> None:
+    daemon = start_daemon({"server": {"cache": {"events": {"size": 2, **NO_REFILL}}}})
+
+    def answer(token: str, body: bytes) -> tuple[int, int]:
+        reply = daemon.post_token(token, body)
+        assert reply.status == 202, reply.raw
+        return reply.json["accepted"], reply.json["rate_limited"]
+
+    # "flood": two malformed bodies use up both of its lists' buckets.
+    assert [answer("flood", b"not json") for _ in range(2)] == [(1, 0), (1, 0)]
+    # From now on whatever comes is limited in both: a valid object, a malformed body,
+    # and (parsed, since it can hold several events) an array of three.
+    assert answer("flood", b'{"n": 1}') == (0, 1)
+    assert answer("flood", b"  still not json") == (0, 1)
+    assert answer("flood", b' [{"n": 2}, {"n": 3}, {"n": 4}]') == (0, 3)
+    # "room": its `all` list is limited, its error list is not (never used): a malformed
+    # body is parsed and cached in the error list, counted as limited in `all`.
+    assert [answer("room", b"{}") for _ in range(2)] == [(1, 0), (1, 0)]
+    assert answer("room", b"not json") == (0, 1)
+    settle(daemon)
+    m = daemon.metrics()
+    assert m['events_cache_received_total{cache_namespace="token"}'] == 10
+    assert m['events_cache_rate_limited_total{cache_namespace="token",collection="all"}'] == 6
+    assert m['events_cache_rate_limited_total{cache_namespace="token",collection="error"}'] == 0
+    # Malformed counts the bodies that were parsed: two of "flood", one of "room".
+    assert m["events_cache_malformed_total"] == 3
+    assert redis_client.llen(key("token", "flood", True)) == 2
+    assert redis_client.llen(key("token", "room", True)) == 1
+    wait_for(lambda: daemon.query(namespace="token", ids="flood")["last_minute_limited"] == 5)
+    assert daemon.query(namespace="token", ids="flood", status="error")["last_minute_limited"] == 0
+    assert daemon.query(namespace="token", ids="room")["last_minute_limited"] == 1

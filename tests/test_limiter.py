@@ -101,3 +101,16 @@ def test_limited_counts_outside_the_minute_do_not_count() -> None:
     assert last_minute_total(slots, 160) == 108
     assert last_minute_total(slots, 219) == 100
     assert last_minute_total(slots, 220) == 0
+
+
+def test_is_empty_says_what_allow_would_answer_and_takes_nothing() -> None:
+    limiters, probe = RateLimiters(3, 3), RateLimiters(3, 3)
+    assert not limiters.is_empty("id", 0.0) and len(limiters) == 0  # unseen: full, not created
+    now = 1_000.0
+    for step in (0, 0, 0, 0, 0.5, 0.999, 1.0, 0, 0, 0.25, 2.5, 0, 0, 0, 7, 0, 0, 0, 0):
+        now += step
+        empty = limiters.is_empty("id", now)
+        assert limiters.is_empty("id", now) == empty  # asking twice takes nothing either
+        assert limiters.allow("id", now) is not empty
+        probe.allow("id", now)
+        assert limiters.is_empty("id", now) == probe.is_empty("id", now)

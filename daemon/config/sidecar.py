@@ -28,6 +28,14 @@ class Ingest:
         "it has no authentication.",
     )
     max_request_bytes: int = setting(1048576, "Larger bodies are refused with 413.", minimum=1)
+    header_read_timeout_seconds: float = setting(
+        10.0,
+        "A request's line and headers must arrive within this time of the connection (its "
+        "first request) or of their first byte (a later request), or the connection is "
+        "closed: a slow client holds none longer. Also on the mirror and proxy listeners. "
+        "0: no limit (the 75 s keep-alive timeout only).",
+        minimum=0,
+    )
     queue_size: int = setting(
         10000,
         "Entries waiting for Redis. Beyond it new entries are dropped and counted "
@@ -44,6 +52,13 @@ class Api:
         HostPort("0.0.0.0", 8080),
         "Query API, viewer, `/metrics`, `/healthz`, `/readyz`, `/openapi.json`. Must be set.",
         check=lambda value: None if value is not None else "must be set: it serves /healthz",
+    )
+    header_read_timeout_seconds: float = setting(
+        10.0,
+        "A request's line and headers must arrive within this time of the connection (its "
+        "first request) or of their first byte (a later request), or the connection is "
+        "closed. 0: no limit (the 75 s keep-alive timeout only).",
+        minimum=0,
     )
     max_response_events: int = setting(
         10000,

@@ -40,6 +40,10 @@ class Bucket:
         self.last_refill = now
         return True
 
+    def is_empty(self, refill_interval_s: float, now: float) -> bool:
+        """True when `allow` would refuse now; takes nothing."""
+        return self.tokens <= 0 and int((now - self.last_refill) / refill_interval_s) <= 0
+
     def is_full(self, capacity: int, refill_interval_s: float, now: float) -> bool:
         """True when the bucket would hold `capacity` tokens after refilling."""
         if self.tokens >= capacity:
@@ -62,6 +66,12 @@ class RateLimiters:
         if bucket is None:
             bucket = self._buckets[key] = Bucket(self.capacity, now)
         return bucket.allow(self.capacity, self.refill_interval_s, now)
+
+    def is_empty(self, key: Hashable, now: float) -> bool:
+        """Whether `allow(key, now)` would refuse, without taking a token (an id never
+        seen has a full bucket)."""
+        bucket = self._buckets.get(key)
+        return bucket is not None and bucket.is_empty(self.refill_interval_s, now)
 
     def sweep(self, now: float) -> int:
         """Forget buckets that are full again; returns how many were dropped."""

@@ -20,6 +20,7 @@ from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 
 _ALL, _ERROR = int(Target.ALL), int(Target.ERROR)  # plain ints on the hot path
+_ERR = Collection.ERROR
 
 
 @dataclass(slots=True)
@@ -105,6 +106,25 @@ class Admission:
         outcome = Outcome(accepted, rate_limited, dropped)
         self._record(outcome, counts, wall)
         return outcome
+
+    def limited_outright(self, ns: Namespace, id_: str) -> Outcome | None:
+        """One event of `id_` counted as rate limited without being read, when both of
+        its lists are limited now: cached in neither whatever it holds, valid or
+        malformed. None (nothing counted, no token taken) when either list has room.
+
+        Its body is not parsed, so whether it was malformed is unknown: it counts as
+        received and rate limited in `all`, not in `malformed` nor in the error list's
+        limited counts.
+        """
+        now, limiters = self._monotonic(), self._limiters
+        all_key = (ns, id_, Collection.ALL)
+        if not (limiters.is_empty(all_key, now) and limiters.is_empty((ns, id_, _ERR), now)):
+            return None
+        self._limited.add(all_key, self._wall())
+        m = self._metrics
+        m.received[ns].inc()
+        m.rate_limited[ns, Collection.ALL].inc()
+        return Outcome(0, 1, 0)
 
     def _record(self, outcome: Outcome, counts: _Counts, wall: float) -> None:
         """Move the request's counts to the shared limited counter and the metrics."""

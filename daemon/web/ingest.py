@@ -1,8 +1,8 @@
-"""The ingest listener: pod-private endpoints that take events and answer 202 at once.
+"""The ingest endpoints: pod-private, they take events and answer 202 at once.
 
 Handlers read the body, parse it and hand the events to admission; they never wait
 for Redis. Errors are JSON with a message naming the problem; a malformed body is not
-an error, it is cached as malformed.
+an error, it is cached as malformed. `daemon.web.ingestserver` serves them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from daemon.core.accounting import Outcome, ingest_answer
+from daemon.core.model import Namespace
 from daemon.core.parse import LineError, LineReport, check_id, iter_ndjson, parse_token_body
-from daemon.core.wire import ERROR_HEADER, NDJSON_EVENTS_PATH, SKIP_HEADER, TOKEN_EVENTS_PATH
+from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.web.responses import error_response, json_response
+
+_JSON_SPACE = b" \t\r\n"  # the whitespace JSON allows around a value
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +33,6 @@ class Intake:
     enabled: bool
 
 
-INTAKE = web.AppKey("intake", Intake)
-
-
 def header_text(value: str | None) -> str | None:
     """A header value as valid text: aiohttp keeps bytes that are not UTF-8 as surrogates,
     which cannot be encoded into an entry; they become U+FFFD like a malformed body's."""
@@ -41,7 +41,7 @@ def header_text(value: str | None) -> str | None:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-async def read_body(intake: Intake, request: web.Request) -> bytes | web.Response:
+async def read_body(intake: Intake, request: web.BaseRequest) -> bytes | web.Response:
     """The request body, or the error response that says why it cannot be taken."""
     if not intake.enabled:
         return error_response(503, "the events cache is disabled (server.cache.enabled)")
@@ -74,10 +74,8 @@ def accepted(
     return json_response(ingest_answer(outcome, invalid, errors or []), 202)
 
 
-async def token_events(request: web.Request) -> web.Response:
+async def token_events(intake: Intake, request: web.BaseRequest, token: str) -> web.Response:
     """POST /v1/token/{token_id}/events: the body as the ingest received it."""
-    intake = request.app[INTAKE]
-    token = request.match_info["token_id"]
     problem = check_id(token)
     if problem:
         return error_response(400, f"token_id {problem}")
@@ -85,19 +83,25 @@ async def token_events(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     headers = request.headers
+    ingest_error = header_text(headers.get(ERROR_HEADER))
+    if not ingest_error and body.lstrip(_JSON_SPACE)[:1] != b"[":
+        # One event, whatever the body is (only an array makes more): when both lists of
+        # the token are limited, its outcome is known without parsing it.
+        outcome = intake.admission.limited_outright(Namespace.TOKEN, token)
+        if outcome is not None:
+            return accepted(outcome)
     events = parse_token_body(
         body,
         token,
         intake.max_malformed_bytes,
         skip=header_text(headers.get(SKIP_HEADER)),
-        ingest_error=header_text(headers.get(ERROR_HEADER)),
+        ingest_error=ingest_error,
     )
     return accepted(intake.admission.submit(events))
 
 
-async def ndjson_events(request: web.Request) -> web.Response:
+async def ndjson_events(intake: Intake, request: web.BaseRequest) -> web.Response:
     """POST /v1/events: NDJSON entries of both namespaces, ids mixed freely."""
-    intake = request.app[INTAKE]
     body = await read_body(intake, request)
     if isinstance(body, web.Response):
         return body
@@ -106,10 +110,3 @@ async def ndjson_events(request: web.Request) -> web.Response:
     if report.invalid:
         intake.metrics.invalid.inc(report.invalid)
     return accepted(outcome, report.invalid, report.errors)
-
-
-def add_ingest_routes(app: web.Application, intake: Intake) -> None:
-    """Serve the two ingest endpoints on `app`."""
-    app[INTAKE] = intake
-    app.router.add_post(TOKEN_EVENTS_PATH, token_events)
-    app.router.add_post(NDJSON_EVENTS_PATH, ndjson_events)

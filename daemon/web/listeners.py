@@ -1,8 +1,9 @@
-"""The two HTTP listeners: their aiohttp applications, runners and sites.
+"""The HTTP listeners: their aiohttp servers or applications, runners and sites.
 
 The ingest listener serves a Unix socket (its file created with the configured mode,
-a stale one from a previous run of the container replaced) and loopback TCP; the API
-listener serves TCP. Both answer every error as JSON and time requests per route; the
+a stale one from a previous run of the container replaced) and loopback TCP, with
+aiohttp's low-level server (`daemon.web.ingestserver`); the API listener serves TCP
+with an application. Both answer every error as JSON and time requests per route; the
 API listener's access log (debug level) never shows a query's token.
 """
 
@@ -19,6 +20,7 @@ from daemon.config import HostPort
 from daemon.metrics import Metrics
 from daemon.web.accesslog import AccessLogger
 from daemon.web.middleware import observe
+from daemon.web.protocol import JsonAppRunner
 
 # aiohttp >= 3.11 keeps an idle keep-alive connection for an hour: close it after 75 s.
 KEEPALIVE_TIMEOUT_S = 75.0
@@ -29,45 +31,51 @@ API_SHUTDOWN_TIMEOUT_S = 2.0
 INGEST_MAX_LINE_BYTES = 16384
 
 
+def api_options(header_read_timeout_s: float) -> dict[str, Any]:
+    """The API listener's connection options: our access logger (aiohttp's would log
+    query strings, tokens included), keep-alive closed after KEEPALIVE_TIMEOUT_S."""
+    return {
+        "header_read_timeout_s": header_read_timeout_s,
+        "access_log_class": AccessLogger,
+        "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+    }
+
+
 def api_application(metrics: Metrics) -> web.Application:
     """The API listener's application, routes to be added by the caller."""
     return web.Application(middlewares=[observe("api", metrics.http_duration)])
 
 
-def ingest_application(metrics: Metrics, max_request_bytes: int) -> web.Application:
-    """The ingest listener's application, routes to be added by the caller."""
-    return web.Application(
-        middlewares=[observe("ingest", metrics.http_duration)],
-        client_max_size=max_request_bytes,
-    )
+def ingest_side_options(header_read_timeout_s: float, decompress: bool = True) -> dict[str, Any]:
+    """The connection options of the ingest side's listeners: no access log, long
+    request lines (the token id), keep-alive closed after KEEPALIVE_TIMEOUT_S."""
+    options: dict[str, Any] = {
+        "header_read_timeout_s": header_read_timeout_s,
+        "access_log": None,
+        "max_line_size": INGEST_MAX_LINE_BYTES,
+        "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+    }
+    if not decompress:  # the proxy forwards bodies as they came, compressed or not
+        options["auto_decompress"] = False
+    return options
 
 
 class Listener:
-    """One application served on TCP and/or a Unix socket, until closed."""
+    """One application or low-level server served on TCP and/or a Unix socket."""
 
-    def __init__(
-        self,
-        app: web.Application,
-        shutdown_timeout_s: float,
-        access_log: bool = True,
-        max_line_bytes: int | None = None,
-        decompress: bool = True,
-    ) -> None:
-        # Our access logger: aiohttp's would log query strings, tokens included.
-        options: dict[str, Any] = (
-            {"access_log_class": AccessLogger} if access_log else {"access_log": None}
-        )
-        if max_line_bytes is not None:
-            options["max_line_size"] = max_line_bytes
-        if not decompress:  # the proxy forwards bodies as they came, compressed or not
-            options["auto_decompress"] = False
-        self._runner = web.AppRunner(
-            app,
-            shutdown_timeout=shutdown_timeout_s,
-            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-            **options,
-        )
+    def __init__(self, runner: web.BaseRunner) -> None:
+        self._runner = runner
         self._socket_path = ""
+
+    @classmethod
+    def of_app(cls, app: web.Application, shutdown_timeout_s: float, **options: Any) -> Listener:
+        """An application's listener; `options` go to each connection's handler."""
+        return cls(JsonAppRunner(app, shutdown_timeout=shutdown_timeout_s, **options))
+
+    @classmethod
+    def of_server(cls, server: web.Server, shutdown_timeout_s: float) -> Listener:
+        """A low-level server's listener (its connection options are the server's)."""
+        return cls(web.ServerRunner(server, shutdown_timeout=shutdown_timeout_s))
 
     async def start(
         self, tcp: HostPort | None, socket_path: str = "", socket_mode: int = 0o660

@@ -25,7 +25,8 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _as_json(error: web.HTTPException) -> web.Response:
+def as_json(error: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP exception as our JSON error, its Allow header kept."""
     response = error_response(
         error.status,
         error.reason if error.text is None else error.text.removeprefix(f"{error.status}: "),
@@ -46,7 +47,7 @@ def observe(listener: str, histogram: Histogram) -> Middleware:
         try:
             response = await handler(request)
         except web.HTTPException as e:
-            response = _as_json(e)
+            response = as_json(e)
         except Exception:
             log.exception("request failed", route=_route(request), method=request.method)
             response = error_response(500, "internal error; see the sidecar's log")

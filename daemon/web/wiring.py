@@ -22,14 +22,15 @@ from daemon.pipeline.queue import EventQueue
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
-from daemon.web.ingest import Intake, add_ingest_routes
+from daemon.web.ingest import Intake
+from daemon.web.ingestserver import ingest_server
 from daemon.web.listeners import (
     API_SHUTDOWN_TIMEOUT_S,
-    INGEST_MAX_LINE_BYTES,
     INGEST_SHUTDOWN_TIMEOUT_S,
     Listener,
     api_application,
-    ingest_application,
+    api_options,
+    ingest_side_options,
 )
 from daemon.web.mirror import Mirror, mirror_application
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
@@ -75,15 +76,15 @@ class Listeners:
             cfg.events.max_malformed_event_size_bytes,
             cfg.server.cache.enabled,
         )
-        ingest = ingest_application(parts.metrics, cfg.ingest.max_request_bytes)
-        add_ingest_routes(ingest, intake)
-        listener = _ingest_side_listener(ingest)
+        options = ingest_side_options(cfg.ingest.header_read_timeout_seconds)
+        server = ingest_server(intake, parts.metrics.ingest_times, **options)
+        listener = Listener.of_server(server, INGEST_SHUTDOWN_TIMEOUT_S)
         self._ingest_side.append(listener)
         await listener.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
         mirror = cfg.sidecar.mirror
         if mirror.listen is not None:
             app = mirror_application(parts.metrics, Mirror(intake, TokenFinder(mirror.token_from)))
-            listener = _ingest_side_listener(app)
+            listener = _ingest_side_listener(app, cfg.ingest.header_read_timeout_seconds)
             self._ingest_side.append(listener)
             await listener.start(mirror.listen)
         await self._start_proxy(parts, intake)
@@ -102,7 +103,8 @@ class Listeners:
         ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
         state = OpsState(parts.lifecycle, parts.health, parts.queue)
         add_ops_routes(api, state, metrics, parts.version, ingest_url)
-        self._api = Listener(api, API_SHUTDOWN_TIMEOUT_S)
+        options = api_options(cfg.sidecar.api.header_read_timeout_seconds)
+        self._api = Listener.of_app(api, API_SHUTDOWN_TIMEOUT_S, **options)
         await self._api.start(cfg.sidecar.api.listen)
 
     async def _start_proxy(self, parts: Parts, intake: Intake) -> None:
@@ -116,7 +118,11 @@ class Listeners:
             upstream, Tee(intake, TokenFinder(settings.token_from)), parts.metrics
         )
         await proxy.start()
-        listener = _ingest_side_listener(proxy_application(parts.metrics, proxy), decompress=False)
+        listener = _ingest_side_listener(
+            proxy_application(parts.metrics, proxy),
+            parts.config.ingest.header_read_timeout_seconds,
+            decompress=False,
+        )
         self._ingest_side.append(listener)
         await listener.start(settings.listen)
 
@@ -136,11 +142,8 @@ class Listeners:
             self._api = None
 
 
-def _ingest_side_listener(app: web.Application, decompress: bool = True) -> Listener:
-    return Listener(
-        app,
-        INGEST_SHUTDOWN_TIMEOUT_S,
-        access_log=False,
-        max_line_bytes=INGEST_MAX_LINE_BYTES,
-        decompress=decompress,
-    )
+def _ingest_side_listener(
+    app: web.Application, header_read_timeout_s: float, decompress: bool = True
+) -> Listener:
+    options = ingest_side_options(header_read_timeout_s, decompress)
+    return Listener.of_app(app, INGEST_SHUTDOWN_TIMEOUT_S, **options)
