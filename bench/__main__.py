@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from bench import follow
@@ -114,34 +115,46 @@ def print_table(rows: list[sc.Row], header: str) -> None:
             print(f"- {r.figure.split(':')[0]}: {note}")
 
 
-def _run(chosen: list[str], s: sc.Settings, server: RedisServer, smoke: bool) -> list[sc.Row]:
-    """The chosen scenarios, in order (P5 uses P3's rate when P3 ran)."""
+def _run(
+    chosen: list[str], s: sc.Settings, server: RedisServer, smoke: bool, failed: list[str]
+) -> list[sc.Row]:
+    """The chosen scenarios, in order (P5 uses P3's rate when P3 ran). A scenario that
+    fails is named in `failed` (its traceback on stderr) and the others still run, so one
+    failure late in a full run does not lose the figures measured before it."""
     rows: list[sc.Row] = []
-    p3_eps = None
-    repeat = 20 if smoke else 300
     for name in chosen:
         print(f"bench: running {name} ...", file=sys.stderr, flush=True)
-        if name == "P1":
-            rows += sc.p1(s, server)
-        elif name == "P2":
-            rows += sc.p2(s, server)
-        elif name == "P3":
-            p3_rows = sc.p3(s, server)
-            p3_eps = p3_rows[0].value
-            rows += p3_rows
-        elif name == "P4":
-            rows += sc.p4(s, server)
-        elif name == "P5":
-            rows += sc.p5(s, p3_eps)
-        elif name == "P6":
-            rows += px.p6(s, server)
-        elif name == "F1":
-            rows += follow.f1(s, server, repeat)
-        elif name == "T1":
-            rows += follow.t1(s, server, repeat)
-        elif name == "T2":
-            rows += follow.t2(s, server)
+        try:
+            rows += _scenario(name, s, server, smoke, rows)
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
     return rows
+
+
+def _scenario(
+    name: str, s: sc.Settings, server: RedisServer, smoke: bool, before: list[sc.Row]
+) -> list[sc.Row]:
+    """One scenario's rows; P5 takes P3's rate from the rows `before` it, when P3 ran."""
+    p3_eps = next((r.value for r in before if r.figure.startswith("P3 end-to-end")), None)
+    repeat = 20 if smoke else 300
+    if name == "P1":
+        return sc.p1(s, server)
+    if name == "P2":
+        return sc.p2(s, server)
+    if name == "P3":
+        return sc.p3(s, server)
+    if name == "P4":
+        return sc.p4(s, server)
+    if name == "P5":
+        return sc.p5(s, p3_eps)
+    if name == "P6":
+        return px.p6(s, server)
+    if name == "F1":
+        return follow.f1(s, server, repeat)
+    if name == "T1":
+        return follow.t1(s, server, repeat)
+    return follow.t2(s, server)
 
 
 def main() -> int:
@@ -175,6 +188,7 @@ def main() -> int:
     server = valkey_server(workdir / "redis")
     server.start()
     rows: list[sc.Row] = []
+    failed: list[str] = []
     started = time.time()
     try:
         header = (
@@ -187,7 +201,7 @@ def main() -> int:
         if unknown:
             print(f"bench: unknown scenario {', '.join(unknown)}", file=sys.stderr)
             return 2
-        rows += _run(chosen, s, server, args.smoke)
+        rows += _run(chosen, s, server, args.smoke, failed)
     finally:
         server.kill()
         if not args.keep:
@@ -197,6 +211,9 @@ def main() -> int:
         f"\n{len(rows)} figures in {time.time() - started:.0f} s; "
         f"{sum(1 for r in rows if r.met is False)} target(s) missed"
     )
+    if failed:
+        print(f"bench: failed: {', '.join(failed)} (tracebacks above)", file=sys.stderr)
+        return 1
     return 0
 
 

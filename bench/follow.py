@@ -141,7 +141,10 @@ def _tail_latencies(writer: Daemon, watchers: list[Watcher], events: int) -> lis
 def t1(s: Settings, server: RedisServer, events: int) -> list[Row]:
     """Ingest on one daemon, watchers on another: time from send to arrival."""
     server.client().flushall()
-    writer = Daemon(s.workdir / "daemon-T1w", server.url, {})
+    # size: the tail token sends 2 x `events` (and warm-ups) in one window, none limited
+    writer = Daemon(
+        s.workdir / "daemon-T1w", server.url, {"server": {"cache": {"events": {"size": 1_000_000}}}}
+    )
     reader = Daemon(s.workdir / "daemon-T1r", server.url, {})
     writer.start()
     reader.start()
