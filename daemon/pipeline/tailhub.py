@@ -10,7 +10,6 @@ the reader is told (`event: gap`), so memory stays bounded per stream.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,6 @@ from daemon.store.health import RedisHealth
 
 MAX_PENDING_BYTES = 1 << 20  # per stream
 RETRY_S = 1.0
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +63,11 @@ def entry_frame(namespace: str, id_: str, collection: str, entry: dict[str, Any]
     uid = str(event["uid"]).encode()
     if b"\r" in uid or b"\n" in uid:
         uid = b""
-    # Stored JSON text is written verbatim: a line break in it starts a new data line.
-    lines = _LINE_BREAK.split(data)
+    # Stored JSON text is written verbatim: a line break in it (CR LF, LF or CR) starts a
+    # new data line. Bytes methods, not a regex: a regex split was 2/3 of the frame's cost.
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
     return (
         b"event: entry\r\nid: "
         + uid
