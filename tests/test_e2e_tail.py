@@ -169,3 +169,25 @@ def test_nobody_watching_changes_nothing_on_the_write_path(
     )
     settle(daemon)
     assert publishes() == 0 and lpush_zadd() == (1, 1)
+
+
+def test_sidecars_on_other_databases_of_the_same_redis_are_not_in_the_tail(
+    start_daemon: Any, spawn_redis: Any
+) -> None:
+    """Pub/Sub channels are server-wide while keys are per database: two environments on
+    databases 1 and 2 of one Redis each see only their own events in the tail."""
+    server = spawn_redis()
+    one = start_daemon(NO_REFILL, url=f"redis://127.0.0.1:{server.port}/1")
+    two = start_daemon(NO_REFILL, url=f"redis://127.0.0.1:{server.port}/2")
+    watch_one = Watcher(one.api_port, "namespace=token&ids=shared").start()
+    watch_two = Watcher(two.api_port, "namespace=token&ids=shared").start()
+    activate(one, watch_one, token="shared")
+    activate(two, watch_two, token="shared")
+    two.post_token("shared", '{"from": "two"}')
+    one.post_token("shared", '{"from": "one"}')
+    ((_, _, seen_one),) = watch_one.take(1)
+    ((_, _, seen_two),) = watch_two.take(1)
+    assert seen_one["event"]["original"] == {"from": "one"}
+    assert seen_two["event"]["original"] == {"from": "two"}
+    time.sleep(0.5)
+    assert watch_one.events.empty() and watch_two.events.empty()

@@ -33,6 +33,14 @@ SCHEMES = ("redis", "rediss", "unix", "sentinel")
 RedisClient = Redis | RedisCluster
 
 
+def database_of(client: RedisClient) -> int:
+    """The database a client works in (a Cluster has only database 0)."""
+    if isinstance(client, RedisCluster):
+        return 0
+    pool = getattr(client, "connection_pool", None)  # a Sentinel's master client has one too
+    return int((getattr(pool, "connection_kwargs", None) or {}).get("db") or 0)
+
+
 class StorageConfigError(ValueError):
     """The Redis settings cannot describe a connection (e.g. an unknown URL scheme)."""
 

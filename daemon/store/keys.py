@@ -8,7 +8,8 @@ and the sidecar's own bookkeeping, under the same prefix:
 - `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
   of every sidecar, one hash field per second;
 - `events_cache:tail:watchers` exists while a live-tail stream is open on any sidecar,
-  and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to.
+  and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to
+  (`events_cache:tail:db<N>` on database N > 0: channels are server-wide, keys are not).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ LIMITED_KEY_TTL_S = 180  # a minute's hash is read for two minutes, then expires
 # sidecar with an open stream keeps it alive; see daemon.pipeline.tail).
 TAIL_CHANNEL = f"{KEY_PREFIX}tail"
 TAIL_WATCHERS_KEY = f"{KEY_PREFIX}tail:watchers"
+
+
+def tail_channel(database: int) -> str:
+    """The live tail's channel for the sidecars of one database. Pub/Sub channels are
+    shared by every database of a server, so sidecars on database 13 and 14 of one Redis
+    (two environments, say) would otherwise see each other's events."""
+    return TAIL_CHANNEL if database == 0 else f"{TAIL_CHANNEL}:db{database}"
 
 
 def events_key(namespace: str, id_: str, collection: Collection = Collection.ALL) -> str:

@@ -14,14 +14,14 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from daemon.core.model import Collection, Namespace
-from daemon.store.client import RedisClient, redis_call
+from daemon.store.client import RedisClient, database_of, redis_call
 from daemon.store.keys import (
     LIMITED_KEY_TTL_S,
-    TAIL_CHANNEL,
     TAIL_WATCHERS_KEY,
     events_key,
     index_key,
     limited_key,
+    tail_channel,
 )
 
 ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
@@ -61,6 +61,7 @@ class Storage:
     def __init__(self, client: RedisClient, size: int, ttl_s: int) -> None:
         self.client = client
         self.size = size
+        self.tail_channel = tail_channel(database_of(client))
         self.ttl_s = ttl_s
         self._expiring: set[str] = set()  # limited-count keys this sidecar gave a TTL
         self._expiring_minute = 0
@@ -92,11 +93,11 @@ class Storage:
             pipe.zadd(index_key(namespace), scores)
         cluster = isinstance(self.client, RedisCluster)
         if tail is not None and not cluster:
-            pipe.publish(TAIL_CHANNEL, tail)
+            pipe.publish(self.tail_channel, tail)
         async with redis_call():
             await pipe.execute()
             if tail is not None and cluster:  # a cluster pipeline refuses PUBLISH
-                await self.client.publish(TAIL_CHANNEL, tail)
+                await self.client.publish(self.tail_channel, tail)
 
     async def trim(self, keys: Iterable[str], now: float) -> None:
         """Cut each list to `size`, refresh its TTL, and prune the id index."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from daemon.store.client import RedisClient, redis_call
-from daemon.store.keys import TAIL_CHANNEL
+from daemon.store.client import RedisClient, database_of, redis_call
+from daemon.store.keys import tail_channel
 
 POLL_TIMEOUT_S = 1.0  # the subscription checks its caller's cancellation this often
 
@@ -22,7 +22,7 @@ async def tail_messages(client: RedisClient) -> AsyncIterator[bytes]:
     pubsub: Any = client.pubsub()
     try:
         async with redis_call():
-            await pubsub.subscribe(TAIL_CHANNEL)
+            await pubsub.subscribe(tail_channel(database_of(client)))
         while True:
             async with redis_call():
                 message = await pubsub.get_message(
