@@ -710,7 +710,10 @@ def test_a_restarted_sidecar_is_reached_on_a_fresh_connection(
     client("incoming", id="restart", body="{}")
     assert client("flush")["stats"]["accepted"] == 1
     first.stop()
-    again = {"socket": first.socket_path, "listen": f"127.0.0.1:{first.ingest_port}"}
+    # The same address again, and only the one the client uses: the daemon's other
+    # listener gets a fresh port, which another test cannot have taken meanwhile.
+    address = "socket" if transport == "socket" else "listen"
+    again = {address: first.socket_path if transport == "socket" else url.removeprefix("http://")}
     second = start_daemon(roomy({"sidecar": {"ingest": again}}))
     client("incoming", id="restart", body="{}")
     stats = client("flush")["stats"]
