@@ -508,16 +508,18 @@ def test_protocol_level_errors_are_json(daemon: InProcessDaemon, via: str) -> No
         assert json.loads(reply.raw)["message"], reply.raw[:300]
         assert b"Traceback" not in reply.raw
 
+    # Requests refused at their head carry no body: the server answers and closes before
+    # reading one, so a body sent after the head could meet a closed connection (EPIPE).
     # A header over 8190 bytes, on the API and on the ingest.
     json_error(daemon.api(CACHE, {"ids": ""}, token="a" * 9000), 400, 431)
-    json_error(daemon.ingest("/v1/events", b"{}", headers={"X-Big": "b" * 9000}, via=via), 400)
+    json_error(daemon.ingest("/v1/events", b"", headers={"X-Big": "b" * 9000}, via=via), 400)
     # A Content-Encoding the server cannot decode.
     json_error(
         daemon.post_token("br", b"xx", headers={"Content-Encoding": "br"}, via=via), 400, 415
     )
     # A method llhttp does not know, a request line over the ingest's 16 KiB.
-    json_error(daemon.ingest("/v1/events", b"{}", method="BREW", via=via), 400)
-    json_error(daemon.ingest("/v1/token/" + "k" * 17000 + "/events", b"{}", via=via), 400, 414)
+    json_error(daemon.ingest("/v1/events", b"", method="BREW", via=via), 400)
+    json_error(daemon.ingest("/v1/token/" + "k" * 17000 + "/events", b"", via=via), 400, 414)
     json_error(daemon.api(CACHE, {"ids": ""}, method="BREW"), 400)
     # Bytes that are not HTTP at all.
     raw = raw_exchange(daemon, via, b"\x16\x03\x01 not http\r\n\r\n")
