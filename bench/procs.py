@@ -60,32 +60,21 @@ class Daemon(DaemonProcess):
         return super().stop(signum, timeout) if self.alive else 0
 
 
-class Bare:
-    """The bare aiohttp baseline server on a socket and a port of its own."""
+class ReadyProcess:
+    """A helper server run as `python -m <module> <args>`: ready once it prints `ready`,
+    killed at stop."""
 
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.socket_path = str(directory / "bare.sock")
-        self.port = free_port()
+    what = "helper"
+
+    def __init__(self) -> None:
         self.process: subprocess.Popen[str] | None = None
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.bare",
-                "--socket",
-                self.socket_path,
-                "--port",
-                str(self.port),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+    def _launch(self, module: str, *args: str) -> None:
+        command = [sys.executable, "-m", module, *args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         if self.process.stdout.readline().strip() != "ready":
-            raise RuntimeError("bare server did not start")
+            raise RuntimeError(f"{self.what} did not start")
 
     @property
     def pid(self) -> int:
@@ -97,6 +86,21 @@ class Bare:
             self.process.kill()
             self.process.wait(5)
         self.process = None
+
+
+class Bare(ReadyProcess):
+    """The bare aiohttp baseline server on a socket and a port of its own."""
+
+    what = "bare server"
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.socket_path = str(directory / "bare.sock")
+        self.port = free_port()
+
+    def start(self) -> None:
+        self._launch("bench.bare", "--socket", self.socket_path, "--port", str(self.port))
 
 
 def run_json(argv: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> Any:

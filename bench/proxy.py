@@ -18,14 +18,12 @@ No targets: the issue asks for the figures. The notes give the reference proxy's
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import events as ev
-from bench.procs import Bare, Daemon
+from bench.procs import Bare, Daemon, ReadyProcess
 from bench.scenarios import CONNECTIONS, Row, Settings, _wrk
 from tests.support.procstat import cpu_s
 from tests.support.servers import RedisServer, free_port
@@ -35,33 +33,18 @@ IDLE_RULE = "header:X-Bench-Absent"  # never found: the proxy forwards, the tee 
 Runs = dict[str, list[dict[str, Any]]]
 
 
-class BareProxy:
+class BareProxy(ReadyProcess):
     """The reference proxy as a process of its own."""
 
+    what = "bare proxy"
+
     def __init__(self, upstream_port: int) -> None:
+        super().__init__()
         self.port = free_port()
         self.upstream = f"http://127.0.0.1:{upstream_port}"
-        self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "bench.bare_proxy", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            [*command, "--upstream", self.upstream], stdout=subprocess.PIPE, text=True
-        )
-        assert self.process.stdout is not None
-        if self.process.stdout.readline().strip() != "ready":
-            raise RuntimeError("bare proxy did not start")
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
+        self._launch("bench.bare_proxy", "--port", str(self.port), "--upstream", self.upstream)
 
 
 def _run(
