@@ -33,6 +33,13 @@ class Intake:
     enabled: bool
 
 
+def _first_byte(body: bytes) -> bytes:
+    """The body's first byte after JSON whitespace, without copying the body unless it
+    starts with whitespace (rare: an ingest sends its JSON as it came)."""
+    first = body[:1]
+    return body.lstrip(_JSON_SPACE)[:1] if first and first in _JSON_SPACE else first
+
+
 def header_text(value: str | None) -> str | None:
     """A header value as valid text: aiohttp keeps bytes that are not UTF-8 as surrogates,
     which cannot be encoded into an entry; they become U+FFFD like a malformed body's."""
@@ -84,7 +91,7 @@ async def token_events(intake: Intake, request: web.BaseRequest, token: str) -> 
         return body
     headers = request.headers
     ingest_error = header_text(headers.get(ERROR_HEADER))
-    if not ingest_error and body.lstrip(_JSON_SPACE)[:1] != b"[":
+    if not ingest_error and _first_byte(body) != b"[":
         # One event, whatever the body is (only an array makes more): when both lists of
         # the token are limited, its outcome is known without parsing it.
         outcome = intake.admission.limited_outright(Namespace.TOKEN, token)
