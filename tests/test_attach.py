@@ -19,6 +19,8 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ CHART = ROOT / "helm" / "events-cache"
 README = (CHART / "README.md").read_text()
 KUSTOMIZE = ROOT / "deploy" / "kustomize"
 EXAMPLES = KUSTOMIZE / "examples"
+EXAMPLE_NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/kustomization.yaml"))
+INJECT = "events-cache.io/inject"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 RELEASE, NAMESPACE = "ec", "ingest"
 SIDECAR_LABEL = "events-cache.io/sidecar"
 SOCKET = "/var/run/events-cache/ingest.sock"
@@ -315,29 +320,86 @@ def kustomize(kubectl: str, directory: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def plain(kubectl: str) -> list[dict[str, Any]]:
-    return kustomize(kubectl, EXAMPLES / "plain")
+def built(kubectl: str) -> dict[str, list[dict[str, Any]]]:
+    """Every example, built once for the module."""
+    return {name: kustomize(kubectl, EXAMPLES / name) for name in EXAMPLE_NAMES}
 
 
 @pytest.fixture(scope="module")
-def vendor(kubectl: str) -> list[dict[str, Any]]:
-    return kustomize(kubectl, EXAMPLES / "vendor")
+def plain(built: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return built["plain"]
+
+
+@pytest.fixture(scope="module")
+def vendor(built: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return built["vendor"]
 
 
 def source_objects(*paths: Path) -> list[dict[str, Any]]:
     return [o for p in paths for o in load_all(p.read_text())]
 
 
-@pytest.mark.parametrize("example", ["plain", "vendor"])
+def test_the_examples_are_found() -> None:
+    """The parametrized tests below run on whatever examples/ holds: not on nothing."""
+    assert {"plain", "vendor"} <= set(EXAMPLE_NAMES)
+
+
+def injected(dep: dict[str, Any]) -> bool:
+    return dep["metadata"].get("annotations", {}).get(INJECT) == "true"
+
+
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
 def test_kustomize_output_validates_on_every_version(
-    plain: list[dict[str, Any]], vendor: list[dict[str, Any]], example: str
+    built: dict[str, list[dict[str, Any]]], example: str
 ) -> None:
-    objects = {"plain": plain, "vendor": vendor}[example]
+    objects = built[example]
     assert validate(objects, K8S_VERSIONS) == []
     assert not find(objects, "Pod"), "the local-config wiring object must not be output"
     for dep in find(objects, "Deployment"):
         problems = restricted_problems(dep["spec"]["template"]["spec"])
         assert problems == [], dep["metadata"]["name"]
+
+
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+def test_kustomize_example_gives_the_sidecar_to_the_annotated_deployments_only(
+    built: dict[str, list[dict[str, Any]]], example: str
+) -> None:
+    objects = built[example]
+    deployments = find(objects, "Deployment")
+    assert any(injected(d) for d in deployments), "an example with nothing to inject"
+    for dep in deployments:
+        names = [c["name"] for c in containers(dep["spec"]["template"]["spec"])]
+        if injected(dep):
+            check_injected(dep, objects)
+        else:
+            assert "events-cache" not in names, dep["metadata"]["name"]
+
+
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+def test_kustomize_example_pulls_a_released_sidecar_image(
+    built: dict[str, list[dict[str, Any]]], example: str
+) -> None:
+    """A reference a kubelet can pull: a registry host, a repository path and this
+    release's tag (a bare `events-cache:<tag>` means docker.io/library/events-cache)."""
+    images = {
+        c["image"]
+        for dep in find(built[example], "Deployment")
+        for c in containers(dep["spec"]["template"]["spec"])
+        if c["name"] == "events-cache"
+    }
+    assert images
+    for image in images:
+        host, _, path = image.partition("/")
+        assert ("." in host or ":" in host) and path, f"{image}: no registry host"
+        assert image.endswith(f":{VERSION}"), f"{image}: not the version of pyproject.toml"
+
+
+def test_the_component_names_the_charts_image() -> None:
+    """The Kustomize component and the chart default to the same released image."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    (sidecar,) = source_objects(KUSTOMIZE / "events-cache" / "sidecar.yaml")
+    (container,) = sidecar["spec"]["template"]["spec"]["initContainers"]
+    assert container["image"] == f"{values['image']['repository']}:{VERSION}"
 
 
 def check_injected(dep: dict[str, Any], objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -419,6 +481,51 @@ def test_kustomize_without_the_users_config_fails_the_build(kubectl: str, tmp_pa
     )
     assert result.returncode != 0
     assert "events-cache-config" in result.stderr
+
+
+def header_generator(config: Path) -> dict[str, Any]:
+    """The configMapGenerator that the comment at the top of `config` tells users to write."""
+    comments = [line[1:] for line in config.read_text().splitlines() if line.startswith("#")]
+    (start,) = [i for i, line in enumerate(comments) if line.strip() == "configMapGenerator:"]
+    indent = len(comments[start]) - len(comments[start].lstrip())
+    block = [comments[start]]
+    for line in comments[start + 1 :]:
+        if len(line) - len(line.lstrip()) <= indent:
+            break
+        block.append(line)
+    loaded: dict[str, Any] = yaml.safe_load(textwrap.dedent("\n".join(block)))
+    return loaded
+
+
+def test_the_starting_config_builds_as_its_header_says(kubectl: str, tmp_path: Path) -> None:
+    """The component's config.yaml, copied beside a kustomization with the generator its
+    header shows, builds (a `behavior: replace` there would fail: nothing to replace)."""
+    start = KUSTOMIZE / "events-cache" / "config.yaml"
+    shutil.copytree(KUSTOMIZE / "events-cache", tmp_path / "events-cache")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(start, mine / "config.yaml")
+    shutil.copy(EXAMPLES / "plain" / "deployment.yaml", mine)
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["deployment.yaml"],
+        "components": ["../events-cache"],
+        **header_generator(start),
+    }
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    objects = kustomize(kubectl, mine)
+    (config_map,) = find(objects, "ConfigMap")
+    assert config_map["data"] == {"config.yaml": start.read_text()}
+    (dep,) = find(objects, "Deployment")
+    check_injected(dep, objects)
+    replacing = copy.deepcopy(kustomization)
+    replacing["configMapGenerator"][0]["behavior"] = "replace"
+    (mine / "kustomization.yaml").write_text(yaml.safe_dump(replacing))
+    result = subprocess.run(
+        [kubectl, "kustomize", str(mine)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0 and "cannot merge or replace" in result.stderr
 
 
 @pytest.mark.parametrize(
