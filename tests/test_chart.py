@@ -18,6 +18,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -197,6 +198,80 @@ def test_monitors_render_only_when_enabled(rendered: dict[str, list[dict[str, An
     kinds = {o["kind"] for o in rendered["monitors"]}
     assert CRD_KINDS <= kinds
     assert not CRD_KINDS & {o["kind"] for o in rendered["defaults"]}
+
+
+# --------------------------------------------------------------------- NOTES.txt
+
+
+@pytest.fixture(scope="module")
+def notes(chart: Any) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Every ci/ value set: what `helm install` prints (NOTES.txt) and the objects."""
+    out = {}
+    for name in VALUE_SETS:
+        manifests = chart.render(
+            values_of(name), name=RELEASE, namespace=NAMESPACE, is_install=True
+        )
+        (text,) = [text for template, text in manifests.items() if template.endswith("NOTES.txt")]
+        out[name] = (text, split(manifests))
+    return out
+
+
+def shell_lines(text: str) -> str:
+    """The commands NOTES.txt shows (indented lines, with their continuations)."""
+    return "\n".join(line.strip() for line in text.splitlines() if line.startswith("  "))
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_notes_commands_are_shell_and_use_every_variable_they_set(
+    notes: dict[str, tuple[str, list[dict[str, Any]]]], value_set: str
+) -> None:
+    text, _ = notes[value_set]
+    commands = shell_lines(text)
+    result = subprocess.run(["bash", "-n"], input=commands, capture_output=True, text=True)
+    assert result.returncode == 0, (result.stderr, commands)
+    exported = re.findall(r"export (\w+)=", commands)
+    assert exported
+    for name in exported:
+        assert f"${name}" in commands, f"NOTES.txt exports {name} and never uses it"
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_notes_port_forward_the_query_service_and_read_the_token_from_its_secret(
+    notes: dict[str, tuple[str, list[dict[str, Any]]]], value_set: str
+) -> None:
+    text, objects = notes[value_set]
+    (forward,) = re.findall(r"kubectl port-forward --namespace (\S+) svc/(\S+) 8080:(\d+)", text)
+    (query,) = [s for s in find(objects, "Service") if SIDECAR_LABEL in s["spec"]["selector"]]
+    assert forward == (NAMESPACE, query["metadata"]["name"], str(query["spec"]["ports"][0]["port"]))
+    ((secret_name, key),) = re.findall(
+        r'kubectl get secret --namespace \S+ (\S+) \\\n\s+-o jsonpath="\{\.data\.(\S+?)\}"', text
+    )
+    # The Secret and key the sidecar's token file is projected from.
+    pod = deployment(objects)["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "events-cache-secrets"]
+    (admin,) = [
+        s["secret"]
+        for s in volume["projected"]["sources"]
+        if s["secret"]["items"][0]["path"] == "admin-token"
+    ]
+    assert (secret_name, key) == (admin["name"], admin["items"][0]["key"])
+    for secret in find(objects, "Secret", secret_name):  # the chart's own, if it makes one
+        assert key in secret["data"]
+
+
+def test_notes_show_the_viewer_unless_it_is_off(chart: Any) -> None:
+    def text_of(values: dict[str, Any]) -> str:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        return manifests["events-cache/templates/NOTES.txt"]
+
+    on = text_of(values_of("demo"))
+    assert "open http://127.0.0.1:8080/ui/ and paste the token" in on
+    assert 'echo "$EVENTS_CACHE_ADMIN_TOKEN"' in on
+    values = values_of("demo")
+    values["config"] = {"sidecar": {"api": {"viewer": False}}}
+    off = text_of(values)
+    assert "/ui/" not in off and "The viewer is off" in off
+    assert "POD" not in on + off
 
 
 # -------------------------------------------------------------- pod security
