@@ -60,7 +60,9 @@ RUN /opt/events-cache/bin/python -m compileall -q -j 0 --invalidation-mode unche
 # ---------------------------------------------------------------------------- runtime
 FROM ${BASE_IMAGE}
 
-ARG VERSION=0.1.0
+# The release workflow passes the tag's version; a build of your own gets this default,
+# which is pyproject.toml's version (scripts/release.py check fails when they differ).
+ARG VERSION=0.2.0
 ARG REVISION=unknown
 ARG CREATED=unknown
 LABEL org.opencontainers.image.title="events-cache" \

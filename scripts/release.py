@@ -3,8 +3,10 @@
 
     scripts/release.py check VERSION
         exit 1 unless VERSION (the tag without its `v`) is the version of pyproject.toml,
-        the chart's `version` and `appVersion`, and the image in its artifacthub
-        annotation; the chart's default image tag must be empty (= appVersion).
+        the chart's `version` and `appVersion`, the image in its artifacthub
+        annotation, the Dockerfile's default VERSION (the image's version label) and the
+        tag of the Kustomize component's image; the chart's default image tag must be
+        empty (= appVersion).
     scripts/release.py stamp CHART_DIR --image REPOSITORY --digest sha256:... --version V
         write the published image (repository, tag V, digest) into CHART_DIR/values.yaml
         and V into CHART_DIR/Chart.yaml, editing only those lines (comments stay, so the
@@ -66,6 +68,12 @@ def problems(version: str, root: Path = ROOT) -> list[str]:
     ):
         if value != version:
             found.append(f"{where} is {value!r}, the tag says {version!r}")
+    dockerfile = re.search(r"^ARG VERSION=(\S*)\s*$", (root / "Dockerfile").read_text(), re.M)
+    if dockerfile is None or dockerfile.group(1) != version:
+        found.append(
+            f"Dockerfile ARG VERSION is {dockerfile and dockerfile.group(1)!r}, "
+            f"the tag says {version!r}"
+        )
     if image_value(values, "tag"):
         found.append("values.yaml image.tag must stay empty (it defaults to appVersion)")
     repository = image_value(values, "repository")
@@ -74,6 +82,13 @@ def problems(version: str, root: Path = ROOT) -> list[str]:
         found.append(
             f"Chart.yaml artifacthub.io/images names {annotated and annotated.group(1)!r}, "
             f"expected {repository}:{version}"
+        )
+    sidecar = (root / "deploy" / "kustomize" / "events-cache" / "sidecar.yaml").read_text()
+    component = re.search(r"^\s+image:\s*(\S+)\s*$", sidecar, re.M)
+    if component is None or component.group(1) != f"{repository}:{version}":
+        found.append(
+            f"deploy/kustomize/events-cache/sidecar.yaml names "
+            f"{component and component.group(1)!r}, expected {repository}:{version}"
         )
     return found
 

@@ -1,8 +1,9 @@
 """The release path (.github/workflows/release.yml), as far as it runs here.
 
 - the versions agree: pyproject.toml, the chart's version and appVersion, the image its
-  artifacthub annotation names, an empty default image tag (scripts/release.py check,
-  the workflow's first step);
+  artifacthub annotation names, an empty default image tag, the Dockerfile's default
+  VERSION (its version label) and the Kustomize component's image (scripts/release.py
+  check, the workflow's first step);
 - the chart steps: a copy of the chart stamped with an image digest (scripts/release.py
   stamp), linted, packaged and rendered by Helm's own library (helm-python-sdk), pins
   the sidecar image by digest and keeps its values documented; the repository's chart
@@ -58,14 +59,28 @@ def test_versions_agree() -> None:
 
 
 def test_check_names_every_disagreement(tmp_path: Path) -> None:
-    assert len(release.problems("9.9.9")) == 4  # pyproject, version, appVersion, annotation
+    # pyproject, version, appVersion, annotation, Dockerfile, the Kustomize component
+    assert len(release.problems("9.9.9")) == 6
     assert any("semantic version" in p for p in release.problems("latest"))
     copy = tmp_path / "repo"
     shutil.copytree(CHART, copy / "helm" / "events-cache")
-    shutil.copy(ROOT / "pyproject.toml", copy)
+    shutil.copytree(ROOT / "deploy", copy / "deploy")
+    for name in ("pyproject.toml", "Dockerfile"):
+        shutil.copy(ROOT / name, copy)
+    assert release.problems(VERSION, copy) == []
     values = copy / "helm" / "events-cache" / "values.yaml"
     values.write_text(values.read_text().replace('  tag: ""', '  tag: "0.0.9"', 1))
     assert any("image.tag" in p for p in release.problems(VERSION, copy))
+    dockerfile = copy / "Dockerfile"
+    dockerfile.write_text(
+        dockerfile.read_text().replace(f"ARG VERSION={VERSION}", "ARG VERSION=0.1.0")
+    )
+    assert any("Dockerfile ARG VERSION is '0.1.0'" in p for p in release.problems(VERSION, copy))
+    sidecar = copy / "deploy" / "kustomize" / "events-cache" / "sidecar.yaml"
+    sidecar.write_text(sidecar.read_text().replace(f"{IMAGE}:{VERSION}", "events-cache:0.1.0"))
+    assert any(
+        "sidecar.yaml names 'events-cache:0.1.0'" in p for p in release.problems(VERSION, copy)
+    )
     run = subprocess.run([sys.executable, ROOT / "scripts" / "release.py", "check", "v9.9.9"],
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert run.returncode == 1 and "the tag says '9.9.9'" in run.stderr
