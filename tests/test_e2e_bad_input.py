@@ -8,6 +8,7 @@ import gzip
 import http.client
 import json
 import socket
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -252,8 +253,9 @@ def test_invalid_utf8_in_headers_and_path(daemon: InProcessDaemon) -> None:
 
 
 def test_compressed_bodies(daemon: InProcessDaemon, redis_client: redis.Redis) -> None:
-    """aiohttp inflates Content-Encoding bodies: a good one is taken, the limit applies to
-    the inflated size, and a body that does not inflate is a 400."""
+    """Content-Encoding bodies are inflated by the daemon: a good one is taken, the limit
+    applies to the inflated size, and a body that does not inflate is a 400 that says
+    why, whether its bytes come with the head or after it."""
     for via in ("unix", "tcp"):
         reply = daemon.post_token(
             "gz", gzip.compress(b'{"packed": true}'), headers={"Content-Encoding": "gzip"}, via=via
@@ -265,22 +267,59 @@ def test_compressed_bodies(daemon: InProcessDaemon, redis_client: redis.Redis) -
         assert "max_request_bytes" in sane(reply, 413)["message"]
         for encoding, body in (("gzip", b"this is not gzip"), ("deflate", b"nor deflate")):
             reply = daemon.post_token("garbled", body, headers={"Content-Encoding": encoding})
-            assert sane(reply, 400)["message"], (encoding, body)
-    # A truncated stream inflates to what it holds (aiohttp is lenient): taken or refused,
-    # never a 500.
-    for encoding, body in (
+            assert f"not valid {encoding} data" in sane(reply, 400)["message"]
+    truncated = (
         ("gzip", gzip.compress(b'{"a": 1}')[:-12]),
         ("deflate", zlib.compress(b'{"a": 1}')[:5]),
-    ):
-        reply = daemon.post_token("truncated", body, headers={"Content-Encoding": encoding})
-        assert reply.status in (202, 400), sane(reply)
+    )
+    for via in ("unix", "tcp"):
+        for encoding, body in truncated:
+            for split in (None, 0, 2, len(body) - 1):  # None: the body comes with the head
+                answer = split_exchange(daemon, via, encoding, body, split)
+                assert answer.startswith(b"HTTP/1.1 400 "), (encoding, split, answer[:300])
+                message = json.loads(answer.partition(b"\r\n\r\n")[2])["message"]
+                assert f"ends before its {encoding} stream does" in message, message
     settle(daemon)
     assert [e["original"] for e in daemon.query(namespace="token", ids="gz")["events"]] == [
         {"packed": True},
         {"packed": True},
     ]
-    assert not redis_client.exists(key("token", "bomb"))
-    assert not redis_client.exists(key("token", "garbled"))
+    for refused in ("bomb", "garbled", "truncated"):
+        assert not redis_client.exists(key("token", refused))
+
+
+def test_compressed_bodies_chunked(daemon: InProcessDaemon) -> None:
+    """Under chunked framing too, a body is inflated within the limit, whole or not."""
+    good = gzip.compress(b'{"chunked": true}')
+    bomb = gzip.compress(b"0" * 5_000_000)
+    for via in ("unix", "tcp"):
+        for body, status in ((good, 202), (bomb, 413), (good[:-12], 400)):
+            chunks = b"".join(
+                b"%x\r\n%s\r\n" % (len(body[i : i + 4096]), body[i : i + 4096])
+                for i in range(0, len(body), 4096)
+            )
+            head = (
+                b"POST /v1/token/chunked/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            answer = raw_exchange(daemon, via, head + chunks + b"0\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:300]
+    settle(daemon)
+    assert daemon.query(namespace="token", ids="chunked")["total_events"] == 2
+
+
+def split_exchange(
+    daemon: InProcessDaemon, via: str, encoding: str, body: bytes, split: int | None
+) -> bytes:
+    """A token POST whose body follows its head after a pause (`split`: how many body
+    bytes go with the head; None, all of them): the answer, until the server closes."""
+    head = (
+        f"POST /v1/token/truncated/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Encoding: {encoding}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    if split is None:
+        return raw_exchange(daemon, via, head + body)
+    return raw_exchange(daemon, via, head + body[:split], body[split:])
 
 
 def test_client_gone_mid_body(daemon: InProcessDaemon) -> None:
@@ -528,9 +567,10 @@ def test_protocol_level_errors_are_json(daemon: InProcessDaemon, via: str) -> No
     assert b'"message"' in raw, raw[:300]
 
 
-def raw_exchange(daemon: InProcessDaemon, via: str, data: bytes) -> bytes:
-    """Send `data` on a fresh connection to the ingest listener; what comes back until
-    the server closes it."""
+def raw_exchange(daemon: InProcessDaemon, via: str, data: bytes, *later: bytes) -> bytes:
+    """Send `data` on a fresh connection to the ingest listener, then each of `later`
+    after a pause (so the server reads it apart); what comes back until the server
+    closes the connection."""
     if via == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(daemon.socket_path)
@@ -539,6 +579,9 @@ def raw_exchange(daemon: InProcessDaemon, via: str, data: bytes) -> bytes:
     with sock:
         sock.settimeout(10)
         sock.sendall(data)
+        for part in later:
+            time.sleep(0.05)
+            sock.sendall(part)
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.hdrs import CONTENT_ENCODING
 
 from daemon.core.accounting import Outcome, ingest_answer
+from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.model import Namespace
 from daemon.core.parse import LineError, LineReport, check_id, iter_ndjson, parse_token_body
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
@@ -20,6 +22,12 @@ from daemon.pipeline.admission import Admission
 from daemon.web.responses import error_response, json_response
 
 _JSON_SPACE = b" \t\r\n"  # the whitespace JSON allows around a value
+_DECODE_STATUS = {
+    DecodeProblem.UNSUPPORTED: 415,
+    DecodeProblem.CORRUPT: 400,
+    DecodeProblem.TRUNCATED: 400,
+    DecodeProblem.TOO_LARGE: 413,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +57,28 @@ def header_text(value: str | None) -> str | None:
 
 
 async def read_body(intake: Intake, request: web.BaseRequest) -> bytes | web.Response:
-    """The request body, or the error response that says why it cannot be taken."""
+    """The request body, its Content-Encoding undone, or the error response that says
+    why it cannot be taken."""
     if not intake.enabled:
         return error_response(503, "the events cache is disabled (server.cache.enabled)")
     length = request.content_length
     if length is not None and length > intake.max_request_bytes:
         return _too_large(intake, length)
     try:
-        return await request.read()
+        body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _too_large(intake, None)
-    except web.RequestPayloadError as e:  # e.g. a body that is not the Content-Encoding
+    except web.RequestPayloadError as e:  # e.g. a chunked body with a broken chunk
         return error_response(400, f"cannot read the request body: {e}")
     except ConnectionResetError:  # the client went away mid-body: nobody to answer
         return error_response(400, "connection lost before the whole body arrived")
+    encoding = request.headers.get(CONTENT_ENCODING)
+    if not encoding:
+        return body
+    inflated = inflate(body, encoding, intake.max_request_bytes)
+    if isinstance(inflated, DecodeFailure):
+        return error_response(_DECODE_STATUS[inflated.problem], inflated.message)
+    return inflated
 
 
 def _too_large(intake: Intake, length: int | None) -> web.Response:

@@ -46,18 +46,18 @@ def api_application(metrics: Metrics) -> web.Application:
     return web.Application(middlewares=[observe("api", metrics.http_duration)])
 
 
-def ingest_side_options(header_read_timeout_s: float, decompress: bool = True) -> dict[str, Any]:
+def ingest_side_options(header_read_timeout_s: float) -> dict[str, Any]:
     """The connection options of the ingest side's listeners: no access log, long
-    request lines (the token id), keep-alive closed after KEEPALIVE_TIMEOUT_S."""
-    options: dict[str, Any] = {
+    request lines (the token id), keep-alive closed after KEEPALIVE_TIMEOUT_S, bodies
+    read as they came (`daemon.core.encoding` inflates them within the body limit; the
+    proxy forwards them unchanged)."""
+    return {
         "header_read_timeout_s": header_read_timeout_s,
         "access_log": None,
         "max_line_size": INGEST_MAX_LINE_BYTES,
         "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+        "auto_decompress": False,
     }
-    if not decompress:  # the proxy forwards bodies as they came, compressed or not
-        options["auto_decompress"] = False
-    return options
 
 
 class Listener:

@@ -11,19 +11,17 @@ drops and counts the copy. Nothing here can delay or fail the forward.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 
 import structlog
 
+from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.model import TeeOutcome
 from daemon.core.parse import parse_token_body
 from daemon.core.tokenfrom import TokenFinder
 from daemon.web.ingest import Intake
 
 log = structlog.get_logger(__name__)
-
-_DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
 
 
 class TeeBuffer:
@@ -52,21 +50,11 @@ class TeeBuffer:
 
 def decoded(body: bytes, encoding: str, limit: int) -> bytes | TeeOutcome:
     """The body as the ingest would read it, or why it cannot be had within `limit`."""
-    coding = encoding.strip().lower()
-    if coding in ("", "identity"):
-        return body
-    if coding not in _DECODABLE:
-        return TeeOutcome.ENCODING
-    # 47: zlib or gzip header, detected; raw deflate (some clients send it) as a fallback.
-    for wbits in (47, -15):
-        inflater = zlib.decompressobj(wbits)
-        try:
-            out = inflater.decompress(body, limit + 1)
-        except zlib.error:
-            continue
-        if len(out) > limit:
-            return TeeOutcome.TOO_LARGE
-        return out if inflater.eof else TeeOutcome.ENCODING
+    inflated = inflate(body, encoding, limit)
+    if not isinstance(inflated, DecodeFailure):
+        return inflated
+    if inflated.problem is DecodeProblem.TOO_LARGE:
+        return TeeOutcome.TOO_LARGE
     return TeeOutcome.ENCODING
 
 

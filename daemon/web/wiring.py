@@ -121,7 +121,6 @@ class Listeners:
         listener = _ingest_side_listener(
             proxy_application(parts.metrics, proxy),
             parts.config.ingest.header_read_timeout_seconds,
-            decompress=False,
         )
         self._ingest_side.append(listener)
         await listener.start(settings.listen)
@@ -142,8 +141,6 @@ class Listeners:
             self._api = None
 
 
-def _ingest_side_listener(
-    app: web.Application, header_read_timeout_s: float, decompress: bool = True
-) -> Listener:
-    options = ingest_side_options(header_read_timeout_s, decompress)
+def _ingest_side_listener(app: web.Application, header_read_timeout_s: float) -> Listener:
+    options = ingest_side_options(header_read_timeout_s)
     return Listener.of_app(app, INGEST_SHUTDOWN_TIMEOUT_S, **options)

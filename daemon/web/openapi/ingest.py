@@ -20,8 +20,12 @@ _ACCEPTED = {
 }
 
 _ERRORS = {
-    "400": error("The token id in the path is invalid."),
-    "413": error("The body exceeds sidecar.ingest.max_request_bytes."),
+    "400": error(
+        "The token id in the path is invalid, or the body does not inflate as its "
+        "Content-Encoding says (corrupt, or cut short)."
+    ),
+    "413": error("The body exceeds sidecar.ingest.max_request_bytes, as sent or once inflated."),
+    "415": error("A Content-Encoding other than gzip, deflate or identity."),
     "503": error("The cache is disabled (server.cache.enabled: false)."),
 }
 
