@@ -243,7 +243,7 @@ def _sentinel_master(
     sentinel_options["socket_timeout"] = SENTINEL_TIMEOUT_S
     if sentinel_password:
         sentinel_options["password"] = sentinel_password
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
         sentinels, sentinel_kwargs=sentinel_options, **options
     )
     client: Redis = sentinel.master_for(master, db=db)
