@@ -40,7 +40,8 @@ RUN --mount=type=secret,id=pip_cert \
 # The Python ingest client (clients/python, no dependencies) goes in too, from the same
 # checkout: `events-cache demo` sends its synthetic events through it, as an ingest would.
 # It is not on PyPI, so it is not in the hash lock; like the daemon, it is built here.
-COPY pyproject.toml README.md ./
+# LICENSE: both projects name it in license-files (the client has a copy of its own).
+COPY pyproject.toml README.md LICENSE ./
 COPY daemon ./daemon
 COPY clients/python ./clients/python
 RUN --mount=type=secret,id=pip_cert \

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from daemon.metrics import Metrics
 from tests.support.prometheus import PROMTOOL
@@ -102,8 +104,20 @@ def test_promtool_refuses_a_broken_example(tmp_path: Path) -> None:
 def test_license_file_matches_the_declared_license() -> None:
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License")
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert 'license = { text = "MIT" }' in pyproject
+    for project in (ROOT, ROOT / "clients" / "python"):
+        meta = tomllib.loads((project / "pyproject.toml").read_text())
+        # PEP 639: an SPDX expression and the file with its text. The older table form
+        # (`license = { text = "MIT" }`) makes setuptools warn on every build and install.
+        assert meta["project"]["license"] == "MIT", project
+        assert meta["project"]["license-files"] == ["LICENSE"], project
+        assert (project / "LICENSE").read_text() == text, f"{project}/LICENSE is not the same"
+        (setuptools,) = [
+            Requirement(r) for r in meta["build-system"]["requires"] if r.startswith("setuptools")
+        ]
+        assert not setuptools.specifier.contains("76.1"), "setuptools < 77 refuses a string license"
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["annotations"]["artifacthub.io/license"] == "MIT"
-    assert 'org.opencontainers.image.licenses="MIT"' in (ROOT / "Dockerfile").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'org.opencontainers.image.licenses="MIT"' in dockerfile
+    # The image builds both wheels from what it copies: license-files must be there.
+    assert re.search(r"^COPY [^\n]*\bLICENSE\b", dockerfile, re.M)
