@@ -1,30 +1,49 @@
-"""`events-cache demo`: the generator on its own (pure, seeded), and the command feeding a
-real daemon through the Python ingest client, with the counts of both sides agreeing."""
+"""`events-cache demo`: the generator on its own (pure, seeded), its traffic through the
+daemon's own rate limiter, and the command feeding a real daemon through the Python
+ingest client, with the counts of both sides agreeing."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.cli import demo
-from daemon.cli.demo_data import DESTINATIONS
-from daemon.cli.demo_events import Incoming, Processed, Traffic
+from daemon.cli.demo_data import (
+    BOT_AGENT,
+    BOT_SKIP,
+    BUSY_KEY,
+    DESTINATIONS,
+    Destination,
+    destinations,
+)
+from daemon.cli.demo_events import DEFAULT_RATE, Incoming, Item, Processed, Traffic
+from daemon.cli.demo_faults import failure
+from daemon.core.limiter import RateLimiters
+from tests.support.servers import seconds_until
 
 ROOT = Path(__file__).resolve().parent.parent
+NOW = 1_790_000_000.0
+LIMIT, WINDOW_S = 100, 60  # the cache's defaults: size and time_window_sec
+DAY_S = 86400
 
 
-def generate(n: int, ids: int = 4, error_ratio: float = 0.1, seed: int = 1) -> Traffic:
-    traffic = Traffic(ids, error_ratio, random.Random(seed))
-    traffic.items = [item for _ in range(n) for item in traffic.request(1_790_000_000.0)]  # type: ignore[attr-defined]
+def generate(
+    n: int, ids: int = 4, error_ratio: float = 0.1, seed: int = 1, rate: float = DEFAULT_RATE
+) -> Traffic:
+    traffic = Traffic(ids, error_ratio, random.Random(seed), rate)
+    traffic.items = [item for _ in range(n) for item in traffic.request(NOW)]  # type: ignore[attr-defined]
     return traffic
 
 
@@ -128,6 +147,145 @@ def test_ids_counts_keys_and_destinations() -> None:
         Traffic(1, 1.5, random.Random(0))
 
 
+def entries(item: Item) -> tuple[tuple[str, str], int]:
+    """The list an item goes to, and how many entries it makes there (an array body
+    makes one per element)."""
+    if isinstance(item, Processed):
+        return ("destination", item.destination_id), 1
+    doc = parses(item.body)
+    return ("token", item.token_id), len(doc) if isinstance(doc, list) and doc else 1
+
+
+def through_the_limiter(
+    ids: int, rate: float, seconds: float, seed: int
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+    """The demo's traffic at `rate`, paced as `send` paces it, through the daemon's own
+    limiter with the cache's defaults: entries and limited entries per (namespace, id)."""
+    traffic = Traffic(ids, 0.1, random.Random(seed), rate)
+    limiters = RateLimiters(LIMIT, WINDOW_S)
+    total: Counter[tuple[str, str]] = Counter()
+    limited: Counter[tuple[str, str]] = Counter()
+    while traffic.tally.events < rate * seconds:
+        now = traffic.tally.events / rate
+        for item in traffic.request(NOW + now):
+            key, n = entries(item)
+            for _ in range(n):
+                total[key] += 1
+                limited[key] += not limiters.allow(key, now)
+    return total, limited
+
+
+@pytest.mark.parametrize(("ids", "seed"), [(4, 1), (4, 2), (2, 3), (9, 4)])
+def test_at_the_default_rate_only_the_busy_key_reaches_the_limit(ids: int, seed: int) -> None:
+    minutes = 5
+    total, limited = through_the_limiter(ids, DEFAULT_RATE, minutes * 60, seed)
+    busy = ("token", BUSY_KEY)
+    assert {key for key, n in limited.items() if n} == {busy}
+    assert limited[busy] / total[busy] > 0.8  # the limit clearly at work on it
+    quiet = {key: n / minutes for key, n in total.items() if key != busy}
+    assert len(quiet) == 2 * ids - 1  # every other key and every destination is there
+    assert max(quiet.values()) < 0.85 * LIMIT, quiet  # with room to spare, not by luck
+    assert min(quiet.values()) > 3, quiet  # and each busy enough to watch
+
+
+def test_the_busy_key_feeds_no_destination_and_the_others_a_few() -> None:
+    traffic = Traffic(4, 0.1, random.Random(0))
+    busy, *others = traffic.keys
+    assert busy.id == BUSY_KEY and busy.destinations == ()
+    assert all(2 <= len(k.destinations) <= 3 for k in others)
+    assert traffic.rates[0] > 10 * max(traffic.rates[1:])
+    assert sum(traffic.rates) == pytest.approx(DEFAULT_RATE)
+    assert [k.id for k in Traffic(1, 0.1, random.Random(0)).keys] != [BUSY_KEY]
+    slow = Traffic(4, 0.1, random.Random(0), rate=2)  # too slow for a busy key: all under
+    assert sum(slow.rates) == pytest.approx(2) and max(slow.rates) * 60 < LIMIT
+
+
+def test_every_message_fits_the_event_it_is_attached_to() -> None:
+    traffic = generate(4000, ids=6, error_ratio=0.5, rate=2)  # half of it from quiet keys
+    tables = {d.id: d.table for d in destinations(6)}
+    seen: Counter[str] = Counter()
+    for item in traffic.items:  # type: ignore[attr-defined]
+        if isinstance(item, Incoming):
+            doc = parses(item.body)
+            events = doc if isinstance(doc, list) else [doc]
+            if isinstance(doc, dict | list):
+                seen.update(ingest_message_fits(item, events))
+        elif item.error:
+            seen.update(destination_error_fits(item.error, item.original, tables))
+    kinds = {"no event_type", "future", "origin", "bot", "bigint", "duplicate"}
+    assert kinds <= set(seen), seen  # each kind of message was checked, not vacuously
+
+
+def test_a_destination_error_needs_what_it_names() -> None:
+    """Which errors each event can draw: the choice, not only its text."""
+    rng = random.Random(5)
+    pg, orders = DESTINATIONS[0], DESTINATIONS[5]
+    assert (pg.id, orders.id) == ("pg_main", "mysql_orders")
+    refund: dict[str, Any] = {"event_type": "refund", "order_id": "ord_12345", "revenue": -12.5}
+    purchase = {**refund, "event_type": "purchase", "revenue": 25.0}
+    pageview: dict[str, Any] = {"event_type": "pageview", "eventn_ctx": {"url": "https://x/"}}
+    cases: dict[str, tuple[Destination, dict[str, Any]]] = {
+        "refund": (orders, refund),
+        "purchase": (orders, purchase),
+        "pageview": (pg, pageview),
+        "pg refund": (pg, refund),
+    }
+    drawn = {
+        name: {failure(dest, event, rng) for _ in range(200)}
+        for name, (dest, event) in cases.items()
+    }
+    assert "Error 1264 (22003): Out of range value for column 'revenue' at row 1" in drawn["refund"]
+    assert "Error 1062 (23000): Duplicate entry 'ord_12345' for key 'PRIMARY'" in drawn["refund"]
+    assert not any("Out of range" in e for e in drawn["purchase"])
+    assert not any("bigint" in e for e in drawn["pageview"]) and len(drawn["pageview"]) == 2
+    assert 'pq: invalid input syntax for type bigint: "-12.5"' in drawn["pg refund"]
+
+
+def ingest_message_fits(item: Incoming, events: list[Any]) -> list[str]:
+    """Check an incoming body against its error or skip; the kinds of message seen."""
+    agents = {e.get("eventn_ctx", {}).get("user_agent") for e in events}
+    assert (item.skip == BOT_SKIP) == (agents == {BOT_AGENT}), item
+    typed = {"event_type" in e for e in events}
+    assert typed == {item.error != "event has no event_type"}, item
+    if item.skip == BOT_SKIP:
+        return ["bot"]
+    if item.error == "event has no event_type":
+        return ["no event_type"]
+    if item.error and (
+        m := re.fullmatch(r"event utc_time (\S+) is (\d) days in the future", item.error)
+    ):
+        times = {e.get("eventn_ctx", e)["utc_time"] for e in events}
+        ahead = datetime.fromisoformat(m[1]).timestamp() - NOW
+        assert times == {m[1]} and int(m[2]) * DAY_S <= ahead < (int(m[2]) + 1) * DAY_S, item
+        return ["future"]
+    if item.error and (
+        m := re.fullmatch(r"origin (https://\S+) is not allowed for this API key", item.error)
+    ):
+        assert item.token_id.startswith("js.")  # a server key has no origin to refuse
+        assert all(e["eventn_ctx"]["url"].startswith(m[1] + "/") for e in events)
+        return ["origin"]
+    assert item.error is None, item.error
+    return []
+
+
+def destination_error_fits(
+    error: str, original: dict[str, Any], tables: dict[str, str]
+) -> list[str]:
+    """Check a destination's error against the event; the kinds of message seen."""
+    if m := re.search(r'invalid input syntax for type bigint: "(.+)"', error):
+        assert m[1] == json.dumps(original["revenue"])
+        return ["bigint"]
+    if m := re.search(r"Duplicate entry '(.+)' for key", error):
+        assert m[1] == original["order_id"]
+        return ["duplicate"]
+    if "Out of range value for column 'revenue'" in error:
+        assert original["revenue"] < 0
+        return ["out of range"]
+    if m := re.search(r"Table default\.(\w+) doesn't exist", error):
+        assert m[1] in tables.values()
+    return []
+
+
 # ----------------------------------------------------------------- the command
 
 
@@ -143,7 +301,8 @@ def run_demo(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
 
 @pytest.mark.e2e
 def test_demo_feeds_a_daemon_and_the_counts_agree(start_daemon: Any) -> None:
-    daemon = start_daemon({"server": {"cache": {"events": {"size": 5000}}}})
+    """With the cache's default limit: the busy key is limited, nothing else is."""
+    daemon = start_daemon()
     result = run_demo(
         "--socket", daemon.socket_path, "--rate", "60", "--ids", "3", "--error-ratio", "0.2",
         "--duration", "3", "--seed", "7", "--report-every", "1",
@@ -151,10 +310,14 @@ def test_demo_feeds_a_daemon_and_the_counts_agree(start_daemon: Any) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("events-cache demo: about 60 events/s for 3 API keys")
+    assert lines[1].startswith(f"events-cache demo: {BUSY_KEY} gets about 3520 events a minute")
     assert len([line for line in lines if "| sidecar: sent " in line]) >= 2
     summary = next(line for line in lines if line.startswith("sidecar: "))
-    sent = int(summary.split()[1])
-    assert f"accepted {sent}," in summary and "dropped 0" in summary  # nothing limited
+    m = re.fullmatch(r"sidecar: (\d+) entries sent, accepted (\d+), rate limited (\d+), "
+                     r"invalid 0, dropped 0", summary)  # fmt: skip
+    assert m, summary
+    sent, accepted, rate_limited = map(int, m.groups())
+    assert accepted + rate_limited == sent and rate_limited > 0
     daemon.wait_drained()
     received = sum(  # both namespaces, whatever the label's name
         value
@@ -162,14 +325,25 @@ def test_demo_feeds_a_daemon_and_the_counts_agree(start_daemon: Any) -> None:
         if name.startswith("events_cache_received_total{")
     )
     assert received == sent
-    traffic = Traffic(3, 0.2, random.Random(7))
-    token_ids = {
-        i["id"] for i in daemon.api("/api/v1/events/ids", {"namespace": "token"}).json["ids"]
-    }
-    assert token_ids == {k.id for k in traffic.keys}
-    dest = daemon.api("/api/v1/events/ids", {"namespace": "destination"}).json["ids"]
-    assert {i["id"] for i in dest} <= {d.id for d in DESTINATIONS}
-    assert any(i["error_events"] for i in dest)
+    # what the generator made of its first 150 events: the demo sent at least those
+    expected = Traffic(3, 0.2, random.Random(7), 60)
+    first: list[Item] = []
+    while expected.tally.events < 150:
+        first += expected.request(NOW)
+    dest_ids = {i.destination_id for i in first if isinstance(i, Processed)}
+
+    def summaries(namespace: str) -> dict[str, dict[str, Any]]:
+        rows = daemon.api("/api/v1/events/ids", {"namespace": namespace}).json["ids"]
+        return {row["id"]: row for row in rows}
+
+    seconds_until(lambda: summaries("token")[BUSY_KEY]["last_minute_limited"], 10)
+    token, dest = summaries("token"), summaries("destination")
+    assert {i.token_id for i in first if isinstance(i, Incoming)} <= set(token)
+    assert set(token) <= {k.id for k in expected.keys} and BUSY_KEY in token
+    assert dest_ids <= set(dest) <= {d.id for d in DESTINATIONS}
+    limited = {id_ for id_, row in (token | dest).items() if row["last_minute_limited"]}
+    assert limited == {BUSY_KEY}
+    assert any(row["error_events"] for row in dest.values())
     errors = daemon.query(namespace="token", status="error", limit=1000)["events"]
     assert any("malformed" in e for e in errors)
     assert daemon.metric("events_cache_malformed_total") > 0
@@ -187,6 +361,7 @@ def test_demo_over_tcp_stops_on_sigterm_with_its_summary(start_daemon: Any) -> N
     )  # fmt: skip
     assert process.stdout is not None
     assert process.stdout.readline().startswith("events-cache demo: about 20 events/s")
+    assert f"{BUSY_KEY} gets about 1096 events a minute" in process.stdout.readline()
     assert "| sidecar: sent " in process.stdout.readline()
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=20)

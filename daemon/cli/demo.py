@@ -22,13 +22,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from daemon.cli.demo_events import Incoming, Item, Tally, Traffic
+from daemon.cli.demo_data import BUSY_KEY
+from daemon.cli.demo_events import DEFAULT_RATE, Incoming, Item, Tally, Traffic
 
 if TYPE_CHECKING:
     from events_cache_client import Client, Settings, Stats
 
-DEFAULT_RATE = 20.0
 DEFAULT_IDS = 4
+DEFAULT_LIMIT = 100  # events per id a minute: the cache's default size and time_window_sec
 DEFAULT_ERROR_RATIO = 0.1
 REPORT_EVERY_S = 5.0
 TICK_S = 0.05
@@ -58,7 +59,12 @@ def _number(kind: type, low: float, high: float | None = None) -> Callable[[str]
 def add_demo_command(commands: Any) -> None:
     """The `demo` sub-command."""
     demo: argparse.ArgumentParser = commands.add_parser(
-        "demo", help="send realistic synthetic events to a running sidecar (trials, demos)"
+        "demo",
+        help="send realistic synthetic events to a running sidecar (trials, demos)",
+        description=f"One API key, {BUSY_KEY} (a load test's, with no destination), takes "
+        "most of --rate and soon reaches the cache's rate limit (by default 100 events per id "
+        "a minute, per pod): its `rate limited` count grows. The other keys and the "
+        "destinations stay under it.",
     )
     where = demo.add_mutually_exclusive_group()
     where.add_argument(
@@ -69,8 +75,20 @@ def add_demo_command(commands: Any) -> None:
     )
     where.add_argument("--url", help="its loopback HTTP listener, e.g. http://127.0.0.1:8001")
     add = demo.add_argument
-    add("--rate", type=_number(float, 0.1), default=DEFAULT_RATE, help="incoming events/s")
-    add("--ids", type=_number(int, 1), default=DEFAULT_IDS, help="API keys and destinations")
+    add(
+        "--rate",
+        type=_number(float, 0.1),
+        default=DEFAULT_RATE,
+        help=f"incoming events/s (default {DEFAULT_RATE:g}); each other key sends under 1 a "
+        f"second, {BUSY_KEY} the rest",
+    )
+    add(
+        "--ids",
+        type=_number(int, 1),
+        default=DEFAULT_IDS,
+        help=f"API keys and destinations (default {DEFAULT_IDS}); from 2, the first key is "
+        f"{BUSY_KEY}",
+    )
     add(
         "--error-ratio",
         type=_number(float, 0, 1),
@@ -120,6 +138,19 @@ def hand(client: Client, item: Item) -> None:
             skip=item.skip,
             token_id=item.token_id,
         )
+
+
+def busy_line(traffic: Traffic) -> str:
+    """Which key the cache's rate limit will show on, so nobody takes it for a fault."""
+    busy, per_minute = traffic.keys[0].id, traffic.rates[0] * 60
+    if per_minute <= DEFAULT_LIMIT:
+        return "events-cache demo: every key stays under the cache's default rate limit"
+    others = "; the other keys stay under it" if len(traffic.keys) > 1 else ""
+    return (
+        f"events-cache demo: {busy} gets about {per_minute:.0f} events a minute, over the "
+        f"cache's default rate limit ({DEFAULT_LIMIT} per id): its `rate limited` count "
+        f"grows{others}"
+    )
 
 
 def progress(elapsed: float, tally: Tally, stats: Stats) -> str:
@@ -227,11 +258,11 @@ def _demo(client: Client, args: argparse.Namespace, stop: threading.Event, out: 
             file=sys.stderr,
         )
         return EXIT_FAILED
-    traffic = Traffic(args.ids, args.error_ratio, random.Random(args.seed))
+    traffic = Traffic(args.ids, args.error_ratio, random.Random(args.seed), args.rate)
     until = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
     print(
         f"events-cache demo: about {args.rate:g} events/s for {len(traffic.keys)} API keys and "
-        f"{args.ids} destinations to {target}, {until}",
+        f"{args.ids} destinations to {target}, {until}\n{busy_line(traffic)}",
         file=out,
         flush=True,
     )

@@ -4,7 +4,9 @@ installation would see them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,18 +80,20 @@ BROWSER_EVENTS = (
 S2S_EVENTS = (("purchase", 5), ("subscription_renewed", 3), ("refund", 1), ("invoice_paid", 3))
 PRODUCTS = (("blue-mug", 12.5), ("desk-lamp", 49.0), ("notebook", 6.9), ("poster", 19.0))
 
-# Why the ingest skips an incoming event (it is cached with `skip`).
-INGEST_SKIPS = (
-    "bot filtered (user agent: Googlebot/2.1)",
+# The key of a load test against a staging site, with no destination connected: the
+# demo's busy key, the one that shows the cache's rate limit at work.
+BUSY_KEY = "js.busy-loadtest"
+BUSY_SITE = ("staging.shop.example.com", SITES[0][1])
+
+# Why the ingest skips a browser event (it is cached with `skip`); the bot's skip comes
+# with the bot's user agent in the body (demo_faults).
+BOT_SKIP = "bot filtered (user agent: Googlebot/2.1)"
+OTHER_SKIPS = (
     "ip 203.0.113.7 is on the exclusion list",
     "consent not given (cookie policy)",
 )
-# Why the ingest rejects a body (it is cached as malformed with this `error`).
-INGEST_REJECTS = (
-    "origin https://evil.example is not allowed for this API key",
-    "event utc_time is 3 days in the future",
-    "event has no event_type",
-)
+# Sites that copied a browser key into their own pages: the ingest refuses their origin.
+FOREIGN_ORIGINS = ("https://evil.example", "https://shop-example-deals.example")
 # Why a destination skips an event (Jitsu's own message among them).
 DESTINATION_SKIPS = (
     "Transform or table name filter marked object to be skipped. This object will be skipped.",
@@ -97,17 +101,43 @@ DESTINATION_SKIPS = (
 )
 
 
+def _anything(value: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error a destination gives, and which events it can happen to: those whose
+    flattened row has the column `needs` with a value `when` accepts. The message may
+    name that value (`{value}`) and the destination's table (`{table}`), so what the
+    viewer shows beside the event is what that event would have caused."""
+
+    message: str
+    needs: str = ""
+    when: Callable[[Any], bool] = _anything
+
+    def fits(self, row: dict[str, Any]) -> bool:
+        """Whether this failure can happen to an event with this flattened row."""
+        return not self.needs or (self.needs in row and self.when(row[self.needs]))
+
+    def text(self, row: dict[str, Any], table: str) -> str:
+        """The message for that event."""
+        value = row.get(self.needs) if self.needs else None
+        shown = value if isinstance(value, str) else json.dumps(value)
+        return self.message.format(value=shown, table=table)
+
+
 @dataclass(frozen=True)
 class Destination:
     """A destination as Jitsu knows it: a database with its column types, or an HTTP
-    endpoint, and the errors it gives."""
+    endpoint, and the errors it gives (at least one of them fits any event)."""
 
     id: str
     kind: str  # "database" or "http"
     table: str = ""
     types: tuple[str, str, str, str] = ("text", "timestamp", "bigint", "numeric")
     url: str = ""
-    errors: tuple[str, ...] = ()
+    errors: tuple[Failure, ...] = ()
 
 
 DESTINATIONS = (
@@ -116,9 +146,10 @@ DESTINATIONS = (
         "database",
         table="events",
         errors=(
-            'pq: column "revenue" is of type numeric but expression is of type text',
-            "dial tcp 10.20.0.15:5432: connect: connection refused",
-            'pq: duplicate key value violates unique constraint "events_pkey"',
+            # the column was created from whole numbers; this revenue has a fraction
+            Failure('pq: invalid input syntax for type bigint: "{value}"', needs="revenue"),
+            Failure("dial tcp 10.20.0.15:5432: connect: connection refused"),
+            Failure('pq: duplicate key value violates unique constraint "{table}_pkey"'),
         ),
     ),
     Destination(
@@ -127,8 +158,8 @@ DESTINATIONS = (
         table="events",
         types=("String", "DateTime64(6)", "Int64", "Float64"),
         errors=(
-            "code: 241, message: Memory limit (total) exceeded: would use 9.32 GiB",
-            "code: 60, message: Table default.events_v2 doesn't exist",
+            Failure("code: 241, message: Memory limit (total) exceeded: would use 9.32 GiB"),
+            Failure("code: 60, message: Table default.{table} doesn't exist"),
         ),
     ),
     Destination(
@@ -136,9 +167,11 @@ DESTINATIONS = (
         "http",
         url="https://crm.example.com/hooks/jitsu",
         errors=(
-            "POST https://crm.example.com/hooks/jitsu: 502 Bad Gateway",
-            'Post "https://crm.example.com/hooks/jitsu": context deadline exceeded '
-            "(Client.Timeout exceeded while awaiting headers)",
+            Failure("POST https://crm.example.com/hooks/jitsu: 502 Bad Gateway"),
+            Failure(
+                'Post "https://crm.example.com/hooks/jitsu": context deadline exceeded '
+                "(Client.Timeout exceeded while awaiting headers)"
+            ),
         ),
     ),
     Destination(
@@ -147,24 +180,45 @@ DESTINATIONS = (
         table="jitsu_events",
         types=("STRING", "TIMESTAMP", "INTEGER", "FLOAT"),
         errors=(
-            "googleapi: Error 403: Quota exceeded: Your table exceeded quota for imports "
-            "or query appends per table, quotaExceeded",
+            Failure(
+                "googleapi: Error 403: Quota exceeded: Your table exceeded quota for imports "
+                "or query appends per table, quotaExceeded"
+            ),
         ),
     ),
     Destination(
         "amplitude",
         "http",
         url="https://api2.amplitude.com/2/httpapi",
-        errors=("POST https://api2.amplitude.com/2/httpapi: 429 Too Many Requests",),
+        errors=(Failure("POST https://api2.amplitude.com/2/httpapi: 429 Too Many Requests"),),
     ),
     Destination(
         "mysql_orders",
         "database",
         table="orders",
         types=("TEXT", "DATETIME", "BIGINT", "DOUBLE"),
-        errors=("Error 1406: Data too long for column 'page_title' at row 1",),
+        errors=(
+            Failure("Error 1062 (23000): Duplicate entry '{value}' for key 'PRIMARY'", "order_id"),
+            # an unsigned column: only a refund's negative revenue is out of its range
+            Failure(
+                "Error 1264 (22003): Out of range value for column 'revenue' at row 1",
+                needs="revenue",
+                when=lambda revenue: revenue < 0,
+            ),
+            Failure("Error 1205 (HY000): Lock wait timeout exceeded; try restarting transaction"),
+        ),
     ),
 )
+
+
+def destinations(n: int) -> tuple[Destination, ...]:
+    """`n` destinations: the catalogue, then numbered copies of it."""
+    out = []
+    for i in range(n):
+        base = DESTINATIONS[i % len(DESTINATIONS)]
+        suffix = f"_{i // len(DESTINATIONS) + 1}" if i >= len(DESTINATIONS) else ""
+        out.append(dataclasses.replace(base, id=base.id + suffix))
+    return tuple(out)
 
 
 def flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -6,25 +6,36 @@ array of them from a server key, or a body that is not JSON at all), followed by
 each of the key's destinations made of its events: a database row or an HTTP request,
 an error, or a skip. With `error_ratio` R, a body is bad with probability R / 2 (half of
 them not JSON, half rejected by the ingest) and a destination fails an event with
-probability R; skips (bots, filters) come on top, whatever R.
+probability R; skips (bots, filters) come on top, whatever R. Every message fits its
+event (demo_faults).
+
+The shape is that of the cache's limit (100 events per id a minute by default): the
+quiet keys send a fixed, modest rate, low enough that neither they nor the destinations
+they share reach it, and the busy key (data.BUSY_KEY, no destination) takes the rest of
+the rate, so that one id, and only one, shows the limit at work.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import string
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from daemon.cli import demo_data as data
-from daemon.cli.demo_data import DESTINATIONS, Destination, success
+from daemon.cli import demo_faults as faults
+from daemon.cli.demo_data import Destination, destinations, success
+from daemon.cli.demo_faults import iso
 
+DEFAULT_RATE = 20.0  # incoming events a second
 INGEST_SKIP_RATIO = 0.04
 USERS_PER_KEY = 40
+ARRAY_RATIO = 0.3  # of a server key's bodies: an array of 2 or 3 events
+# Events a second of the first quiet key; the n-th sends QUIET_RATE / (1 + n / 2). The
+# busiest destination then gets about 80 a minute, under the default 100 per id.
+QUIET_RATE = 0.8
 
 
 @dataclass(frozen=True)
@@ -77,48 +88,55 @@ class ApiKey:
     destinations: tuple[Destination, ...]
 
 
-def iso(ts: float) -> str:
-    """RFC 3339 UTC with milliseconds, as the JavaScript SDK writes utc_time."""
-    moment = datetime.fromtimestamp(ts, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+def key_rates(ids: int, rate: float) -> list[float]:
+    """Events a second of each key: the busy key first (from two ids), then the quiet
+    ones. Below twice what the quiet keys send, all keys slow down alike."""
+    if ids == 1:
+        return [rate]
+    quiet = [QUIET_RATE / (1 + n / 2) for n in range(ids - 1)]
+    scale = min(1.0, rate / (2 * sum(quiet)))
+    quiet = [q * scale for q in quiet]
+    return [rate - sum(quiet), *quiet]
 
 
-def destinations(n: int) -> tuple[Destination, ...]:
-    """`n` destinations: the catalogue, then numbered copies of it."""
-    out = []
-    for i in range(n):
-        base = DESTINATIONS[i % len(DESTINATIONS)]
-        suffix = f"_{i // len(DESTINATIONS) + 1}" if i >= len(DESTINATIONS) else ""
-        out.append(dataclasses.replace(base, id=base.id + suffix))
-    return tuple(out)
+def _name(i: int) -> str:
+    # The same names every run (the traffic varies): repeated demos feed the same ids.
+    named = random.Random(f"events-cache demo key {i}")
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(named.choice(alphabet) for _ in range(12))
 
 
 class Traffic:
     """The generator: `request(now)` gives the items of one incoming request."""
 
-    def __init__(self, ids: int, error_ratio: float, rng: random.Random) -> None:
+    def __init__(
+        self, ids: int, error_ratio: float, rng: random.Random, rate: float = DEFAULT_RATE
+    ) -> None:
         if ids < 1:
             raise ValueError("ids must be at least 1")
         if not 0 <= error_ratio <= 1:
             raise ValueError("error_ratio must be between 0 and 1")
+        if rate <= 0:
+            raise ValueError("rate must be above 0")
         self.rng = rng
         self.error_ratio = error_ratio
         self.tally = Tally()
         dests = destinations(ids)
-        self.keys = [self._key(i, dests) for i in range(ids)]
-        # A few keys do most of the traffic, as on a real installation.
-        self.weights = [1 / (i + 1) for i in range(ids)]
+        quiet = [self._key(i, dests) for i in range(ids - 1 if ids > 1 else 1)]
+        busy = ApiKey(data.BUSY_KEY, *data.BUSY_SITE, server=False, destinations=())
+        self.keys = [busy, *quiet] if ids > 1 else quiet
+        self.rates = key_rates(ids, rate)
+        # requests, not events, are drawn: a server key's arrays hold several events
+        arrays = 1 + ARRAY_RATIO * 1.5
+        pairs = zip(self.keys, self.rates, strict=True)
+        self.weights = [r / (arrays if k.server else 1) for k, r in pairs]
         self.users = {k.id: [self._hex(16) for _ in range(USERS_PER_KEY)] for k in self.keys}
 
     def _key(self, i: int, dests: tuple[Destination, ...]) -> ApiKey:
-        server = i % 4 == 3
+        server = i % 4 == 2  # with the default 4 ids: two browser keys, one server key
         host, pages = data.SITES[i % len(data.SITES)]
-        # The same names every run (the traffic varies): repeated demos feed the same ids.
-        named = random.Random(f"events-cache demo key {i}")
-        alphabet = string.ascii_lowercase + string.digits
-        name = "".join(named.choice(alphabet) for _ in range(12))
         routed = tuple(dests[(i + j) % len(dests)] for j in range(min(2 + i % 2, len(dests))))
-        return ApiKey(f"{'s2s' if server else 'js'}.{name}", host, pages, server, routed)
+        return ApiKey(f"{'s2s' if server else 'js'}.{_name(i)}", host, pages, server, routed)
 
     def _hex(self, n: int) -> str:
         return f"{self.rng.getrandbits(4 * n):0{n}x}"
@@ -130,29 +148,31 @@ class Traffic:
         """One incoming request for a key, then its destinations' results."""
         rng, tally = self.rng, self.tally
         key = rng.choices(self.keys, self.weights)[0]
-        count = rng.randint(2, 3) if key.server and rng.random() < 0.3 else 1
+        count = rng.randint(2, 3) if key.server and rng.random() < ARRAY_RATIO else 1
         events = [self._event(key, now) for _ in range(count)]
-        body = json.dumps(events if count > 1 else events[0], ensure_ascii=False).encode()
         tally.requests += 1
         tally.events += count
         if rng.random() < self.error_ratio / 2:
-            return [self._bad(key, body)]
+            return [self._bad(key, events, now)]
         if not key.server and rng.random() < INGEST_SKIP_RATIO:
             tally.skipped += count
-            return [Incoming(key.id, body, skip=rng.choice(data.INGEST_SKIPS))]
-        items: list[Item] = [Incoming(key.id, body)]
+            reason = faults.skip(events, rng)
+            return [Incoming(key.id, _body(events), skip=reason)]
+        items: list[Item] = [Incoming(key.id, _body(events))]
         for event in events:
             original = self._enriched(event, now)
             items += [self._result(d, key, original) for d in key.destinations]
         return items
 
-    def _bad(self, key: ApiKey, body: bytes) -> Incoming:
-        """A body that is not JSON, or one the ingest rejected."""
+    def _bad(self, key: ApiKey, events: list[dict[str, Any]], now: float) -> Incoming:
+        """A body that is not JSON, or one the ingest rejected for what it holds."""
         rng = self.rng
         if rng.random() < 0.5:
             self.tally.rejected += 1
-            return Incoming(key.id, body, error=rng.choice(data.INGEST_REJECTS))
+            error = faults.reject(events, key.server, now, rng)
+            return Incoming(key.id, _body(events), error=error)
         self.tally.malformed += 1
+        body = _body(events)
         text = body.decode()
         choices = [
             body[: rng.randint(10, max(11, len(body) - 2))],  # cut off in transit
@@ -258,5 +278,10 @@ class Traffic:
             return Processed(dest.id, key.id, original, skip=skip)
         if rng.random() < self.error_ratio:
             tally.result_errors += 1
-            return Processed(dest.id, key.id, original, error=rng.choice(dest.errors))
+            return Processed(dest.id, key.id, original, error=faults.failure(dest, original, rng))
         return Processed(dest.id, key.id, original, success=success(dest, original))
+
+
+def _body(events: list[dict[str, Any]]) -> bytes:
+    """One event as an object, several as an array, as the SDKs post them."""
+    return json.dumps(events if len(events) > 1 else events[0], ensure_ascii=False).encode()
