@@ -119,5 +119,8 @@ def test_license_file_matches_the_declared_license() -> None:
     assert chart["annotations"]["artifacthub.io/license"] == "MIT"
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'org.opencontainers.image.licenses="MIT"' in dockerfile
-    # The image builds both wheels from what it copies: license-files must be there.
+    # The image builds both wheels from what it copies: license-files must be there, and
+    # in the build context, which .dockerignore narrows to what the Dockerfile copies.
     assert re.search(r"^COPY [^\n]*\bLICENSE\b", dockerfile, re.M)
+    context = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"!LICENSE", "!clients/python/LICENSE"} <= set(context)
