@@ -15,7 +15,7 @@ TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 XDIST = -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: all venv run demo test test-redis7 lint lock bench bench-smoke clean
+.PHONY: all venv run demo test test-redis7 lint lock bench bench-smoke clean pod pod-down test-pod
 
 all: lint test
 
@@ -58,6 +58,26 @@ test: venv
 REDIS7_MARKERS ?= not fault
 test-redis7: venv
 	EVENTS_CACHE_TEST_REDIS=redis://127.0.0.1:6379/13 $(BIN)/pytest -m "$(REDIS7_MARKERS)" $(XDIST) $(PYTEST_ARGS)
+
+## The Helm chart's pod without a cluster (docs/kubernetes.md): scripts/pod.py renders the
+## chart, adapts it for `podman kube play` and plays it (the sidecar, the demo, a stand-in
+## ingest and a Redis) with POD_IMAGE, built from the Dockerfile by `podman build` when
+## missing; it prints the viewer's URL, the admin token and a curl command, and stops and
+## removes the pod on Ctrl-C (`make pod-down` from another terminal does the same).
+## POD_ARGS: more options, e.g. "--port 18080 --no-demo"; scripts/pod.py --help lists them.
+POD_IMAGE ?= localhost/events-cache:dev
+POD_ARGS ?=
+pod: venv
+	$(BIN)/python scripts/pod.py up --image $(POD_IMAGE) $(POD_ARGS)
+
+pod-down: venv
+	$(BIN)/python scripts/pod.py down $(POD_ARGS)
+
+## tests/test_pod.py's `pod` tests: the chart's pod played with the image scripts/image-test
+## builds (run that first, as root), checked from the host. `make test` skips them.
+POD_TEST_IMAGE ?= localhost/events-cache:image-test
+test-pod: venv
+	EVENTS_CACHE_POD_IMAGE=$(POD_TEST_IMAGE) $(BIN)/pytest -m pod -v -s tests/test_pod.py $(PYTEST_ARGS)
 
 ## ruff and ruff format on daemon, tests, bench, scripts and clients; mypy (strict on
 ## daemon/, with untyped library calls allowed in tests/ and bench/); the import layers
