@@ -553,8 +553,9 @@ def hint(error: str) -> str:
     return ""
 
 
-def banner(opts: Options) -> str:
+def banner(opts: Options, detached: bool = False) -> str:
     """What to open and what to type."""
+    stop = "make pod-down" if detached else "Ctrl-C here, or make pod-down from another terminal"
     return f"""
 The chart's pod "{opts.name}" is ready (image {opts.image}).
 
@@ -564,7 +565,7 @@ The chart's pod "{opts.name}" is ready (image {opts.image}).
                   '{opts.api_url}/api/v1/events/ids?namespace=token'
   metrics:      curl {opts.api_url}/metrics
   logs:         podman logs -f {opts.container(SIDECAR)}   (also -demo, -{INGEST}, -{REDIS})
-  stop:         Ctrl-C here, or make pod-down from another terminal
+  stop:         {stop}
 """
 
 
@@ -678,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.build == "always" or (args.build == "missing" and not image_exists(opts, opts.image)):
         build_image(opts, args.base_image)
     pod = play(opts)
-    print(banner(opts), flush=True)
+    print(banner(opts, args.detach), flush=True)
     print("pod: phases " + ", ".join(f"{k} {v:.1f} s" for k, v in pod.timings.items()))
     if args.detach:
         return 0
