@@ -191,8 +191,16 @@ def test_auth(start_daemon: StartDaemon) -> None:
     for token in (None, "", "wrong", ADMIN_TOKEN + "x", ADMIN_TOKEN[:-1]):
         reply = daemon.api(CACHE, {"ids": ""}, token=token)
         assert (reply.status, reply.json) == (401, UNAUTHORIZED), token
-    # The token in the query string is refused by default, even when it is right.
-    reply = daemon.api(CACHE, {"ids": "", "token": ADMIN_TOKEN}, token=None)
+    # The token in the query string is refused by default, even when it is right, with
+    # Jitsu's message and why (the same answer whether the token is right or not).
+    for token in (ADMIN_TOKEN, "wrong"):
+        reply = daemon.api(CACHE, {"ids": "", "token": token}, token=None)
+        assert reply.status == 401
+        message = reply.json["message"]
+        assert message.startswith(UNAUTHORIZED["message"] + ": a token in ?token= is not")
+        assert "server.allow_token_in_query" in message and "X-Admin-Token header" in message
+    # With a header as well, the header alone decides.
+    reply = daemon.api(CACHE, {"ids": "", "token": ADMIN_TOKEN}, token="wrong")
     assert (reply.status, reply.json) == (401, UNAUTHORIZED)
     assert daemon.api(CACHE, {"ids": ""}).status == 200
     # A bad parameter is not revealed to a caller without the token.

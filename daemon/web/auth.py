@@ -6,7 +6,12 @@ import hmac
 
 from aiohttp import web
 
-from daemon.core.wire import TOKEN_HEADER
+from daemon.core.wire import TOKEN_HEADER, UNAUTHORIZED
+
+QUERY_TOKEN_OFF = (
+    f"{UNAUTHORIZED}: a token in ?token= is not accepted (server.allow_token_in_query is "
+    f"false); send it in the {TOKEN_HEADER} header"
+)
 
 
 class TokenCheck:
@@ -28,6 +33,16 @@ class TokenCheck:
         for token in self._tokens:  # compare with every token: no early exit
             matched |= hmac.compare_digest(candidate, token)
         return matched
+
+    def refusal(self, request: web.Request) -> str | None:
+        """None when the request may pass; else the 401's message (Jitsu's, and why when
+        the token was sent where it is not accepted)."""
+        if self.allows(request):
+            return None
+        sent_in_query = not self._allow_in_query and "token" in request.query
+        if sent_in_query and TOKEN_HEADER not in request.headers:
+            return QUERY_TOKEN_OFF
+        return UNAUTHORIZED
 
 
 TOKENS = web.AppKey("tokens", TokenCheck)

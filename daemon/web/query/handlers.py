@@ -14,7 +14,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from daemon.core.model import RedisOperation
-from daemon.core.wire import CACHE_PATH, IDS_PATH, TRUNCATED_HEADER, UNAUTHORIZED
+from daemon.core.wire import CACHE_PATH, IDS_PATH, TRUNCATED_HEADER
 from daemon.store.health import RedisHealth
 from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import TOKENS, TokenCheck
@@ -36,8 +36,9 @@ def guarded(operation: RedisOperation) -> Callable[[Handler], Handler]:
 
     def decorate(handler: Handler) -> Handler:
         async def guard(request: web.Request) -> web.StreamResponse:
-            if not request.app[TOKENS].allows(request):
-                return error_response(401, UNAUTHORIZED)
+            refused = request.app[TOKENS].refusal(request)
+            if refused is not None:
+                return error_response(401, refused)
             try:
                 return await handler(request)
             except QueryError as e:
