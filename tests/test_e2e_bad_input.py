@@ -447,10 +447,16 @@ def test_wrong_method_and_unknown_path(daemon: InProcessDaemon) -> None:
         reply = daemon.api(CACHE, {"ids": ""}, method=method, body=b"{}")
         assert sane(reply, 405)["message"]
         assert {"GET", "DELETE"} <= set(reply.headers.get("Allow", "").replace(" ", "").split(","))
+    # A 404 says which listener answered, and where the right one is.
     for path in ("/", "/v1", "/v1/token//events", "/v1/token/k/event", "/v2/events", "/x" * 500):
-        assert sane(daemon.ingest(path, b"{}"), 404)["message"]
+        message = sane(daemon.ingest(path, b"{}"), 404)["message"]
+        assert "events-cache ingest listener" in message and "sidecar.api.listen" in message
     for path in ("/api/v1/events", "/api/v1/events/cache/x", "/nope", "/metrics/x"):
-        assert sane(daemon.api(path, {}), 404)["message"]
+        message = sane(daemon.api(path, {}), 404)["message"]
+        assert "events-cache API listener" in message and "/openapi.json" in message
+    for path in ("/v1/events", "/v1/token/k/events"):
+        message = sane(daemon.api(path, {}, method="POST", body=b"{}"), 404)["message"]
+        assert "events go to the ingest listener, http://127.0.0.1:" in message, message
 
 
 def test_ndjson_with_only_invalid_lines(daemon: InProcessDaemon, redis_client: redis.Redis) -> None:

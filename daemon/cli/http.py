@@ -10,6 +10,7 @@ import http.client
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,10 +19,37 @@ from daemon.core.wire import TOKEN_HEADER, TRUNCATED_HEADER
 
 TIMEOUT_S = 30.0
 TOKEN_ENV = "EVENTS_CACHE_ADMIN_TOKEN"
+TOKEN_FILE_ENV = "EVENTS_CACHE_ADMIN_TOKEN_FILE"
+TOKEN_HELP = (
+    f"The admin token is read from --token-file PATH, else from the file named by "
+    f"${TOKEN_FILE_ENV}, else from ${TOKEN_ENV} (the daemon's own order); never from the "
+    "command line, where it would stay in the shell's history. `make run` keeps its "
+    "token in .run/admin-token."
+)
 
 
 class ApiError(Exception):
     """The query API could not answer; the message says why and what to do."""
+
+
+def admin_token(token_file: str | None, environ: Mapping[str, str]) -> str:
+    """The admin token, by the precedence TOKEN_HELP states; ApiError saying how to
+    give one when there is none."""
+    path = token_file or environ.get(TOKEN_FILE_ENV, "")
+    if path:
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ApiError(f"cannot read the admin token from {path}: {e}") from e
+        if not token or not token[0].strip():
+            raise ApiError(f"{path} holds no admin token")
+        return token[0].strip()
+    if environ.get(TOKEN_ENV):
+        return environ[TOKEN_ENV]
+    raise ApiError(
+        f"no admin token: set {TOKEN_ENV}, or pass --token-file PATH "
+        "(`make run` keeps its token in .run/admin-token; the daemon printed it at start)"
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +156,15 @@ def _failure(status: int, body: bytes, url: str) -> str:
     except (orjson.JSONDecodeError, AttributeError):
         message = body[:200].decode("utf-8", "replace")
     if status == 401:
-        return f"{url} refused the admin token ({message}): set {TOKEN_ENV}"
+        return (
+            f"{url} refused the admin token ({message}): give the one the daemon was "
+            f"started with ({TOKEN_ENV} or --token-file)"
+        )
+    if status == 404:
+        return (
+            f"{url} answered 404: {message} (is --url the API listener, "
+            "sidecar.api.listen, 8080 by default?)"
+        )
     if status == 503:
         return f"{url} cannot answer now (503): {message}"
     return f"{url} answered {status}: {message}"

@@ -31,6 +31,11 @@ from daemon.web.responses import error_response
 
 log = structlog.get_logger(__name__)
 
+INGEST_NOT_FOUND = (
+    "Not Found: this is the events-cache ingest listener, which takes POST "
+    f"{TOKEN_EVENTS_PATH} and POST {NDJSON_EVENTS_PATH}; the query API and the viewer "
+    "are on the API listener (sidecar.api.listen)"
+)
 UNMATCHED = "unmatched"  # the route label of a 404 or 405, as aiohttp's router gave it
 _PREFIX, _SUFFIX = TOKEN_EVENTS_PATH.split("{token_id}")
 _START, _END = len(_PREFIX), -len(_SUFFIX)
@@ -63,7 +68,7 @@ class IngestHandler:
             path = request.rel_url.path_safe
             token = None if path == NDJSON_EVENTS_PATH else token_of(path)
             if token is None and path != NDJSON_EVENTS_PATH:
-                response = error_response(404, "Not Found")
+                response = error_response(404, INGEST_NOT_FOUND)
             elif request.method != "POST":
                 response = error_response(405, "Method Not Allowed")
                 response.headers["Allow"] = "POST"

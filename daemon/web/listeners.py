@@ -31,6 +31,12 @@ API_SHUTDOWN_TIMEOUT_S = 2.0
 INGEST_MAX_LINE_BYTES = 16384
 
 
+API_NOT_FOUND = (
+    "Not Found: the events-cache API listener has no such endpoint; "
+    "/openapi.json lists them, the viewer is at /ui/"
+)
+
+
 def api_options(header_read_timeout_s: float) -> dict[str, Any]:
     """The API listener's connection options: our access logger (aiohttp's would log
     query strings, tokens included), keep-alive closed after KEEPALIVE_TIMEOUT_S."""
@@ -43,7 +49,7 @@ def api_options(header_read_timeout_s: float) -> dict[str, Any]:
 
 def api_application(metrics: Metrics) -> web.Application:
     """The API listener's application, routes to be added by the caller."""
-    return web.Application(middlewares=[observe("api", metrics.http_duration)])
+    return web.Application(middlewares=[observe("api", metrics.http_duration, API_NOT_FOUND)])
 
 
 def ingest_side_options(header_read_timeout_s: float) -> dict[str, Any]:

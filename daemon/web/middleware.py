@@ -37,8 +37,9 @@ def as_json(error: web.HTTPException) -> web.Response:
     return response
 
 
-def observe(listener: str, histogram: Histogram) -> Middleware:
-    """Time each request per route and status, and shape every error as JSON."""
+def observe(listener: str, histogram: Histogram, not_found: str = "") -> Middleware:
+    """Time each request per route and status, and shape every error as JSON; a path no
+    route matches is answered with `not_found` when given (saying which listener this is)."""
     children: dict[tuple[str, str, int], Histogram] = {}
 
     @web.middleware
@@ -46,6 +47,8 @@ def observe(listener: str, histogram: Histogram) -> Middleware:
         started = time.perf_counter()
         try:
             response = await handler(request)
+        except web.HTTPNotFound as e:
+            response = error_response(404, not_found) if not_found else as_json(e)
         except web.HTTPException as e:
             response = as_json(e)
         except Exception:

@@ -13,12 +13,20 @@ import orjson
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from daemon.core.wire import HEALTHZ_PATH, JSON, METRICS_PATH, OPENAPI_PATH, READYZ_PATH
+from daemon.core.wire import (
+    HEALTHZ_PATH,
+    JSON,
+    METRICS_PATH,
+    NDJSON_EVENTS_PATH,
+    OPENAPI_PATH,
+    READYZ_PATH,
+    TOKEN_EVENTS_PATH,
+)
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue
 from daemon.store.health import RedisHealth
 from daemon.web.openapi import build_openapi
-from daemon.web.responses import json_response
+from daemon.web.responses import error_response, json_response
 
 
 @dataclass(slots=True)
@@ -74,3 +82,13 @@ def add_ops_routes(
     app.router.add_get(HEALTHZ_PATH, healthz)
     app.router.add_get(READYZ_PATH, readyz)
     app.router.add_get(OPENAPI_PATH, openapi_json)
+    misdirected = (
+        "Not Found: this is the events-cache API listener (sidecar.api.listen); events go "
+        f"to the ingest listener, {ingest_url}"
+    )
+
+    async def ingest_path(_: web.Request) -> web.Response:
+        return error_response(404, misdirected)
+
+    for path in (TOKEN_EVENTS_PATH, NDJSON_EVENTS_PATH):
+        app.router.add_route("*", path, ingest_path)
