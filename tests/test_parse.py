@@ -41,6 +41,23 @@ def test_malformed_body_is_cut_and_says_why() -> None:
     assert event.is_error
 
 
+def test_a_body_that_is_not_utf8_says_which_byte() -> None:
+    latin1 = '{"name": "café"}'.encode("latin-1")
+    [event] = parse_token_body(latin1, "key", 100)
+    assert event.error == (
+        "invalid JSON: not UTF-8 text (byte 0xe9 at offset 13); JSON must be sent as "
+        "UTF-8, not Latin-1 or another encoding"
+    )
+    report = LineReport()
+    line = b'{"namespace": "token", "id": "k", "original": {"n": "\xe9"}}'
+    assert list(iter_ndjson(b'{"a": 1}\n' + line, 100, report)) == []
+    assert [(e.line, e.message) for e in report.errors][1] == (
+        2,
+        "invalid JSON: not UTF-8 text (byte 0xe9 at offset 53); JSON must be sent as "
+        "UTF-8, not Latin-1 or another encoding",
+    )
+
+
 def test_invalid_utf8_is_replaced() -> None:
     [event] = parse_token_body(b'{"a": "\xff\xfe"}', "key", 100)
     assert event.malformed == '{"a": "\ufffd\ufffd"}'

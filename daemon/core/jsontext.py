@@ -59,3 +59,20 @@ def is_json(text: str) -> bool:
         else:
             state = move
     return state == _AT and _SPACE.fullmatch(text, pos) is not None
+
+
+def json_problem(text: bytes, error: ValueError) -> str:
+    """Why `text` is not JSON, in the words of orjson's `error`, except for text that is
+    not UTF-8 (orjson reports that as surrogates at column 1): there, which byte and
+    where, since JSON text is UTF-8 and a Latin-1 sender is the usual cause."""
+    message = str(error)
+    if "not valid UTF-8" not in message:
+        return f"invalid JSON: {message}"
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return (
+            f"invalid JSON: not UTF-8 text (byte 0x{text[e.start]:02x} at offset {e.start}); "
+            "JSON must be sent as UTF-8, not Latin-1 or another encoding"
+        )
+    return f"invalid JSON: {message}"

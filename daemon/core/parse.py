@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from daemon.core.entry import MAX_ENCODABLE_DEPTH, ParsedEvent
+from daemon.core.jsontext import json_problem
 from daemon.core.model import Namespace
 from daemon.core.stamp import jitsu_time
 from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
@@ -74,7 +75,7 @@ def parse_token_body(
     try:
         doc = parsed[0] if parsed is not None else orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        return [_malformed(token, body, max_malformed_bytes, f"invalid JSON: {e}")]
+        return [_malformed(token, body, max_malformed_bytes, json_problem(body, e))]
     if isinstance(doc, dict):
         # Valid JSON is valid UTF-8: keep the ingest's own text, no re-encoding.
         return [
@@ -162,7 +163,7 @@ def iter_ndjson(body: bytes, max_malformed_bytes: int, report: LineReport) -> It
             doc = loads(line)
         except orjson.JSONDecodeError as e:
             if not line.isspace():
-                report.reject(number, f"invalid JSON: {e}")
+                report.reject(number, json_problem(line, e))
             continue
         if not isinstance(doc, dict):
             report.reject(number, f"must be a JSON object, got {_kind(doc)}")
