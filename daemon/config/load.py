@@ -169,7 +169,41 @@ def cross_checks(config: Config) -> list[Problem]:
                 "default generates a token",
             )
         )
-    return problems + _listener_checks(config)
+    return problems + _listener_checks(config) + _shared_addresses(config)
+
+
+def _hosts_overlap(one: str, other: str) -> bool:
+    """Whether binding both hosts on one port clashes: the same host, or a wildcard of
+    the same family ("::" takes both families, Linux's dual-stack default)."""
+    if one == other or "::" in (one, other):
+        return True
+    wildcard_v4 = "0.0.0.0" in (one, other)
+    return wildcard_v4 and ":" not in one + other
+
+
+def _shared_addresses(config: Config) -> list[Problem]:
+    """Two TCP listeners on one address: the second would fail to bind."""
+    sidecar = config.sidecar
+    listeners = [
+        ("sidecar.ingest.listen", config.ingest.listen),
+        ("sidecar.api.listen", sidecar.api.listen),
+        ("sidecar.mirror.listen", sidecar.mirror.listen),
+        ("sidecar.proxy.listen", sidecar.proxy.listen),
+    ]
+    problems = []
+    for n, (key, address) in enumerate(listeners):
+        for other_key, other in listeners[:n]:
+            if address is None or other is None or address.port != other.port:
+                continue
+            if _hosts_overlap(address.host, other.host):
+                problems.append(
+                    Problem(
+                        key,
+                        f"{address} overlaps {other_key} ({other}): two listeners cannot "
+                        "share a port on one address",
+                    )
+                )
+    return problems
 
 
 def _listener_checks(config: Config) -> list[Problem]:

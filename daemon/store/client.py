@@ -149,8 +149,29 @@ def _wants_tls(settings: RedisSettings) -> bool:
     return bool(settings.tls_ca_file or settings.tls_skip_verify)
 
 
+def settings_problem(settings: RedisSettings) -> str | None:
+    """Why the daemon could not build its client from these settings, or None: the same
+    rules create_client applies at start, checked without connecting."""
+    try:
+        client = create_client(settings)
+    except StorageConfigError as e:
+        return str(e)
+    del client  # built only to be checked; it never opened a connection
+    return None
+
+
 def create_client(settings: RedisSettings) -> RedisClient:
-    """A redis-py asyncio client for standalone, Sentinel or Cluster, as configured."""
+    """A redis-py asyncio client for standalone, Sentinel or Cluster, as configured;
+    StorageConfigError when the settings cannot describe one."""
+    try:
+        return _create_client(settings)
+    except StorageConfigError:
+        raise
+    except ValueError as e:  # redis-py's word on a URL it cannot read (never the URL)
+        raise StorageConfigError(f"invalid Redis address: {e}") from e
+
+
+def _create_client(settings: RedisSettings) -> RedisClient:
     target = (settings.url or settings.host).strip()
     if "://" in target:
         return _client_from_url(settings, target)
