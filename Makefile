@@ -35,9 +35,19 @@ $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 
 venv: $(BIN)/.installed
 
-## Run the daemon on the embedded default (a private Valkey, generated admin token).
+## Run the daemon on the embedded default (a private Valkey). The admin token is kept in
+## .run/admin-token (made once, mode 0600), so the viewer, the CLI and scripts keep
+## working across runs; EVENTS_CACHE_ADMIN_TOKEN=... make run uses that token instead.
+## Once started it prints the viewer's address, the token and what to type.
 run: $(BIN)/.installed-run
-	$(BIN)/events-cache --config examples/dev.yaml
+	@mkdir -p .run
+	@test -s .run/admin-token || (umask 077 && $(BIN)/python -c \
+		'import secrets; print(secrets.token_urlsafe(24))' > .run/admin-token)
+	@if [ -n "$$EVENTS_CACHE_ADMIN_TOKEN$$EVENTS_CACHE_ADMIN_TOKEN_FILE" ]; then \
+		exec $(BIN)/events-cache --config examples/dev.yaml; \
+	else \
+		EVENTS_CACHE_ADMIN_TOKEN_FILE=.run/admin-token exec $(BIN)/events-cache --config examples/dev.yaml; \
+	fi
 
 ## Realistic synthetic traffic into the `make run` daemon (run it in a second terminal):
 ## both namespaces, with errors, skips and malformed bodies, through the Python ingest

@@ -18,10 +18,14 @@ from tests.support.servers import free_port
 pytestmark = pytest.mark.e2e
 
 
-def cli(*args: str, token: str = ADMIN_TOKEN, **kw: Any) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, token: str = ADMIN_TOKEN, env_file: str = "", **kw: Any
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTS_CACHE_")}
     if token:
         env["EVENTS_CACHE_ADMIN_TOKEN"] = token
+    if env_file:
+        env["EVENTS_CACHE_ADMIN_TOKEN_FILE"] = env_file
     return subprocess.run(
         [sys.executable, "-m", "daemon", *args], capture_output=True, text=True, env=env, **kw
     )
@@ -146,11 +150,52 @@ def test_clear_errors_for_a_wrong_url_a_wrong_token_and_no_token(daemon: Any) ->
     refused = cli("events", "--url", url(daemon), token="wrong")
     assert refused.returncode == 1 and "refused the admin token" in refused.stderr
     missing = cli("tail", "--url", url(daemon), token="")
-    assert missing.returncode == 1 and "set EVENTS_CACHE_ADMIN_TOKEN" in missing.stderr
+    assert (
+        missing.returncode == 1
+        and "no admin token: set EVENTS_CACHE_ADMIN_TOKEN, or pass --token-file" in missing.stderr
+    )
     bad_time = cli("events", "--url", url(daemon), "--since", "yesterday")
     assert bad_time.returncode == 1 and "--since must be RFC 3339" in bad_time.stderr
     for result in (gone, refused, missing, bad_time):
         assert "Traceback" not in result.stderr
+
+
+def test_the_token_from_a_file(daemon: Any, tmp_path: Any) -> None:
+    """--token-file, or EVENTS_CACHE_ADMIN_TOKEN_FILE (the daemon's own variable), as
+    `make run` keeps its token; --help says where the token comes from."""
+    path = tmp_path / "admin-token"
+    path.write_text(ADMIN_TOKEN + "\n")
+    by_option = cli("ids", "--url", url(daemon), "--token-file", str(path), token="")
+    assert by_option.returncode == 0, by_option.stderr
+    assert [r["id"] for r in json.loads(by_option.stdout)["ids"]] == ["blog", "shop"]
+    by_env = cli("ids", "--url", url(daemon), token="", env_file=str(path))
+    assert by_env.returncode == 0, by_env.stderr
+    # The file wins over the variable, as in the daemon.
+    both = cli("ids", "--url", url(daemon), token="wrong", env_file=str(path))
+    assert both.returncode == 0, both.stderr
+    unreadable = cli("ids", "--url", url(daemon), "--token-file", str(tmp_path / "none"))
+    assert unreadable.returncode == 1
+    assert f"cannot read the admin token from {tmp_path / 'none'}" in unreadable.stderr
+    (tmp_path / "empty").write_text("\n")
+    empty = cli("ids", "--url", url(daemon), "--token-file", str(tmp_path / "empty"))
+    assert empty.returncode == 1 and "holds no admin token" in empty.stderr
+    for command in ("ids", "events", "tail"):
+        usage = cli(command, "--help").stdout
+        assert "--token-file PATH" in usage and "EVENTS_CACHE_ADMIN_TOKEN_FILE" in usage
+        assert ".run/admin-token" in usage
+
+
+def test_the_limit_is_per_id_and_the_footer_says_so(daemon: Any) -> None:
+    table = cli("events", "--url", url(daemon), "--output", "table", "--limit", "1")
+    assert table.returncode == 0, table.stderr
+    assert len(table.stdout.splitlines()) == 3  # the header, one event of each id
+    assert "2 shown of 3 cached, from 2 ids, at most 1 per id (--limit)" in table.stderr
+
+
+def test_the_cli_pointed_at_the_ingest_listener_says_so(daemon: Any) -> None:
+    wrong = cli("ids", "--url", f"http://127.0.0.1:{daemon.ingest_port}")
+    assert wrong.returncode == 1
+    assert "ingest listener" in wrong.stderr and "sidecar.api.listen" in wrong.stderr
 
 
 def test_redis_down_is_reported_as_such(start_daemon: Any, spawn_redis: Any) -> None:

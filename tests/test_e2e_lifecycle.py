@@ -560,7 +560,7 @@ def test_embedded_default_round_trip(start_daemon_process: StartDaemonProcess) -
         {"server": {"admin_token": ""}, "meta": {"storage": {"redis": {"host": ""}}}}
     )
     log = daemon.log()
-    match = re.search(r"generated one for this run:\s+(\S+)", log)
+    match = re.search(r"Admin token: (\S+) +\(generated for this run", log)
     assert match, log
     token = match.group(1)
     assert "local to this process" in log

@@ -1,8 +1,8 @@
 """`events-cache ids | events | tail`: the cache from a terminal, through the query API.
 
 A table on a terminal, JSON (or NDJSON) otherwise, so the same command serves a person
-and a pipe. The admin token comes from EVENTS_CACHE_ADMIN_TOKEN, never from the command
-line (it would stay in the shell's history).
+and a pipe. The admin token comes from a file or the environment (`http.TOKEN_HELP`),
+never from the command line (it would stay in the shell's history).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, TextIO
 import orjson
 
 from daemon.cli import table
-from daemon.cli.http import TOKEN_ENV, ApiClient, ApiError
-from daemon.core.wire import CACHE_PATH, DEFAULT_IDS_LIMIT, IDS_PATH, STREAM_PATH
+from daemon.cli.http import TOKEN_HELP, ApiClient, ApiError, admin_token
+from daemon.core.wire import CACHE_PATH, DEFAULT_IDS_LIMIT, DEFAULT_LIMIT, IDS_PATH, STREAM_PATH
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "EVENTS_CACHE_API_URL"
@@ -36,7 +36,9 @@ def add_read_commands(commands: Any) -> None:
     ids.add_argument("--all", action="store_true", help="follow every page")
     events = _command(commands, "events", "the cached events of some or all ids")
     _add_filters(events)
-    events.add_argument("--limit", type=int, help="events per id (default 100)")
+    events.add_argument(
+        "--limit", type=int, help="at most this many events per id, newest first (default 100)"
+    )
     events.add_argument("--since", help="RFC 3339 time, or a duration ago: 30s, 10m, 2h, 1d")
     events.add_argument("--until", help="RFC 3339 time, or a duration ago")
     events.add_argument("--q", help="only events that contain this text")
@@ -45,7 +47,14 @@ def add_read_commands(commands: Any) -> None:
 
 
 def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help_text, description=help_text, epilog=TOKEN_HELP
+    )
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="a file holding the admin token (see below)",
+    )
     parser.add_argument(
         "--url",
         default=os.environ.get(URL_ENV, DEFAULT_URL),
@@ -69,14 +78,10 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 def read_command(args: argparse.Namespace) -> int:
     """Run `ids`, `events` or `tail`; a clear message and exit 1 when the API fails."""
-    token = os.environ.get(TOKEN_ENV, "")
-    if not token:
-        print(f"events-cache {args.command}: set {TOKEN_ENV} to the admin token", file=sys.stderr)
-        return EXIT_FAILED
     out = sys.stdout
     output = args.output or ("table" if out.isatty() else "json")
     try:
-        client = ApiClient(args.url, token)
+        client = ApiClient(args.url, admin_token(args.token_file, os.environ))
         if args.command == "ids":
             return _ids(client, args, output, out)
         if args.command == "events":
@@ -126,18 +131,25 @@ def _events(client: ApiClient, args: argparse.Namespace, output: str, out: TextI
         for event in body["events"]:
             print(_json(event), file=out)
     else:
-        _events_table(args.namespace, body, out)
+        _events_table(args.namespace, body, args.limit, out)
     if answer.truncated:
         print("(answer cut at sidecar.api.max_response_events: narrow it)", file=sys.stderr)
     return 0
 
 
-def _events_table(namespace: str, body: dict[str, Any], out: TextIO) -> None:
+def _events_table(namespace: str, body: dict[str, Any], limit: int | None, out: TextIO) -> None:
     events = sorted(body["events"], key=lambda e: str(e.get("timestamp", "")), reverse=True)
     print(table.header(table.EVENT_COLUMNS), file=out)
+    ids: set[str] = set()
     for event in events:
-        print(table.event_row(namespace, table.event_id(namespace, event), event), file=out)
-    summary = f"{body['response_events']} shown of {body['total_events']} cached"
+        id_ = table.event_id(namespace, event)
+        ids.add(id_)
+        print(table.event_row(namespace, id_, event), file=out)
+    per_id = min(DEFAULT_LIMIT if limit is None else limit, body["cache_capacity_per_interval"])
+    summary = (
+        f"{body['response_events']} shown of {body['total_events']} cached, "
+        f"from {len(ids)} id{'' if len(ids) == 1 else 's'}, at most {per_id} per id (--limit)"
+    )
     if body["last_minute_limited"]:
         summary += (
             f"; {body['last_minute_limited']} limited in the last minute (the cache keeps "
