@@ -265,7 +265,9 @@ def test_api_needs_the_admin_token(played: Played) -> None:
 def test_viewer_is_served(played: Played) -> None:
     status, page = get(played.url("/ui/"))
     assert status == 200 and b"<html" in page.lower()
-    for asset in re.findall(rb'(?:src|href)="([^"]+\.(?:js|css))"', page):
+    assets = re.findall(rb'(?:src|href)="([^"]+\.(?:js|css))"', page)
+    assert assets, page[:300]
+    for asset in assets:
         assert get(played.url("/ui/" + asset.decode().removeprefix("./")))[0] == 200, asset
 
 
