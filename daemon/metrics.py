@@ -31,8 +31,10 @@ from prometheus_client.utils import floatToGoString
 from daemon.core.model import (
     Collection,
     DropReason,
+    ListenerName,
     Namespace,
     RedisOperation,
+    RejectReason,
     TeeOutcome,
     UpstreamError,
 )
@@ -153,6 +155,17 @@ class Metrics:
             "(not cached).",
             registry=r,
         )
+        rejected = Counter(
+            "events_cache_rejected_total",
+            "Requests refused at the door of an ingest-side listener, nothing of them cached "
+            "(a 413, a 400, a cut connection), by reason.",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.rejected = {
+            listener: {reason: rejected.labels(listener, reason) for reason in RejectReason}
+            for listener in ListenerName
+        }
         self.received = {ns: received.labels(cache_namespace=ns) for ns in Namespace}
         self.cached = {
             (ns, c): cached.labels(cache_namespace=ns, collection=c)

@@ -27,7 +27,31 @@ class Ingest:
         'Loopback TCP listener of the ingest API; `""` turns it off. Keep it on loopback: '
         "it has no authentication.",
     )
-    max_request_bytes: int = setting(1048576, "Larger bodies are refused with 413.", minimum=1)
+    max_request_bytes: int = setting(
+        1048576,
+        'Larger bodies are refused with 413 (`"limit": "bytes"`), as sent or once '
+        "inflated (`Content-Encoding`).",
+        minimum=1,
+    )
+    max_events_per_request: int = setting(
+        10000,
+        "Array elements or NDJSON lines in one request; more are refused with 413 "
+        '(`"limit": "events"`), so a client splits by count.',
+        minimum=1,
+    )
+    body_read_timeout_seconds: float = setting(
+        10.0,
+        "A body not complete this long after its headers is cut: the connection is closed "
+        'and counted (`events_cache_rejected_total{reason="body_timeout"}`). Also on the '
+        "mirror and proxy listeners. 0: no limit.",
+        minimum=0,
+    )
+    inflight_bytes: int = setting(
+        33554432,
+        "Bodies being read or admitted at once, over every ingest-side listener (32 MiB); "
+        "beyond it a listener waits for room before it reads another body.",
+        minimum=1,
+    )
     header_read_timeout_seconds: float = setting(
         10.0,
         "A request's line and headers must arrive within this time of the connection (its "
@@ -39,6 +63,12 @@ class Ingest:
     queue_size: int = setting(
         10000,
         "Entries waiting for Redis. Beyond it new entries are dropped and counted "
+        '(`events_cache_dropped_total{reason="queue_full"}`).',
+        minimum=1,
+    )
+    queue_bytes: int = setting(
+        67108864,
+        "And their bytes (64 MiB): whichever bound is reached first drops new entries "
         '(`events_cache_dropped_total{reason="queue_full"}`).',
         minimum=1,
     )
@@ -137,6 +167,12 @@ class Proxy:
         5.0,
         "Time to open a connection to `upstream`; beyond it the answer is 504. 0: no limit.",
         minimum=0,
+    )
+    max_upstream_connections: int = setting(
+        256,
+        "Open connections to `upstream` at once; a request beyond them waits for one "
+        "(within `connect_timeout_seconds`, then 504).",
+        minimum=1,
     )
     read_timeout_seconds: float = setting(
         60.0,

@@ -34,10 +34,32 @@ class TeeOutcome(StrEnum):
     NO_BODY = "no_body"
     NO_KEY = "no_key"
     TOO_LARGE = "too_large"  # over sidecar.ingest.max_request_bytes
+    TOO_MANY_EVENTS = "too_many_events"  # over sidecar.ingest.max_events_per_request
     ENCODING = "encoding"  # a Content-Encoding other than gzip or deflate, or a broken one
     INCOMPLETE = "incomplete"  # the forward failed, or the body did not arrive whole
     UPSTREAM_STATUS = "upstream_status"  # the upstream did not answer 2xx
     DISABLED = "disabled"  # server.cache.enabled is false
+
+
+class ListenerName(StrEnum):
+    """The ingest-side listeners: the `listener` label of refusals."""
+
+    INGEST = "ingest"
+    MIRROR = "mirror"
+    PROXY = "proxy"
+
+
+class RejectReason(StrEnum):
+    """Why a request was refused at the door (nothing of it cached)."""
+
+    TOO_LARGE = "too_large"  # over max_request_bytes, as sent or once inflated
+    TOO_MANY_EVENTS = "too_many_events"  # over max_events_per_request
+    BODY_TIMEOUT = "body_timeout"  # not complete body_read_timeout_seconds after its headers
+    BAD_ENCODING = (
+        "bad_encoding"  # a Content-Encoding not supported, or a body that does not inflate
+    )
+    BAD_ID = "bad_id"  # an id the id rules refuse
+    NO_BODY = "no_body"  # nothing to cache (the mirror, the proxy)
 
 
 class UpstreamError(StrEnum):

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from daemon.core.entry import MAX_ENCODABLE_DEPTH, ParsedEvent
+from daemon.core.ids import check_id
 from daemon.core.jsontext import json_problem
 from daemon.core.model import Namespace
 from daemon.core.stamp import jitsu_time
@@ -44,13 +45,12 @@ class LineReport:
             self.errors.append(LineError(line, message))
 
 
-def check_id(value: Any) -> str | None:
-    """Why `value` cannot be an API key or destination id, or None when it can."""
-    if not isinstance(value, str) or not value:
-        return "must be a non-empty string"
-    if len(value) > MAX_ID_LENGTH:
-        return f"must be at most {MAX_ID_LENGTH} characters"
-    return None
+class TooManyEvents(Exception):
+    """A body holds more events than the request bound allows."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
 
 
 def cut(body: bytes, max_bytes: int) -> str:
@@ -65,9 +65,11 @@ def parse_token_body(
     skip: str | None = None,
     ingest_error: str | None = None,
     parsed: tuple[Any] | None = None,
+    max_events: int = 0,
 ) -> list[ParsedEvent]:
     """Events of a raw `POST /v1/token/{token}/events` body; `parsed` is `(document,)`
-    when the caller has parsed the body already (a mirror's `json:` rule)."""
+    when the caller has parsed the body already (a mirror's `json:` rule). An array of
+    more than `max_events` elements (when > 0) raises TooManyEvents before any is made."""
     if ingest_error:
         return [_malformed(token, body, max_malformed_bytes, ingest_error)]
     if not body.strip():
@@ -84,6 +86,8 @@ def parse_token_body(
             )
         ]
     if isinstance(doc, list):
+        if 0 < max_events < len(doc):
+            raise TooManyEvents(len(doc))
         return _array_events(doc, body, token, max_malformed_bytes, skip)
     return [
         _malformed(

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import orjson
 
-from daemon.core.parse import check_id
+from daemon.core.ids import check_id
 
 TOKEN_PLACEHOLDER: Final = "{token}"
 _PLACEHOLDER = re.compile(r"\{[^{}/]*\}")

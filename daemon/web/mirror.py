@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from daemon.core.accounting import Outcome
-from daemon.core.parse import LineError, parse_token_body
+from daemon.core.parse import LineError, TooManyEvents, parse_token_body
 from daemon.core.tokenfrom import TokenFinder
 from daemon.core.wire import ANY_PATH
 from daemon.metrics import Metrics
@@ -50,7 +50,16 @@ async def mirrored(request: web.Request) -> web.Response:
         intake.metrics.invalid.inc()
         log.debug("mirrored request not cached", reason=reason, method=request.method)
         return accepted(Outcome(), 1, [LineError(1, reason)])
-    events = parse_token_body(body, found.token, intake.max_malformed_bytes, parsed=found.parsed)
+    try:
+        events = parse_token_body(
+            body,
+            found.token,
+            intake.max_malformed_bytes,
+            parsed=found.parsed,
+            max_events=intake.max_events,
+        )
+    except TooManyEvents as e:
+        return intake.too_many_events(e.count)
     return accepted(intake.admission.submit(events))
 
 

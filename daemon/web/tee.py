@@ -16,12 +16,21 @@ from collections.abc import Mapping
 import structlog
 
 from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
-from daemon.core.model import TeeOutcome
-from daemon.core.parse import parse_token_body
+from daemon.core.model import RejectReason, TeeOutcome
+from daemon.core.parse import TooManyEvents, parse_token_body
 from daemon.core.tokenfrom import TokenFinder
 from daemon.web.ingest import Intake
 
 log = structlog.get_logger(__name__)
+
+
+# The copies the door refused, as the ingest would have: counted in rejected_total too.
+_REJECTED = {
+    TeeOutcome.NO_BODY: RejectReason.NO_BODY,
+    TeeOutcome.TOO_LARGE: RejectReason.TOO_LARGE,
+    TeeOutcome.TOO_MANY_EVENTS: RejectReason.TOO_MANY_EVENTS,
+    TeeOutcome.ENCODING: RejectReason.BAD_ENCODING,
+}
 
 
 class TeeBuffer:
@@ -65,6 +74,7 @@ class Tee:
         self.intake = intake
         self.finder = finder
         self._outcomes = intake.metrics.proxy_tee
+        self._rejected = intake.metrics.rejected[intake.listener]
 
     def buffer_for(
         self,
@@ -87,12 +97,15 @@ class Tee:
             return TeeBuffer(self.intake.max_request_bytes)
         else:
             outcome = TeeOutcome.NO_KEY
-        self._outcomes[outcome].inc()
+        self.count(outcome)
         return None
 
     def count(self, outcome: TeeOutcome) -> None:
-        """Count a copy that will not be cached."""
+        """Count what became of a copy; one refused at the door also as a rejection."""
         self._outcomes[outcome].inc()
+        reason = _REJECTED.get(outcome)
+        if reason is not None:
+            self._rejected[reason].inc()
 
     def cache(
         self,
@@ -107,7 +120,7 @@ class Tee:
         except Exception:  # a bug here must never reach the forward
             log.exception("tee failed")
             outcome = TeeOutcome.INCOMPLETE
-        self._outcomes[outcome].inc()
+        self.count(outcome)
 
     def _cache(
         self,
@@ -128,8 +141,16 @@ class Tee:
         if found.token is None:
             log.debug("proxied request not cached", reason=self.finder.reason())
             return TeeOutcome.NO_KEY
-        max_bytes = self.intake.max_malformed_bytes
-        self.intake.admission.submit(
-            parse_token_body(body, found.token, max_bytes, parsed=found.parsed)
-        )
+        intake = self.intake
+        try:
+            events = parse_token_body(
+                body,
+                found.token,
+                intake.max_malformed_bytes,
+                parsed=found.parsed,
+                max_events=intake.max_events,
+            )
+        except TooManyEvents:
+            return TeeOutcome.TOO_MANY_EVENTS
+        intake.admission.submit(events)
         return TeeOutcome.TEED

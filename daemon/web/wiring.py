@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from daemon.config import Config
+from daemon.core.model import ListenerName
 from daemon.core.tokenfrom import TokenFinder
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
@@ -75,6 +76,8 @@ class Listeners:
             cfg.ingest.max_request_bytes,
             cfg.events.max_malformed_event_size_bytes,
             cfg.server.cache.enabled,
+            cfg.ingest.max_events_per_request,
+            cfg.ingest.body_read_timeout_seconds,
         )
         options = ingest_side_options(cfg.ingest.header_read_timeout_seconds)
         server = ingest_server(intake, parts.metrics.ingest_times, **options)
@@ -83,7 +86,8 @@ class Listeners:
         await listener.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
         mirror = cfg.sidecar.mirror
         if mirror.listen is not None:
-            app = mirror_application(parts.metrics, Mirror(intake, TokenFinder(mirror.token_from)))
+            finder = TokenFinder(mirror.token_from)
+            app = mirror_application(parts.metrics, Mirror(intake.of(ListenerName.MIRROR), finder))
             listener = _ingest_side_listener(app, cfg.ingest.header_read_timeout_seconds)
             self._ingest_side.append(listener)
             await listener.start(mirror.listen)
@@ -115,7 +119,9 @@ class Listeners:
             settings.upstream, settings.connect_timeout_seconds, settings.read_timeout_seconds
         )
         proxy = self._proxy = Proxy(
-            upstream, Tee(intake, TokenFinder(settings.token_from)), parts.metrics
+            upstream,
+            Tee(intake.of(ListenerName.PROXY), TokenFinder(settings.token_from)),
+            parts.metrics,
         )
         await proxy.start()
         listener = _ingest_side_listener(
