@@ -88,7 +88,9 @@ class App:
         self.lifecycle = Lifecycle()
         self.health = RedisHealth(self.metrics)
         events = config.events
-        self.queue = EventQueue(config.ingest.queue_size, config.server.cache.pool.size)
+        self.queue = EventQueue(
+            config.ingest.queue_size, config.server.cache.pool.size, config.ingest.queue_bytes
+        )
         self.limiters = RateLimiters(events.size, events.time_window_sec)
         self.limited = LimitedCounter()
         self.admission = Admission(
@@ -171,6 +173,7 @@ class App:
             Tail(hub, switch),
         )
         self.metrics.watch_queue(lambda: self.queue.depth, self.queue.capacity)
+        self.metrics.watch_queue_bytes(lambda: self.queue.bytes, self.queue.capacity_bytes)
         self.metrics.streams.set_function(lambda: hub.count)
         spawn = self._supervisor.spawn
         spawn("tail-hub", hub.run)

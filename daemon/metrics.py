@@ -187,6 +187,16 @@ class Metrics:
         self.queue_capacity = Gauge(
             "events_cache_queue_capacity", "Events the queue holds before dropping.", registry=r
         )
+        self.queue_bytes = Gauge(
+            "events_cache_queue_bytes",
+            "Bytes of the events waiting for Redis (encoded entries).",
+            registry=r,
+        )
+        self.queue_capacity_bytes = Gauge(
+            "events_cache_queue_capacity_bytes",
+            "Bytes the queue holds before dropping.",
+            registry=r,
+        )
         self.redis_up = Gauge(
             "events_cache_redis_up", "1 when the last Redis operation succeeded.", registry=r
         )
@@ -249,6 +259,11 @@ class Metrics:
         """Read the queue depth at scrape time instead of on every event."""
         self.queue_depth.set_function(depth)
         self.queue_capacity.set(capacity)
+
+    def watch_queue_bytes(self, size: Callable[[], float], capacity: int) -> None:
+        """Read the queue's bytes at scrape time, as its depth."""
+        self.queue_bytes.set_function(size)
+        self.queue_capacity_bytes.set(capacity)
 
     def totals(self) -> dict[str, float]:
         """Totals of the event counters, for the one summary line at shutdown."""

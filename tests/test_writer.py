@@ -15,7 +15,8 @@ from daemon.core.model import Collection, Namespace, Target
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.trimmer import Trimmer
-from daemon.pipeline.writers import Writers
+from daemon.pipeline.writers import MAX_BATCH_BYTES, Writers
+from daemon.store.client import COMMAND_TIMEOUT_S, call_timeout
 from daemon.store.health import RedisHealth
 from daemon.store.keys import LIMITED_KEY_TTL_S, events_key, index_key, limited_key
 from daemon.store.storage import Storage
@@ -31,8 +32,49 @@ def test_queue_is_bounded_and_routes_an_id_to_one_shard() -> None:
     assert not queue.put(entry("b", 0))
     assert queue.depth == 5
     shard = hash("a") % 3
-    assert [e.data for e in queue.take(shard, 10)] == [b'{"n":%d}' % n for n in range(5)]
-    assert queue.depth == 0
+    batch, size = queue.take(shard, 10, 1 << 20)
+    assert [e.data for e in batch] == [b'{"n":%d}' % n for n in range(5)]
+    assert size == sum(len(e.data) for e in batch) == queue.bytes
+    # A batch a writer holds still counts, until the writer is done with it.
+    assert queue.depth == 5 and not queue.put(entry("b", 0))
+    queue.done(len(batch), size)
+    assert queue.depth == 0 and queue.bytes == 0
+    assert queue.put(entry("b", 0))
+
+
+def big(id_: str, n: int, size: int) -> QueuedEntry:
+    head = b"%d:" % n
+    return QueuedEntry(Namespace.TOKEN, id_, int(Target.ALL), head + b"x" * (size - len(head)))
+
+
+def test_queue_is_bounded_in_bytes_whichever_bound_comes_first() -> None:
+    queue = EventQueue(capacity=1000, shards=2, capacity_bytes=1000)
+    assert all(queue.put(big(f"id-{n}", n, 300)) for n in range(3))
+    assert queue.bytes == 900
+    assert not queue.put(big("id-9", 9, 101))  # one byte over: refused, nothing counted
+    assert (queue.depth, queue.bytes) == (3, 900)
+    assert queue.put(big("id-9", 9, 100))  # exactly at the bound
+    assert not queue.put(entry("id-9", 1))
+    assert queue.bytes == queue.capacity_bytes
+
+
+def test_a_batch_stops_growing_at_its_byte_budget() -> None:
+    queue = EventQueue(capacity=1000, shards=1, capacity_bytes=1 << 30)
+    for n, size in enumerate([400, 400, 300, 5000, 100, 100]):
+        queue.put(big("a", n, size))
+    sizes = []
+    while queue.pending(0):
+        batch, size = queue.take(0, 1000, 1000)
+        assert size == sum(len(e.data) for e in batch)
+        sizes.append([len(e.data) for e in batch])
+    # 400 + 400 + 300 would pass 1000; an entry over the budget goes alone, never skipped.
+    assert sizes == [[400, 400], [300], [5000], [100, 100]]
+    assert queue.depth == 6  # every batch still counts until done
+
+
+def test_a_pipeline_may_take_longer_the_more_it_carries() -> None:
+    assert call_timeout(0) == COMMAND_TIMEOUT_S
+    assert call_timeout(MAX_BATCH_BYTES) > call_timeout(MAX_BATCH_BYTES // 2) > COMMAND_TIMEOUT_S
 
 
 @pytest.fixture
@@ -57,7 +99,7 @@ async def test_a_batch_is_one_lpush_per_list_newest_first(
     for n in range(30):
         queue.put(entry(f"id-{n % 3}", n, Target.ALL | (Target.ERROR if n % 2 else 0)))
     redis_client.config_resetstat()
-    assert await writers.write(queue.take(0, 1000))
+    assert await writers.write(*queue.take(0, 1000, 1 << 30))
     # three ids x two lists: six LPUSH, one ZADD for the index
     assert commands(redis_client, "lpush") == 6
     assert commands(redis_client, "zadd") == 1
@@ -90,7 +132,7 @@ async def test_error_only_entries_count_as_limited_in_all(storage: Storage) -> N
     queue = EventQueue(capacity=10, shards=1)
     writers = Writers(queue, storage, metrics, RedisHealth(metrics), lambda keys: None)
     queue.put(entry("x", 1, Target.ERROR))
-    assert await writers.write(queue.take(0, 10))
+    assert await writers.write(*queue.take(0, 10, 1 << 30))
     get = metrics.registry.get_sample_value
     assert (
         get("events_cache_rate_limited_total", {"cache_namespace": "token", "collection": "all"})
@@ -120,6 +162,25 @@ async def test_writers_keep_per_id_order_across_shards(
         numbers = [int(x[5:-1]) for x in stored]
         assert numbers == sorted(numbers, reverse=True)
         assert len(numbers) == len(range(i, 2000, 7))
+
+
+async def test_writers_send_large_events_in_pipelines_bounded_in_bytes(
+    storage: Storage, redis_client: redis.Redis
+) -> None:
+    metrics = Metrics("test")
+    queue = EventQueue(capacity=1000, shards=1, capacity_bytes=1 << 30)
+    writers = Writers(queue, storage, metrics, RedisHealth(metrics), lambda keys: None)
+    third = MAX_BATCH_BYTES // 3
+    for n in range(10):
+        queue.put(big("large", n, third))
+    task = asyncio.create_task(writers.run(0))
+    writers.stop()
+    await asyncio.wait_for(task, 30)
+    stored = redis_client.lrange(events_key("token", "large"), 0, -1)
+    assert [int(x.split(b":")[0]) for x in stored] == list(range(9, -1, -1))
+    # Three of them fill a pipeline's budget: 3 + 3 + 3 + 1.
+    assert metrics.registry.get_sample_value("events_cache_redis_write_seconds_count") == 4
+    assert (queue.depth, queue.bytes) == (0, 0)
 
 
 async def test_a_failed_write_is_counted_as_dropped(redis_url: str) -> None:

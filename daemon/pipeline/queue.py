@@ -4,6 +4,11 @@ The ingest puts entries with a plain method call (no task, no future per event) 
 never waits: a full queue refuses the entry, and the caller counts it as dropped. Each
 id is routed to one shard, and each shard has one writer, so an id's entries reach
 Redis in ingest order however many writers there are.
+
+The queue is bounded in entries and in bytes (the encoded entries'), whichever bound is
+reached first. An entry a writer has taken still counts until the writer is `done` with
+its batch (written or dropped): batches on their way to Redis live in memory too, and
+`received = cached + rate_limited + dropped + depth` then holds at every moment.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections import deque
 from typing import NamedTuple
 
 from daemon.core.model import Namespace
+
+DEFAULT_CAPACITY_BYTES = 64 * 1024 * 1024
 
 
 class QueuedEntry(NamedTuple):
@@ -27,34 +34,51 @@ class QueuedEntry(NamedTuple):
 class EventQueue:
     """A bounded queue split into shards, one per writer; an id always maps to one shard."""
 
-    def __init__(self, capacity: int, shards: int) -> None:
+    def __init__(
+        self, capacity: int, shards: int, capacity_bytes: int = DEFAULT_CAPACITY_BYTES
+    ) -> None:
         self.capacity = capacity
-        self.depth = 0
+        self.capacity_bytes = capacity_bytes
+        self.depth = 0  # entries queued or in a writer's batch
+        self.bytes = 0  # and their encoded bytes
         self._shards: list[deque[QueuedEntry]] = [deque() for _ in range(shards)]
         self._ready = [asyncio.Event() for _ in range(shards)]
 
     def put(self, entry: QueuedEntry) -> bool:
-        """Queue an entry; False (and nothing queued) when the queue is full."""
-        if self.depth >= self.capacity:
+        """Queue an entry; False (and nothing queued) when either bound is reached."""
+        size = len(entry.data)
+        if self.depth >= self.capacity or self.bytes + size > self.capacity_bytes:
             return False
         shard = hash(entry.id) % len(self._shards)
         self._shards[shard].append(entry)
         self.depth += 1
+        self.bytes += size
         self._ready[shard].set()
         return True
 
-    def take(self, shard: int, max_items: int) -> list[QueuedEntry]:
-        """Up to `max_items` of a shard's entries, oldest first."""
+    def take(self, shard: int, max_items: int, max_bytes: int) -> tuple[list[QueuedEntry], int]:
+        """A shard's oldest entries, at most `max_items` and, past the first, at most
+        `max_bytes` in all; with their bytes. They count until `done`."""
         items = self._shards[shard]
-        count = min(len(items), max_items)
-        batch = [items.popleft() for _ in range(count)]
-        self.depth -= count
+        batch: list[QueuedEntry] = []
+        size = 0
+        while items and len(batch) < max_items:
+            n = len(items[0].data)
+            if batch and size + n > max_bytes:
+                break
+            batch.append(items.popleft())
+            size += n
         if not items:
             self._ready[shard].clear()
-        return batch
+        return batch, size
+
+    def done(self, count: int, size: int) -> None:
+        """A writer is done with entries it took (written, or counted as dropped)."""
+        self.depth -= count
+        self.bytes -= size
 
     def pending(self, shard: int) -> int:
-        """How many entries a shard holds."""
+        """How many entries a shard holds, not counting those its writer has taken."""
         return len(self._shards[shard])
 
     async def wait(self, shard: int) -> None:

@@ -4,6 +4,9 @@ A writer takes what has queued up in its shard, groups it per list, and writes e
 list's entries with one multi-value LPUSH, all lists of a batch in one pipeline. When
 Redis fails, the batch is counted as dropped and the writer pings with backoff until
 Redis answers; meanwhile the queue fills and then refuses (counted by the ingest).
+
+A batch is bounded in entries and in bytes: a pipeline is built (and copied by the
+client) whole, so its bytes, times `pool.size`, are memory on top of the queue's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from daemon.store.keys import events_key
 from daemon.store.storage import Storage
 
 MAX_BATCH = 2000  # entries per pipeline: large enough to amortise, small enough to bound latency
+# Bytes per pipeline (past its first entry, which goes alone whatever its size). 2 MiB is
+# over 1,000 typical entries, so it rarely cuts a batch of small events, and one round trip
+# per 2 MiB costs under 1 % of sending them; with 10 writers the client's copies of the
+# pipelines stuck on a hung Redis stay near 20 MiB (a pipeline of 2,000 large events was GBs).
+MAX_BATCH_BYTES = 2 * 1024 * 1024
 LINGER_S = 0.002  # a writer woken for fewer than LINGER_BELOW entries waits this long for more
 LINGER_BELOW = 100
 BACKOFF_START_S = 0.05
@@ -63,12 +71,16 @@ class Writers:
                 if self._queue.pending(shard) < LINGER_BELOW:
                     # A round trip costs far more than an entry: let a few more arrive.
                     await asyncio.sleep(LINGER_S)
-            batch = self._queue.take(shard, MAX_BATCH)
+            batch, size = self._queue.take(shard, MAX_BATCH, MAX_BATCH_BYTES)
             if not batch:
                 if self._stopping:
                     return
                 continue
-            if await self.write(batch):
+            try:
+                written = await self.write(batch, size)
+            finally:
+                self._queue.done(len(batch), size)
+            if written:
                 backoff = BACKOFF_START_S
                 continue
             # Redis failed: keep what is queued and wait for it to answer again.
@@ -83,8 +95,9 @@ class Writers:
                 self._health.ok()
                 break
 
-    async def write(self, batch: list[QueuedEntry]) -> bool:
-        """Write one batch; on failure count it as dropped. True when written."""
+    async def write(self, batch: list[QueuedEntry], size: int = 0) -> bool:
+        """Write one batch of `size` bytes; on failure count it as dropped. True when
+        written. The caller tells the queue it is done with the batch."""
         # Group per id first: one key string per list, not one per entry.
         per_id: dict[tuple[Namespace, str], tuple[list[bytes], list[bytes]]] = {}
         for namespace, id_, target, data in batch:
@@ -106,7 +119,7 @@ class Writers:
         tail = tail_message(per_id) if self._tail is not None and self._tail.on else None
         started = time.perf_counter()
         try:
-            await self._storage.write(lists, ids, self._clock(), tail)
+            await self._storage.write(lists, ids, self._clock(), tail, size)
         except (RedisError, OSError) as e:
             self._health.failed(e, RedisOperation.WRITE)
             self._metrics.dropped[DropReason.REDIS_ERROR].inc(len(batch))

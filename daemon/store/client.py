@@ -27,6 +27,10 @@ from daemon.config import RedisSettings
 DEFAULT_SENTINEL_PORT = 26379
 CLIENT_NAME = "events-cache"
 COMMAND_TIMEOUT_S = 5.0  # one command or pipeline
+# A pipeline's limit grows with what it carries, at the pace of the slowest link a healthy
+# Redis may sit behind (a busy shared network, a loaded server): a large batch is slow to
+# send, not a sign that Redis is down, and a batch that timed out is counted as dropped.
+SLOWEST_HEALTHY_BYTES_PER_S = 1024 * 1024
 SENTINEL_TIMEOUT_S = 2.0
 SCHEMES = ("redis", "rediss", "unix", "sentinel")
 
@@ -59,6 +63,11 @@ class ClientInternalError(RedisConnectionError):
     with redis-py 8.1). Treated as "Redis is down" so the caller backs off and retries;
     left unwrapped it killed a writer task, and that writer's shard never drained again.
     """
+
+
+def call_timeout(payload_bytes: int) -> float:
+    """The time limit of a call that sends `payload_bytes` of values."""
+    return COMMAND_TIMEOUT_S + payload_bytes / SLOWEST_HEALTHY_BYTES_PER_S
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from daemon.core.model import Collection, Namespace
-from daemon.store.client import RedisClient, database_of, redis_call
+from daemon.store.client import RedisClient, call_timeout, database_of, redis_call
 from daemon.store.keys import (
     LIMITED_KEY_TTL_S,
     TAIL_WATCHERS_KEY,
@@ -77,9 +77,12 @@ class Storage:
         ids: Mapping[str, Sequence[str]],
         now: float,
         tail: bytes | None = None,
+        size: int = 0,
     ) -> None:
         """One pipeline: one multi-value LPUSH per list, one ZADD per namespace index,
-        and, while someone watches the live tail, one PUBLISH of the batch.
+        and, while someone watches the live tail, one PUBLISH of the batch. `size` (the
+        values' bytes) lengthens its time limit, so a large batch is not taken for a
+        Redis that is down.
 
         The values of a list are in ingest order; LPUSH leaves the last one first. The
         ids of a batch get index scores a microsecond apart, in batch order, so the id
@@ -94,7 +97,7 @@ class Storage:
         cluster = isinstance(self.client, RedisCluster)
         if tail is not None and not cluster:
             pipe.publish(self.tail_channel, tail)
-        async with redis_call():
+        async with redis_call(call_timeout(size + (len(tail) if tail else 0))):
             await pipe.execute()
             if tail is not None and cluster:  # a cluster pipeline refuses PUBLISH
                 await self.client.publish(self.tail_channel, tail)
