@@ -101,7 +101,12 @@ async def read_body(intake: Intake, request: web.BaseRequest) -> bytes | web.Res
             f"the request body was not complete {intake.body_timeout_s:g} s after its "
             "headers (sidecar.ingest.body_read_timeout_seconds)",
         )
+        # Sent now, then the connection closed: aiohttp would otherwise keep reading
+        # ("lingering") the very body that did not come in time.
         response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
         return response
     except web.HTTPRequestEntityTooLarge:
         return _too_large(intake, None)

@@ -19,12 +19,35 @@ _ACCEPTED = {
     "content": json_content(ref("IngestResult")),
 }
 
+_TOO_LARGE = {
+    "type": "object",
+    "required": ["message", "limit"],
+    "properties": {
+        "message": {"type": "string"},
+        "limit": {
+            "type": "string",
+            "enum": ["bytes", "events"],
+            "description": "Which bound the request met, so a client splits by that measure: "
+            "bytes (max_request_bytes, as sent or once inflated) or events "
+            "(max_events_per_request).",
+        },
+    },
+}
+
 _ERRORS = {
     "400": error(
         "The token id in the path is invalid, or the body does not inflate as its "
         "Content-Encoding says (corrupt, or cut short)."
     ),
-    "413": error("The body exceeds sidecar.ingest.max_request_bytes, as sent or once inflated."),
+    "408": error(
+        "The body was not complete sidecar.ingest.body_read_timeout_seconds after the "
+        "headers; the connection is closed."
+    ),
+    "413": {
+        "description": "Over sidecar.ingest.max_request_bytes (as sent or once inflated) or "
+        "sidecar.ingest.max_events_per_request (array elements, NDJSON lines).",
+        "content": json_content(_TOO_LARGE),
+    },
     "415": error("A Content-Encoding other than gzip, deflate or identity."),
     "503": error("The cache is disabled (server.cache.enabled: false)."),
 }
