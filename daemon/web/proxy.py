@@ -10,6 +10,12 @@ off, 504 when it does not answer in time; once a streamed answer has begun, a fa
 cuts the client's connection so that the client sees a broken answer, never a
 complete-looking one.
 
+Bounded: at most `max_upstream_connections` open to the upstream (a request beyond them
+waits for one within the connect timeout, then 504), and a body not complete
+`body_read_timeout_seconds` after its headers is cut (408, the connection closed, the
+forward aborted and its upstream connection closed), so slow clients cannot pin the
+upstream's connections.
+
 The body is copied into a bounded buffer as it streams through (`daemon.web.tee`) and
 cached after the answer was relayed, when the upstream answered 2xx.
 """
@@ -32,11 +38,12 @@ from aiohttp import (
 )
 from yarl import URL
 
-from daemon.core.model import TeeOutcome, UpstreamError
+from daemon.core.model import RejectReason, TeeOutcome, UpstreamError
 from daemon.core.wire import ANY_PATH
 from daemon.metrics import Metrics
 from daemon.web.middleware import observe
 from daemon.web.relay import (
+    BodyTimeout,
     Relayed,
     RelayedWhole,
     Upload,
@@ -59,11 +66,12 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """Where the proxy forwards to, and how long it waits."""
+    """Where the proxy forwards to, how long it waits, and how many connections it opens."""
 
     url: str
     connect_timeout_s: float
     read_timeout_s: float
+    max_connections: int
 
 
 class Proxy:
@@ -76,13 +84,16 @@ class Proxy:
         self._errors = metrics.proxy_upstream_errors
         self._session: ClientSession | None = None
         self._warned: dict[UpstreamError, float] = {}
+        self._forwarding = 0  # forwards under way: past max_connections, some wait
 
     async def start(self) -> None:
         """Open the connection pool (on the running loop)."""
         up = self.upstream
         self._session = ClientSession(
-            connector=TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S),
-            timeout=ClientTimeout(
+            connector=TCPConnector(
+                limit=up.max_connections, keepalive_timeout=UPSTREAM_KEEPALIVE_S
+            ),
+            timeout=ClientTimeout(  # connect: also the wait for a free connection
                 total=None,
                 connect=up.connect_timeout_s or None,
                 sock_read=up.read_timeout_s or None,
@@ -100,11 +111,18 @@ class Proxy:
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         """Forward one request, relay the answer, then tee the body."""
+        self._forwarding += 1
+        try:
+            return await self._forward(request)
+        finally:
+            self._forwarding -= 1
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         headers = request.headers
         length = request.content_length if request.body_exists else 0
         buffer = self.tee.buffer_for(length, request.path, request.query, headers)
-        upload = Upload(request, buffer) if request.body_exists else None
+        upload = Upload(request, buffer, self._deadline()) if request.body_exists else None
         try:
             upstream = await self._session.request(
                 request.method,
@@ -113,9 +131,17 @@ class Proxy:
                 data=await upload.data() if upload is not None else None,
                 allow_redirects=False,
             )
-        except (TimeoutError, ClientError, OSError, asyncio.IncompleteReadError) as e:
+        except (
+            TimeoutError,
+            ClientError,
+            OSError,
+            asyncio.IncompleteReadError,
+            BodyTimeout,
+        ) as e:
             if buffer is not None:
                 self.tee.count(TeeOutcome.INCOMPLETE)
+            if upload is not None and upload.timed_out:
+                return await self._body_timeout(request)
             if upload is not None and upload.failed:
                 return error_response(400, "the request body broke off")  # nobody listens
             return self._unanswered(e)
@@ -174,12 +200,45 @@ class Proxy:
             return response, False
         return response, True
 
+    def _deadline(self) -> float | None:
+        """When the body must be complete (loop time), counted from now: its headers."""
+        timeout = self.tee.intake.body_timeout_s
+        return asyncio.get_running_loop().time() + timeout if timeout else None
+
+    async def _body_timeout(self, request: web.Request) -> web.StreamResponse:
+        """408, counted, and the client's connection closed: its body came too slowly."""
+        timeout = self.tee.intake.body_timeout_s
+        response = self.tee.intake.refuse(
+            RejectReason.BODY_TIMEOUT,
+            408,
+            f"the request body was not complete {timeout:g} s after its headers "
+            "(sidecar.ingest.body_read_timeout_seconds)",
+        )
+        response.force_close()
+        # Sent and closed now: aiohttp would otherwise go on reading ("lingering") the
+        # very body that did not come in time.
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away: nobody to tell
+        request.protocol.force_close()
+        return response
+
     def _unanswered(
         self, error: BaseException, reason: UpstreamError = UpstreamError.UNREACHABLE
     ) -> web.Response:
         """502, or 504 on a timeout: the client gets a whole answer that says why."""
         if isinstance(error, TimeoutError):
             self._failed(UpstreamError.TIMEOUT, error)
+            limit = self.upstream.max_connections
+            if self._forwarding > limit:  # it may have waited for a connection
+                return error_response(
+                    504,
+                    "the upstream (the ingest container) did not answer in time: all "
+                    f"{limit} connections to it (sidecar.proxy.max_upstream_connections) "
+                    "were busy",
+                )
             return error_response(504, "the upstream (the ingest container) did not answer in time")
         self._failed(reason, error)
         return error_response(502, "the upstream (the ingest container) did not answer")

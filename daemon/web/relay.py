@@ -15,7 +15,8 @@ body is ever held whole beyond that bound (the tee keeps its own bounded copy).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiohttp import ClientError, ClientResponse, web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -109,28 +110,38 @@ async def no_defaults(_: web.Request, response: web.StreamResponse) -> None:
                 response.headers.popall(name, None)
 
 
+class BodyTimeout(Exception):
+    """The client's body was not complete at its deadline: the forward is aborted."""
+
+
 class Upload:
     """The request body on its way to the upstream, copied into the tee's buffer.
 
     A body of at most WHOLE_BODY_BYTES (by its Content-Length) is read whole and sent
     with the request's head in one write; a larger or chunked one streams on as it comes.
+    Every read is cut at `deadline` (loop time; None: no limit), so a trickled body holds
+    neither the client's connection nor an upstream one past it, however it trickles.
     """
 
-    __slots__ = ("buffer", "content", "failed", "length")
+    __slots__ = ("buffer", "content", "deadline", "failed", "length", "timed_out")
 
-    def __init__(self, request: web.Request, buffer: TeeBuffer | None) -> None:
+    def __init__(
+        self, request: web.Request, buffer: TeeBuffer | None, deadline: float | None
+    ) -> None:
         self.content = request.content
         self.length = request.content_length
         self.buffer = buffer
-        self.failed = False  # the client's body broke off
+        self.deadline = deadline
+        self.failed = False  # the client's body broke off, or was cut
+        self.timed_out = False  # cut at the deadline
 
     async def data(self) -> bytes | AsyncIterator[bytes]:
         """The body whole when small, else a stream of its chunks."""
         if self.length is None or self.length > WHOLE_BODY_BYTES:
             return self._chunks()
         try:
-            body = await self.content.readexactly(self.length)
-        except (asyncio.IncompleteReadError, OSError, ClientError):
+            body = await self._within(self.content.readexactly(self.length))
+        except (asyncio.IncompleteReadError, OSError, ClientError, BodyTimeout):
             self.failed = True
             raise
         if self.buffer is not None:
@@ -141,7 +152,7 @@ class Upload:
     async def _chunks(self) -> AsyncIterator[bytes]:
         buffer = self.buffer
         try:
-            async for chunk in self.content.iter_any():
+            while chunk := await self._within(self.content.readany()):
                 if buffer is not None:
                     buffer.add(chunk)
                 yield chunk
@@ -150,3 +161,14 @@ class Upload:
             raise
         if buffer is not None:
             buffer.complete = True
+
+    async def _within(self, read: Coroutine[Any, Any, bytes]) -> bytes:
+        """`read`, cut at the deadline (BodyTimeout) unless the whole body is here."""
+        if self.deadline is None or self.content.is_eof():
+            return await read
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return await read
+        except TimeoutError:
+            self.timed_out = True
+            raise BodyTimeout from None
