@@ -4,25 +4,39 @@ raw HTTP server that records what it receives), a real Redis behind it.
 What goes through must arrive unchanged both ways (bodies byte for byte, binary and
 chunked; headers with their order, case and repeats; any status), with X-Forwarded-*
 added; failures of the upstream are 502/504; the copy for the cache never costs the
-forward anything, even when the queue is full or the body too large to cache.
+forward anything, even when the queue is full or the body too large to cache; a slow
+client holds neither its connection nor an upstream one past the body deadline, and the
+upstream never sees more than `max_upstream_connections` at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import select
 import signal
 import socket
 import threading
 import time
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from tests.support.daemon import DaemonClient, DaemonProcess
 from tests.support.servers import free_port, wait_for
-from tests.support.standins import Answer, StandIn, exchange, http_request, parse_reply
+from tests.support.standins import (
+    OK_ANSWER,
+    Answer,
+    Reply,
+    StandIn,
+    _read_request,
+    exchange,
+    http_request,
+    parse_reply,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -451,3 +465,167 @@ def test_a_forward_in_flight_at_shutdown_finishes(
 
 
 OK_SLOW = b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok":true}'
+
+
+# -- bounds: slow bodies, upstream connections ---------------------------------------------
+
+
+@dataclass
+class Counting(StandIn):
+    """The stand-in, counting the connections open to it at once (`open`, and the most
+    ever: `peak`); it answers OK to every request, each only once `release()` was called
+    when started `held`."""
+
+    held: bool = False
+    open: int = 0
+    peak: int = 0
+    _gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start(self) -> Counting:
+        if not self.held:
+            self._gate.set()
+        super().start()
+        return self
+
+    def release(self) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._gate.set)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        try:
+            while (request := await _read_request(reader, self.chunks_seen)) is not None:
+                self.received.append(request)
+                await self._gate.wait()
+                writer.write(OK_ANSWER)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+            self._tasks.discard(task)
+
+
+@pytest.fixture
+def counting() -> Iterator[Counting]:
+    server = Counting().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def held() -> Iterator[Counting]:
+    server = Counting(held=True).start()
+    yield server
+    server.release()
+    server.stop()
+
+
+def trickle(s: socket.socket, pieces: list[bytes], every: float = 0.2) -> Reply | None:
+    """Send one piece every `every` s until the server answers or closes; its reply, or
+    None when every piece went and it did neither."""
+    for piece in pieces:
+        try:
+            s.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        if select.select([s], [], [], every)[0]:
+            break
+    else:
+        return None
+    raw = b""
+    while True:
+        try:
+            data = s.recv(1 << 16)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        raw += data
+    return parse_reply(raw)
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_trickled_body_is_cut_at_its_deadline(
+    start_daemon: Any, counting: Counting, framing: str
+) -> None:
+    daemon, port = proxy_daemon(
+        start_daemon, counting.port, sidecar={"ingest": {"body_read_timeout_seconds": 1}}
+    )
+    body = json.dumps([{"n": n} for n in range(20)]).encode()  # 20 s at 10 bytes a second
+    target = "/api/v1/event/slow-key"
+    if framing == "length":  # small: read whole before the upstream is called
+        head = http_request("POST", target, [], body)[: -len(body)]
+        pieces = [body[i : i + 2] for i in range(0, len(body), 2)]
+    else:  # streamed: the upstream has its head and the first chunks when it is cut
+        head = http_request("POST", target, [], chunks=[])[:-5]
+        pieces = [b"2\r\n" + body[i : i + 2] + b"\r\n" for i in range(0, len(body) - 1, 2)]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head)
+        reply = trickle(s, pieces)
+    assert reply is not None, "the trickled body was never cut"
+    assert reply.status == 408 and reply.header(b"Connection") == [b"close"]
+    assert "body_read_timeout_seconds" in json.loads(reply.body)["message"]
+    labels = {"listener": "proxy", "reason": "body_timeout"}
+    assert daemon.metric("events_cache_rejected_total", **labels) == 1
+    assert tee_outcome(daemon, "incomplete") == 1
+    assert counting.received == []  # no request reached the upstream whole
+    assert counting.peak == (1 if framing == "chunked" else 0)
+    # Closed, not pooled: sooner than the pool's idle close (4 s) would.
+    wait_for(lambda: counting.open == 0, timeout=2, what="the upstream connection closed")
+    assert cached(daemon, "slow-key") == []
+    # The proxy goes on.
+    reply = exchange(port, http_request("POST", target, [(b"Connection", b"close")], body))
+    assert reply.status == 200
+    assert len(wait_cached(daemon, "slow-key", 20)) == 20
+
+
+def _send_in_background(port: int, request: bytes, replies: list[Reply]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: replies.append(exchange(port, request)))
+    thread.start()
+    return thread
+
+
+def test_beyond_max_upstream_connections_a_request_waits_then_gets_504(
+    start_daemon: Any, held: Counting
+) -> None:
+    daemon, port = proxy_daemon(
+        start_daemon, held.port, {"max_upstream_connections": 2, "connect_timeout_seconds": 0.5}
+    )
+    request = http_request("GET", "/", [(b"Connection", b"close")])
+    replies: list[Reply] = []
+    threads = [_send_in_background(port, request, replies) for _ in range(2)]
+    wait_for(lambda: len(held.received) == 2, what="two forwards held by the upstream")
+    reply = exchange(port, request)  # no connection comes free within the connect timeout
+    assert reply.status == 504 and reply.header(b"Content-Type") == [b"application/json"]
+    assert "max_upstream_connections" in json.loads(reply.body)["message"]
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="timeout") == 1
+    held.release()
+    for thread in threads:
+        thread.join(10)
+    assert [r.status for r in replies] == [200, 200]
+    assert len(held.received) == 2 and held.peak == 2
+
+
+def test_beyond_max_upstream_connections_a_request_waits_for_a_free_one(
+    start_daemon: Any, held: Counting
+) -> None:
+    daemon, port = proxy_daemon(start_daemon, held.port, {"max_upstream_connections": 2})
+    request = http_request("GET", "/", [(b"Connection", b"close")])
+    replies: list[Reply] = []
+    threads = [_send_in_background(port, request, replies) for _ in range(2)]
+    wait_for(lambda: len(held.received) == 2, what="two forwards held by the upstream")
+    threads.append(_send_in_background(port, request, replies))
+    time.sleep(0.5)  # time enough for the third to reach the upstream, were it not held back
+    assert len(held.received) == 2 and replies == []
+    held.release()
+    for thread in threads:
+        thread.join(10)
+    assert [r.status for r in replies] == [200, 200, 200]
+    assert len(held.received) == 3 and held.peak == 2  # the third took a freed connection
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="timeout") == 0
