@@ -15,13 +15,13 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import follow
+from bench import follow, memory
 from bench import proxy as px
 from bench import scenarios as sc
 from bench.procs import Daemon, valkey_server
 from tests.support.servers import RedisServer
 
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "F1", "T1", "T2")
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "F1", "T1", "T2", "B2")
 
 
 def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
@@ -154,6 +154,8 @@ def _scenario(
         return follow.f1(s, server, repeat)
     if name == "T1":
         return follow.t1(s, server, repeat)
+    if name == "B2":  # 20 s paused then 20 s back (1 s each in the smoke run)
+        return memory.b2(s, s.p5_seconds / 3, s.p5_seconds / 3)
     return follow.t2(s, server)
 
 

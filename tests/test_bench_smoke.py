@@ -31,6 +31,7 @@ FIGURES = (
     "T1 tail, 1 watcher",
     "T1 tail, 10 watchers",
     "T2 P1b unix with 10 watchers",
+    "B2 peak RSS",
 )
 # Figures reported without a target ("-" in the met? column).
 REPORTED = (
@@ -54,7 +55,9 @@ def test_bench_smoke_prints_every_figure() -> None:
         timeout=280,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith(("| P", "| F", "| T"))]
+    rows = [
+        line for line in out.stdout.splitlines() if line.startswith(("| P", "| F", "| T", "| B"))
+    ]
     for figure in FIGURES + REPORTED:
         matching = [r for r in rows if r.startswith(f"| {figure}")]
         assert len(matching) == 1, (figure, out.stdout)

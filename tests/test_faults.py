@@ -37,7 +37,7 @@ from tests.support.daemon import DaemonProcess, StartDaemonProcess
 from tests.support.load import PacedLoad, latency_summary
 from tests.support.procstat import rss_mb
 from tests.support.scrape import check_accounting, counters, redis_total
-from tests.support.servers import RedisServer, seconds_until
+from tests.support.servers import RedisServer, SpawnRedis, seconds_until
 from tests.support.topologies import Cluster, SentinelSet, Topology
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
@@ -269,6 +269,60 @@ def test_redis_paused_queue_fills_and_drops_are_counted(
             "counters": c,
         },
     )
+
+
+@pytest.mark.timeout(120)
+def test_redis_paused_large_events_fill_queue_bytes_and_no_more(
+    start_daemon_process: StartDaemonProcess, spawn_redis: SpawnRedis
+) -> None:
+    """Large events with Redis hung: the queue stops at `queue_bytes` (writers' batches
+    included), the excess is dropped and counted, and once Redis answers again every
+    accepted event is written, none of them counted as dropped too."""
+    server = spawn_redis()
+    queue_bytes = 4 * 1024 * 1024
+    event_bytes = 200_000
+    daemon = start_daemon_process(
+        {
+            "server": {"cache": {"events": {"size": 1000}, "pool": {"size": 4}}},
+            "sidecar": {"ingest": {"queue_bytes": queue_bytes}},
+        },
+        url=server.url,
+    )
+    server.pause()
+    try:
+        accepted: list[int] = []
+        refused = 0
+        for seq in range(200):  # 40 MB offered against a 4 MiB queue
+            body = json.dumps({"seq": seq, "pad": "x" * event_bytes})
+            reply = daemon.post_token(f"big-{seq % 8}", body)
+            assert reply.status == 202, reply.raw
+            if reply.json["accepted"]:
+                accepted.append(seq)
+            refused += reply.json["dropped"]
+            if refused >= 10:
+                break
+        m = daemon.metrics()
+    finally:
+        server.resume()
+    held = m["events_cache_queue_bytes"]
+    assert m["events_cache_queue_capacity_bytes"] == queue_bytes
+    assert queue_bytes - 2 * event_bytes < held <= queue_bytes
+    assert m["events_cache_queue_depth"] == len(accepted) < 200
+    c = counters(m)
+    check_accounting(c)
+    assert c["dropped_queue_full"] == refused >= 10
+    daemon.wait_drained(timeout=60)
+    c = counters(daemon.metrics())
+    check_accounting(c)
+    assert c["cached_all"] == len(accepted)
+    assert c["dropped"] == c["dropped_queue_full"] == refused
+    with server.client() as client:
+        stored = [
+            json.loads(json.loads(raw)["original"])["seq"]
+            for n in range(8)
+            for raw in client.lrange(f"events_cache:token#big-{n}", 0, -1)
+        ]
+    assert sorted(stored) == accepted
 
 
 # -- signals ---------------------------------------------------------------------------------
