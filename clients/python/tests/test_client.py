@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from events_cache_client import Client, Settings
+from events_cache_client._core import Core, token_item
 from events_cache_client._settings import DEFAULT_SOCKET
 
 
@@ -41,3 +42,48 @@ def test_configuration_from_the_environment(monkeypatch: Any) -> None:
         Settings(url="https://h:1").resolve()
     with pytest.raises(ValueError):
         Settings(max_request_bytes=0).resolve()
+
+
+def _core(**options: Any) -> Core:
+    return Core(Settings(socket="/nonexistent/ingest.sock", **options).resolve())
+
+
+def test_a_413_for_events_splits_by_count_and_keeps_the_byte_limit() -> None:
+    """The sidecar's answer alone, no sidecar needed: its bound in the message is taken
+    as the event cap; a message that does not say it halves the batch."""
+    core = _core()
+    batch = [b'{"n":%d}' % n for n in range(23)]
+    said = (
+        b'{"message": "request holds 23 events; sidecar.ingest.max_events_per_request'
+        b' is 5: split it", "limit": "events"}'
+    )
+    pieces = core.answered(batch, 413, said)
+    assert [len(p) for p in pieces] == [5, 5, 5, 5, 3]
+    assert [line for p in pieces for line in p] == batch
+    assert (core.limit_bytes, core.limit_events) == (1_048_576, 5)
+    core = _core()
+    pieces = core.answered(batch, 413, b'{"message": "too many", "limit": "events"}')
+    assert [len(p) for p in pieces] == [11, 11, 1]
+    assert (core.limit_bytes, core.limit_events) == (1_048_576, 11)
+    # later batches are built under the cap
+    items = [token_item("k", b"{}", None, None, 0.0) for _ in range(30)]
+    assert [len(b) for b in core.batches(items)] == [11, 11, 8]
+
+
+def test_a_413_without_a_limit_is_for_bytes() -> None:
+    """An older sidecar names no limit: the byte limit is halved as before."""
+    for answer in (b'{"message": "too big"}', b"not json", b'{"message": "x", "limit": "bytes"}'):
+        core = _core()
+        batch = [b"x" * 99 for _ in range(10)]  # 1,000 bytes with the newlines
+        assert [len(p) for p in core.answered(batch, 413, answer)] == [5, 5]
+        assert (core.limit_bytes, core.limit_events) == (500, 500), answer
+
+
+def test_an_event_refused_alone_is_dropped() -> None:
+    """Splitting ends at one event, whatever the measure: it is dropped and counted."""
+    core = _core()
+    for answer in (b'{"message": "m", "limit": "events"}', b'{"message": "m"}'):
+        assert core.answered([b"{}"], 413, answer) == []
+    stats = core.stats()
+    assert (stats.dropped_oversized, stats.too_large, stats.requests) == (2, 2, 2)
+    assert stats.last_errors == ["event of 3 bytes dropped: m"] * 2

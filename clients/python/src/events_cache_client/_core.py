@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -20,6 +21,10 @@ log = logging.getLogger("events_cache_client")
 
 LAST_ERRORS = 10  # messages kept for the application to read
 MIN_BACKOFF_S = 0.05
+# The 413's "limit": which bound the sidecar applied. An older sidecar names none: bytes.
+LIMIT_BYTES, LIMIT_EVENTS = "bytes", "events"
+# The sidecar's 413 for events names its bound in the message; without it, halve.
+_EVENTS_BOUND = re.compile(r"max_events_per_request is (\d+)")
 Item = tuple[Any, ...]
 FLUSH = 3  # the kind of a flush marker among the items
 
@@ -55,8 +60,12 @@ class Stats:
     dropped_closed: int = 0  # handed over after close(), or left when close() timed out
     buffered: int = 0  # waiting in the buffer or in flight now
     requests: int = 0  # HTTP requests the sidecar answered
-    too_large: int = 0  # 413 answers (the batch was split in halves and resent)
+    too_large: int = 0  # 413 answers, for bytes or for events (the batch split and resent)
     last_errors: list[str] = field(default_factory=list)  # newest last, at most 10
+    # What one request may carry now: max_request_bytes and max_batch_events, lowered
+    # for good by a 413 that names that measure (not counters; left out of `dropped`).
+    request_limit_bytes: int = 0
+    request_limit_events: int = 0
 
     @property
     def dropped(self) -> int:
@@ -236,7 +245,8 @@ class Core:
         )
         self.builder = _lines.LineBuilder(settings.max_malformed_bytes, settings.timestamps)
         self.backoff = Backoff(settings.max_backoff_s)
-        self.limit = settings.max_request_bytes  # lowered after a 413
+        self.limit_bytes = settings.max_request_bytes  # lowered after a 413 for bytes
+        self.limit_events = settings.max_batch_events  # lowered after a 413 for events
         self.last_errors: collections.deque[str] = collections.deque(maxlen=LAST_ERRORS)
         self.counts: dict[str, int] = dict.fromkeys(
             (
@@ -265,6 +275,8 @@ class Core:
             dropped_closed=b.dropped_closed,
             buffered=b.pending(),
             last_errors=list(self.last_errors),
+            request_limit_bytes=self.limit_bytes,
+            request_limit_events=self.limit_events,
         )
 
     def error(self, message: str) -> None:
@@ -277,7 +289,8 @@ class Core:
         self.error(f"cannot encode an event: {type(e).__name__}: {e}")
 
     def batches(self, items: list[Item]) -> list[Batch]:
-        """Lines of `items` grouped so that each body stays within the limit."""
+        """Lines of `items` grouped so that each body stays within both limits (a raw
+        array body gives a line per element, so items alone do not bound the count)."""
         out: list[Batch] = []
         batch: Batch = []
         size = 0
@@ -295,7 +308,7 @@ class Core:
                     self.counts["dropped_oversized"] += 1
                     self.error(f"event of {n} bytes dropped: over max_request_bytes ({hard})")
                     continue
-                if batch and size + n > self.limit:
+                if batch and (size + n > self.limit_bytes or len(batch) >= self.limit_events):
                     out.append(batch)
                     batch, size = [], 0
                 batch.append(line)
@@ -305,24 +318,39 @@ class Core:
         return out
 
     def answered(self, batch: Batch, status: int, body: bytes) -> list[Batch]:
-        """Count the sidecar's answer to `batch`; the halves to resend after a 413."""
+        """Count the sidecar's answer to `batch`; the pieces to resend after a 413."""
         self.counts["requests"] += 1
         if status == 202:
             self._accepted(batch, body)
             return []
         if status == 413:
             self.counts["too_large"] += 1
-            if len(batch) == 1:
+            if len(batch) == 1:  # refused alone: resending cannot help
                 self.counts["dropped_oversized"] += 1
                 self.error(f"event of {len(batch[0]) + 1} bytes dropped: {_message(body)}")
                 return []
+            if _limit(body) == LIMIT_EVENTS:
+                return self._too_many_events(batch, body)
             size = sum(len(line) + 1 for line in batch)
-            self.limit = min(self.limit, max(size // 2, 1))
+            self.limit_bytes = min(self.limit_bytes, max(size // 2, 1))
             half = len(batch) // 2
             return [batch[:half], batch[half:]]
         self.counts["dropped_rejected"] += len(batch)
         self.error(f"sidecar answered {status}: {_message(body)}")
         return []
+
+    def _too_many_events(self, batch: Batch, body: bytes) -> list[Batch]:
+        """A 413 for events: the byte limit stays, the event cap drops to the sidecar's
+        bound (or half the batch when the message does not say it), and the batch goes
+        again in pieces of that many. Each piece is smaller than the batch, so a refusal
+        repeated down to one event ends."""
+        bound = _EVENTS_BOUND.search(_message(body))
+        cap = int(bound.group(1)) if bound else 0
+        if not 0 < cap < len(batch):
+            cap = len(batch) // 2
+        self.limit_events = min(self.limit_events, cap)
+        step = self.limit_events
+        return [batch[i : i + step] for i in range(0, len(batch), step)]
 
     def _accepted(self, batch: Batch, body: bytes) -> None:
         c = self.counts
@@ -364,6 +392,15 @@ class Core:
         if self.backoff.down:
             log.info("events-cache sidecar reachable again")
         self.backoff.succeeded()
+
+
+def _limit(body: bytes) -> str:
+    """The limit a 413 names; bytes when it names none (an older sidecar)."""
+    try:
+        limit = json.loads(body).get("limit")
+    except (ValueError, AttributeError):
+        return LIMIT_BYTES
+    return limit if limit == LIMIT_EVENTS else LIMIT_BYTES
 
 
 def _message(body: bytes) -> str:
