@@ -62,6 +62,8 @@ func New(cfg Config) (*Client, error) {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
+	c.counters.limitBytes.Store(int64(cfg.MaxRequestBytes))
+	c.counters.limitEvents.Store(int64(cfg.MaxBatchEvents))
 	s := newSender(c)
 	go s.run()
 	return c, nil

@@ -8,6 +8,8 @@ package eventscache
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,80 @@ func TestConfigurationFromTheEnvironment(t *testing.T) {
 	}
 	if _, err := New(Config{URL: "https://h:1"}); err == nil {
 		t.Fatal("https accepted")
+	}
+}
+
+// The sidecar's 413 answers alone, no sidecar needed: a 413 for events takes the bound
+// its message names as the event cap (half the batch when it names none) and keeps the
+// byte limit; one without a limit (an older sidecar) is for bytes; one event refused
+// alone is dropped.
+func TestA413ForEventsSplitsByCount(t *testing.T) {
+	batch := make([][]byte, 23)
+	for i := range batch {
+		batch[i] = []byte(`{"n":` + strconv.Itoa(i) + `}`)
+	}
+	// sizes are the lengths of pieces, which must hold the lines of whole in order.
+	sizes := func(pieces [][][]byte, whole [][]byte) []int {
+		var out []int
+		var lines [][]byte
+		for _, p := range pieces {
+			out = append(out, len(p))
+			lines = append(lines, p...)
+		}
+		if fmt.Sprint(lines) != fmt.Sprint(whole) {
+			t.Fatalf("pieces %q are not the batch %q", lines, whole)
+		}
+		return out
+	}
+	said := `{"message": "request holds 23 events; sidecar.ingest.max_events_per_request is 5: split it", "limit": "events"}`
+	cases := []struct {
+		body          string
+		pieces        []int
+		bytes, events int64
+	}{
+		{said, []int{5, 5, 5, 5, 3}, 1 << 20, 5},
+		{`{"message": "too many", "limit": "events"}`, []int{11, 11, 1}, 1 << 20, 11},
+	}
+	for _, tc := range cases {
+		c := newClient(t, Config{Socket: "/nonexistent/ingest.sock", FlushInterval: time.Hour})
+		s := newSender(c)
+		got := sizes(s.answered(batch, 413, []byte(tc.body)), batch)
+		st := c.Stats()
+		if fmt.Sprint(got) != fmt.Sprint(tc.pieces) || st.RequestLimitBytes != tc.bytes || st.RequestLimitEvents != tc.events {
+			t.Fatalf("%s: pieces %v, %+v", tc.body, got, st)
+		}
+		items := make([]item, 30)
+		for i := range items {
+			items[i] = item{kind: kindTokenRaw, id: "k", body: []byte("{}")}
+		}
+		for _, b := range s.batches(items) {
+			if int64(len(b)) > tc.events {
+				t.Fatalf("a batch of %d lines after the cap %d", len(b), tc.events)
+			}
+		}
+	}
+	for _, body := range []string{`{"message": "too big"}`, `not json`, `{"message": "x", "limit": "bytes"}`} {
+		c := newClient(t, Config{Socket: "/nonexistent/ingest.sock", FlushInterval: time.Hour})
+		s := newSender(c)
+		ten := make([][]byte, 10)
+		for i := range ten {
+			ten[i] = []byte(strings.Repeat("x", 99)) // 1,000 bytes with the newlines
+		}
+		got := sizes(s.answered(ten, 413, []byte(body)), ten)
+		st := c.Stats()
+		if fmt.Sprint(got) != "[5 5]" || st.RequestLimitBytes != 500 || st.RequestLimitEvents != 500 {
+			t.Fatalf("%s: pieces %v, %+v", body, got, st)
+		}
+	}
+	c := newClient(t, Config{Socket: "/nonexistent/ingest.sock", FlushInterval: time.Hour})
+	s := newSender(c)
+	for _, body := range []string{`{"message": "m", "limit": "events"}`, `{"message": "m"}`} {
+		if pieces := s.answered([][]byte{[]byte("{}")}, 413, []byte(body)); pieces != nil {
+			t.Fatalf("%s: resent %v", body, pieces)
+		}
+	}
+	st := c.Stats()
+	if st.DroppedOversized != 2 || st.TooLarge != 2 || fmt.Sprint(st.LastErrors) != "[event of 3 bytes dropped: m event of 3 bytes dropped: m]" {
+		t.Fatalf("%+v", st)
 	}
 }

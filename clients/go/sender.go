@@ -8,11 +8,22 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
 
 const minBackoff = 50 * time.Millisecond
+
+// The 413's "limit": which bound the sidecar applied. An older sidecar names none: bytes.
+const (
+	limitBytes  = "bytes"
+	limitEvents = "events"
+)
+
+// The sidecar's 413 for events names its bound in the message; without it, halve.
+var eventsBound = regexp.MustCompile(`max_events_per_request is (\d+)`)
 
 // sender is the client's goroutine: batches, posts, counts the answers.
 type sender struct {
@@ -20,7 +31,6 @@ type sender struct {
 	http    *http.Client
 	url     string
 	builder lineBuilder
-	limit   int // bytes of one request: MaxRequestBytes, lowered after a 413
 	delay   time.Duration
 	until   time.Time
 }
@@ -49,7 +59,6 @@ func newSender(c *Client) *sender {
 		http:    &http.Client{Transport: transport, Timeout: cfg.Timeout},
 		url:     url,
 		builder: lineBuilder{maxMalformed: cfg.MaxMalformedBytes, timestamps: !cfg.NoTimestamps},
-		limit:   cfg.MaxRequestBytes,
 	}
 }
 
@@ -119,12 +128,14 @@ func releaseMarkers(items []item) {
 	}
 }
 
-// batches groups the lines of items so that each request stays within the limit.
+// batches groups the lines of items so that each request stays within both limits (a
+// raw array body gives a line per element, so items alone do not bound the count).
 func (s *sender) batches(items []item) [][][]byte {
 	var out [][][]byte
 	var batch [][]byte
 	size := 0
 	hard := s.c.cfg.MaxRequestBytes
+	limit, most := int(s.c.counters.limitBytes.Load()), int(s.c.counters.limitEvents.Load())
 	var lines [][]byte
 	for i := range items {
 		if items[i].kind == kindFlush {
@@ -138,7 +149,7 @@ func (s *sender) batches(items []item) [][][]byte {
 				s.c.counters.error(fmt.Sprintf("event of %d bytes dropped: over MaxRequestBytes (%d)", n, hard))
 				continue
 			}
-			if len(batch) > 0 && size+n > s.limit {
+			if len(batch) > 0 && (size+n > limit || len(batch) >= most) {
 				out = append(out, batch)
 				batch, size = nil, 0
 			}
@@ -223,7 +234,7 @@ type answer struct {
 	} `json:"errors"`
 }
 
-// answered counts the sidecar's answer to batch; the halves to resend after a 413.
+// answered counts the sidecar's answer to batch; the pieces to resend after a 413.
 func (s *sender) answered(batch [][]byte, status int, body []byte) [][][]byte {
 	c := &s.c.counters
 	c.requests.Add(1)
@@ -250,20 +261,20 @@ func (s *sender) answered(batch [][]byte, status int, body []byte) [][][]byte {
 		return nil
 	case http.StatusRequestEntityTooLarge:
 		c.tooLarge.Add(1)
-		if len(batch) == 1 {
+		if len(batch) == 1 { // refused alone: resending cannot help
 			c.oversized.Add(1)
 			c.error(fmt.Sprintf("event of %d bytes dropped: %s", len(batch[0])+1, message(body)))
 			return nil
+		}
+		if limitOf(body) == limitEvents {
+			return s.tooManyEvents(batch, body)
 		}
 		size := 0
 		for _, line := range batch {
 			size += len(line) + 1
 		}
-		if size/2 < s.limit {
-			s.limit = size / 2
-		}
-		if s.limit < 1 {
-			s.limit = 1
+		if limit := &s.c.counters.limitBytes; int64(size/2) < limit.Load() && size/2 >= 1 {
+			limit.Store(int64(size / 2))
 		}
 		half := len(batch) / 2
 		return [][][]byte{batch[:half], batch[half:]}
@@ -272,6 +283,42 @@ func (s *sender) answered(batch [][]byte, status int, body []byte) [][][]byte {
 		c.error(fmt.Sprintf("sidecar answered %d: %s", status, message(body)))
 		return nil
 	}
+}
+
+// tooManyEvents answers a 413 for events: the byte limit stays, the event cap drops to
+// the sidecar's bound (or half the batch when the message does not say it), and the
+// batch goes again in pieces of that many. Each piece is smaller than the batch, so a
+// refusal repeated down to one event ends.
+func (s *sender) tooManyEvents(batch [][]byte, body []byte) [][][]byte {
+	most := 0
+	if m := eventsBound.FindStringSubmatch(message(body)); m != nil {
+		most, _ = strconv.Atoi(m[1])
+	}
+	if most <= 0 || most >= len(batch) {
+		most = len(batch) / 2
+	}
+	limit := &s.c.counters.limitEvents
+	if int64(most) < limit.Load() {
+		limit.Store(int64(most))
+	}
+	step := int(limit.Load())
+	var pieces [][][]byte
+	for len(batch) > step {
+		pieces = append(pieces, batch[:step])
+		batch = batch[step:]
+	}
+	return append(pieces, batch)
+}
+
+// limitOf is the limit a 413 names; bytes when it names none (an older sidecar).
+func limitOf(body []byte) string {
+	var m struct {
+		Limit string `json:"limit"`
+	}
+	if json.Unmarshal(body, &m) == nil && m.Limit == limitEvents {
+		return limitEvents
+	}
+	return limitBytes
 }
 
 func cut(b []byte, n int) []byte {

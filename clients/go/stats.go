@@ -24,8 +24,13 @@ type Stats struct {
 	DroppedClosed      uint64   `json:"dropped_closed"`      // after Close, or left when it timed out
 	Buffered           int      `json:"buffered"`            // buffered or in flight now
 	Requests           uint64   `json:"requests"`            // HTTP requests the sidecar answered
-	TooLarge           uint64   `json:"too_large"`           // 413 answers (batch split and resent)
+	TooLarge           uint64   `json:"too_large"`           // 413 answers, bytes or events (split and resent)
 	LastErrors         []string `json:"last_errors"`         // the newest messages, newest last
+
+	// What one request may carry now: MaxRequestBytes and MaxBatchEvents, lowered for
+	// good by a 413 that names that measure (not counters; left out of Dropped).
+	RequestLimitBytes  int64 `json:"request_limit_bytes"`
+	RequestLimitEvents int64 `json:"request_limit_events"`
 }
 
 // Dropped is every event dropped, whatever the reason.
@@ -42,6 +47,8 @@ type counters struct {
 	unencodable, closed, requests, tooLarge                 atomic.Uint64
 	errorsMu                                                sync.Mutex
 	errors                                                  []string
+	// Written by the sender alone, read by Stats.
+	limitBytes, limitEvents atomic.Int64
 }
 
 func (c *counters) error(message string) {
@@ -65,5 +72,6 @@ func (c *counters) snapshot() Stats {
 		DroppedQueueFull: c.queueFull.Load(), DroppedRejected: c.rejected.Load(),
 		DroppedUnencodable: c.unencodable.Load(), DroppedClosed: c.closed.Load(),
 		Requests: c.requests.Load(), TooLarge: c.tooLarge.Load(), LastErrors: errs,
+		RequestLimitBytes: c.limitBytes.Load(), RequestLimitEvents: c.limitEvents.Load(),
 	}
 }
