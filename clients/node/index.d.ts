@@ -44,8 +44,13 @@ export interface Stats {
   dropped: number;
   buffered: number;
   requests: number;
+  /** 413 answers, for bytes or for events (the batch split and resent). */
   tooLarge: number;
   lastErrors: string[];
+  /** What one request may carry now: maxRequestBytes, lowered for good by a 413 for bytes. */
+  requestLimitBytes: number;
+  /** Likewise maxBatchEvents, lowered for good by a 413 for events. */
+  requestLimitEvents: number;
 }
 
 export type Raw = Buffer | Uint8Array | string;

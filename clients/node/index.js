@@ -16,6 +16,11 @@ const DEFAULT_SOCKET = '/var/run/events-cache/ingest.sock'; // the chart's socke
 const EVENTS_PATH = '/v1/events';
 const LAST_ERRORS = 10;
 const MIN_BACKOFF_MS = 50;
+// The 413's "limit": which bound the sidecar applied. An older sidecar names none: bytes.
+const LIMIT_BYTES = 'bytes';
+const LIMIT_EVENTS = 'events';
+// The sidecar's 413 for events names its bound in the message; without it, halve.
+const EVENTS_BOUND = /max_events_per_request is (\d+)/;
 
 /** @typedef {string[]} Batch NDJSON lines of one request */
 
@@ -51,8 +56,11 @@ const MIN_BACKOFF_MS = 50;
  * @property {number} dropped every event dropped, whatever the reason
  * @property {number} buffered buffered or in flight now
  * @property {number} requests HTTP requests the sidecar answered
- * @property {number} tooLarge 413 answers (the batch was split in halves and resent)
+ * @property {number} tooLarge 413 answers, for bytes or for events (the batch split and resent)
  * @property {string[]} lastErrors the newest error messages, newest last
+ * @property {number} requestLimitBytes what one request may carry now: maxRequestBytes,
+ *   lowered for good by a 413 for bytes (not a counter; left out of dropped)
+ * @property {number} requestLimitEvents likewise maxBatchEvents, lowered by a 413 for events
  */
 
 /** @param {Options} options @returns {Required<Options>} */
@@ -137,7 +145,8 @@ class Client {
     this._immediate = null;
     this._sending = false;
     this._closed = false;
-    this._limit = s.maxRequestBytes; // lowered after a 413
+    this._limitBytes = s.maxRequestBytes; // lowered after a 413 for bytes
+    this._limitEvents = s.maxBatchEvents; // lowered after a 413 for events
     this._backoffMs = 0;
     this._until = 0;
     /** @type {string[]} */
@@ -302,7 +311,8 @@ class Client {
     });
   }
 
-  /** Lines of items grouped so that each request stays within the limit.
+  /** Lines of items grouped so that each request stays within both limits (a raw
+   * array body gives a line per element, so items alone do not bound the count).
    * @param {import('./lib/lines.js').Item[]} items @returns {Batch[]} */
   _batches(items) {
     /** @type {Batch[]} */
@@ -326,7 +336,7 @@ class Client {
           this._error(`event of ${n} bytes dropped: over maxRequestBytes (${hard})`);
           continue;
         }
-        if (batch.length > 0 && size + n > this._limit) {
+        if (batch.length > 0 && (size + n > this._limitBytes || batch.length >= this._limitEvents)) {
           out.push(batch);
           batch = [];
           size = 0;
@@ -411,7 +421,7 @@ class Client {
     this._until = Date.now() + this._backoffMs;
   }
 
-  /** Count the sidecar's answer; the halves to resend after a 413.
+  /** Count the sidecar's answer; the pieces to resend after a 413.
    * @param {Batch} batch @param {number} status @param {Buffer} body @returns {Batch[]} */
   _answered(batch, status, body) {
     const c = this._c;
@@ -441,13 +451,14 @@ class Client {
     }
     if (status === 413) {
       c.tooLarge++;
-      if (batch.length === 1) {
+      if (batch.length === 1) { // refused alone: resending cannot help
         c.droppedOversized++;
         this._error(`event of ${Buffer.byteLength(batch[0]) + 1} bytes dropped: ${message(body)}`);
         return [];
       }
+      if (limitOf(body) === LIMIT_EVENTS) return this._tooManyEvents(batch, body);
       const size = batch.reduce((n, line) => n + Buffer.byteLength(line) + 1, 0);
-      this._limit = Math.max(1, Math.min(this._limit, Math.floor(size / 2)));
+      this._limitBytes = Math.max(1, Math.min(this._limitBytes, Math.floor(size / 2)));
       const half = Math.floor(batch.length / 2);
       return [batch.slice(0, half), batch.slice(half)];
     }
@@ -456,13 +467,32 @@ class Client {
     return [];
   }
 
+  /** A 413 for events: the byte limit stays, the event cap drops to the sidecar's
+   * bound (or half the batch when the message does not say it), and the batch goes
+   * again in pieces of that many. Each piece is smaller than the batch, so a refusal
+   * repeated down to one event ends.
+   * @param {Batch} batch @param {Buffer} body @returns {Batch[]} */
+  _tooManyEvents(batch, body) {
+    const bound = EVENTS_BOUND.exec(message(body));
+    let most = bound ? Number(bound[1]) : 0;
+    if (!(most > 0 && most < batch.length)) most = Math.floor(batch.length / 2);
+    this._limitEvents = Math.min(this._limitEvents, most);
+    /** @type {Batch[]} */
+    const pieces = [];
+    for (let i = 0; i < batch.length; i += this._limitEvents) pieces.push(batch.slice(i, i + this._limitEvents));
+    return pieces;
+  }
+
   /** A snapshot of the counters. @returns {Stats} */
   stats() {
     const c = this._c;
     const dropped =
       c.droppedBufferFull + c.droppedUnavailable + c.droppedOversized + c.droppedQueueFull +
       c.droppedRejected + c.droppedUnencodable + c.droppedClosed;
-    return { ...c, dropped, buffered: this._items.length + this._inFlight, lastErrors: [...this._errors] };
+    return {
+      ...c, dropped, buffered: this._items.length + this._inFlight, lastErrors: [...this._errors],
+      requestLimitBytes: this._limitBytes, requestLimitEvents: this._limitEvents,
+    };
   }
 
   /** The newest error messages, newest last. @returns {string[]} */
@@ -525,6 +555,18 @@ function value(v) {
   if (typeof v === 'string') return [v, false];
   if (v instanceof Uint8Array) return [Buffer.from(v), false];
   return [encode(v), true];
+}
+
+/** The limit a 413 names; bytes when it names none (an older sidecar).
+ * @param {Buffer} body @returns {string} */
+function limitOf(body) {
+  try {
+    const doc = JSON.parse(body.toString('utf8'));
+    if (doc !== null && doc.limit === LIMIT_EVENTS) return LIMIT_EVENTS;
+  } catch {
+    // not the sidecar's JSON error
+  }
+  return LIMIT_BYTES;
 }
 
 /** @param {Buffer} body */

@@ -8,6 +8,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const { Client, DEFAULT_SOCKET } = require('../index.js');
+const { TOKEN_RAW } = require('../lib/lines.js');
 
 const NOWHERE = '/nonexistent/ingest.sock';
 const BODY = Buffer.from(JSON.stringify({ event_type: 'pageview', pad: 'x'.repeat(900) }));
@@ -93,4 +94,43 @@ test('a ready batch is sent once the application yields, never inside its call',
   await waitFor(() => c.stats().buffered === 0);
   assert.equal(c.stats().droppedUnavailable, 1200);
   await c.close();
+});
+
+test('a 413 for events splits by count and keeps the byte limit', () => {
+  // The sidecar's answers alone: its bound in the message becomes the event cap (half
+  // the batch when the message does not say it); the byte limit stays.
+  const batch = Array.from({ length: 23 }, (_, n) => JSON.stringify({ n }));
+  const said = JSON.stringify({
+    message: 'request holds 23 events; sidecar.ingest.max_events_per_request is 5: split it',
+    limit: 'events',
+  });
+  for (const [body, sizes, cap] of /** @type {[string, number[], number][]} */ ([
+    [said, [5, 5, 5, 5, 3], 5],
+    [JSON.stringify({ message: 'too many', limit: 'events' }), [11, 11, 1], 11],
+  ])) {
+    const c = /** @type {any} */ (new Client({ socket: NOWHERE }));
+    const pieces = c._answered(batch, 413, Buffer.from(body));
+    assert.deepEqual(pieces.map((/** @type {string[]} */ p) => p.length), sizes);
+    assert.deepEqual(pieces.flat(), batch);
+    const st = c.stats();
+    assert.deepEqual([st.requestLimitBytes, st.requestLimitEvents], [1048576, cap]);
+    const items = Array.from({ length: 30 }, () => ({ kind: TOKEN_RAW, id: 'k', body: '{}', at: 0, size: 66 }));
+    assert.ok(c._batches(items).every((/** @type {string[]} */ b) => b.length <= cap));
+  }
+});
+
+test('a 413 without a limit is for bytes, and an event refused alone is dropped', () => {
+  for (const body of ['{"message": "too big"}', 'not json', '{"message": "x", "limit": "bytes"}']) {
+    const c = /** @type {any} */ (new Client({ socket: NOWHERE }));
+    const ten = Array.from({ length: 10 }, () => 'x'.repeat(99)); // 1,000 bytes with the newlines
+    assert.deepEqual(c._answered(ten, 413, Buffer.from(body)).map((/** @type {string[]} */ p) => p.length), [5, 5]);
+    assert.deepEqual([c.stats().requestLimitBytes, c.stats().requestLimitEvents], [500, 500], body);
+  }
+  const c = /** @type {any} */ (new Client({ socket: NOWHERE }));
+  for (const body of ['{"message": "m", "limit": "events"}', '{"message": "m"}']) {
+    assert.deepEqual(c._answered(['{}'], 413, Buffer.from(body)), []);
+  }
+  const st = c.stats();
+  assert.deepEqual([st.droppedOversized, st.tooLarge, st.requests], [2, 2, 2]);
+  assert.deepEqual(st.lastErrors, ['event of 3 bytes dropped: m', 'event of 3 bytes dropped: m']);
 });
