@@ -40,6 +40,7 @@ import pytest
 
 from daemon.config.render import defaults
 from daemon.core import wire
+from daemon.web.ingest import LIMIT_BYTES, LIMIT_EVENTS
 from tests.support.daemon import DaemonClient, DaemonProcess, deep_update
 from tests.support.scrape import metric_sum, settle
 from tests.support.servers import wait_for
@@ -546,12 +547,62 @@ def test_a_413_splits_the_batch_and_lowers_the_clients_limit(
         for e in stats["last_errors"]
     ), stats
     assert ingest_requests(daemon, 413) == stats["too_large"]
+    assert stats["request_limit_bytes"] <= 10_000, stats  # lowered for good
+    assert stats["request_limit_events"] == 500, stats  # a 413 for bytes leaves the count
     client("incoming", id="split", body=BODY, count=400)
     stats = client("close")["stats"]
     assert (stats["accepted"], stats["dropped"]) == (800, 1), stats
     assert stats["too_large"] == first["stats"]["too_large"], stats  # no 413 any more
     agree(daemon, stats)
     assert cached(daemon, "split") == 800
+
+
+def test_a_413_for_events_splits_by_count_and_keeps_the_byte_limit(
+    steps: Callable[..., Driven], start_daemon: Any
+) -> None:
+    """The daemon takes 5 events a request and 1 MiB, the client batches 500: a batch of
+    23 is refused once ("limit": "events") and sent again in pieces of 5 (the bound the
+    413's message names), all cached; the client's byte limit is where it was, and later
+    batches go 5 at a time without another 413."""
+    daemon = start_daemon(roomy({"sidecar": {"ingest": {"max_events_per_request": 5}}}))
+    client = steps("--socket", daemon.socket_path, "--flush-ms", "60000")
+    client("incoming", id="count", body=BODY, count=23)
+    first = client("flush")
+    stats = first["stats"]
+    assert first["flushed"] is True
+    assert (stats["accepted"], stats["dropped"], stats["buffered"]) == (23, 0, 0), stats
+    assert (stats["too_large"], stats["requests"]) == (1, 6), stats  # 23, then 5+5+5+5+3
+    assert (stats["request_limit_bytes"], stats["request_limit_events"]) == (1 << 20, 5), stats
+    assert cached(daemon, "count") == 23
+    client("incoming", id="count", body=BODY, count=23)
+    stats = client("close")["stats"]
+    assert (stats["accepted"], stats["dropped"]) == (46, 0), stats
+    assert (stats["too_large"], stats["requests"]) == (1, 11), stats
+    assert (stats["request_limit_bytes"], stats["request_limit_events"]) == (1 << 20, 5), stats
+    agree(daemon, stats)
+    assert (
+        daemon.metric("events_cache_rejected_total", listener="ingest", reason="too_many_events")
+        == 1
+    )
+    assert daemon.metric("events_cache_rejected_total", listener="ingest", reason="too_large") == 0
+    assert cached(daemon, "count") == 46
+
+
+def test_max_batch_events_bounds_the_lines_of_raw_arrays(
+    steps: Callable[..., Driven], start_daemon: Any
+) -> None:
+    """A raw array body is sent as a line per element: with max_batch_events at the
+    daemon's max_events_per_request (5), two arrays of 12 leave in requests of at most
+    5 lines from the start, and none is refused."""
+    daemon = start_daemon(roomy({"sidecar": {"ingest": {"max_events_per_request": 5}}}))
+    client = steps("--socket", daemon.socket_path, "--batch-events", "5", "--flush-ms", "60000")
+    client("incoming", id="array", body=json.dumps([{"n": n} for n in range(12)]), count=2)
+    stats = client("close")["stats"]
+    assert (stats["sent"], stats["accepted"], stats["dropped"]) == (24, 24, 0), stats
+    assert (stats["too_large"], stats["requests"]) == (0, 5), stats  # 5+5+5+5+4
+    assert stats["request_limit_events"] == 5, stats
+    agree(daemon, stats)
+    assert cached(daemon, "array") == 24
 
 
 def test_an_event_over_the_clients_own_limit_is_dropped_as_oversized(
@@ -912,6 +963,12 @@ def test_clients_agree_with_the_wire_constants_and_defaults() -> None:
         wire.NDJSON,
         ingest["socket"],
     )
+    # the 413's "limit" values the clients tell apart
+    assert f'LIMIT_BYTES, LIMIT_EVENTS = "{LIMIT_BYTES}", "{LIMIT_EVENTS}"' in sources["python"]
+    assert f'limitBytes  = "{LIMIT_BYTES}"' in sources["go"]
+    assert f'limitEvents = "{LIMIT_EVENTS}"' in sources["go"]
+    assert f"LIMIT_BYTES = '{LIMIT_BYTES}'" in sources["node"]
+    assert f"LIMIT_EVENTS = '{LIMIT_EVENTS}'" in sources["node"]
     go = sources["go"]
     assert re.search(r"setInt\(&c\.MaxRequestBytes, 1<<20\)", go) and max_request == 1 << 20
     assert f"setInt(&c.MaxMalformedBytes, {max_malformed})" in go
