@@ -55,6 +55,7 @@ INGEST = f'{POD}, listener="ingest"'
 API = f'{POD}, listener="api", route=~"/api/.*"'
 QUERIES = f'{POD}, listener="api", route=~"/api/v1/events/(cache|ids)"'  # not the tail's
 FAILED = f'{POD}, status=~"[45].."'
+QUEUE_BYTES_FILL = f"events_cache_queue_bytes{{{POD}}} / events_cache_queue_capacity_bytes{{{POD}}}"
 
 
 def rate(metric: str, selector: str = POD) -> str:
@@ -128,11 +129,13 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ),
             Panel(
                 "Fullest queue",
-                "How close is the fullest queue to dropping (share of capacity)?",
+                "How close is the fullest queue to dropping (share of capacity, in events "
+                "or in bytes, whichever is nearer)?",
                 [
                     (
                         f"max(events_cache_queue_depth{{{POD}}}"
-                        f" / events_cache_queue_capacity{{{POD}}})",
+                        f" / events_cache_queue_capacity{{{POD}}} > {QUEUE_BYTES_FILL}"
+                        f" or {QUEUE_BYTES_FILL})",
                         "fill",
                     )
                 ],
@@ -240,6 +243,19 @@ ROWS: list[tuple[str, list[Panel]]] = [
                     ),
                     (f"max(events_cache_queue_capacity{{{POD}}})", "capacity"),
                 ],
+            ),
+            Panel(
+                "Queue bytes against capacity",
+                "How many bytes of events wait for Redis in each pod (large events reach "
+                "sidecar.ingest.queue_bytes before queue_size)?",
+                [
+                    (
+                        f"max by (namespace, pod) (events_cache_queue_bytes{{{POD}}})",
+                        "{{namespace}}/{{pod}}",
+                    ),
+                    (f"max(events_cache_queue_capacity_bytes{{{POD}}})", "capacity"),
+                ],
+                unit="bytes",
             ),
             Panel(
                 "Redis up per pod",
