@@ -108,6 +108,7 @@ class Metrics:
     def __init__(self, version: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._event_counters(self.registry)
+        self._refusals(self.registry)
         self._state_metrics(self.registry)
         self._proxy_metrics(self.registry)
         self._redis_errors(self.registry)
@@ -155,17 +156,6 @@ class Metrics:
             "(not cached).",
             registry=r,
         )
-        rejected = Counter(
-            "events_cache_rejected_total",
-            "Requests refused at the door of an ingest-side listener, nothing of them cached "
-            "(a 413, a 400, a cut connection), by reason.",
-            ["listener", "reason"],
-            registry=r,
-        )
-        self.rejected = {
-            listener: {reason: rejected.labels(listener, reason) for reason in RejectReason}
-            for listener in ListenerName
-        }
         self.received = {ns: received.labels(cache_namespace=ns) for ns in Namespace}
         self.cached = {
             (ns, c): cached.labels(cache_namespace=ns, collection=c)
@@ -178,6 +168,20 @@ class Metrics:
             for c in Collection
         }
         self.dropped = {reason: dropped.labels(reason=reason) for reason in DropReason}
+
+    def _refusals(self, r: CollectorRegistry) -> None:
+        """Requests refused at the door; every listener and reason exists from the start."""
+        rejected = Counter(
+            "events_cache_rejected_total",
+            "Requests refused at the door of an ingest-side listener, nothing of them cached "
+            "(a 413, a 400, a cut connection), by reason.",
+            ["listener", "reason"],
+            registry=r,
+        )
+        self.rejected = {
+            listener: {reason: rejected.labels(listener, reason) for reason in RejectReason}
+            for listener in ListenerName
+        }
 
     def _state_metrics(self, r: CollectorRegistry) -> None:
         """Queue, Redis and HTTP state and timings."""
@@ -224,7 +228,9 @@ class Metrics:
             registry=None,
         )
         self.ingest_times = RequestTimes()
-        r.register(_HttpDuration(self.http_duration, {"ingest": self.ingest_times}))
+        self.mirror_times = RequestTimes()
+        listeners = {"ingest": self.ingest_times, "mirror": self.mirror_times}
+        r.register(_HttpDuration(self.http_duration, listeners))
 
     def _proxy_metrics(self, r: CollectorRegistry) -> None:
         """The tee proxy: what became of each request's copy, and the upstream's failures."""

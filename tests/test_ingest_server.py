@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from daemon.metrics import Metrics
-from daemon.web.ingestserver import token_of
+from daemon.web.front.routes import token_of
 from tests.support.daemon import StartDaemon
 from tests.support.scrape import parse_metrics
 
@@ -20,9 +20,12 @@ DURATION = "events_cache_http_request_duration_seconds"
     ("path", "token"),
     [
         ("/v1/token/k/events", "k"),
-        ("/v1/token/a%2Fb/events", "a/b"),  # path_safe keeps %2F and %25; the id has them decoded
+        ("/v1/token/a%2Fb/events", "a/b"),  # an escaped "/" is part of the id
         ("/v1/token/50%25/events", "50%"),
-        ("/v1/token/a b/events", "a b"),
+        ("/v1/token/a%20b/events", "a b"),
+        ("/v1/token/caf%C3%A9/events", "café"),
+        ("/v1/token/%FF/events", "%FF"),  # escapes that are not UTF-8 stay as sent
+        ("/v1/token/%7Bx%7D/events", None),
         ("/v1/token//events", None),
         ("/v1/token/events", None),
         ("/v1/token/a/b/events", None),
@@ -33,7 +36,7 @@ DURATION = "events_cache_http_request_duration_seconds"
     ],
 )
 def test_token_of_takes_the_id_as_the_router_did(path: str, token: str | None) -> None:
-    assert token_of(path) == token
+    assert token_of(path.encode()) == token
 
 
 def test_request_times_scrape_as_the_histogram_would() -> None:

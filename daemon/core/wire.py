@@ -11,6 +11,8 @@ from typing import Final
 # Ingest listener (pod-private: Unix socket and loopback TCP).
 TOKEN_EVENTS_PATH: Final = "/v1/token/{token_id}/events"
 NDJSON_EVENTS_PATH: Final = "/v1/events"
+# The methods request durations are labelled with; any other is "other" (bounded labels).
+KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SKIP_HEADER: Final = "X-Events-Cache-Skip"
 ERROR_HEADER: Final = "X-Events-Cache-Error"
 MAX_ID_LENGTH: Final = 1024  # characters of an API key or destination id

@@ -1,17 +1,18 @@
-"""The ingest endpoints: pod-private, they take events and answer 202 at once.
+"""What the ingest side does with a request once its body is read: the answers of the
+ingest endpoints and the mirror, independent of the HTTP server that reads them.
 
-Handlers read the body, parse it and hand the events to admission; they never wait
-for Redis. Errors are JSON with a message naming the problem; a malformed body is not
-an error, it is cached as malformed. `daemon.web.ingestserver` serves them.
+Handlers parse the body and hand the events to admission; they never wait for Redis.
+Errors are JSON with a message naming the problem; a malformed body is not an error, it
+is cached as malformed. Every refusal at the door is counted by listener and reason.
+`daemon.web.front` reads the requests and writes these answers.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from aiohttp import web
-from aiohttp.hdrs import CONTENT_ENCODING
+import orjson
 
 from daemon.core.accounting import Outcome, ingest_answer
 from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
@@ -21,11 +22,55 @@ from daemon.core.parse import LineError, LineReport, TooManyEvents, iter_ndjson,
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
-from daemon.web.responses import error_response, json_response
 
 _JSON_SPACE = b" \t\r\n"  # the whitespace JSON allows around a value
 # The 413's "limit": which bound the request met, so a client splits by that measure.
 LIMIT_BYTES, LIMIT_EVENTS = "bytes", "events"
+_ERROR_HEADER, _SKIP_HEADER = ERROR_HEADER.lower().encode(), SKIP_HEADER.lower().encode()
+_CONTENT_ENCODING = b"content-encoding"
+DISABLED = "the events cache is disabled (server.cache.enabled)"
+
+# A request's headers as the server read them: lower-case names, raw values.
+RawHeaders = Mapping[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A JSON answer: its status, its encoded body, and whether the connection must close
+    after it (the request's body was not read to its end)."""
+
+    status: int
+    body: bytes
+    close: bool = False
+    headers: bytes = b""  # more header lines, each as b"\r\nName: value"
+
+
+def answer(doc: object, status: int, close: bool = False) -> Answer:
+    """`doc` as a JSON answer."""
+    return Answer(status, orjson.dumps(doc), close)
+
+
+def message(status: int, text: str, close: bool = False) -> Answer:
+    """The error shape of every listener: {"message": ...}."""
+    return answer({"message": text}, status, close)
+
+
+def accepted(outcome: Outcome, invalid: int = 0, errors: list[LineError] | None = None) -> Answer:
+    """The 202 answer with the request's counts."""
+    return answer(ingest_answer(outcome, invalid, errors or []), 202)
+
+
+def header_text(value: bytes | None) -> str | None:
+    """A header value as valid text (bytes that are not UTF-8 become U+FFFD, as a
+    malformed body's do), or None when absent or empty."""
+    return value.decode("utf-8", "replace") if value else None
+
+
+def _first_byte(body: bytes) -> bytes:
+    """The body's first byte after JSON whitespace, without copying the body unless it
+    starts with whitespace (rare: an ingest sends its JSON as it came)."""
+    first = body[:1]
+    return body.lstrip(_JSON_SPACE)[:1] if first and first in _JSON_SPACE else first
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +92,26 @@ class Intake:
         return replace(self, listener=listener)
 
     def refuse(
-        self, reason: RejectReason, status: int, message: str, limit: str = ""
-    ) -> web.Response:
+        self, reason: RejectReason, status: int, text: str, limit: str = "", close: bool = False
+    ) -> Answer:
         """The refusal's answer ({"message"}, and which limit a 413 met), counted."""
         self.metrics.rejected[self.listener][reason].inc()
-        doc = {"message": message, "limit": limit} if limit else {"message": message}
-        return json_response(doc, status)
+        doc = {"message": text, "limit": limit} if limit else {"message": text}
+        return answer(doc, status, close)
 
-    def too_many_events(self, count: int) -> web.Response:
+    def too_large(self, length: int | None = None) -> Answer:
+        """The 413 of a body over max_request_bytes; the rest of it is not read."""
+        size = f" ({length} bytes)" if length is not None else ""
+        return self.refuse(
+            RejectReason.TOO_LARGE,
+            413,
+            f"request body{size} exceeds sidecar.ingest.max_request_bytes "
+            f"({self.max_request_bytes} bytes)",
+            limit=LIMIT_BYTES,
+            close=True,
+        )
+
+    def too_many_events(self, count: int) -> Answer:
         """The 413 of a request with more events than max_events_per_request."""
         return self.refuse(
             RejectReason.TOO_MANY_EVENTS,
@@ -64,126 +121,71 @@ class Intake:
             limit=LIMIT_EVENTS,
         )
 
-
-def _first_byte(body: bytes) -> bytes:
-    """The body's first byte after JSON whitespace, without copying the body unless it
-    starts with whitespace (rare: an ingest sends its JSON as it came)."""
-    first = body[:1]
-    return body.lstrip(_JSON_SPACE)[:1] if first and first in _JSON_SPACE else first
-
-
-def header_text(value: str | None) -> str | None:
-    """A header value as valid text: aiohttp keeps bytes that are not UTF-8 as surrogates,
-    which cannot be encoded into an entry; they become U+FFFD like a malformed body's."""
-    if not value:
-        return None
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-async def read_body(intake: Intake, request: web.BaseRequest) -> bytes | web.Response:
-    """The request body, its Content-Encoding undone, or the error response that says
-    why it cannot be taken."""
-    if not intake.enabled:
-        return error_response(503, "the events cache is disabled (server.cache.enabled)")
-    length = request.content_length
-    if length is not None and length > intake.max_request_bytes:
-        return _too_large(intake, length)
-    try:
-        if request.content.is_eof() or not intake.body_timeout_s:  # came with its head
-            body = await request.read()
-        else:
-            async with asyncio.timeout(intake.body_timeout_s):
-                body = await request.read()
-    except TimeoutError:
-        response = intake.refuse(
+    def body_timeout(self) -> Answer:
+        """The 408 of a body not complete in time; the connection closes after it."""
+        return self.refuse(
             RejectReason.BODY_TIMEOUT,
             408,
-            f"the request body was not complete {intake.body_timeout_s:g} s after its "
+            f"the request body was not complete {self.body_timeout_s:g} s after its "
             "headers (sidecar.ingest.body_read_timeout_seconds)",
+            close=True,
         )
-        # Sent now, then the connection closed: aiohttp would otherwise keep reading
-        # ("lingering") the very body that did not come in time.
-        response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
-        request.protocol.force_close()
-        return response
-    except web.HTTPRequestEntityTooLarge:
-        return _too_large(intake, None)
-    except web.RequestPayloadError as e:  # e.g. a chunked body with a broken chunk
-        return error_response(400, f"cannot read the request body: {e}")
-    except ConnectionResetError:  # the client went away mid-body: nobody to answer
-        return error_response(400, "connection lost before the whole body arrived")
-    encoding = request.headers.get(CONTENT_ENCODING)
-    if not encoding:
-        return body
-    inflated = inflate(body, encoding, intake.max_request_bytes)
-    if isinstance(inflated, DecodeFailure):
-        if inflated.problem is DecodeProblem.TOO_LARGE:
-            return intake.refuse(RejectReason.TOO_LARGE, 413, inflated.message, LIMIT_BYTES)
-        status = 415 if inflated.problem is DecodeProblem.UNSUPPORTED else 400
-        return intake.refuse(RejectReason.BAD_ENCODING, status, inflated.message)
-    return inflated
 
+    def inflated(self, body: bytes, headers: RawHeaders) -> bytes | Answer:
+        """The body with its Content-Encoding undone within max_request_bytes, or why not."""
+        encoding = headers.get(_CONTENT_ENCODING)
+        if not encoding:
+            return body
+        result = inflate(body, encoding.decode("latin-1"), self.max_request_bytes)
+        if not isinstance(result, DecodeFailure):
+            return result
+        if result.problem is DecodeProblem.TOO_LARGE:
+            return self.refuse(RejectReason.TOO_LARGE, 413, result.message, LIMIT_BYTES)
+        status = 415 if result.problem is DecodeProblem.UNSUPPORTED else 400
+        return self.refuse(RejectReason.BAD_ENCODING, status, result.message)
 
-def _too_large(intake: Intake, length: int | None) -> web.Response:
-    size = f" ({length} bytes)" if length is not None else ""
-    return intake.refuse(
-        RejectReason.TOO_LARGE,
-        413,
-        f"request body{size} exceeds sidecar.ingest.max_request_bytes "
-        f"({intake.max_request_bytes} bytes)",
-        limit=LIMIT_BYTES,
-    )
+    def token_problem(self, token: str) -> Answer | None:
+        """The 400 of a token id the id rule refuses (checked before the body is read)."""
+        problem = check_id(token)
+        if problem is None:
+            return None
+        return self.refuse(RejectReason.BAD_ID, 400, f"token_id {problem}")
 
+    def token_events(self, token: str, raw: bytes, headers: RawHeaders) -> Answer:
+        """POST /v1/token/{token_id}/events: the body as the ingest received it."""
+        body = self.inflated(raw, headers) if _CONTENT_ENCODING in headers else raw
+        if isinstance(body, Answer):
+            return body
+        ingest_error = header_text(headers.get(_ERROR_HEADER))
+        if not ingest_error and _first_byte(body) != b"[":
+            # One event, whatever the body is (only an array makes more): when both lists
+            # of the token are limited, its outcome is known without parsing it.
+            outcome = self.admission.limited_outright(Namespace.TOKEN, token)
+            if outcome is not None:
+                return accepted(outcome)
+        try:
+            events = parse_token_body(
+                body,
+                token,
+                self.max_malformed_bytes,
+                skip=header_text(headers.get(_SKIP_HEADER)),
+                ingest_error=ingest_error,
+                max_events=self.max_events,
+            )
+        except TooManyEvents as e:
+            return self.too_many_events(e.count)
+        return accepted(self.admission.submit(events))
 
-def accepted(
-    outcome: Outcome, invalid: int = 0, errors: list[LineError] | None = None
-) -> web.Response:
-    """The 202 answer with the request's counts."""
-    return json_response(ingest_answer(outcome, invalid, errors or []), 202)
-
-
-async def token_events(intake: Intake, request: web.BaseRequest, token: str) -> web.Response:
-    """POST /v1/token/{token_id}/events: the body as the ingest received it."""
-    problem = check_id(token)
-    if problem:
-        return intake.refuse(RejectReason.BAD_ID, 400, f"token_id {problem}")
-    body = await read_body(intake, request)
-    if isinstance(body, web.Response):
-        return body
-    headers = request.headers
-    ingest_error = header_text(headers.get(ERROR_HEADER))
-    if not ingest_error and _first_byte(body) != b"[":
-        # One event, whatever the body is (only an array makes more): when both lists of
-        # the token are limited, its outcome is known without parsing it.
-        outcome = intake.admission.limited_outright(Namespace.TOKEN, token)
-        if outcome is not None:
-            return accepted(outcome)
-    try:
-        events = parse_token_body(
-            body,
-            token,
-            intake.max_malformed_bytes,
-            skip=header_text(headers.get(SKIP_HEADER)),
-            ingest_error=ingest_error,
-            max_events=intake.max_events,
-        )
-    except TooManyEvents as e:
-        return intake.too_many_events(e.count)
-    return accepted(intake.admission.submit(events))
-
-
-async def ndjson_events(intake: Intake, request: web.BaseRequest) -> web.Response:
-    """POST /v1/events: NDJSON entries of both namespaces, ids mixed freely."""
-    body = await read_body(intake, request)
-    if isinstance(body, web.Response):
-        return body
-    lines = body.count(b"\n") + (not body.endswith(b"\n"))
-    if lines > intake.max_events:
-        return intake.too_many_events(lines)
-    report = LineReport()  # invalid lines are counted into it as submit() reads the lines
-    outcome = intake.admission.submit(iter_ndjson(body, intake.max_malformed_bytes, report))
-    if report.invalid:
-        intake.metrics.invalid.inc(report.invalid)
-    return accepted(outcome, report.invalid, report.errors)
+    def ndjson_events(self, raw: bytes, headers: RawHeaders) -> Answer:
+        """POST /v1/events: NDJSON entries of both namespaces, ids mixed freely."""
+        body = self.inflated(raw, headers) if _CONTENT_ENCODING in headers else raw
+        if isinstance(body, Answer):
+            return body
+        lines = body.count(b"\n") + (not body.endswith(b"\n"))
+        if lines > self.max_events:
+            return self.too_many_events(lines)
+        report = LineReport()  # invalid lines are counted into it as submit() reads them
+        outcome = self.admission.submit(iter_ndjson(body, self.max_malformed_bytes, report))
+        if report.invalid:
+            self.metrics.invalid.inc(report.invalid)
+        return accepted(outcome, report.invalid, report.errors)

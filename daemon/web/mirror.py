@@ -5,25 +5,56 @@ each request and throw the answer away, so the listener takes any method and pat
 finds the API key with the `token_from` rules and caches the body exactly as
 `POST /v1/token/{token}/events` does (same body limits, same parse, same admission); it
 answers 202 once the body is read, never waiting for Redis. A request without a key is
-counted as invalid. It never sits in the ingest's own request path.
+counted as invalid. It never sits in the ingest's own request path. `daemon.web.front`
+reads its requests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 import structlog
-from aiohttp import web
 
 from daemon.core.accounting import Outcome
 from daemon.core.parse import LineError, TooManyEvents, parse_token_body
 from daemon.core.tokenfrom import TokenFinder
-from daemon.core.wire import ANY_PATH
-from daemon.metrics import Metrics
-from daemon.web.ingest import Intake, accepted, read_body
-from daemon.web.middleware import observe
+from daemon.web.ingest import Answer, Intake, RawHeaders, accepted
 
 log = structlog.get_logger(__name__)
+
+
+class TextHeaders(Mapping[str, str]):
+    """A request's headers as text for the `header:` rules: names case-insensitive,
+    values decoded as aiohttp does (bytes that are not UTF-8 kept as surrogates, so a
+    key made of them is refused rather than stored altered)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: RawHeaders) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        return self._raw[name.lower().encode("latin-1")].decode("utf-8", "surrogateescape")
+
+    def __iter__(self) -> Any:
+        return (name.decode("latin-1") for name in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def split_target(target: bytes) -> tuple[str, dict[str, str]]:
+    """The percent-decoded path and the query (the first value of each name) of a
+    request target; a fragment, which a client should not send, is dropped."""
+    text = target.decode("utf-8", "surrogateescape").partition("#")[0]
+    path, _, query = text.partition("?")
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(name, value)
+    return unquote(path, errors="surrogateescape"), params
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,42 +64,27 @@ class Mirror:
     intake: Intake
     finder: TokenFinder
 
-
-MIRROR = web.AppKey("mirror", Mirror)
-
-
-async def mirrored(request: web.Request) -> web.Response:
-    """Any method, any path: a mirrored copy of an ingest request."""
-    mirror = request.app[MIRROR]
-    intake = mirror.intake
-    body = await read_body(intake, request)
-    if isinstance(body, web.Response):
-        return body
-    found = mirror.finder.find(request.path, request.query, request.headers, body)
-    if found.token is None:
-        reason = mirror.finder.reason()
-        intake.metrics.invalid.inc()
-        log.debug("mirrored request not cached", reason=reason, method=request.method)
-        return accepted(Outcome(), 1, [LineError(1, reason)])
-    try:
-        events = parse_token_body(
-            body,
-            found.token,
-            intake.max_malformed_bytes,
-            parsed=found.parsed,
-            max_events=intake.max_events,
-        )
-    except TooManyEvents as e:
-        return intake.too_many_events(e.count)
-    return accepted(intake.admission.submit(events))
-
-
-def mirror_application(metrics: Metrics, mirror: Mirror) -> web.Application:
-    """The mirror listener's application: one route for every method and path."""
-    app = web.Application(
-        middlewares=[observe("mirror", metrics.http_duration)],
-        client_max_size=mirror.intake.max_request_bytes,
-    )
-    app[MIRROR] = mirror
-    app.router.add_route("*", ANY_PATH, mirrored)
-    return app
+    def mirrored(self, method: str, target: bytes, headers: RawHeaders, raw: bytes) -> Answer:
+        """Any method, any path: a mirrored copy of an ingest request."""
+        intake = self.intake
+        body = intake.inflated(raw, headers)
+        if isinstance(body, Answer):
+            return body
+        path, query = split_target(target)
+        found = self.finder.find(path, query, TextHeaders(headers), body)
+        if found.token is None:
+            reason = self.finder.reason()
+            intake.metrics.invalid.inc()
+            log.debug("mirrored request not cached", reason=reason, method=method)
+            return accepted(Outcome(), 1, [LineError(1, reason)])
+        try:
+            events = parse_token_body(
+                body,
+                found.token,
+                intake.max_malformed_bytes,
+                parsed=found.parsed,
+                max_events=intake.max_events,
+            )
+        except TooManyEvents as e:
+            return intake.too_many_events(e.count)
+        return accepted(intake.admission.submit(events))

@@ -38,8 +38,8 @@ from aiohttp import (
 )
 from yarl import URL
 
-from daemon.core.model import RejectReason, TeeOutcome, UpstreamError
-from daemon.core.wire import ANY_PATH
+from daemon.core.model import TeeOutcome, UpstreamError
+from daemon.core.wire import ANY_PATH, JSON
 from daemon.metrics import Metrics
 from daemon.web.middleware import observe
 from daemon.web.relay import (
@@ -207,13 +207,8 @@ class Proxy:
 
     async def _body_timeout(self, request: web.Request) -> web.StreamResponse:
         """408, counted, and the client's connection closed: its body came too slowly."""
-        timeout = self.tee.intake.body_timeout_s
-        response = self.tee.intake.refuse(
-            RejectReason.BODY_TIMEOUT,
-            408,
-            f"the request body was not complete {timeout:g} s after its headers "
-            "(sidecar.ingest.body_read_timeout_seconds)",
-        )
+        refusal = self.tee.intake.body_timeout()
+        response = web.Response(body=refusal.body, status=refusal.status, content_type=JSON)
         response.force_close()
         # Sent and closed now: aiohttp would otherwise go on reading ("lingering") the
         # very body that did not come in time.

@@ -17,14 +17,15 @@ from aiohttp import web
 from daemon.config import Config
 from daemon.core.model import ListenerName
 from daemon.core.tokenfrom import TokenFinder
-from daemon.metrics import Metrics
+from daemon.metrics import Metrics, RequestTimes
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
+from daemon.web.front.routes import IngestRoute, MirrorRoute, Route
+from daemon.web.front.server import ByteBudget, Front
 from daemon.web.ingest import Intake
-from daemon.web.ingestserver import ingest_server
 from daemon.web.listeners import (
     API_SHUTDOWN_TIMEOUT_S,
     INGEST_SHUTDOWN_TIMEOUT_S,
@@ -33,7 +34,7 @@ from daemon.web.listeners import (
     api_options,
     ingest_side_options,
 )
-from daemon.web.mirror import Mirror, mirror_application
+from daemon.web.mirror import Mirror
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
 from daemon.web.proxy import Proxy, Upstream, proxy_application
 from daemon.web.query.handlers import add_query_routes
@@ -63,7 +64,7 @@ class Listeners:
 
     def __init__(self) -> None:
         self._api: Listener | None = None
-        self._ingest_side: list[Listener] = []
+        self._ingest_side: list[Listener | Front] = []
         self._proxy: Proxy | None = None
 
     async def start(self, parts: Parts) -> None:
@@ -79,19 +80,31 @@ class Listeners:
             cfg.ingest.max_events_per_request,
             cfg.ingest.body_read_timeout_seconds,
         )
-        options = ingest_side_options(cfg.ingest.header_read_timeout_seconds)
-        server = ingest_server(intake, parts.metrics.ingest_times, **options)
-        listener = Listener.of_server(server, INGEST_SHUTDOWN_TIMEOUT_S)
-        self._ingest_side.append(listener)
-        await listener.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
+        budget = ByteBudget(cfg.ingest.inflight_bytes)
+        front = self._front(parts, IngestRoute(intake), parts.metrics.ingest_times, budget)
+        await front.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
         mirror = cfg.sidecar.mirror
         if mirror.listen is not None:
             finder = TokenFinder(mirror.token_from)
-            app = mirror_application(parts.metrics, Mirror(intake.of(ListenerName.MIRROR), finder))
-            listener = _ingest_side_listener(app, cfg.ingest.header_read_timeout_seconds)
-            self._ingest_side.append(listener)
-            await listener.start(mirror.listen)
+            route = MirrorRoute(Mirror(intake.of(ListenerName.MIRROR), finder))
+            front = self._front(parts, route, parts.metrics.mirror_times, budget)
+            await front.start(mirror.listen)
         await self._start_proxy(parts, intake)
+
+    def _front(self, parts: Parts, route: Route, times: RequestTimes, budget: ByteBudget) -> Front:
+        """An ingest-side listener on the front-door protocol, closed with the others."""
+        ingest = parts.config.ingest
+        front = Front(
+            route,
+            times,
+            budget,
+            head_timeout_s=ingest.header_read_timeout_seconds,
+            body_timeout_s=ingest.body_read_timeout_seconds,
+            max_body_bytes=ingest.max_request_bytes,
+            shutdown_timeout_s=INGEST_SHUTDOWN_TIMEOUT_S,
+        )
+        self._ingest_side.append(front)
+        return front
 
     async def _start_api(self, parts: Parts) -> None:
         cfg, metrics = parts.config, parts.metrics

@@ -1,0 +1,2 @@
+"""The front door: the ingest and mirror listeners on a purpose-built HTTP/1.1 protocol
+(httptools), bounded per request in time and bytes."""

@@ -1,0 +1,265 @@
+"""One connection of an ingest-side listener: HTTP/1.1 read by httptools, answered here.
+
+The ingest path is pod-private and speaks a small part of HTTP/1.1 (keep-alive,
+pipelining, Content-Length and chunked bodies, `Expect: 100-continue`), so it needs no
+web framework: the parser's callbacks gather a request, and once its body is complete
+the route answers it in the same callback (no task per request; pipelined requests are
+answered in order because each is answered before the next is parsed). Every request is
+bounded: its head within the header read timeout and in bytes, its body within the body
+read timeout and max_request_bytes. Reading pauses while the transport's write buffer is
+full or the listeners' in-flight byte budget is spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, cast
+
+import httptools
+import structlog
+
+from daemon.web.front.wire import (
+    CONTINUE,
+    MAX_DISCARD_BYTES,
+    MAX_FIELD_BYTES,
+    MAX_HEAD_BYTES,
+    MAX_TARGET_BYTES,
+    response_bytes,
+)
+from daemon.web.ingest import Answer, message
+
+if TYPE_CHECKING:
+    from daemon.web.front.routes import Head
+    from daemon.web.front.server import Front
+
+log = structlog.get_logger(__name__)
+
+_CONTENT_LENGTH, _EXPECT = b"content-length", b"expect"
+
+
+class HttpConnection(asyncio.Protocol):
+    """Reads requests off one connection and writes their answers, in order."""
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+        self.loop = front.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.target = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.head_bytes = 0
+        self.chunks: list[bytes] = []
+        self.body_bytes = 0
+        self.head: Head | None = None  # the request under way, once its head is read
+        self.in_request = False  # between a request's first byte and its answer
+        self.started = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.paused_by: set[str] = set()
+        self.close_after = False  # the answer written said Connection: close
+        self.closing = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.front.connections.add(self)
+        self._arm(self.front.head_timeout_s, self._head_late)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if not self.in_request and self.timer is None:
+            self._arm(self.front.head_timeout_s, self._head_late)  # a later request's head
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse_connection("protocol upgrades are not supported here")
+        except httptools.HttpParserError as e:
+            self._refuse_connection(f"bad request: {_reason(e)}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.closing = True
+        self.front.connections.discard(self)
+        self.front.budget.release(self)
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        self.pause("write")
+
+    def resume_writing(self) -> None:
+        self.resume("write")
+
+    # -- httptools callbacks ----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.in_request = True
+        self.target, self.headers, self.head_bytes = b"", {}, 0
+        self.chunks, self.body_bytes, self.head, self.close_after = [], 0, None, False
+        if self.timer is None:
+            self._arm(self.front.head_timeout_s, self._head_late)
+
+    def on_url(self, url: bytes) -> None:
+        self.target += url
+        if len(self.target) > MAX_TARGET_BYTES:
+            raise httptools.HttpParserError(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value)
+        self.head_bytes += size
+        if size > MAX_FIELD_BYTES:
+            raise httptools.HttpParserError(
+                f"header {name.decode('latin-1')[:64]} exceeds {MAX_FIELD_BYTES} bytes"
+            )
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise httptools.HttpParserError(f"the headers exceed {MAX_HEAD_BYTES} bytes")
+        self.headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self.started = time.perf_counter()
+        front, headers = self.front, self.headers
+        method = self.parser.get_method().decode("latin-1")
+        length = _content_length(headers.get(_CONTENT_LENGTH))
+        head = self.head = front.route.head(method, self.target, headers, length)
+        if head.refusal is not None:
+            # Answered now; the body is still read (and let go) so that a client that
+            # sends it whole before reading gets the answer, unless it is too large.
+            self._write(head.refusal)
+            if length is not None and length > MAX_DISCARD_BYTES:
+                self.close()
+                return
+        elif headers.get(_EXPECT, b"").lower() == b"100-continue" and self.transport:
+            self.transport.write(CONTINUE)
+        if front.body_timeout_s > 0:
+            self._arm(front.body_timeout_s, self._body_late)
+
+    def on_body(self, body: bytes) -> None:
+        head = self.head
+        if self.closing or head is None:
+            return
+        self.body_bytes += len(body)
+        if head.refusal is not None:
+            if self.body_bytes > MAX_DISCARD_BYTES:
+                self.close()
+            return
+        if self.body_bytes > self.front.max_body_bytes:
+            head.refusal = self.front.route.too_large()
+            self.chunks = []
+            self.front.budget.release(self)
+            self._write(head.refusal)
+            return
+        self.chunks.append(body)
+        if not self.front.budget.take(self, len(body)):
+            self.pause("budget")
+
+    def on_message_complete(self) -> None:
+        head = self.head
+        if self.closing or head is None:
+            return
+        self._disarm()
+        if head.refusal is None:
+            body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+            self.chunks = []
+            try:
+                result = self.front.route.answer(head, self.headers, body)
+            except Exception:
+                log.exception("request failed", method=head.method)
+                result = message(500, "internal error; see the sidecar's log")
+            self.front.budget.release(self)
+            self._write(result)
+        if self.close_after:
+            self.close()
+        else:
+            self._next()
+
+    # -- answering, timers, flow control ----------------------------------------------
+    def _write(self, result: Answer) -> None:
+        """Write the answer; the connection is to close once the request is over when
+        the answer, the request or a shutdown asks to."""
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        close = result.close or not self.parser.should_keep_alive() or self.front.stopping
+        self.close_after = close
+        transport.write(response_bytes(result, close))
+        if self.head is not None:
+            self.front.observe(self.head, result.status, self.started)
+
+    def _next(self) -> None:
+        """The request is over: wait for the next one on this connection."""
+        self.in_request = False
+        self.head = None
+        self.body_bytes = 0
+        self._arm(self.front.keepalive_s, self._idle_late)
+
+    def _arm(self, seconds: float, callback: object) -> None:
+        self._disarm()
+        if seconds > 0:
+            self.timer = self.loop.call_later(seconds, callback)  # type: ignore[arg-type]
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _head_late(self) -> None:
+        self.timer = None
+        log.debug("request headers not received in time; connection closed")
+        self.close()
+
+    def _body_late(self) -> None:
+        self.timer = None
+        if self.head is None or self.head.refusal is None:
+            self._write(self.front.route.body_timeout())
+        self.close()  # an answer already written is still sent
+
+    def _refuse_connection(self, text: str) -> None:
+        """A request the parser cannot read: a 400 saying why, then the connection closes
+        (nothing after it can be framed)."""
+        if self.closing:
+            return
+        log.debug("bad request", error=text)
+        self.head = None
+        self._write(message(400, text, close=True))
+        self.close()
+
+    def _idle_late(self) -> None:
+        self.timer = None
+        self.close()
+
+    def pause(self, reason: str) -> None:
+        """Stop reading for `reason` (a full write buffer, a spent byte budget)."""
+        if not self.paused_by and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused_by.add(reason)
+
+    def resume(self, reason: str) -> None:
+        """Read again once no reason to pause is left."""
+        self.paused_by.discard(reason)
+        if not self.paused_by and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close now (what was written is still sent)."""
+        self._disarm()
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def idle(self) -> bool:
+        """No request under way: closing it loses nothing."""
+        return not self.in_request
+
+
+def _content_length(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None  # the parser has refused it already
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip()
+    return text or type(error).__name__

@@ -1,0 +1,130 @@
+"""An ingest-side listener on the front-door protocol: its sockets, its connections, the
+byte budget the listeners share, and a shutdown that lets requests under way finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from daemon.config import HostPort
+from daemon.core.wire import KNOWN_METHODS
+from daemon.metrics import RequestTimes
+from daemon.web.front.protocol import HttpConnection
+from daemon.web.front.routes import Head, Route
+
+KEEPALIVE_S = 75.0  # an idle keep-alive connection is closed after this
+
+
+class ByteBudget:
+    """Body bytes being read or answered at once, over every ingest-side listener
+    (`sidecar.ingest.inflight_bytes`). A connection whose body takes the budget past
+    its bound pauses reading (the bytes it already has are kept) until others release
+    theirs; then the connections waiting resume in the order they paused."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.held: dict[HttpConnection, int] = {}
+        self.waiting: deque[HttpConnection] = deque()
+
+    def take(self, connection: HttpConnection, size: int) -> bool:
+        """Count `size` bytes for `connection`; False when it should pause."""
+        self.used += size
+        self.held[connection] = self.held.get(connection, 0) + size
+        if self.used <= self.limit:
+            return True
+        self.waiting.append(connection)
+        return False
+
+    def release(self, connection: HttpConnection) -> None:
+        """Give back what `connection` holds (its body answered, or the connection gone)."""
+        self.used -= self.held.pop(connection, 0)
+        while self.waiting and self.used < self.limit:
+            waiter = self.waiting.popleft()
+            if waiter is not connection:
+                waiter.resume("budget")
+
+
+class Front:
+    """One listener (TCP and/or a Unix socket) whose connections are HttpConnections."""
+
+    def __init__(
+        self,
+        route: Route,
+        times: RequestTimes,
+        budget: ByteBudget,
+        *,
+        head_timeout_s: float,
+        body_timeout_s: float,
+        max_body_bytes: int,
+        shutdown_timeout_s: float,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.route = route
+        self.times = times
+        self.budget = budget
+        self.head_timeout_s = head_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self.max_body_bytes = max_body_bytes
+        self.keepalive_s = keepalive_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.connections: set[HttpConnection] = set()
+        self.stopping = False
+        self._servers: list[asyncio.Server] = []
+        self._socket_path = ""
+
+    def observe(self, head: Head, status: int, started: float) -> None:
+        """Count one answered request in the listener's request times."""
+        method = head.method if head.method in KNOWN_METHODS else "other"
+        self.times.observe(head.label, method, status, time.perf_counter() - started)
+
+    def _connection(self) -> HttpConnection:
+        return HttpConnection(self)
+
+    async def start(
+        self, tcp: HostPort | None, socket_path: str = "", socket_mode: int = 0o660
+    ) -> None:
+        """Listen; OSError when an address is taken or a path cannot be created."""
+        if socket_path:
+            path = Path(socket_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_socket():
+                path.unlink()  # left by a previous run of this container
+            server = await self.loop.create_unix_server(self._connection, str(path))
+            self._servers.append(server)
+            self._socket_path = socket_path
+            os.chmod(path, socket_mode)
+        if tcp is not None:
+            server = await self.loop.create_server(self._connection, tcp.host, tcp.port)
+            self._servers.append(server)
+
+    async def close(self) -> None:
+        """Stop listening; requests under way get the shutdown timeout to finish, idle
+        connections are closed at once, and every answer from now on closes its
+        connection. Safe to call twice."""
+        self.stopping = True
+        for server in self._servers:
+            server.close()
+        deadline = self.loop.time() + self.shutdown_timeout_s
+        while True:
+            for connection in list(self.connections):
+                if connection.idle():
+                    connection.close()
+            if not self.connections or self.loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        for connection in list(self.connections):
+            connection.close()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers = []
+        if self._socket_path:
+            with contextlib.suppress(OSError):
+                Path(self._socket_path).unlink()
+            self._socket_path = ""

@@ -1,0 +1,62 @@
+"""The bytes of the front door's answers, and its limits on a request's head."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+
+from daemon.web.ingest import Answer
+
+# The request line carries the token id: up to 1024 characters, percent-encoded up to
+# 12 bytes each, so a target of 16 KiB fits the longest id.
+MAX_TARGET_BYTES = 16384
+MAX_FIELD_BYTES = 8190  # one header, name and value (aiohttp's limit, and nginx's default)
+MAX_HEAD_BYTES = 65536  # every header of a request together
+# A body refused before it is read is still read and let go, up to this, so that a
+# client that sends it whole before reading gets the answer; a larger one is cut.
+MAX_DISCARD_BYTES = 16 * 1024 * 1024
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+_STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+_JSON = b"Content-Type: application/json\r\nContent-Length: "
+_CLOSE = b"\r\nConnection: close"
+
+
+class _Date:
+    """The Date header, formatted once a second rather than once a request."""
+
+    __slots__ = ("line", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.line = b""
+
+    def now(self) -> bytes:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.line = b"\r\nDate: " + formatdate(second, usegmt=True).encode()
+        return self.line
+
+
+_DATE = _Date()
+
+
+def response_bytes(answer: Answer, close: bool) -> bytes:
+    """The whole response: status line, headers and the JSON body, in one write."""
+    status = _STATUS_LINES.get(answer.status) or f"HTTP/1.1 {answer.status} \r\n".encode()
+    return b"".join(
+        (
+            status,
+            _JSON,
+            str(len(answer.body)).encode(),
+            _DATE.now(),
+            answer.headers,
+            _CLOSE if close else b"",
+            b"\r\n\r\n",
+            answer.body,
+        )
+    )
