@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _CONTENT_LENGTH, _EXPECT = b"content-length", b"expect"
+_TRANSFER_ENCODING = b"transfer-encoding"
 
 
 class HttpConnection(asyncio.Protocol):
@@ -57,6 +58,7 @@ class HttpConnection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.paused_by: set[str] = set()
         self.close_after = False  # the answer written said Connection: close
+        self.problem = ""  # why the request cannot be read, when a callback stopped it
         self.closing = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -75,7 +77,7 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._refuse_connection("protocol upgrades are not supported here")
         except httptools.HttpParserError as e:
-            self._refuse_connection(f"bad request: {_reason(e)}")
+            self._refuse_connection(self.problem or f"bad request: {_reason(e)}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -101,17 +103,17 @@ class HttpConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.target += url
         if len(self.target) > MAX_TARGET_BYTES:
-            raise httptools.HttpParserError(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
+            self._unreadable(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value)
         self.head_bytes += size
         if size > MAX_FIELD_BYTES:
-            raise httptools.HttpParserError(
+            self._unreadable(
                 f"header {name.decode('latin-1')[:64]} exceeds {MAX_FIELD_BYTES} bytes"
             )
         if self.head_bytes > MAX_HEAD_BYTES:
-            raise httptools.HttpParserError(f"the headers exceed {MAX_HEAD_BYTES} bytes")
+            self._unreadable(f"the headers exceed {MAX_HEAD_BYTES} bytes")
         self.headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
@@ -128,7 +130,25 @@ class HttpConnection(asyncio.Protocol):
             if length is not None and length > MAX_DISCARD_BYTES:
                 self.close()
                 return
-        elif headers.get(_EXPECT, b"").lower() == b"100-continue" and self.transport:
+            if front.body_timeout_s > 0:
+                self._arm(front.body_timeout_s, self._body_late)
+            return
+        if b"chunked" in headers.get(_TRANSFER_ENCODING, b"").lower():
+            size = front.max_body_bytes
+        else:
+            size = min(length or 0, front.max_body_bytes)
+        if size and not front.budget.reserve(self, size):
+            self.pause("budget")  # until granted(): no body is read meanwhile
+            return
+        self.granted()
+
+    def granted(self) -> None:
+        """The body may be read: room for it in the byte budget."""
+        self.resume("budget")
+        front = self.front
+        if self.head is None or self.closing:
+            return
+        if self.headers.get(_EXPECT, b"").lower() == b"100-continue" and self.transport:
             self.transport.write(CONTINUE)
         if front.body_timeout_s > 0:
             self._arm(front.body_timeout_s, self._body_late)
@@ -149,8 +169,6 @@ class HttpConnection(asyncio.Protocol):
             self._write(head.refusal)
             return
         self.chunks.append(body)
-        if not self.front.budget.take(self, len(body)):
-            self.pause("budget")
 
     def on_message_complete(self) -> None:
         head = self.head
@@ -165,8 +183,9 @@ class HttpConnection(asyncio.Protocol):
             except Exception:
                 log.exception("request failed", method=head.method)
                 result = message(500, "internal error; see the sidecar's log")
-            self.front.budget.release(self)
             self._write(result)
+        self.front.budget.release(self)
+        self.resume("budget")  # it may have come whole while waiting for room
         if self.close_after:
             self.close()
         else:
@@ -212,6 +231,12 @@ class HttpConnection(asyncio.Protocol):
         if self.head is None or self.head.refusal is None:
             self._write(self.front.route.body_timeout())
         self.close()  # an answer already written is still sent
+
+    def _unreadable(self, text: str) -> None:
+        """Stop parsing: the parser wraps what a callback raises, so the reason is kept
+        here for the 400 that follows."""
+        self.problem = text
+        raise httptools.HttpParserError(text)
 
     def _refuse_connection(self, text: str) -> None:
         """A request the parser cannot read: a 400 saying why, then the connection closes

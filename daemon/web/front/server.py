@@ -22,32 +22,43 @@ KEEPALIVE_S = 75.0  # an idle keep-alive connection is closed after this
 
 class ByteBudget:
     """Body bytes being read or answered at once, over every ingest-side listener
-    (`sidecar.ingest.inflight_bytes`). A connection whose body takes the budget past
-    its bound pauses reading (the bytes it already has are kept) until others release
-    theirs; then the connections waiting resume in the order they paused."""
+    (`sidecar.ingest.inflight_bytes`).
+
+    A request reserves its body's size (its Content-Length, or max_request_bytes when
+    chunked) once its head is read, and gives it back once answered. A request that
+    finds no room waits, its connection not reading, until others give theirs back; they
+    are served in the order they came. A body larger than the whole budget still goes
+    through, alone. A connection's bytes already read when it waits are kept: at most
+    one read (256 KiB) a connection beyond the budget.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
         self.held: dict[HttpConnection, int] = {}
-        self.waiting: deque[HttpConnection] = deque()
+        self.waiting: deque[tuple[HttpConnection, int]] = deque()
 
-    def take(self, connection: HttpConnection, size: int) -> bool:
-        """Count `size` bytes for `connection`; False when it should pause."""
-        self.used += size
-        self.held[connection] = self.held.get(connection, 0) + size
-        if self.used <= self.limit:
+    def reserve(self, connection: HttpConnection, size: int) -> bool:
+        """Reserve `size` bytes for `connection`'s body: True when granted now; else it
+        is granted later (`connection.granted()`), in turn."""
+        if not self.waiting and (self.used + size <= self.limit or not self.used):
+            self.used += size
+            self.held[connection] = size
             return True
-        self.waiting.append(connection)
+        self.waiting.append((connection, size))
         return False
 
     def release(self, connection: HttpConnection) -> None:
-        """Give back what `connection` holds (its body answered, or the connection gone)."""
+        """Give back what `connection` holds or waits for (its body answered, or the
+        connection gone), and grant what waits while there is room."""
         self.used -= self.held.pop(connection, 0)
-        while self.waiting and self.used < self.limit:
-            waiter = self.waiting.popleft()
-            if waiter is not connection:
-                waiter.resume("budget")
+        if any(waiter is connection for waiter, _ in self.waiting):
+            self.waiting = deque(w for w in self.waiting if w[0] is not connection)
+        while self.waiting and (self.used + self.waiting[0][1] <= self.limit or not self.used):
+            waiter, size = self.waiting.popleft()
+            self.used += size
+            self.held[waiter] = size
+            waiter.granted()
 
 
 class Front:

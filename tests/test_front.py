@@ -1,0 +1,217 @@
+"""The front door's HTTP/1.1 (daemon/web/front/): keep-alive, pipelining, chunked
+bodies, Expect: 100-continue, the head's limits, answers before the body, and the byte
+budget the ingest-side listeners share — over the daemon's real socket and port."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from daemon.web.front.server import ByteBudget
+from tests.support.daemon import InProcessDaemon, StartDaemon
+from tests.support.scrape import settle
+
+pytestmark = pytest.mark.e2e
+
+
+def connect(daemon: InProcessDaemon, via: str = "tcp") -> socket.socket:
+    if via == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(daemon.socket_path)
+    else:
+        sock = socket.create_connection(("127.0.0.1", daemon.ingest_port))
+    sock.settimeout(10)
+    return sock
+
+
+def post(token: str, body: bytes, *headers: str) -> bytes:
+    lines = [f"POST /v1/token/{token}/events HTTP/1.1", "Host: x", *headers]
+    if not any(h.lower().startswith(("transfer-encoding", "content-length")) for h in headers):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Responses:
+    """Reads whole responses (Content-Length framed) off one connection, in order."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def next(self) -> tuple[int, dict[str, str], Any]:
+        while b"\r\n\r\n" not in self.buffer:
+            assert self._fill(), f"connection closed; had {self.buffer[:200]!r}"
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            assert self._fill(), "connection closed mid-body"
+            rest = self.buffer.partition(b"\r\n\r\n")[2]
+        body, self.buffer = rest[:length], rest[length:]
+        status = int(status_line.split()[1])
+        return status, headers, json.loads(body) if length else None
+
+    def closed(self) -> bool:
+        return not self.buffer and not self._fill()
+
+
+@pytest.fixture
+def daemon(start_daemon: StartDaemon) -> InProcessDaemon:
+    return start_daemon({"server": {"cache": {"events": {"time_window_sec": 3600}}}})
+
+
+@pytest.mark.parametrize("via", ["unix", "tcp"])
+def test_keep_alive_and_pipelining_answer_in_order(daemon: InProcessDaemon, via: str) -> None:
+    with connect(daemon, via) as sock:
+        reader = Responses(sock)
+        sock.sendall(post("k", b'{"n": 1}'))
+        assert reader.next()[0] == 202
+        # Three requests in one write, the middle one refused at its head.
+        sock.sendall(post("k", b'{"n": 2}') + post("x" * 2000, b"{}") + post("k", b'{"n": 3}'))
+        answers = [reader.next() for _ in range(3)]
+        assert [a[0] for a in answers] == [202, 400, 202]
+        assert "token_id" in answers[1][2]["message"]
+        assert all("connection" not in a[1] for a in answers)
+    settle(daemon)
+    assert daemon.query(namespace="token", ids="k")["total_events"] == 3
+
+
+def test_chunked_bodies_in_pieces(daemon: InProcessDaemon) -> None:
+    with connect(daemon) as sock:
+        reader = Responses(sock)
+        sock.sendall(post("c", b"", "Transfer-Encoding: chunked"))
+        for piece in (b'[{"a"', b": 1}, ", b'{"a": 2}]'):
+            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        sock.sendall(b"0\r\n\r\n")
+        status, _, doc = reader.next()
+        assert (status, doc["accepted"]) == (202, 2)
+
+
+def test_expect_100_continue(daemon: InProcessDaemon) -> None:
+    with connect(daemon) as sock:
+        reader = Responses(sock)
+        sock.sendall(post("e", b"", "Expect: 100-continue", "Content-Length: 8"))
+        interim = sock.recv(64)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b'{"e": 1}')
+        assert reader.next()[0] == 202
+        # A request refused at its head gets its final answer, not a 100.
+        sock.sendall(post("e" * 2000, b"", "Expect: 100-continue", "Content-Length: 2"))
+        assert reader.next()[0] == 400
+        sock.sendall(b"{}")  # what a client sends anyway is read and let go
+        sock.sendall(post("e", b'{"e": 2}'))
+        assert reader.next()[0] == 202
+
+
+def test_a_body_refused_at_its_head_is_let_go_and_the_connection_kept(
+    daemon: InProcessDaemon,
+) -> None:
+    with connect(daemon) as sock:
+        reader = Responses(sock)
+        refused = post("k", b"{}").replace(b"POST", b"PUT", 1)
+        sock.sendall(refused + post("k", b'{"after": 1}'))
+        status, headers, _ = reader.next()
+        assert status == 405 and headers["allow"] == "POST"
+        assert reader.next()[0] == 202
+
+
+def test_http_1_0_and_connection_close_end_the_connection(daemon: InProcessDaemon) -> None:
+    for request in (
+        post("k", b"{}").replace(b"HTTP/1.1", b"HTTP/1.0", 1),
+        post("k", b"{}", "Connection: close"),
+    ):
+        with connect(daemon) as sock:
+            reader = Responses(sock)
+            sock.sendall(request)
+            status, headers, _ = reader.next()
+            assert status == 202 and headers["connection"] == "close"
+            assert reader.closed()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "words"),
+    ids=["long-header", "large-head", "long-target", "not-http", "two-lengths"],
+    argvalues=[
+        (post("k", b"{}", "X-Big: " + "b" * 9000), "exceeds 8190 bytes"),
+        (post("k", b"{}", *(f"X-{n}: " + "v" * 8000 for n in range(9))), "exceed 65536"),
+        (post("k" * 17000, b"{}"), "target exceeds 16384"),
+        (b"\x16\x03\x01 not http\r\n\r\n", "bad request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", ""),
+    ],
+)
+def test_what_cannot_be_read_is_a_json_400_and_the_end(
+    daemon: InProcessDaemon, request_bytes: bytes, words: str
+) -> None:
+    with connect(daemon) as sock:
+        reader = Responses(sock)
+        sock.sendall(request_bytes)
+        status, headers, doc = reader.next()
+        assert status == 400 and headers["connection"] == "close"
+        assert words in doc["message"] and doc["message"]
+        assert reader.closed()
+
+
+def test_a_body_waits_for_room_in_the_byte_budget(start_daemon: StartDaemon) -> None:
+    """With room for 100 bytes of bodies, a second body waits (unread) while a first of
+    80 is under way, and is answered once the first is."""
+    daemon = start_daemon({"sidecar": {"ingest": {"inflight_bytes": 100}}})
+    first_body = b'{"first": "' + b"x" * 67 + b'"}'
+    assert len(first_body) == 80
+    second_request = post("two", b'{"second": "' + b"y" * 30 + b'"}')  # 44 bytes of body
+    with connect(daemon) as first, connect(daemon, "unix") as second:
+        first_reader, second_reader = Responses(first), Responses(second)
+        first.sendall(post("one", first_body)[:-40])  # the head and half the body
+        time.sleep(0.3)  # read by the daemon: the first holds its 80 bytes
+        second.sendall(second_request[:-44])  # the head: no room for its body
+        time.sleep(0.3)
+        second.sendall(second_request[-44:])  # not read while it waits
+        second.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            second.recv(1)
+        first.sendall(first_body[-40:])
+        assert first_reader.next()[0] == 202
+        second.settimeout(10)
+        assert second_reader.next()[0] == 202
+
+
+class Waiter:
+    """A connection as the budget sees one: told when its body may be read."""
+
+    def __init__(self) -> None:
+        self.granted_count = 0
+
+    def granted(self) -> None:
+        self.granted_count += 1
+
+
+def test_byte_budget_grants_in_turn_and_lets_a_large_body_through_alone() -> None:
+    budget = ByteBudget(100)
+    a, b, c, big = Waiter(), Waiter(), Waiter(), Waiter()
+    assert budget.reserve(a, 60)  # type: ignore[arg-type]
+    assert not budget.reserve(b, 50)  # type: ignore[arg-type]
+    assert not budget.reserve(c, 10)  # type: ignore[arg-type]  # behind b: in turn
+    budget.release(a)  # type: ignore[arg-type]
+    assert (b.granted_count, c.granted_count, budget.used) == (1, 1, 60)
+    assert not budget.reserve(big, 500)  # type: ignore[arg-type]
+    budget.release(b)  # type: ignore[arg-type]
+    assert big.granted_count == 0
+    budget.release(c)  # type: ignore[arg-type]
+    assert big.granted_count == 1 and budget.used == 500  # alone, over the budget
+    budget.release(big)  # type: ignore[arg-type]
+    assert budget.used == 0 and not budget.held and not budget.waiting
+    # A connection gone while waiting leaves nothing behind.
+    assert budget.reserve(a, 90)  # type: ignore[arg-type]
+    assert not budget.reserve(b, 90)  # type: ignore[arg-type]
+    budget.release(b)  # type: ignore[arg-type]
+    budget.release(a)  # type: ignore[arg-type]
+    assert b.granted_count == 1 and budget.used == 0 and not budget.waiting
