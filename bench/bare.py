@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -41,8 +43,9 @@ async def _serve(socket_path: str, port: int) -> None:
     await asyncio.Event().wait()
 
 
-def main() -> None:
-    """Serve until killed."""
+def launch(serve: Callable[[str, int], Coroutine[Any, Any, None]]) -> None:
+    """Parse `--socket PATH --port N` and run `serve` on uvloop (the daemon's loop), so
+    every baseline server has the daemon's process shape."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", default="")
     parser.add_argument("--port", type=int, default=0)
@@ -50,9 +53,14 @@ def main() -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_serve(args.socket, args.port))
+        asyncio.run(serve(args.socket, args.port))
     else:
-        uvloop.run(_serve(args.socket, args.port))
+        uvloop.run(serve(args.socket, args.port))
+
+
+def main() -> None:
+    """Serve until killed."""
+    launch(_serve)
 
 
 if __name__ == "__main__":

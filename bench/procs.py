@@ -1,4 +1,4 @@
-"""The processes a bench run owns: Valkey, the daemon, the bare baseline server.
+"""The processes a bench run owns: Valkey, the daemon, the bare baseline servers.
 
 Everything listens on 127.0.0.1 or on Unix sockets in the run's own directory, and
 is killed by its process id when the run ends. The server launcher and the daemon
@@ -92,6 +92,7 @@ class Bare(ReadyProcess):
     """The bare aiohttp baseline server on a socket and a port of its own."""
 
     what = "bare server"
+    module = "bench.bare"
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
@@ -100,7 +101,14 @@ class Bare(ReadyProcess):
         self.port = free_port()
 
     def start(self) -> None:
-        self._launch("bench.bare", "--socket", self.socket_path, "--port", str(self.port))
+        self._launch(self.module, "--socket", self.socket_path, "--port", str(self.port))
+
+
+class BareFast(Bare):
+    """The raw httptools baseline server (`bench/bare_fast.py`), launched as `Bare`."""
+
+    what = "raw httptools server"
+    module = "bench.bare_fast"
 
 
 def run_json(argv: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> Any:
