@@ -13,15 +13,29 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-from bench import follow, memory
+from bench import follow, front, memory
 from bench import proxy as px
 from bench import scenarios as sc
 from bench.procs import Daemon, valkey_server
 from tests.support.servers import RedisServer
 
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "F1", "T1", "T2", "B2")
+SCENARIOS = (
+    "P1",
+    "P1cpu",
+    "P1fast",
+    "P2",
+    "P3",
+    "P4",
+    "P5",
+    "P6",
+    "F1",
+    "T1",
+    "T2",
+    "B2",
+)
 
 
 def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
@@ -138,25 +152,26 @@ def _scenario(
     """One scenario's rows; P5 takes P3's rate from the rows `before` it, when P3 ran."""
     p3_eps = next((r.value for r in before if r.figure.startswith("P3 end-to-end")), None)
     repeat = 20 if smoke else 300
-    if name == "P1":
-        return sc.p1(s, server)
-    if name == "P2":
-        return sc.p2(s, server)
-    if name == "P3":
-        return sc.p3(s, server)
-    if name == "P4":
-        return sc.p4(s, server)
+    with_server: dict[str, Callable[[sc.Settings, RedisServer], list[sc.Row]]] = {
+        "P1": sc.p1,
+        "P1cpu": front.p1cpu,
+        "P1fast": front.p1fast,
+        "P2": sc.p2,
+        "P3": sc.p3,
+        "P4": sc.p4,
+        "P6": px.p6,
+        "T2": follow.t2,
+    }
+    if name in with_server:
+        return with_server[name](s, server)
     if name == "P5":
         return sc.p5(s, p3_eps)
-    if name == "P6":
-        return px.p6(s, server)
     if name == "F1":
         return follow.f1(s, server, repeat)
     if name == "T1":
         return follow.t1(s, server, repeat)
-    if name == "B2":  # 20 s paused then 20 s back (1 s each in the smoke run)
-        return memory.b2(s, s.p5_seconds / 3, s.p5_seconds / 3)
-    return follow.t2(s, server)
+    # B2: 20 s paused then 20 s back (1 s each in the smoke run)
+    return memory.b2(s, s.p5_seconds / 3, s.p5_seconds / 3)
 
 
 def main() -> int:
@@ -173,7 +188,10 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
-    chosen = [x.strip().upper() for x in args.only.split(",") if x.strip()] or list(SCENARIOS)
+    spelled = {name.upper(): name for name in SCENARIOS}  # --only p1CPU is P1cpu
+    chosen = [
+        spelled.get(x.strip().upper(), x.strip()) for x in args.only.split(",") if x.strip()
+    ] or list(SCENARIOS)
     for tool in ("wrk", "redis-benchmark"):
         if shutil.which(tool) is None:
             print(

@@ -146,8 +146,9 @@ def _ratio_row(
     key: str,
     subjects: list[dict[str, Any]],
     baselines: list[dict[str, Any]],
-    minimum: float,
+    minimum: float | None,
 ) -> Row:
+    """The median of subject/baseline over the rounds; no target when `minimum` is None."""
     ratios = [a[key] / b[key] for a, b in zip(subjects, baselines, strict=True)]
     ratio = statistics.median(ratios)
     return Row(
@@ -156,8 +157,8 @@ def _ratio_row(
         value=statistics.median(x[key] for x in subjects),
         baseline=statistics.median(x[key] for x in baselines),
         ratio=ratio,
-        target=f">= {minimum}",
-        met=ratio >= minimum,
+        target="-" if minimum is None else f">= {minimum}",
+        met=None if minimum is None else ratio >= minimum,
         spread=f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else "",
     )
 
@@ -169,7 +170,8 @@ def p1(s: Settings, server: RedisServer) -> list[Row]:
     bare = Bare(s.workdir / "bare")
     bare.start()
     try:
-        for name, ids, size, minimum in (("P1", 1, 100, 0.85), ("P1b", 1000, 1_000_000, 0.6)):
+        # P1's rate ratio saturates at the load generator: its target is P1cpu's now.
+        for name, ids, size, minimum in (("P1", 1, 100, None), ("P1b", 1000, 1_000_000, 0.6)):
             server.client().flushall()
             daemon = Daemon(
                 s.workdir / f"daemon-{name}",
@@ -186,9 +188,8 @@ def p1(s: Settings, server: RedisServer) -> list[Row]:
     return rows
 
 
-def _p1_workload(
-    s: Settings, name: str, ids: int, minimum: float, daemon: Daemon, bare: Bare
-) -> list[Row]:
+def p1_files(s: Settings, name: str, ids: int) -> tuple[str, str]:
+    """P1's one-event posts for `ids` tokens: the closed-loop generator's file, wrk's."""
     bodies = ev.token_bodies(max(ids, 200), ev.token_ids(ids))
     requests = [http_request("POST", f"/v1/token/{t}/events", b) for t, b in bodies]
     req_file = str(s.workdir / f"{name}.req")
@@ -197,8 +198,14 @@ def _p1_workload(
     wrk_file.write_bytes(
         b"".join(f"/v1/token/{t}/events\t".encode() + b + b"\n" for t, b in bodies)
     )
+    return req_file, str(wrk_file)
+
+
+def _p1_workload(
+    s: Settings, name: str, ids: int, minimum: float | None, daemon: Daemon, bare: Bare
+) -> list[Row]:
     rows = []
-    files = (req_file, str(wrk_file))
+    files = p1_files(s, name, ids)
     for transport in ("unix", "tcp"):
         subjects, baselines = _alternate(
             s.rounds,

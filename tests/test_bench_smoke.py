@@ -15,8 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
-    "P1 1 id, limited, unix",
-    "P1 1 id, limited, tcp",
+    "P1cpu 1 id, limited, tcp: CPU per request",
+    "P1fast 1 id, limited, tcp: CPU per request",
     "P1b 1000 ids, cached, unix",
     "P1b 1000 ids, cached, tcp",
     "P2 NDJSON",
@@ -35,6 +35,8 @@ FIGURES = (
 )
 # Figures reported without a target ("-" in the met? column).
 REPORTED = (
+    "P1 1 id, limited, unix",
+    "P1 1 id, limited, tcp",
     "P6 tee proxy, 1 connection: added latency p50",
     "P6 tee proxy, 1 connection: added latency p99",
     "P6 tee proxy, 16 connections: CPU per request",
