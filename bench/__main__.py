@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import follow, front, memory
+from bench import follow, front, hostile, memory
 from bench import proxy as px
 from bench import scenarios as sc
 from bench.procs import Daemon, valkey_server
@@ -34,6 +34,7 @@ SCENARIOS = (
     "F1",
     "T1",
     "T2",
+    "B1",
     "B2",
 )
 
@@ -47,6 +48,7 @@ def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
             p4_requests=(20, 10, 4),
             p5_seconds=3.0,
             workdir=workdir,
+            b1_seconds=1.0,
         )
     return sc.Settings(
         seconds=4.0,
@@ -160,6 +162,7 @@ def _scenario(
         "P3": sc.p3,
         "P4": sc.p4,
         "P6": px.p6,
+        "B1": hostile.b1,
         "T2": follow.t2,
     }
     if name in with_server:

@@ -56,6 +56,7 @@ class Settings:
     p4_requests: tuple[int, int, int]  # per ids count 1, 10, 50
     p5_seconds: float
     workdir: Path
+    b1_seconds: float = 10.0  # each phase of B1: idle, then under hostile bodies
 
 
 # -- load generators ---------------------------------------------------------------------

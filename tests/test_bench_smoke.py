@@ -31,12 +31,14 @@ FIGURES = (
     "T1 tail, 1 watcher",
     "T1 tail, 10 watchers",
     "T2 P1b unix with 10 watchers",
+    "B1 /healthz, hostile 1 MiB bodies to ingest and mirror: max",
     "B2 peak RSS",
 )
 # Figures reported without a target ("-" in the met? column).
 REPORTED = (
     "P1 1 id, limited, unix",
     "P1 1 id, limited, tcp",
+    "B1 /healthz, hostile 1 MiB bodies to ingest and mirror: p99",
     "P6 tee proxy, 1 connection: added latency p50",
     "P6 tee proxy, 1 connection: added latency p99",
     "P6 tee proxy, 16 connections: CPU per request",
