@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
+from daemon.core.entry import ParsedEvent
+from daemon.core.limiter import LimitedCounter, RateLimiters
+from daemon.core.model import Namespace
+from daemon.metrics import Metrics
+from daemon.pipeline.admission import Admission
+from daemon.pipeline.queue import EventQueue
 from daemon.web.front.server import ByteBudget
+from daemon.web.ingest import SLICE_EVENTS
 from tests.support.daemon import InProcessDaemon, StartDaemon
 from tests.support.scrape import settle
 
@@ -215,3 +222,58 @@ def test_byte_budget_grants_in_turn_and_lets_a_large_body_through_alone() -> Non
     budget.release(b)  # type: ignore[arg-type]
     budget.release(a)  # type: ignore[arg-type]
     assert b.granted_count == 1 and budget.used == 0 and not budget.waiting
+
+
+def test_admission_in_slices_yields_between_slices_and_counts_as_one_submit() -> None:
+    """A large request is admitted SLICE events at a time, the loop free in between;
+    what it counts is what one submit() of the same events counts."""
+    events = [ParsedEvent(Namespace.TOKEN, f"id-{n % 7}", original="{}") for n in range(1234)]
+
+    def admission() -> Admission:
+        return Admission(
+            EventQueue(10_000, 2), RateLimiters(100, 60), LimitedCounter(), Metrics("test")
+        )
+
+    whole = admission().submit(events)
+    steps = admission().submit_in_slices(events, 500)
+    yields = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            sliced = done.value
+            break
+        yields += 1
+    assert yields == 3  # 500 + 500 + 234
+    assert sliced == whole and (whole.accepted, whole.rate_limited) == (700, 534)
+
+
+@pytest.mark.parametrize("via", ["unix", "tcp"])
+def test_a_request_admitted_in_slices_is_answered_before_the_next(
+    daemon: InProcessDaemon, via: str
+) -> None:
+    """More events than SLICE_EVENTS in one request: admitted in slices; a request
+    pipelined behind it (even one refused at its head) is answered after it."""
+    count = SLICE_EVENTS * 2 + 7
+    lines = b"\n".join(
+        json.dumps({"namespace": "token", "id": f"s{n % 3}", "original": {"n": n}}).encode()
+        for n in range(count)
+    )
+    big_ndjson = (
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(lines)
+    ) + lines
+    big_array = post("arr", json.dumps([{"n": n} for n in range(SLICE_EVENTS + 1)]).encode())
+    with connect(daemon, via) as sock:
+        reader = Responses(sock)
+        sock.sendall(big_ndjson + post("after", b'{"a": 1}') + post("x" * 2000, b"{}"))
+        sock.sendall(big_array + post("after", b'{"a": 2}'))
+        answers = [reader.next() for _ in range(5)]
+    assert [a[0] for a in answers] == [202, 202, 400, 202, 202]
+    # Each id takes `size` (100) events an hour here; the rest is counted as limited.
+    assert (answers[0][2]["accepted"], answers[0][2]["rate_limited"]) == (300, count - 300)
+    assert (answers[3][2]["accepted"], answers[3][2]["rate_limited"]) == (100, SLICE_EVENTS - 99)
+    settle(daemon)
+    assert daemon.query(namespace="token", ids="after")["total_events"] == 2
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == (
+        count + SLICE_EVENTS + 1 + 2
+    )

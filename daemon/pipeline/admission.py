@@ -8,8 +8,9 @@ it never touches Redis. Counters move once per request, not once per event.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from daemon.core.accounting import Outcome
 from daemon.core.entry import ParsedEvent, encode
@@ -106,6 +107,22 @@ class Admission:
         outcome = Outcome(accepted, rate_limited, dropped)
         self._record(outcome, counts, wall)
         return outcome
+
+    def submit_in_slices(
+        self, events: Iterable[ParsedEvent], size: int
+    ) -> Generator[None, None, Outcome]:
+        """submit() `size` events at a time, yielding after each slice so that the caller
+        can let the event loop run between them: a large request never holds it long.
+        The events may be parsed lazily (NDJSON lines): parsing is sliced too."""
+        accepted = rate_limited = dropped = 0
+        pending = iter(events)
+        while chunk := list(islice(pending, size)):
+            outcome = self.submit(chunk)
+            accepted += outcome.accepted
+            rate_limited += outcome.rate_limited
+            dropped += outcome.dropped
+            yield
+        return Outcome(accepted, rate_limited, dropped)
 
     def limited_outright(self, ns: Namespace, id_: str) -> Outcome | None:
         """One event of `id_` counted as rate limited without being read, when both of

@@ -9,13 +9,14 @@ is cached as malformed. Every refusal at the door is counted by listener and rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import orjson
 
 from daemon.core.accounting import Outcome, ingest_answer
 from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
+from daemon.core.entry import ParsedEvent
 from daemon.core.ids import check_id
 from daemon.core.model import ListenerName, Namespace, RejectReason
 from daemon.core.parse import LineError, LineReport, TooManyEvents, iter_ndjson, parse_token_body
@@ -32,6 +33,10 @@ DISABLED = "the events cache is disabled (server.cache.enabled)"
 
 # A request's headers as the server read them: lower-case names, raw values.
 RawHeaders = Mapping[bytes, bytes]
+# Events admitted between two turns of the event loop: a request with more is admitted
+# in slices of this many (its lines parsed as they are admitted, for NDJSON), each a few
+# milliseconds at most, so that no request holds the loop for long.
+SLICE_EVENTS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,11 @@ def answer(doc: object, status: int, close: bool = False) -> Answer:
 def message(status: int, text: str, close: bool = False) -> Answer:
     """The error shape of every listener: {"message": ...}."""
     return answer({"message": text}, status, close)
+
+
+# An answer worked out in slices: the server runs it a step at a time, letting the
+# event loop turn between steps, and sends what it returns.
+Work = Generator[None, None, Answer]
 
 
 def accepted(outcome: Outcome, invalid: int = 0, errors: list[LineError] | None = None) -> Answer:
@@ -151,7 +161,7 @@ class Intake:
             return None
         return self.refuse(RejectReason.BAD_ID, 400, f"token_id {problem}")
 
-    def token_events(self, token: str, raw: bytes, headers: RawHeaders) -> Answer:
+    def token_events(self, token: str, raw: bytes, headers: RawHeaders) -> Answer | Work:
         """POST /v1/token/{token_id}/events: the body as the ingest received it."""
         body = self.inflated(raw, headers) if _CONTENT_ENCODING in headers else raw
         if isinstance(body, Answer):
@@ -174,9 +184,24 @@ class Intake:
             )
         except TooManyEvents as e:
             return self.too_many_events(e.count)
-        return accepted(self.admission.submit(events))
+        return self.admit(events, len(events), accepted)
 
-    def ndjson_events(self, raw: bytes, headers: RawHeaders) -> Answer:
+    def admit(
+        self, events: Iterable[ParsedEvent], count: int, finish: Callable[[Outcome], Answer]
+    ) -> Answer | Work:
+        """Admit `events` (about `count` of them) and answer with `finish`: at once, or
+        in slices when there are more than SLICE_EVENTS."""
+        if count <= SLICE_EVENTS:
+            return finish(self.admission.submit(events))
+        return self._in_slices(events, finish)
+
+    def _in_slices(
+        self, events: Iterable[ParsedEvent], finish: Callable[[Outcome], Answer]
+    ) -> Work:
+        outcome = yield from self.admission.submit_in_slices(events, SLICE_EVENTS)
+        return finish(outcome)
+
+    def ndjson_events(self, raw: bytes, headers: RawHeaders) -> Answer | Work:
         """POST /v1/events: NDJSON entries of both namespaces, ids mixed freely."""
         body = self.inflated(raw, headers) if _CONTENT_ENCODING in headers else raw
         if isinstance(body, Answer):
@@ -184,8 +209,11 @@ class Intake:
         lines = body.count(b"\n") + (not body.endswith(b"\n"))
         if lines > self.max_events:
             return self.too_many_events(lines)
-        report = LineReport()  # invalid lines are counted into it as submit() reads them
-        outcome = self.admission.submit(iter_ndjson(body, self.max_malformed_bytes, report))
-        if report.invalid:
-            self.metrics.invalid.inc(report.invalid)
-        return accepted(outcome, report.invalid, report.errors)
+        report = LineReport()  # invalid lines are counted into it as they are read
+
+        def finish(outcome: Outcome) -> Answer:
+            if report.invalid:
+                self.metrics.invalid.inc(report.invalid)
+            return accepted(outcome, report.invalid, report.errors)
+
+        return self.admit(iter_ndjson(body, self.max_malformed_bytes, report), lines, finish)

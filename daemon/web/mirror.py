@@ -21,7 +21,7 @@ import structlog
 from daemon.core.accounting import Outcome
 from daemon.core.parse import LineError, TooManyEvents, parse_token_body
 from daemon.core.tokenfrom import TokenFinder
-from daemon.web.ingest import Answer, Intake, RawHeaders, accepted
+from daemon.web.ingest import Answer, Intake, RawHeaders, Work, accepted
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +64,9 @@ class Mirror:
     intake: Intake
     finder: TokenFinder
 
-    def mirrored(self, method: str, target: bytes, headers: RawHeaders, raw: bytes) -> Answer:
+    def mirrored(
+        self, method: str, target: bytes, headers: RawHeaders, raw: bytes
+    ) -> Answer | Work:
         """Any method, any path: a mirrored copy of an ingest request."""
         intake = self.intake
         body = intake.inflated(raw, headers)
@@ -87,4 +89,4 @@ class Mirror:
             )
         except TooManyEvents as e:
             return intake.too_many_events(e.count)
-        return accepted(intake.admission.submit(events))
+        return intake.admit(events, len(events), accepted)

@@ -19,15 +19,18 @@ from typing import TYPE_CHECKING, cast
 import httptools
 import structlog
 
+from daemon.web.front.flow import Flow
 from daemon.web.front.wire import (
     CONTINUE,
     MAX_DISCARD_BYTES,
     MAX_FIELD_BYTES,
     MAX_HEAD_BYTES,
     MAX_TARGET_BYTES,
+    content_length,
+    parse_error,
     response_bytes,
 )
-from daemon.web.ingest import Answer, message
+from daemon.web.ingest import Answer, Work, message
 
 if TYPE_CHECKING:
     from daemon.web.front.routes import Head
@@ -39,13 +42,12 @@ _CONTENT_LENGTH, _EXPECT = b"content-length", b"expect"
 _TRANSFER_ENCODING = b"transfer-encoding"
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(Flow):
     """Reads requests off one connection and writes their answers, in order."""
 
     def __init__(self, front: Front) -> None:
+        super().__init__(front.loop)
         self.front = front
-        self.loop = front.loop
-        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.target = b""
         self.headers: dict[bytes, bytes] = {}
@@ -55,11 +57,10 @@ class HttpConnection(asyncio.Protocol):
         self.head: Head | None = None  # the request under way, once its head is read
         self.in_request = False  # between a request's first byte and its answer
         self.started = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-        self.paused_by: set[str] = set()
         self.close_after = False  # the answer written said Connection: close
         self.problem = ""  # why the request cannot be read, when a callback stopped it
-        self.closing = False
+        self.keep_alive = True  # of the request under way, as its head said
+        self.work: Work | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -77,7 +78,11 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._refuse_connection("protocol upgrades are not supported here")
         except httptools.HttpParserError as e:
-            self._refuse_connection(self.problem or f"bad request: {_reason(e)}")
+            self.unreadable(e)
+
+    def unreadable(self, error: Exception) -> None:
+        """A request the parser cannot read: the 400 that says why."""
+        self._refuse_connection(self.problem or f"bad request: {parse_error(error)}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -86,14 +91,10 @@ class HttpConnection(asyncio.Protocol):
         self.front.budget.release(self)
         self.transport = None
 
-    def pause_writing(self) -> None:
-        self.pause("write")
-
-    def resume_writing(self) -> None:
-        self.resume("write")
-
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self._later(self.on_message_begin):
+            return
         self.in_request = True
         self.target, self.headers, self.head_bytes = b"", {}, 0
         self.chunks, self.body_bytes, self.head, self.close_after = [], 0, None, False
@@ -101,11 +102,15 @@ class HttpConnection(asyncio.Protocol):
             self._arm(self.front.head_timeout_s, self._head_late)
 
     def on_url(self, url: bytes) -> None:
+        if self._later(self.on_url, url):
+            return
         self.target += url
         if len(self.target) > MAX_TARGET_BYTES:
             self._unreadable(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._later(self.on_header, name, value):
+            return
         size = len(name) + len(value)
         self.head_bytes += size
         if size > MAX_FIELD_BYTES:
@@ -117,11 +122,17 @@ class HttpConnection(asyncio.Protocol):
         self.headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
+        parser = self.parser
+        method, keep_alive = parser.get_method().decode("latin-1"), parser.should_keep_alive()
+        if not self._later(self._headers_complete, method, keep_alive):
+            self._headers_complete(method, keep_alive)
+
+    def _headers_complete(self, method: str, keep_alive: bool) -> None:
         self._disarm()
         self.started = time.perf_counter()
+        self.keep_alive = keep_alive
         front, headers = self.front, self.headers
-        method = self.parser.get_method().decode("latin-1")
-        length = _content_length(headers.get(_CONTENT_LENGTH))
+        length = content_length(headers.get(_CONTENT_LENGTH))
         head = self.head = front.route.head(method, self.target, headers, length)
         if head.refusal is not None:
             # Answered now; the body is still read (and let go) so that a client that
@@ -154,6 +165,8 @@ class HttpConnection(asyncio.Protocol):
             self._arm(front.body_timeout_s, self._body_late)
 
     def on_body(self, body: bytes) -> None:
+        if self._later(self.on_body, body):
+            return
         head = self.head
         if self.closing or head is None:
             return
@@ -172,18 +185,51 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         head = self.head
-        if self.closing or head is None:
+        if self._later(self.on_message_complete) or self.closing or head is None:
             return
         self._disarm()
-        if head.refusal is None:
-            body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
-            self.chunks = []
-            try:
-                result = self.front.route.answer(head, self.headers, body)
-            except Exception:
-                log.exception("request failed", method=head.method)
-                result = message(500, "internal error; see the sidecar's log")
+        if head.refusal is not None:
+            self._over()
+            return
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks = []
+        try:
+            result = self.front.route.answer(head, self.headers, body)
+        except Exception:
+            log.exception("request failed", method=head.method)
+            result = message(500, "internal error; see the sidecar's log")
+        if isinstance(result, Answer):
             self._write(result)
+            self._over()
+        else:  # admitted in slices, the event loop free between them
+            self.work = result
+            self.pause("work")
+            self.loop.call_soon(self._step)
+
+    def _step(self) -> None:
+        """One slice of the answer being worked out; the answer once it is done."""
+        work = self.work
+        if work is None or self.closing:
+            self.work = None
+            return
+        try:
+            next(work)
+        except StopIteration as done:
+            result = done.value
+        except Exception:
+            log.exception("request failed", method=self.head.method if self.head else "")
+            result = message(500, "internal error; see the sidecar's log")
+        else:
+            self.loop.call_soon(self._step)
+            return
+        self.work = None
+        self._write(result)
+        self._over()
+        self.resume("work")
+        self._replay()
+
+    def _over(self) -> None:
+        """The request is answered and read to its end."""
         self.front.budget.release(self)
         self.resume("budget")  # it may have come whole while waiting for room
         if self.close_after:
@@ -198,7 +244,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closing:
             return
-        close = result.close or not self.parser.should_keep_alive() or self.front.stopping
+        close = result.close or not self.keep_alive or self.front.stopping
         self.close_after = close
         transport.write(response_bytes(result, close))
         if self.head is not None:
@@ -210,16 +256,6 @@ class HttpConnection(asyncio.Protocol):
         self.head = None
         self.body_bytes = 0
         self._arm(self.front.keepalive_s, self._idle_late)
-
-    def _arm(self, seconds: float, callback: object) -> None:
-        self._disarm()
-        if seconds > 0:
-            self.timer = self.loop.call_later(seconds, callback)  # type: ignore[arg-type]
-
-    def _disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def _head_late(self) -> None:
         self.timer = None
@@ -245,6 +281,8 @@ class HttpConnection(asyncio.Protocol):
             return
         log.debug("bad request", error=text)
         self.head = None
+        if self._later(self._refuse_connection, text):
+            return
         self._write(message(400, text, close=True))
         self.close()
 
@@ -252,39 +290,6 @@ class HttpConnection(asyncio.Protocol):
         self.timer = None
         self.close()
 
-    def pause(self, reason: str) -> None:
-        """Stop reading for `reason` (a full write buffer, a spent byte budget)."""
-        if not self.paused_by and self.transport is not None:
-            self.transport.pause_reading()
-        self.paused_by.add(reason)
-
-    def resume(self, reason: str) -> None:
-        """Read again once no reason to pause is left."""
-        self.paused_by.discard(reason)
-        if not self.paused_by and self.transport is not None and not self.closing:
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        """Close now (what was written is still sent)."""
-        self._disarm()
-        self.closing = True
-        if self.transport is not None:
-            self.transport.close()
-
     def idle(self) -> bool:
         """No request under way: closing it loses nothing."""
         return not self.in_request
-
-
-def _content_length(value: bytes | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None  # the parser has refused it already
-
-
-def _reason(error: Exception) -> str:
-    text = str(error).strip()
-    return text or type(error).__name__

@@ -12,7 +12,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from daemon.core.wire import NDJSON_EVENTS_PATH, TOKEN_EVENTS_PATH
-from daemon.web.ingest import DISABLED, Answer, Intake, RawHeaders, message
+from daemon.web.ingest import DISABLED, Answer, Intake, RawHeaders, Work, message
 from daemon.web.mirror import Mirror
 
 ANY_PATH_LABEL = "/{tail}"  # ANY_PATH's canonical form, the label aiohttp's router gave it
@@ -45,8 +45,8 @@ class Route(Protocol):
     def head(self, method: str, target: bytes, headers: RawHeaders, length: int | None) -> Head:
         """The request's head read; its refusal when the head settles it."""
 
-    def answer(self, head: Head, headers: RawHeaders, body: bytes) -> Answer:
-        """The answer once the whole body is read."""
+    def answer(self, head: Head, headers: RawHeaders, body: bytes) -> Answer | Work:
+        """The answer once the whole body is read (or the work that makes it)."""
 
     def too_large(self) -> Answer:
         """A body grew past the limit while being read."""
@@ -99,7 +99,7 @@ class IngestRoute:
             head.refusal = intake.token_problem(token)
         return head
 
-    def answer(self, head: Head, headers: RawHeaders, body: bytes) -> Answer:
+    def answer(self, head: Head, headers: RawHeaders, body: bytes) -> Answer | Work:
         if head.token is None:
             return self.intake.ndjson_events(body, headers)
         return self.intake.token_events(head.token, body, headers)
@@ -126,7 +126,7 @@ class MirrorRoute:
             head.refusal = self.intake.too_large(length)
         return head
 
-    def answer(self, head: Head, headers: RawHeaders, body: bytes) -> Answer:
+    def answer(self, head: Head, headers: RawHeaders, body: bytes) -> Answer | Work:
         return self.mirror.mirrored(head.method, head.target, headers, body)
 
     def too_large(self) -> Answer:

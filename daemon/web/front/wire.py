@@ -60,3 +60,19 @@ def response_bytes(answer: Answer, close: bool) -> bytes:
             answer.body,
         )
     )
+
+
+def content_length(value: bytes | None) -> int | None:
+    """A Content-Length header's value (None: absent; the parser refuses a bad one)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None  # the parser has refused it already
+
+
+def parse_error(error: Exception) -> str:
+    """What the parser said, for a 400."""
+    text = str(error).strip()
+    return text or type(error).__name__
