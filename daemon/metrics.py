@@ -186,7 +186,9 @@ class Metrics:
     def _state_metrics(self, r: CollectorRegistry) -> None:
         """Queue, Redis and HTTP state and timings."""
         self.queue_depth = Gauge(
-            "events_cache_queue_depth", "Events waiting for a Redis writer.", registry=r
+            "events_cache_queue_depth",
+            "Events queued for Redis, the batches being written included.",
+            registry=r,
         )
         self.queue_capacity = Gauge(
             "events_cache_queue_capacity", "Events the queue holds before dropping.", registry=r

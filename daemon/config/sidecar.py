@@ -68,7 +68,8 @@ class Ingest:
     )
     queue_bytes: int = setting(
         67108864,
-        "And their bytes (64 MiB): whichever bound is reached first drops new entries "
+        "And their bytes (64 MiB; the writers' batches count until written): whichever "
+        "bound is reached first drops new entries "
         '(`events_cache_dropped_total{reason="queue_full"}`).',
         minimum=1,
     )

@@ -64,6 +64,7 @@ async def readyz(request: web.Request) -> web.Response:
         "redis": "up" if state.health.up else "down",
         "redis_error": state.health.last_error,
         "queue_depth": state.queue.depth,
+        "queue_bytes": state.queue.bytes,
     }
     return json_response(body, 200 if ready else 503)
 
