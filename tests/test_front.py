@@ -277,3 +277,20 @@ def test_a_request_admitted_in_slices_is_answered_before_the_next(
     assert daemon.metric("events_cache_received_total", cache_namespace="token") == (
         count + SLICE_EVENTS + 1 + 2
     )
+
+
+def test_bytes_that_are_not_http_behind_a_sliced_request_are_refused_after_it(
+    daemon: InProcessDaemon,
+) -> None:
+    lines = b"\n".join(
+        json.dumps({"namespace": "token", "id": "s", "original": {"n": n}}).encode()
+        for n in range(SLICE_EVENTS + 1)
+    )
+    big = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(lines)
+    with connect(daemon) as sock:
+        reader = Responses(sock)
+        sock.sendall(big + lines + b"\x16\x03\x01 not http\r\n\r\n")
+        assert reader.next()[0] == 202
+        status, headers, doc = reader.next()
+        assert (status, headers["connection"]) == (400, "close") and doc["message"]
+        assert reader.closed()

@@ -3,8 +3,10 @@
 The ingest path is pod-private and speaks a small part of HTTP/1.1 (keep-alive,
 pipelining, Content-Length and chunked bodies, `Expect: 100-continue`), so it needs no
 web framework: the parser's callbacks gather a request, and once its body is complete
-the route answers it in the same callback (no task per request; pipelined requests are
-answered in order because each is answered before the next is parsed). Every request is
+the route answers it in the same callback (no task per request). A request of many
+events is admitted in slices, the event loop turning between them (a call_soon a slice,
+no task); what the parser reports of pipelined requests meanwhile is held and replayed
+after, so answers always leave in the order the requests came. Every request is
 bounded: its head within the header read timeout and in bytes, its body within the body
 read timeout and max_request_bytes. Reading pauses while the transport's write buffer is
 full or the listeners' in-flight byte budget is spent.
@@ -277,12 +279,10 @@ class HttpConnection(Flow):
     def _refuse_connection(self, text: str) -> None:
         """A request the parser cannot read: a 400 saying why, then the connection closes
         (nothing after it can be framed)."""
-        if self.closing:
+        if self.closing or self._later(self._refuse_connection, text):
             return
         log.debug("bad request", error=text)
         self.head = None
-        if self._later(self._refuse_connection, text):
-            return
         self._write(message(400, text, close=True))
         self.close()
 
