@@ -36,6 +36,7 @@ from tests.support.standins import (
     exchange,
     http_request,
     parse_reply,
+    read_until_closed,
 )
 
 pytestmark = pytest.mark.e2e
@@ -538,16 +539,7 @@ def trickle(s: socket.socket, pieces: list[bytes], every: float = 0.2) -> Reply 
             break
     else:
         return None
-    raw = b""
-    while True:
-        try:
-            data = s.recv(1 << 16)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        raw += data
-    return parse_reply(raw)
+    return parse_reply(read_until_closed(s))
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 
@@ -173,18 +174,32 @@ class Intake:
             outcome = self.admission.limited_outright(Namespace.TOKEN, token)
             if outcome is not None:
                 return accepted(outcome)
+        skip = header_text(headers.get(_SKIP_HEADER))
         try:
-            events = parse_token_body(
-                body,
-                token,
-                self.max_malformed_bytes,
-                skip=header_text(headers.get(_SKIP_HEADER)),
-                ingest_error=ingest_error,
-                max_events=self.max_events,
-            )
+            events = self.events(body, token, skip=skip, ingest_error=ingest_error)
         except TooManyEvents as e:
             return self.too_many_events(e.count)
         return self.admit(events, len(events), accepted)
+
+    def events(
+        self,
+        body: bytes,
+        token: str,
+        parsed: tuple[Any] | None = None,
+        skip: str | None = None,
+        ingest_error: str | None = None,
+    ) -> list[ParsedEvent]:
+        """The events of a raw token body, within this listener's bounds; TooManyEvents
+        when it holds more than max_events_per_request."""
+        return parse_token_body(
+            body,
+            token,
+            self.max_malformed_bytes,
+            skip=skip,
+            ingest_error=ingest_error,
+            parsed=parsed,
+            max_events=self.max_events,
+        )
 
     def admit(
         self, events: Iterable[ParsedEvent], count: int, finish: Callable[[Outcome], Answer]

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote
 import structlog
 
 from daemon.core.accounting import Outcome
-from daemon.core.parse import LineError, TooManyEvents, parse_token_body
+from daemon.core.parse import LineError, TooManyEvents
 from daemon.core.tokenfrom import TokenFinder
 from daemon.web.ingest import Answer, Intake, RawHeaders, Work, accepted
 
@@ -80,13 +80,7 @@ class Mirror:
             log.debug("mirrored request not cached", reason=reason, method=method)
             return accepted(Outcome(), 1, [LineError(1, reason)])
         try:
-            events = parse_token_body(
-                body,
-                found.token,
-                intake.max_malformed_bytes,
-                parsed=found.parsed,
-                max_events=intake.max_events,
-            )
+            events = intake.events(body, found.token, parsed=found.parsed)
         except TooManyEvents as e:
             return intake.too_many_events(e.count)
         return intake.admit(events, len(events), accepted)

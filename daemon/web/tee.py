@@ -17,7 +17,7 @@ import structlog
 
 from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.model import RejectReason, TeeOutcome
-from daemon.core.parse import TooManyEvents, parse_token_body
+from daemon.core.parse import TooManyEvents
 from daemon.core.tokenfrom import TokenFinder
 from daemon.web.ingest import Intake
 
@@ -141,16 +141,9 @@ class Tee:
         if found.token is None:
             log.debug("proxied request not cached", reason=self.finder.reason())
             return TeeOutcome.NO_KEY
-        intake = self.intake
         try:
-            events = parse_token_body(
-                body,
-                found.token,
-                intake.max_malformed_bytes,
-                parsed=found.parsed,
-                max_events=intake.max_events,
-            )
+            events = self.intake.events(body, found.token, parsed=found.parsed)
         except TooManyEvents:
             return TeeOutcome.TOO_MANY_EVENTS
-        intake.admission.submit(events)
+        self.intake.admission.submit(events)
         return TeeOutcome.TEED

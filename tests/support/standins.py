@@ -177,19 +177,25 @@ class Reply:
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
 
+def read_until_closed(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes (or resets) the connection."""
+    raw = b""
+    while True:
+        try:
+            data = s.recv(1 << 16)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        raw += data
+    return raw
+
+
 def exchange(port: int, request: bytes, timeout: float = 15, head: bool = False) -> Reply:
     """Send `request` (which should say `Connection: close`), read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
-        raw = b""
-        while True:
-            try:
-                data = s.recv(1 << 16)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            raw += data
+        raw = read_until_closed(s)
     return parse_reply(raw, head)
 
 
