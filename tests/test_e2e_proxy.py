@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from daemon.web.ingest import SLICE_EVENTS
 from tests.support.daemon import DaemonClient, DaemonProcess
 from tests.support.servers import free_port, wait_for
 from tests.support.standins import (
@@ -391,6 +392,28 @@ def test_compressed_bodies_go_on_compressed_and_are_cached_decoded(
     assert reply.body == body and reply.header(b"Content-Encoding") == [b"gzip"]
     [cached_event] = wait_cached(daemon, "gz-key")
     assert cached_event["original"] == event
+
+
+def test_a_large_copy_is_admitted_in_slices_and_a_larger_one_not_at_all(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    """A copy of more than SLICE_EVENTS events is admitted a slice per turn of the loop;
+    one of more than max_events_per_request is forwarded and not cached, counted."""
+    ingest = {"max_events_per_request": 1500}
+    daemon, port = proxy_daemon(start_daemon, stand_in.port, sidecar={"ingest": ingest})
+    close = [(b"Connection", b"close")]
+    count = SLICE_EVENTS * 2 + 3
+    body = json.dumps([{"n": n} for n in range(count)]).encode()
+    assert exchange(port, http_request("POST", "/e?token=many", close, body)).status == 200
+    too_many = json.dumps([{"n": n} for n in range(1501)]).encode()
+    assert exchange(port, http_request("POST", "/e?token=more", close, too_many)).status == 200
+    wait_for(lambda: daemon.metric("events_cache_received_total", cache_namespace="token") == count)
+    assert tee_outcome(daemon, "teed") == 1 and tee_outcome(daemon, "too_many_events") == 1
+    rejected = daemon.metric(
+        "events_cache_rejected_total", listener="proxy", reason="too_many_events"
+    )
+    assert rejected == 1
+    assert len(stand_in.received) == 2  # both forwarded
 
 
 def test_what_is_not_teed_is_counted_by_why(start_daemon: Any, stand_in: StandIn) -> None:

@@ -11,15 +11,17 @@ drops and counts the copy. Nothing here can delay or fail the forward.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Generator, Mapping
 
 import structlog
 
+from daemon.core.accounting import Outcome
 from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.model import RejectReason, TeeOutcome
 from daemon.core.parse import TooManyEvents
 from daemon.core.tokenfrom import TokenFinder
-from daemon.web.ingest import Intake
+from daemon.web.ingest import SLICE_EVENTS, Intake
 
 log = structlog.get_logger(__name__)
 
@@ -145,5 +147,20 @@ class Tee:
             events = self.intake.events(body, found.token, parsed=found.parsed)
         except TooManyEvents:
             return TeeOutcome.TOO_MANY_EVENTS
-        self.intake.admission.submit(events)
+        admission = self.intake.admission
+        if len(events) <= SLICE_EVENTS:
+            admission.submit(events)
+        else:
+            self._in_slices(admission.submit_in_slices(events, SLICE_EVENTS))
         return TeeOutcome.TEED
+
+    def _in_slices(self, steps: Generator[None, None, Outcome]) -> None:
+        """Admit a large copy one slice per turn of the event loop, as the ingest does."""
+        try:
+            next(steps)
+        except StopIteration:
+            return
+        except Exception:  # a bug here must never reach the forward
+            log.exception("tee failed")
+            return
+        asyncio.get_running_loop().call_soon(self._in_slices, steps)
