@@ -18,6 +18,7 @@ from daemon.web.front.protocol import HttpConnection
 from daemon.web.front.routes import Head, Route
 
 KEEPALIVE_S = 75.0  # an idle keep-alive connection is closed after this
+CLOSE_WAIT_S = 0.5  # for the transports closed at shutdown to be done with their sockets
 
 
 class ByteBudget:
@@ -132,6 +133,11 @@ class Front:
             await asyncio.sleep(0.02)
         for connection in list(self.connections):
             connection.close()
+        # Let the transports finish closing (their sockets closed, connection_lost
+        # called) before the loop may stop.
+        deadline = self.loop.time() + CLOSE_WAIT_S
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
         for server in self._servers:
             await server.wait_closed()
         self._servers = []
