@@ -129,3 +129,10 @@ def test_xdist_groups_are_honoured(request: pytest.FixtureRequest) -> None:
     if not getattr(request.config.option, "loadgroup", False):  # set on xdist's workers
         pytest.skip("not running under --dist loadgroup")
     assert request.node.nodeid.endswith("@heavy"), request.node.nodeid
+
+
+def test_free_port_never_gives_the_same_port_twice_in_a_row() -> None:
+    """A daemon's ports are picked one after the other before any is bound: they must
+    differ (the configuration refuses two listeners on one address)."""
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +43,11 @@ def ephemeral_ports_start() -> int:
         return 32768
 
 
+# Ports given out lately by this process: two picks for one daemon (its ingest and API
+# ports) must differ, though neither is bound yet when the second is picked.
+_handed_out: deque[int] = deque(maxlen=256)
+
+
 def free_port(low: int = 20000, high: int = 0) -> int:
     """A TCP port nobody listens on right now, at random between `low` and `high` (the
     last port below the ephemeral range by default): the kernel never gives such a port
@@ -53,7 +59,8 @@ def free_port(low: int = 20000, high: int = 0) -> int:
             return int(s.getsockname()[1])
     for _ in range(1000):
         port = _ports.randint(low, high)
-        if port_is_free(port):
+        if port not in _handed_out and port_is_free(port):
+            _handed_out.append(port)
             return port
     raise RuntimeError(f"no free port between {low} and {high}")
 
