@@ -294,3 +294,22 @@ def test_bytes_that_are_not_http_behind_a_sliced_request_are_refused_after_it(
         status, headers, doc = reader.next()
         assert (status, headers["connection"]) == (400, "close") and doc["message"]
         assert reader.closed()
+
+
+def test_a_later_requests_head_is_due_within_the_header_timeout(
+    start_daemon: StartDaemon,
+) -> None:
+    """Between requests the keep-alive timeout applies; once a later request's first byte
+    has come, its head is due within the header timeout, as the first one's is."""
+    daemon = start_daemon({"sidecar": {"ingest": {"header_read_timeout_seconds": 1}}})
+    with connect(daemon) as sock:
+        reader = Responses(sock)
+        sock.sendall(post("k", b"{}"))
+        assert reader.next()[0] == 202
+        time.sleep(1.5)  # idle, well past the header timeout: not cut
+        sock.sendall(post("k", b"{}"))
+        assert reader.next()[0] == 202
+        started = time.monotonic()
+        sock.sendall(b"POST /v1/token/k/events HTTP/1.1\r\nHost: x\r\n")  # and no more
+        assert reader.closed()
+        assert time.monotonic() - started < 5  # the header timeout's cut, not keep-alive's

@@ -15,10 +15,16 @@ import httptools
 class Flow(asyncio.Protocol):
     """A connection's transport, its one timer, and why it is not reading."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, head_s: float, body_s: float, idle_s: float
+    ) -> None:
         self.loop = loop
+        self.timeouts = {"head": head_s, "body": body_s, "idle": idle_s}
+        self.in_request = False  # between a request's first byte and its answer
+        self.last_active = 0.0  # when the last answer was written (loop time)
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_kind = ""  # what the timer bounds: "head", "body" or "idle"
         self.paused_by: set[str] = set()
         self.closing = False
         self.work: object | None = None  # an answer being worked out in slices
@@ -29,6 +35,39 @@ class Flow(asyncio.Protocol):
         """What the parser could not read, met while replaying held calls."""
         raise NotImplementedError
 
+    def waiting_for(self) -> str:
+        """ "head", "body", "idle" (the next request), or "" (nothing to time)."""
+        raise NotImplementedError
+
+    def late(self, kind: str) -> None:
+        """The head or the body waited for did not come in time."""
+        raise NotImplementedError
+
+    def _clock(self) -> None:
+        """One timer for what the connection waits for now: a request's head (due within
+        the header timeout of its first byte), its body (the body timeout from its head),
+        or the next request (the keep-alive timeout from the last answer). Set after a
+        read is parsed, so a request that comes whole in one read costs no timer."""
+        kind = self.waiting_for()
+        if self.closing or kind == self.timer_kind:
+            return
+        if kind:
+            self._arm(self.timeouts[kind], self._late, kind)
+        else:
+            self._disarm()
+
+    def _late(self) -> None:
+        kind, self.timer, self.timer_kind = self.timer_kind, None, ""
+        if kind != "idle":
+            self.late(kind)
+            return
+        # Answers do not re-set the keep-alive timer: it counts from the last one.
+        idle = self.loop.time() - self.last_active
+        if self.in_request or idle < self.timeouts["idle"]:
+            self._arm(self.timeouts["idle"] - idle, self._late, "idle")
+        else:
+            self.close()
+
     def pause_writing(self) -> None:
         """The transport's write buffer is full: read nothing more until it drains."""
         self.pause("write")
@@ -37,15 +76,17 @@ class Flow(asyncio.Protocol):
         """The write buffer has drained."""
         self.resume("write")
 
-    def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
+    def _arm(self, seconds: float, callback: Callable[[], None], kind: str) -> None:
         self._disarm()
         if seconds > 0:
             self.timer = self.loop.call_later(seconds, callback)
+            self.timer_kind = kind
 
     def _disarm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self.timer_kind = ""
 
     def pause(self, reason: str) -> None:
         """Stop reading for `reason` (a full write buffer, a spent byte budget)."""

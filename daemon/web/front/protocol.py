@@ -48,7 +48,7 @@ class HttpConnection(Flow):
     """Reads requests off one connection and writes their answers, in order."""
 
     def __init__(self, front: Front) -> None:
-        super().__init__(front.loop)
+        super().__init__(front.loop, front.head_timeout_s, front.body_timeout_s, front.keepalive_s)
         self.front = front
         self.parser = httptools.HttpRequestParser(self)
         self.target = b""
@@ -57,30 +57,45 @@ class HttpConnection(Flow):
         self.chunks: list[bytes] = []
         self.body_bytes = 0
         self.head: Head | None = None  # the request under way, once its head is read
-        self.in_request = False  # between a request's first byte and its answer
         self.started = 0.0
         self.close_after = False  # the answer written said Connection: close
         self.problem = ""  # why the request cannot be read, when a callback stopped it
         self.keep_alive = True  # of the request under way, as its head said
         self.work: Work | None = None
+        self.feeding = False  # within a read being parsed
+        self.served = False  # a request was answered on this connection
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.front.connections.add(self)
-        self._arm(self.front.head_timeout_s, self._head_late)
+        self.last_active = self.loop.time()
+        self._clock()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        if not self.in_request and self.timer is None:
-            self._arm(self.front.head_timeout_s, self._head_late)  # a later request's head
+        self.feeding = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse_connection("protocol upgrades are not supported here")
         except httptools.HttpParserError as e:
             self.unreadable(e)
+        finally:
+            self.feeding = False
+        self._clock()
+
+    def waiting_for(self) -> str:
+        """What the connection waits for now, for its clock: a request's head, its body,
+        the next request ("idle"), or nothing it should time ("")."""
+        if self.work is not None or "budget" in self.paused_by:
+            return ""  # bounded by the work itself, or by the bodies ahead of it
+        if self.head is not None:
+            return "body"
+        # The first request's head is due from the connection, a later one's from its
+        # first byte; between requests the keep-alive timeout applies.
+        return "head" if self.in_request or not self.served else "idle"
 
     def unreadable(self, error: Exception) -> None:
         """A request the parser cannot read: the 400 that says why."""
@@ -100,8 +115,6 @@ class HttpConnection(Flow):
         self.in_request = True
         self.target, self.headers, self.head_bytes = b"", {}, 0
         self.chunks, self.body_bytes, self.head, self.close_after = [], 0, None, False
-        if self.timer is None:
-            self._arm(self.front.head_timeout_s, self._head_late)
 
     def on_url(self, url: bytes) -> None:
         if self._later(self.on_url, url):
@@ -130,7 +143,6 @@ class HttpConnection(Flow):
             self._headers_complete(method, keep_alive)
 
     def _headers_complete(self, method: str, keep_alive: bool) -> None:
-        self._disarm()
         self.started = time.perf_counter()
         self.keep_alive = keep_alive
         front, headers = self.front, self.headers
@@ -142,9 +154,6 @@ class HttpConnection(Flow):
             self._write(head.refusal)
             if length is not None and length > MAX_DISCARD_BYTES:
                 self.close()
-                return
-            if front.body_timeout_s > 0:
-                self._arm(front.body_timeout_s, self._body_late)
             return
         if b"chunked" in headers.get(_TRANSFER_ENCODING, b"").lower():
             size = front.max_body_bytes
@@ -158,13 +167,12 @@ class HttpConnection(Flow):
     def granted(self) -> None:
         """The body may be read: room for it in the byte budget."""
         self.resume("budget")
-        front = self.front
         if self.head is None or self.closing:
             return
         if self.headers.get(_EXPECT, b"").lower() == b"100-continue" and self.transport:
             self.transport.write(CONTINUE)
-        if front.body_timeout_s > 0:
-            self._arm(front.body_timeout_s, self._body_late)
+        if not self.feeding:  # granted after a wait, outside a read: its clock starts now
+            self._clock()
 
     def on_body(self, body: bytes) -> None:
         if self._later(self.on_body, body):
@@ -189,7 +197,6 @@ class HttpConnection(Flow):
         head = self.head
         if self._later(self.on_message_complete) or self.closing or head is None:
             return
-        self._disarm()
         if head.refusal is not None:
             self._over()
             return
@@ -229,6 +236,7 @@ class HttpConnection(Flow):
         self._over()
         self.resume("work")
         self._replay()
+        self._clock()
 
     def _over(self) -> None:
         """The request is answered and read to its end."""
@@ -257,16 +265,15 @@ class HttpConnection(Flow):
         self.in_request = False
         self.head = None
         self.body_bytes = 0
-        self._arm(self.front.keepalive_s, self._idle_late)
+        self.served = True
+        self.last_active = self.loop.time()
 
-    def _head_late(self) -> None:
-        self.timer = None
-        log.debug("request headers not received in time; connection closed")
-        self.close()
-
-    def _body_late(self) -> None:
-        self.timer = None
-        if self.head is None or self.head.refusal is None:
+    def late(self, kind: str) -> None:
+        """A head or a body did not come in time: the connection closes (after a 408 for a
+        body, unless its request was answered already)."""
+        if kind == "head":
+            log.debug("request headers not received in time; connection closed")
+        elif self.work is None and (self.head is None or self.head.refusal is None):
             self._write(self.front.route.body_timeout())
         self.close()  # an answer already written is still sent
 
@@ -284,10 +291,6 @@ class HttpConnection(Flow):
         log.debug("bad request", error=text)
         self.head = None
         self._write(message(400, text, close=True))
-        self.close()
-
-    def _idle_late(self) -> None:
-        self.timer = None
         self.close()
 
     def idle(self) -> bool:
