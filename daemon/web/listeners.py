@@ -1,22 +1,18 @@
-"""The HTTP listeners: their aiohttp servers or applications, runners and sites.
+"""The aiohttp listeners: the API listener and the tee proxy, each an application on TCP.
 
-The ingest listener serves a Unix socket (its file created with the configured mode,
-a stale one from a previous run of the container replaced) and loopback TCP, with
-aiohttp's low-level server (`daemon.web.ingestserver`); the API listener serves TCP
-with an application. Both answer every error as JSON and time requests per route; the
-API listener's access log (debug level) never shows a query's token.
+Both answer every error as JSON and time requests per route; the API listener's access
+log (debug level) never shows a query's token. The ingest and mirror listeners are not
+aiohttp's: `daemon.web.front` serves them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from daemon.config import HostPort
+from daemon.core.wire import MAX_TARGET_BYTES
 from daemon.metrics import Metrics
 from daemon.web.accesslog import AccessLogger
 from daemon.web.middleware import observe
@@ -26,9 +22,6 @@ from daemon.web.protocol import JsonAppRunner
 KEEPALIVE_TIMEOUT_S = 75.0
 INGEST_SHUTDOWN_TIMEOUT_S = 1.0
 API_SHUTDOWN_TIMEOUT_S = 2.0
-# The request line carries the token id: up to 1024 characters, percent-encoded up to
-# 12 bytes each, so the ingest listener accepts lines up to 16 KiB (aiohttp: 8190).
-INGEST_MAX_LINE_BYTES = 16384
 
 
 API_NOT_FOUND = (
@@ -60,49 +53,29 @@ def ingest_side_options(header_read_timeout_s: float) -> dict[str, Any]:
     return {
         "header_read_timeout_s": header_read_timeout_s,
         "access_log": None,
-        "max_line_size": INGEST_MAX_LINE_BYTES,
+        "max_line_size": MAX_TARGET_BYTES,
         "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
         "auto_decompress": False,
     }
 
 
 class Listener:
-    """One application or low-level server served on TCP and/or a Unix socket."""
+    """One application served on TCP."""
 
     def __init__(self, runner: web.BaseRunner) -> None:
         self._runner = runner
-        self._socket_path = ""
 
     @classmethod
     def of_app(cls, app: web.Application, shutdown_timeout_s: float, **options: Any) -> Listener:
         """An application's listener; `options` go to each connection's handler."""
         return cls(JsonAppRunner(app, shutdown_timeout=shutdown_timeout_s, **options))
 
-    @classmethod
-    def of_server(cls, server: web.Server, shutdown_timeout_s: float) -> Listener:
-        """A low-level server's listener (its connection options are the server's)."""
-        return cls(web.ServerRunner(server, shutdown_timeout=shutdown_timeout_s))
-
-    async def start(
-        self, tcp: HostPort | None, socket_path: str = "", socket_mode: int = 0o660
-    ) -> None:
-        """Listen; OSError when an address is taken or a path cannot be created."""
+    async def start(self, tcp: HostPort | None) -> None:
+        """Listen; OSError when the address is taken."""
         await self._runner.setup()
-        if socket_path:
-            path = Path(socket_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_socket():
-                path.unlink()  # left by a previous run of this container
-            await web.UnixSite(self._runner, str(path)).start()
-            self._socket_path = socket_path
-            os.chmod(path, socket_mode)
         if tcp is not None:
             await web.TCPSite(self._runner, tcp.host, tcp.port).start()
 
     async def close(self) -> None:
         """Stop listening, finish open requests (within the shutdown timeout)."""
         await self._runner.cleanup()
-        if self._socket_path:
-            with contextlib.suppress(OSError):
-                Path(self._socket_path).unlink()
-            self._socket_path = ""

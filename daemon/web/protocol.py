@@ -1,4 +1,5 @@
-"""Every connection of every listener: protocol-level errors as JSON, a header read timeout.
+"""Every connection of the aiohttp listeners (API, proxy): protocol-level errors as JSON,
+a header read timeout.
 
 aiohttp answers what fails before a handler runs (a request line or header over the
 limits, an unknown method or Content-Encoding, bytes that are not HTTP) from

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, cast
 import httptools
 import structlog
 
+from daemon.core.wire import MAX_TARGET_BYTES
 from daemon.web.front.flow import Flow
 from daemon.web.front.wire import (
     CONTINUE,
     MAX_DISCARD_BYTES,
     MAX_FIELD_BYTES,
     MAX_HEAD_BYTES,
-    MAX_TARGET_BYTES,
     content_length,
     parse_error,
     response_bytes,

@@ -8,9 +8,6 @@ from http import HTTPStatus
 
 from daemon.web.ingest import Answer
 
-# The request line carries the token id: up to 1024 characters, percent-encoded up to
-# 12 bytes each, so a target of 16 KiB fits the longest id.
-MAX_TARGET_BYTES = 16384
 MAX_FIELD_BYTES = 8190  # one header, name and value (aiohttp's limit, and nginx's default)
 MAX_HEAD_BYTES = 65536  # every header of a request together
 # A body refused before it is read is still read and let go, up to this, so that a
