@@ -134,9 +134,14 @@ def test_shutdown_ends_open_streams_without_waiting_for_them(
 
 
 def test_nobody_watching_changes_nothing_on_the_write_path(
-    start_daemon: Any, redis_client: redis.Redis
+    start_daemon: Any, spawn_redis: Any, request: pytest.FixtureRequest
 ) -> None:
-    daemon = start_daemon(NO_REFILL)
+    # Command statistics are server-wide: a server of its own, or another xdist worker's
+    # writes on the same Redis (make test-redis7) count in them.
+    server = spawn_redis()
+    daemon = start_daemon(NO_REFILL, url=server.url)
+    redis_client: redis.Redis = server.client()
+    request.addfinalizer(redis_client.close)
 
     def publishes() -> int:
         stats = redis_client.info("commandstats")

@@ -84,14 +84,36 @@ async def storage(redis_url: str) -> Any:
     await s.aclose()
 
 
+@pytest.fixture
+def private_url(spawn_redis: Any) -> str:
+    """A server of this test's own, for tests that count commands: the statistics are
+    server-wide, and under `make test-redis7` another xdist worker writes to the same one."""
+    return str(spawn_redis().url)
+
+
+@pytest.fixture
+async def counted_storage(private_url: str) -> Any:
+    s = Storage(aioredis.Redis.from_url(private_url), size=5, ttl_s=0)
+    yield s
+    await s.aclose()
+
+
+@pytest.fixture
+def counted_client(private_url: str) -> Any:
+    client = redis.Redis.from_url(private_url)
+    yield client
+    client.close()
+
+
 def commands(client: redis.Redis, name: str) -> int:
     stats = client.info("commandstats").get(f"cmdstat_{name}")
     return int(stats["calls"]) if stats else 0
 
 
 async def test_a_batch_is_one_lpush_per_list_newest_first(
-    storage: Storage, redis_client: redis.Redis
+    counted_storage: Storage, counted_client: redis.Redis
 ) -> None:
+    storage, redis_client = counted_storage, counted_client
     metrics = Metrics("test")
     queue = EventQueue(capacity=1000, shards=1)
     trimmer = Trimmer(storage, metrics, RedisHealth(metrics))
@@ -217,8 +239,9 @@ async def test_trim_sets_ttl_and_prunes_the_index(
 
 
 async def test_limited_counts_add_up_and_expire_is_sent_once_per_minute_key(
-    storage: Storage, redis_client: redis.Redis
+    counted_storage: Storage, counted_client: redis.Redis
 ) -> None:
+    storage, redis_client = counted_storage, counted_client
     key = ("token", "busy", "all")
     redis_client.config_resetstat()
     await storage.add_limited({(key, 6000): 3, (key, 6001): 2})
