@@ -4,9 +4,11 @@ budget the ingest-side listeners share — over the daemon's real socket and por
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,11 +16,13 @@ import pytest
 from daemon.core.entry import ParsedEvent
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import Namespace
+from daemon.core.parse import LineReport, ndjson_slices
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
+from daemon.web.front.pacer import Pacer
 from daemon.web.front.server import ByteBudget
-from daemon.web.ingest import SLICE_EVENTS
+from daemon.web.ingest import SLICE_EVENTS, Intake
 from tests.support.daemon import InProcessDaemon, StartDaemon
 from tests.support.scrape import settle
 
@@ -246,6 +250,81 @@ def test_admission_in_slices_yields_between_slices_and_counts_as_one_submit() ->
         yields += 1
     assert yields == 3  # 500 + 500 + 234
     assert sliced == whole and (whole.accepted, whole.rate_limited) == (700, 534)
+
+
+def intake() -> Intake:
+    admission = Admission(
+        EventQueue(10_000, 2), RateLimiters(100, 60), LimitedCounter(), Metrics("test")
+    )
+    return Intake(admission, Metrics("test"), 1 << 20, 10_000, True, 10_000, 10.0)
+
+
+def steps_of(work: Any) -> tuple[int, Any]:
+    """Run a sliced answer to its end: (how many times it yielded, its answer)."""
+    yields = 0
+    while True:
+        try:
+            next(work)
+        except StopIteration as done:
+            return yields, done.value
+        yields += 1
+
+
+def test_ndjson_is_sliced_by_lines_invalid_ones_included() -> None:
+    """A body of invalid lines gives no event, yet each costs its parse and its message:
+    slices count lines, so 1,234 of them take three turns of the loop, not one."""
+    body = b"\n".join([b'{"a":"cut short'] * 1234)
+    yields, answer = steps_of(intake().ndjson_events(body, {}))
+    assert yields == 3
+    doc = json.loads(answer.body)
+    assert (answer.status, doc["invalid"]) == (202, 1234)
+    report = LineReport()
+    slices = list(ndjson_slices(body, 100, report, 500))
+    assert len(slices) == 3 and [list(s) for s in slices] == [[], [], []]
+    assert report.invalid == 1234
+    # Line numbers run on across slices.
+    numbers = LineReport()
+    line = b'{"namespace": "token", "id": "a", "original": {}}\n'
+    events = [e for piece in ndjson_slices(line * 500 + b"x", 100, numbers, 500) for e in piece]
+    assert len(events) == 500 and [e.line for e in numbers.errors] == [501]
+
+
+def test_the_pacer_takes_steps_in_turn_and_rests_after_a_long_one() -> None:
+    """The ingest side's steps run one per turn of the loop; after one that held the loop
+    longer than long_step_s, the next waits as long: a request that needs four turns of
+    the loop (as the API's /healthz does on aiohttp) is served between two long steps."""
+    loop = asyncio.new_event_loop()
+    try:
+        pacer = Pacer(loop, long_step_s=0.01, max_rest_s=1.0)
+        order: list[str] = []
+        done = loop.create_future()
+
+        def step(name: str, hold_s: float) -> Callable[[], None]:
+            def run() -> None:
+                order.append(name)
+                time.sleep(hold_s)  # holds the loop, as a parse that cannot be cut does
+                if len(order) == 5:
+                    done.set_result(None)
+
+            return run
+
+        def probe(turns: int) -> None:
+            if turns:
+                loop.call_soon(probe, turns - 1)
+            else:
+                order.append("probe")
+
+        # Short steps take turns with the probe's, without a rest.
+        pacer.add(step("short-1", 0))
+        pacer.add(step("short-2", 0))
+        loop.call_soon(probe, 4)
+        pacer.add(step("long-1", 0.05))
+        pacer.add(step("long-2", 0.05))
+        loop.run_until_complete(done)
+        assert order == ["short-1", "short-2", "long-1", "probe", "long-2"]
+        assert pacer.rests == 1 and not pacer.steps
+    finally:
+        loop.close()
 
 
 @pytest.mark.parametrize("via", ["unix", "tcp"])

@@ -159,8 +159,26 @@ def iter_ndjson(body: bytes, max_malformed_bytes: int, report: LineReport) -> It
     encoded only if the event is cached, unless the line has enough brackets to nest
     deeper than orjson writes: then it is encoded now, and such a line is invalid.
     """
+    return _ndjson_lines(body.split(b"\n"), 1, max_malformed_bytes, report)
+
+
+def ndjson_slices(
+    body: bytes, max_malformed_bytes: int, report: LineReport, lines_per_slice: int
+) -> Iterator[Iterator[ParsedEvent]]:
+    """iter_ndjson's events in slices of `lines_per_slice` lines each (each slice read
+    lazily, as iter_ndjson is): a slice is bounded by the lines it reads, invalid ones
+    included, not by the events it gives."""
+    lines = body.split(b"\n")
+    for start in range(0, len(lines), lines_per_slice):
+        piece = lines[start : start + lines_per_slice]
+        yield _ndjson_lines(piece, start + 1, max_malformed_bytes, report)
+
+
+def _ndjson_lines(
+    lines: list[bytes], first_number: int, max_malformed_bytes: int, report: LineReport
+) -> Iterator[ParsedEvent]:
     loads = orjson.loads
-    for number, line in enumerate(body.split(b"\n"), start=1):
+    for number, line in enumerate(lines, start=first_number):
         if not line:
             continue
         try:

@@ -112,11 +112,17 @@ class Admission:
         self, events: Iterable[ParsedEvent], size: int
     ) -> Generator[None, None, Outcome]:
         """submit() `size` events at a time, yielding after each slice so that the caller
-        can let the event loop run between them: a large request never holds it long.
-        The events may be parsed lazily (NDJSON lines): parsing is sliced too."""
-        accepted = rate_limited = dropped = 0
+        can let the event loop run between them: a large request never holds it long."""
         pending = iter(events)
-        while chunk := list(islice(pending, size)):
+        return self.submit_slices(iter(lambda: list(islice(pending, size)), []))
+
+    def submit_slices(
+        self, slices: Iterable[Iterable[ParsedEvent]]
+    ) -> Generator[None, None, Outcome]:
+        """submit() each slice, yielding after each: the slices bound the work between
+        two turns of the event loop."""
+        accepted = rate_limited = dropped = 0
+        for chunk in slices:
             outcome = self.submit(chunk)
             accepted += outcome.accepted
             rate_limited += outcome.rate_limited

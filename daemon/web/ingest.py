@@ -20,7 +20,14 @@ from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.entry import ParsedEvent
 from daemon.core.ids import check_id
 from daemon.core.model import ListenerName, Namespace, RejectReason
-from daemon.core.parse import LineError, LineReport, TooManyEvents, iter_ndjson, parse_token_body
+from daemon.core.parse import (
+    LineError,
+    LineReport,
+    TooManyEvents,
+    iter_ndjson,
+    ndjson_slices,
+    parse_token_body,
+)
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
@@ -34,9 +41,10 @@ DISABLED = "the events cache is disabled (server.cache.enabled)"
 
 # A request's headers as the server read them: lower-case names, raw values.
 RawHeaders = Mapping[bytes, bytes]
-# Events admitted between two turns of the event loop: a request with more is admitted
-# in slices of this many (its lines parsed as they are admitted, for NDJSON), each a few
-# milliseconds at most, so that no request holds the loop for long.
+# Events (NDJSON: lines, valid or not) admitted between two turns of the event loop: a
+# request with more is admitted in slices of this many (its lines parsed as they are
+# admitted, for NDJSON), each a few milliseconds at most, so that no request holds the
+# loop for long.
 SLICE_EVENTS = 500
 
 
@@ -208,12 +216,12 @@ class Intake:
         in slices when there are more than SLICE_EVENTS."""
         if count <= SLICE_EVENTS:
             return finish(self.admission.submit(events))
-        return self._in_slices(events, finish)
+        return self._in_slices(self.admission.submit_in_slices(events, SLICE_EVENTS), finish)
 
     def _in_slices(
-        self, events: Iterable[ParsedEvent], finish: Callable[[Outcome], Answer]
+        self, steps: Generator[None, None, Outcome], finish: Callable[[Outcome], Answer]
     ) -> Work:
-        outcome = yield from self.admission.submit_in_slices(events, SLICE_EVENTS)
+        outcome = yield from steps
         return finish(outcome)
 
     def ndjson_events(self, raw: bytes, headers: RawHeaders) -> Answer | Work:
@@ -231,4 +239,9 @@ class Intake:
                 self.metrics.invalid.inc(report.invalid)
             return accepted(outcome, report.invalid, report.errors)
 
-        return self.admit(iter_ndjson(body, self.max_malformed_bytes, report), lines, finish)
+        max_bytes = self.max_malformed_bytes
+        if lines <= SLICE_EVENTS:
+            return finish(self.admission.submit(iter_ndjson(body, max_bytes, report)))
+        # Sliced by lines, not by events: an invalid line costs its parse and its message.
+        slices = ndjson_slices(body, max_bytes, report, SLICE_EVENTS)
+        return self._in_slices(self.admission.submit_slices(slices), finish)

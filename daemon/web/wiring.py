@@ -23,6 +23,7 @@ from daemon.pipeline.queue import EventQueue
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
+from daemon.web.front.pacer import Pacer
 from daemon.web.front.routes import IngestRoute, MirrorRoute, Route
 from daemon.web.front.server import ByteBudget, Front
 from daemon.web.ingest import Intake
@@ -80,24 +81,28 @@ class Listeners:
             cfg.ingest.max_events_per_request,
             cfg.ingest.body_read_timeout_seconds,
         )
-        budget = ByteBudget(cfg.ingest.inflight_bytes)
-        front = self._front(parts, IngestRoute(intake), parts.metrics.ingest_times, budget)
+        # The ingest side's listeners share one byte budget and one pacer of long steps.
+        shared = (ByteBudget(cfg.ingest.inflight_bytes), Pacer(asyncio.get_running_loop()))
+        front = self._front(parts, IngestRoute(intake), parts.metrics.ingest_times, *shared)
         await front.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
         mirror = cfg.sidecar.mirror
         if mirror.listen is not None:
             finder = TokenFinder(mirror.token_from)
             route = MirrorRoute(Mirror(intake.of(ListenerName.MIRROR), finder))
-            front = self._front(parts, route, parts.metrics.mirror_times, budget)
+            front = self._front(parts, route, parts.metrics.mirror_times, *shared)
             await front.start(mirror.listen)
         await self._start_proxy(parts, intake)
 
-    def _front(self, parts: Parts, route: Route, times: RequestTimes, budget: ByteBudget) -> Front:
+    def _front(
+        self, parts: Parts, route: Route, times: RequestTimes, budget: ByteBudget, pacer: Pacer
+    ) -> Front:
         """An ingest-side listener on the front-door protocol, closed with the others."""
         ingest = parts.config.ingest
         front = Front(
             route,
             times,
             budget,
+            pacer,
             head_timeout_s=ingest.header_read_timeout_seconds,
             body_timeout_s=ingest.body_read_timeout_seconds,
             max_body_bytes=ingest.max_request_bytes,

@@ -14,6 +14,7 @@ from pathlib import Path
 from daemon.config import HostPort
 from daemon.core.wire import KNOWN_METHODS
 from daemon.metrics import RequestTimes
+from daemon.web.front.pacer import Pacer
 from daemon.web.front.protocol import HttpConnection
 from daemon.web.front.routes import Head, Route
 
@@ -70,6 +71,7 @@ class Front:
         route: Route,
         times: RequestTimes,
         budget: ByteBudget,
+        pacer: Pacer,
         *,
         head_timeout_s: float,
         body_timeout_s: float,
@@ -81,6 +83,7 @@ class Front:
         self.route = route
         self.times = times
         self.budget = budget
+        self.pacer = pacer
         self.head_timeout_s = head_timeout_s
         self.body_timeout_s = body_timeout_s
         self.max_body_bytes = max_body_bytes
