@@ -130,18 +130,28 @@ class Admission:
             yield
         return Outcome(accepted, rate_limited, dropped)
 
-    def limited_outright(self, ns: Namespace, id_: str) -> Outcome | None:
-        """One event of `id_` counted as rate limited without being read, when both of
-        its lists are limited now: cached in neither whatever it holds, valid or
-        malformed. None (nothing counted, no token taken) when either list has room.
+    def limited_outright(
+        self, ns: Namespace, id_: str, one_valid_object: Callable[[], bool] | None = None
+    ) -> Outcome | None:
+        """One event of `id_` counted as rate limited without being built, when the lists
+        it could go to are limited now. None (nothing counted, no token taken) when
+        either may have room for it.
 
-        Its body is not parsed, so whether it was malformed is unknown: it counts as
-        received and rate limited in `all`, not in `malformed` nor in the error list's
-        limited counts.
+        An event not read may be malformed, so it could go to the error list too: both
+        lists must be limited. When only the error list has room, `one_valid_object`
+        (which reads the body) may still show that it is one valid JSON object, which
+        goes to the `all` list alone. Either way it counts as received and rate limited
+        in `all`; when both lists were limited and it was not read, whether it was
+        malformed is unknown: it is counted neither in `malformed` nor in the error
+        list's limited counts.
         """
         now, limiters = self._monotonic(), self._limiters
         all_key = (ns, id_, Collection.ALL)
-        if not (limiters.is_empty(all_key, now) and limiters.is_empty((ns, id_, _ERR), now)):
+        if not limiters.is_empty(all_key, now):
+            return None
+        if not limiters.is_empty((ns, id_, _ERR), now) and (
+            one_valid_object is None or not one_valid_object()
+        ):
             return None
         self._limited.add(all_key, self._wall())
         m = self._metrics

@@ -110,7 +110,8 @@ class Flow(asyncio.Protocol):
     def _later(self, call: Callable[..., None], *args: Any) -> bool:
         """While an answer is worked out in slices, what the parser reports of the
         requests after it is kept and replayed once it is written: answers go out in
-        the order the requests came."""
+        the order the requests came. (Callers test `work is not None or held` first, the
+        cheap part, inline: the parser calls them several times a request.)"""
         if self.work is None and (self.replaying or not self.held):
             return False
         self.held.append((call, args))

@@ -114,21 +114,21 @@ class HttpConnection(Flow):
 
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
-        if self._later(self.on_message_begin):
+        if (self.work is not None or self.held) and self._later(self.on_message_begin):
             return
         self.in_request = True
         self.target, self.headers, self.head_bytes = b"", {}, 0
         self.chunks, self.body_bytes, self.head, self.close_after = [], 0, None, False
 
     def on_url(self, url: bytes) -> None:
-        if self._later(self.on_url, url):
+        if (self.work is not None or self.held) and self._later(self.on_url, url):
             return
         self.target += url
         if len(self.target) > MAX_TARGET_BYTES:
             self._unreadable(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._later(self.on_header, name, value):
+        if (self.work is not None or self.held) and self._later(self.on_header, name, value):
             return
         size = len(name) + len(value)
         self.head_bytes += size
@@ -143,7 +143,10 @@ class HttpConnection(Flow):
     def on_headers_complete(self) -> None:
         parser = self.parser
         method, keep_alive = parser.get_method().decode("latin-1"), parser.should_keep_alive()
-        if not self._later(self._headers_complete, method, keep_alive):
+        held = (self.work is not None or self.held) and self._later(
+            self._headers_complete, method, keep_alive
+        )
+        if not held:
             self._headers_complete(method, keep_alive)
 
     def _headers_complete(self, method: str, keep_alive: bool) -> None:
@@ -179,7 +182,7 @@ class HttpConnection(Flow):
             self._clock()
 
     def on_body(self, body: bytes) -> None:
-        if self._later(self.on_body, body):
+        if (self.work is not None or self.held) and self._later(self.on_body, body):
             return
         head = self.head
         if self.closing or head is None:
@@ -199,7 +202,9 @@ class HttpConnection(Flow):
 
     def on_message_complete(self) -> None:
         head = self.head
-        if self._later(self.on_message_complete) or self.closing or head is None:
+        if (self.work is not None or self.held) and self._later(self.on_message_complete):
+            return
+        if self.closing or head is None:
             return
         if head.refusal is not None:
             self._over()

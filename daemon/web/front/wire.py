@@ -43,14 +43,42 @@ _DATE = _Date()
 
 
 def response_bytes(answer: Answer, close: bool) -> bytes:
-    """The whole response: status line, headers and the JSON body, in one write."""
+    """The whole response: status line, headers and the JSON body, in one write. The
+    last few are kept for the current second (their Date line): a busy pod sends the
+    same 202 over and over."""
+    date = _DATE.now()
+    if date is not _RECENT.date:
+        _RECENT.responses.clear()
+        _RECENT.date = date
+    key = (answer, close)
+    response = _RECENT.responses.get(key)
+    if response is None:
+        response = _response_bytes(answer, close, date)
+        if len(_RECENT.responses) < _MAX_RECENT:
+            _RECENT.responses[key] = response
+    return response
+
+
+class _Recent:
+    """Responses written in the current second, by answer."""
+
+    def __init__(self) -> None:
+        self.date = b""
+        self.responses: dict[tuple[Answer, bool], bytes] = {}
+
+
+_RECENT = _Recent()
+_MAX_RECENT = 64
+
+
+def _response_bytes(answer: Answer, close: bool, date: bytes) -> bytes:
     status = _STATUS_LINES.get(answer.status) or f"HTTP/1.1 {answer.status} \r\n".encode()
     return b"".join(
         (
             status,
             _JSON,
             str(len(answer.body)).encode(),
-            _DATE.now(),
+            date,
             answer.headers,
             _CLOSE if close else b"",
             b"\r\n\r\n",
