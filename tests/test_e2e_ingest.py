@@ -466,3 +466,30 @@ def test_a_body_limited_in_both_lists_is_counted_unparsed_and_parsed_otherwise(
     wait_for(lambda: daemon.query(namespace="token", ids="flood")["last_minute_limited"] == 5)
     assert daemon.query(namespace="token", ids="flood", status="error")["last_minute_limited"] == 0
     assert daemon.query(namespace="token", ids="room")["last_minute_limited"] == 1
+
+
+def test_a_token_limited_in_all_still_caches_its_malformed_bodies_as_errors(
+    start_daemon: StartDaemon,
+) -> None:
+    """Once a token's `all` list is limited and its error list is not, a valid object is
+    counted limited without being built (it goes to `all` alone); a malformed body still
+    goes to the error list, as does an array's element that is not an object."""
+    size = 2
+    daemon = start_daemon({"server": {"cache": {"events": {"size": size, **NO_REFILL}}}})
+    for n in range(size):
+        assert daemon.post_token("half", json.dumps({"n": n})).json["accepted"] == 1
+    counts = []
+    for body in (b'{"n": 9}', b'{"cut short', b"[1]", b'{"n": 10}'):
+        reply = daemon.post_token("half", body)
+        counts.append((reply.json["accepted"], reply.json["rate_limited"]))
+    assert counts == [(0, 1)] * 4  # the two malformed ones cached in the error list only
+    settle(daemon)
+    errors = daemon.query(namespace="token", ids="half", status="error")["events"]
+    assert sorted(e["malformed"] for e in errors) == ["1", '{"cut short']
+    assert daemon.query(namespace="token", ids="half")["total_events"] == size
+    assert daemon.metric("events_cache_malformed_total") == 2
+    assert (
+        daemon.metric("events_cache_rate_limited_total", cache_namespace="token", collection="all")
+        == 4
+    )
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == size + 4

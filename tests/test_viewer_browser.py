@@ -168,7 +168,11 @@ class Page:
         return self.ids()
 
     def namespace(self, namespace: str) -> None:
-        self.el(f'.ns button[data-ns="{namespace}"]').click()
+        # Right after the token prompt the switch may not be shown yet: clicking it then
+        # fails as "not interactable", so wait until it is.
+        button = f'.ns button[data-ns="{namespace}"]'
+        self.wait(lambda: self.visible(button), message=f"the {namespace} switch shown")
+        self.el(button).click()
 
     def select(self, id_: str) -> None:
         self.wait(lambda: self.js(_ID_BUTTON, id_) is not None, message=f"id {id_!r} listed")

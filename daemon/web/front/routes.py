@@ -24,6 +24,7 @@ INGEST_NOT_FOUND = (
 )
 _NDJSON_PATH = NDJSON_EVENTS_PATH.encode()
 _PREFIX, _SUFFIX = (part.encode() for part in TOKEN_EVENTS_PATH.split("{token_id}"))
+MAX_KNOWN_PATHS = 4096
 _NOT_ALLOWED = Answer(405, b'{"message":"Method Not Allowed"}', headers=b"\r\nAllow: POST")
 
 
@@ -80,10 +81,20 @@ class IngestRoute:
 
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
+        # The token ids of the paths seen lately: a pod's ingest sends the same few.
+        self.tokens: dict[bytes, str | None] = {}
 
     def head(self, method: str, target: bytes, headers: RawHeaders, length: int | None) -> Head:
         path = target.partition(b"?")[0]
-        token = None if path == _NDJSON_PATH else token_of(path)
+        if path == _NDJSON_PATH:
+            token = None
+        elif path in self.tokens:
+            token = self.tokens[path]
+        else:
+            token = token_of(path)
+            if len(self.tokens) >= MAX_KNOWN_PATHS:
+                self.tokens.clear()
+            self.tokens[path] = token
         if token is None and path != _NDJSON_PATH:
             return Head(UNMATCHED, method, target, refusal=message(404, INGEST_NOT_FOUND))
         if method != "POST":
