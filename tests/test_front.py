@@ -16,7 +16,8 @@ import pytest
 from daemon.core.entry import ParsedEvent
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import Namespace
-from daemon.core.parse import LineReport, ndjson_slices
+from daemon.core.ndjson import ndjson_slices
+from daemon.core.parse import LineReport
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue

@@ -13,7 +13,8 @@ import pytest
 from daemon.core.entry import ParsedEvent, decode, encode
 from daemon.core.jsontext import is_json
 from daemon.core.model import Namespace
-from daemon.core.parse import LineReport, iter_ndjson, parse_token_body
+from daemon.core.ndjson import iter_ndjson
+from daemon.core.parse import LineReport, parse_token_body
 from daemon.core.stamp import new_uid, rfc3339
 from daemon.core.wire import MAX_REPORTED_ERRORS
 

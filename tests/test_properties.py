@@ -20,7 +20,8 @@ from daemon.core.entry import encode
 from daemon.core.jsontext import is_json
 from daemon.core.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
 from daemon.core.model import Namespace
-from daemon.core.parse import LineReport, iter_ndjson, parse_token_body
+from daemon.core.ndjson import iter_ndjson
+from daemon.core.parse import LineReport, parse_token_body
 from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
 from daemon.web.query.params import QueryError, parse_query
 

@@ -1,26 +1,21 @@
 """Parsing of ingest bodies into events: pure functions, no I/O.
 
 A raw token body never fails: what is not an object or an array of objects is kept
-as a malformed entry with an error saying why. An NDJSON body is checked line by line;
-an invalid line is reported with its number and does not stop the valid ones.
+as a malformed entry with an error saying why. NDJSON bodies are `daemon.core.ndjson`'s;
+the report of their invalid lines and the helpers both share are here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from daemon.core.entry import MAX_ENCODABLE_DEPTH, ParsedEvent
-from daemon.core.ids import check_id
+from daemon.core.entry import ParsedEvent
 from daemon.core.jsontext import json_problem
 from daemon.core.model import Namespace
-from daemon.core.stamp import jitsu_time
-from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
-
-_TOKEN = Namespace.TOKEN
+from daemon.core.wire import MAX_REPORTED_ERRORS
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +89,7 @@ def parse_token_body(
             token,
             body,
             max_malformed_bytes,
-            f"body is {_kind(doc)}, not an object or an array of objects",
+            f"body is {kind_of(doc)}, not an object or an array of objects",
         )
     ]
 
@@ -106,8 +101,8 @@ def _array_events(
     events = []
     for n, item in enumerate(doc):
         try:
-            text = _dumps(item)
-        except _Invalid as e:
+            text = dumps_stored(item)
+        except Invalid as e:
             # Too deep to store on its own: keep the body it came in as malformed.
             events.append(_malformed(token, body, max_malformed_bytes, f"array element {n}: {e}"))
             continue
@@ -116,7 +111,7 @@ def _array_events(
                 ParsedEvent(Namespace.TOKEN, token, original=text, skip=skip, token_id=token)
             )
         else:
-            problem = f"array element {n} is {_kind(item)}, not an object"
+            problem = f"array element {n} is {kind_of(item)}, not an object"
             events.append(_malformed(token, text.encode(), max_malformed_bytes, problem))
     return events
 
@@ -127,18 +122,18 @@ def _malformed(token: str, body: bytes, max_bytes: int, error: str) -> ParsedEve
     )
 
 
-def _dumps(value: Any) -> str:
-    """JSON text of a parsed value; _Invalid when it nests deeper than orjson writes.
+def dumps_stored(value: Any) -> str:
+    """JSON text of a parsed value; Invalid when it nests deeper than orjson writes.
 
     orjson reads up to 1024 levels of nesting but writes only 254.
     """
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError as e:
-        raise _Invalid(f"JSON nested too deeply to store ({e})") from e
+        raise Invalid(f"JSON nested too deeply to store ({e})") from e
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     if value is None:
         return "null"
     return {
@@ -151,166 +146,5 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def iter_ndjson(body: bytes, max_malformed_bytes: int, report: LineReport) -> Iterator[ParsedEvent]:
-    """The events of an NDJSON body one at a time; invalid lines are counted into `report`.
-
-    The ingest limits each event as it comes, so a rate-limited line's objects are freed
-    before the next line is parsed. An `original` object stays parsed in its event and is
-    encoded only if the event is cached, unless the line has enough brackets to nest
-    deeper than orjson writes: then it is encoded now, and such a line is invalid.
-    """
-    return _ndjson_lines(body.split(b"\n"), 1, max_malformed_bytes, report)
-
-
-def ndjson_slices(
-    body: bytes, max_malformed_bytes: int, report: LineReport, lines_per_slice: int
-) -> Iterator[Iterator[ParsedEvent]]:
-    """iter_ndjson's events in slices of `lines_per_slice` lines each (each slice read
-    lazily, as iter_ndjson is): a slice is bounded by the lines it reads, invalid ones
-    included, not by the events it gives."""
-    lines = body.split(b"\n")
-    for start in range(0, len(lines), lines_per_slice):
-        piece = lines[start : start + lines_per_slice]
-        yield _ndjson_lines(piece, start + 1, max_malformed_bytes, report)
-
-
-def _ndjson_lines(
-    lines: list[bytes], first_number: int, max_malformed_bytes: int, report: LineReport
-) -> Iterator[ParsedEvent]:
-    loads = orjson.loads
-    for number, line in enumerate(lines, start=first_number):
-        if not line:
-            continue
-        try:
-            doc = loads(line)
-        except orjson.JSONDecodeError as e:
-            if not line.isspace():
-                report.reject(number, json_problem(line, e))
-            continue
-        if not isinstance(doc, dict):
-            report.reject(number, f"must be a JSON object, got {_kind(doc)}")
-            continue
-        # Cheaper than counting each bracket: the bytes that are not "[" or "{".
-        lazy = len(line) - len(line.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
-        if lazy and len(doc) == 3 and doc.get("namespace") == "token":
-            # The common shape, {"namespace": "token", "id": ..., "original": {...}},
-            # checked inline: what _entry would find for it, without its calls.
-            id_, original = doc.get("id"), doc.get("original")
-            if type(id_) is str and 0 < len(id_) <= MAX_ID_LENGTH and type(original) is dict:
-                yield ParsedEvent(_TOKEN, id_, token_id=id_, value=original)
-                continue
-        result = _entry(doc, max_malformed_bytes, lazy)
-        if isinstance(result, str):
-            report.reject(number, result)
-        else:
-            yield result
-
-
-def _optional_text(doc: dict[str, Any], name: str) -> str | None:
-    value = doc.get(name)
-    if value is None or isinstance(value, str):
-        return value or None
-    raise _Invalid(f'"{name}" must be a string')
-
-
-class _Invalid(Exception):
-    pass
-
-
-def _entry(doc: dict[str, Any], max_malformed_bytes: int, lazy: bool = False) -> ParsedEvent | str:
-    """An event, or the message saying why the line is invalid.
-
-    `lazy`: keep an original object parsed (the caller knows it is encodable).
-    """
-    try:
-        namespace = doc.get("namespace")
-        if namespace not in (Namespace.TOKEN, Namespace.DESTINATION):
-            raise _Invalid('"namespace" must be "token" or "destination"')
-        problem = check_id(doc.get("id"))
-        if problem:
-            raise _Invalid(f'"id" {problem}')
-        timestamp = _optional_text(doc, "timestamp")
-        if timestamp is not None:
-            timestamp = _jitsu_timestamp(timestamp)
-        if namespace == Namespace.TOKEN:
-            return _token_entry(doc, timestamp, max_malformed_bytes, lazy)
-        return _destination_entry(doc, timestamp, lazy)
-    except _Invalid as e:
-        return str(e)
-
-
-def _jitsu_timestamp(text: str) -> str:
-    """The ingest's time as Jitsu writes times (UTC, microseconds): Jitsu reads no other."""
-    stamp = jitsu_time(text)
-    if stamp is None:
-        raise _Invalid('"timestamp" must be RFC 3339 with a time zone, e.g. 2024-05-01T12:00:00Z')
-    return stamp
-
-
-def _token_entry(
-    doc: dict[str, Any], timestamp: str | None, max_bytes: int, lazy: bool = False
-) -> ParsedEvent:
-    token: str = doc["id"]
-    original, malformed = doc.get("original"), doc.get("malformed")
-    if (original is None) == (malformed is None):
-        raise _Invalid('a token entry needs exactly one of "original" or "malformed"')
-    error, skip = _optional_text(doc, "error"), _optional_text(doc, "skip")
-    if original is not None:
-        if not isinstance(original, dict):
-            raise _Invalid('"original" must be a JSON object')
-        return ParsedEvent(
-            Namespace.TOKEN,
-            token,
-            original=None if lazy else _dumps(original),
-            value=original if lazy else None,
-            error=error,
-            skip=skip,
-            timestamp=timestamp,
-            token_id=token,
-        )
-    if not isinstance(malformed, str):
-        raise _Invalid('"malformed" must be a string')
-    return ParsedEvent(
-        Namespace.TOKEN,
-        token,
-        malformed=cut(malformed.encode(), max_bytes),
-        error=error or "malformed event",
-        skip=skip,
-        timestamp=timestamp,
-        token_id=token,
-    )
-
-
-def _destination_entry(
-    doc: dict[str, Any], timestamp: str | None, lazy: bool = False
-) -> ParsedEvent:
-    destination: str = doc["id"]
-    original = doc.get("original")
-    value: Any = None
-    if isinstance(original, dict):
-        original_text, value = (None, original) if lazy else (_dumps(original), None)
-    elif isinstance(original, str) and original:
-        # Stored as a JSON string (its encoding), when cached: Jitsu embeds every stored
-        # original in its answers as JSON text, and bare text would fail them all.
-        original_text, value = None, original
-    else:
-        raise _Invalid('"original" must be a JSON object or a non-empty string')
-    success = doc.get("success")
-    error, skip = _optional_text(doc, "error"), _optional_text(doc, "skip")
-    if sum(x is not None for x in (success, error, skip)) != 1:
-        raise _Invalid('a destination entry needs exactly one of "success", "error" or "skip"')
-    if success is not None and not isinstance(success, dict):
-        raise _Invalid('"success" must be a JSON object')
-    token_id = _optional_text(doc, "token_id") or ""
-    return ParsedEvent(
-        Namespace.DESTINATION,
-        destination,
-        original=original_text,
-        value=value,
-        success=_dumps(success) if success is not None else None,
-        error=error,
-        skip=skip,
-        timestamp=timestamp,
-        destination_id=destination,
-        token_id=token_id,
-    )
+class Invalid(Exception):
+    """A value the ingest cannot store, with the message that says why."""

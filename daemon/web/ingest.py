@@ -20,14 +20,8 @@ from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.entry import ParsedEvent
 from daemon.core.ids import check_id
 from daemon.core.model import ListenerName, Namespace, RejectReason
-from daemon.core.parse import (
-    LineError,
-    LineReport,
-    TooManyEvents,
-    iter_ndjson,
-    ndjson_slices,
-    parse_token_body,
-)
+from daemon.core.ndjson import iter_ndjson, ndjson_slices
+from daemon.core.parse import LineError, LineReport, TooManyEvents, parse_token_body
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission

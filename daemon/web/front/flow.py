@@ -100,6 +100,10 @@ class Flow(asyncio.Protocol):
         if not self.paused_by and self.transport is not None and not self.closing:
             self.transport.resume_reading()
 
+    def idle(self) -> bool:
+        """No request under way: closing it loses nothing."""
+        return not self.in_request
+
     def close(self) -> None:
         """Close now (what was written is still sent)."""
         self._disarm()

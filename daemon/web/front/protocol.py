@@ -24,6 +24,7 @@ import structlog
 
 from daemon.core.wire import MAX_TARGET_BYTES
 from daemon.web.front.flow import Flow
+from daemon.web.front.routes import INLINE_BODY_BYTES, INTERNAL_ERROR, Head, in_steps
 from daemon.web.front.wire import (
     CONTINUE,
     MAX_DISCARD_BYTES,
@@ -36,16 +37,12 @@ from daemon.web.front.wire import (
 from daemon.web.ingest import Answer, Work, message
 
 if TYPE_CHECKING:
-    from daemon.web.front.routes import Head
     from daemon.web.front.server import Front
 
 log = structlog.get_logger(__name__)
 
 _CONTENT_LENGTH, _EXPECT = b"content-length", b"expect"
 _TRANSFER_ENCODING = b"transfer-encoding"
-# A body larger than this is parsed in a step of its own, in the pacer's turn (a parse of
-# 64 KiB takes a few milliseconds at most, whatever the body holds).
-INLINE_BODY_BYTES = 64 * 1024
 
 
 class HttpConnection(Flow):
@@ -212,13 +209,13 @@ class HttpConnection(Flow):
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         self.chunks = []
         if len(body) > INLINE_BODY_BYTES:
-            result: Answer | Work = self._answer_in_turn(head, body)
+            result: Answer | Work = in_steps(self.front.route, head, self.headers, body)
         else:
             try:
                 result = self.front.route.answer(head, self.headers, body)
             except Exception:
                 log.exception("request failed", method=head.method)
-                result = message(500, "internal error; see the sidecar's log")
+                result = INTERNAL_ERROR
         if isinstance(result, Answer):
             self._write(result)
             self._over()
@@ -226,14 +223,6 @@ class HttpConnection(Flow):
             self.work = result
             self.pause("work")
             self.front.pacer.add(self._step)
-
-    def _answer_in_turn(self, head: Head, body: bytes) -> Work:
-        """A large body's answer as steps: its parse alone, then its slices."""
-        result = self.front.route.answer(head, self.headers, body)
-        if isinstance(result, Answer):
-            return result
-        yield
-        return (yield from result)
 
     def _step(self) -> None:
         """One slice of the answer being worked out; the answer once it is done."""
@@ -247,7 +236,7 @@ class HttpConnection(Flow):
             result = done.value
         except Exception:
             log.exception("request failed", method=self.head.method if self.head else "")
-            result = message(500, "internal error; see the sidecar's log")
+            result = INTERNAL_ERROR
         else:
             self.front.pacer.add(self._step)
             return
@@ -282,10 +271,7 @@ class HttpConnection(Flow):
 
     def _next(self) -> None:
         """The request is over: wait for the next one on this connection."""
-        self.in_request = False
-        self.head = None
-        self.body_bytes = 0
-        self.served = True
+        self.in_request, self.head, self.body_bytes, self.served = False, None, 0, True
         self.last_active = self.loop.time()
 
     def late(self, kind: str) -> None:
@@ -312,7 +298,3 @@ class HttpConnection(Flow):
         self.head = None
         self._write(message(400, text, close=True))
         self.close()
-
-    def idle(self) -> bool:
-        """No request under way: closing it loses nothing."""
-        return not self.in_request

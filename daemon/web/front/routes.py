@@ -40,6 +40,12 @@ class Head:
     refusal: Answer | None = None
 
 
+# A body larger than this is parsed in a step of its own, in the pacer's turn (a parse of
+# 64 KiB takes a few milliseconds at most, whatever the body holds).
+INLINE_BODY_BYTES = 64 * 1024
+INTERNAL_ERROR = message(500, "internal error; see the sidecar's log")
+
+
 class Route(Protocol):
     """A listener's answers."""
 
@@ -54,6 +60,15 @@ class Route(Protocol):
 
     def body_timeout(self) -> Answer:
         """A body not complete in time."""
+
+
+def in_steps(route: Route, head: Head, headers: RawHeaders, body: bytes) -> Work:
+    """A large body's answer as steps: its parse alone, then its slices if any."""
+    result = route.answer(head, headers, body)
+    if isinstance(result, Answer):
+        return result
+    yield
+    return (yield from result)
 
 
 def token_of(path: bytes) -> str | None:

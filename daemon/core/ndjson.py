@@ -1,0 +1,183 @@
+"""NDJSON bodies (`POST /v1/events`): checked line by line, pure functions, no I/O.
+
+An invalid line is reported with its number and does not stop the valid ones; an entry
+is a token's event or a destination's result, in the shape docs/api.md gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from daemon.core.entry import MAX_ENCODABLE_DEPTH, ParsedEvent
+from daemon.core.ids import check_id
+from daemon.core.jsontext import json_problem
+from daemon.core.model import Namespace
+from daemon.core.parse import Invalid, LineReport, cut, dumps_stored, kind_of
+from daemon.core.stamp import jitsu_time
+from daemon.core.wire import MAX_ID_LENGTH
+
+_TOKEN = Namespace.TOKEN
+
+
+def iter_ndjson(body: bytes, max_malformed_bytes: int, report: LineReport) -> Iterator[ParsedEvent]:
+    """The events of an NDJSON body one at a time; invalid lines are counted into `report`.
+
+    The ingest limits each event as it comes, so a rate-limited line's objects are freed
+    before the next line is parsed. An `original` object stays parsed in its event and is
+    encoded only if the event is cached, unless the line has enough brackets to nest
+    deeper than orjson writes: then it is encoded now, and such a line is invalid.
+    """
+    return _ndjson_lines(body.split(b"\n"), 1, max_malformed_bytes, report)
+
+
+def ndjson_slices(
+    body: bytes, max_malformed_bytes: int, report: LineReport, lines_per_slice: int
+) -> Iterator[Iterator[ParsedEvent]]:
+    """iter_ndjson's events in slices of `lines_per_slice` lines each (each slice read
+    lazily, as iter_ndjson is): a slice is bounded by the lines it reads, invalid ones
+    included, not by the events it gives."""
+    lines = body.split(b"\n")
+    for start in range(0, len(lines), lines_per_slice):
+        piece = lines[start : start + lines_per_slice]
+        yield _ndjson_lines(piece, start + 1, max_malformed_bytes, report)
+
+
+def _ndjson_lines(
+    lines: list[bytes], first_number: int, max_malformed_bytes: int, report: LineReport
+) -> Iterator[ParsedEvent]:
+    loads = orjson.loads
+    for number, line in enumerate(lines, start=first_number):
+        if not line:
+            continue
+        try:
+            doc = loads(line)
+        except orjson.JSONDecodeError as e:
+            if not line.isspace():
+                report.reject(number, json_problem(line, e))
+            continue
+        if not isinstance(doc, dict):
+            report.reject(number, f"must be a JSON object, got {kind_of(doc)}")
+            continue
+        # Cheaper than counting each bracket: the bytes that are not "[" or "{".
+        lazy = len(line) - len(line.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
+        if lazy and len(doc) == 3 and doc.get("namespace") == "token":
+            # The common shape, {"namespace": "token", "id": ..., "original": {...}},
+            # checked inline: what _entry would find for it, without its calls.
+            id_, original = doc.get("id"), doc.get("original")
+            if type(id_) is str and 0 < len(id_) <= MAX_ID_LENGTH and type(original) is dict:
+                yield ParsedEvent(_TOKEN, id_, token_id=id_, value=original)
+                continue
+        result = _entry(doc, max_malformed_bytes, lazy)
+        if isinstance(result, str):
+            report.reject(number, result)
+        else:
+            yield result
+
+
+def _optional_text(doc: dict[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise Invalid(f'"{name}" must be a string')
+
+
+def _entry(doc: dict[str, Any], max_malformed_bytes: int, lazy: bool = False) -> ParsedEvent | str:
+    """An event, or the message saying why the line is invalid.
+
+    `lazy`: keep an original object parsed (the caller knows it is encodable).
+    """
+    try:
+        namespace = doc.get("namespace")
+        if namespace not in (Namespace.TOKEN, Namespace.DESTINATION):
+            raise Invalid('"namespace" must be "token" or "destination"')
+        problem = check_id(doc.get("id"))
+        if problem:
+            raise Invalid(f'"id" {problem}')
+        timestamp = _optional_text(doc, "timestamp")
+        if timestamp is not None:
+            timestamp = _jitsu_timestamp(timestamp)
+        if namespace == Namespace.TOKEN:
+            return _token_entry(doc, timestamp, max_malformed_bytes, lazy)
+        return _destination_entry(doc, timestamp, lazy)
+    except Invalid as e:
+        return str(e)
+
+
+def _jitsu_timestamp(text: str) -> str:
+    """The ingest's time as Jitsu writes times (UTC, microseconds): Jitsu reads no other."""
+    stamp = jitsu_time(text)
+    if stamp is None:
+        raise Invalid('"timestamp" must be RFC 3339 with a time zone, e.g. 2024-05-01T12:00:00Z')
+    return stamp
+
+
+def _token_entry(
+    doc: dict[str, Any], timestamp: str | None, max_bytes: int, lazy: bool = False
+) -> ParsedEvent:
+    token: str = doc["id"]
+    original, malformed = doc.get("original"), doc.get("malformed")
+    if (original is None) == (malformed is None):
+        raise Invalid('a token entry needs exactly one of "original" or "malformed"')
+    error, skip = _optional_text(doc, "error"), _optional_text(doc, "skip")
+    if original is not None:
+        if not isinstance(original, dict):
+            raise Invalid('"original" must be a JSON object')
+        return ParsedEvent(
+            Namespace.TOKEN,
+            token,
+            original=None if lazy else dumps_stored(original),
+            value=original if lazy else None,
+            error=error,
+            skip=skip,
+            timestamp=timestamp,
+            token_id=token,
+        )
+    if not isinstance(malformed, str):
+        raise Invalid('"malformed" must be a string')
+    return ParsedEvent(
+        Namespace.TOKEN,
+        token,
+        malformed=cut(malformed.encode(), max_bytes),
+        error=error or "malformed event",
+        skip=skip,
+        timestamp=timestamp,
+        token_id=token,
+    )
+
+
+def _destination_entry(
+    doc: dict[str, Any], timestamp: str | None, lazy: bool = False
+) -> ParsedEvent:
+    destination: str = doc["id"]
+    original = doc.get("original")
+    value: Any = None
+    if isinstance(original, dict):
+        original_text, value = (None, original) if lazy else (dumps_stored(original), None)
+    elif isinstance(original, str) and original:
+        # Stored as a JSON string (its encoding), when cached: Jitsu embeds every stored
+        # original in its answers as JSON text, and bare text would fail them all.
+        original_text, value = None, original
+    else:
+        raise Invalid('"original" must be a JSON object or a non-empty string')
+    success = doc.get("success")
+    error, skip = _optional_text(doc, "error"), _optional_text(doc, "skip")
+    if sum(x is not None for x in (success, error, skip)) != 1:
+        raise Invalid('a destination entry needs exactly one of "success", "error" or "skip"')
+    if success is not None and not isinstance(success, dict):
+        raise Invalid('"success" must be a JSON object')
+    token_id = _optional_text(doc, "token_id") or ""
+    return ParsedEvent(
+        Namespace.DESTINATION,
+        destination,
+        original=original_text,
+        value=value,
+        success=dumps_stored(success) if success is not None else None,
+        error=error,
+        skip=skip,
+        timestamp=timestamp,
+        destination_id=destination,
+        token_id=token_id,
+    )
