@@ -24,7 +24,7 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -75,6 +75,47 @@ class RequestTimes:
         row[-1] += seconds
 
 
+class PlainCount:
+    """One series of a counter as a plain number, for the counters the ingest moves on
+    every request: no lock (every caller runs on the event loop's thread), read at scrape
+    time by PlainCounters."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        """Add `amount` (as prometheus_client's Counter.inc; never negative here)."""
+        self.value += amount
+
+
+class PlainCounters(Collector):
+    """A counter family whose series are PlainCounts: exposed as prometheus_client's
+    Counter would be (`<name>_total`, the same help and labels)."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: list[str],
+        series: dict[tuple[str, ...], PlainCount],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name, self._documentation, self._labels = name, documentation, labels
+        self._series = series
+        registry.register(self)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, labels=self._labels)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
+        for values, count in self._series.items():
+            family.add_metric(list(values), count.value)
+        yield family
+
+
 class _HttpDuration(Collector):
     """events_cache_http_request_duration_seconds: the prometheus_client histogram's
     series (the API, mirror and proxy listeners) and the RequestTimes' (the ingest)."""
@@ -121,21 +162,27 @@ class Metrics:
 
     def _event_counters(self, r: CollectorRegistry) -> None:
         """What happened to events; label children resolved once, for the hot path."""
-        received = Counter(
-            "events_cache_received_total",
+        # Moved on every ingest request (a busy key's limited events): plain numbers read
+        # at scrape time, not prometheus_client children (a lock and three calls each).
+        self.received = {ns: PlainCount() for ns in Namespace}
+        PlainCounters(
+            "events_cache_received",
             "Events handed to the sidecar (malformed entries included, invalid lines not).",
             ["cache_namespace"],
+            {(ns.value,): count for ns, count in self.received.items()},
+            registry=r,
+        )
+        self.rate_limited = {(ns, c): PlainCount() for ns in Namespace for c in Collection}
+        PlainCounters(
+            "events_cache_rate_limited",
+            "Events not cached in a collection because its rate limit was reached.",
+            ["cache_namespace", "collection"],
+            {(ns.value, c.value): count for (ns, c), count in self.rate_limited.items()},
             registry=r,
         )
         cached = Counter(
             "events_cache_cached_total",
             "Events written to Redis, per collection.",
-            ["cache_namespace", "collection"],
-            registry=r,
-        )
-        limited = Counter(
-            "events_cache_rate_limited_total",
-            "Events not cached in a collection because its rate limit was reached.",
             ["cache_namespace", "collection"],
             registry=r,
         )
@@ -156,14 +203,8 @@ class Metrics:
             "(not cached).",
             registry=r,
         )
-        self.received = {ns: received.labels(cache_namespace=ns) for ns in Namespace}
         self.cached = {
             (ns, c): cached.labels(cache_namespace=ns, collection=c)
-            for ns in Namespace
-            for c in Collection
-        }
-        self.rate_limited = {
-            (ns, c): limited.labels(cache_namespace=ns, collection=c)
             for ns in Namespace
             for c in Collection
         }

@@ -21,6 +21,7 @@ from daemon.core.entry import ParsedEvent
 from daemon.core.ids import check_id
 from daemon.core.model import ListenerName, Namespace, RejectReason
 from daemon.core.ndjson import iter_ndjson, ndjson_slices
+from daemon.core.oneobject import is_one_object
 from daemon.core.parse import LineError, LineReport, TooManyEvents, parse_token_body
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
@@ -98,14 +99,6 @@ def _first_byte(body: bytes) -> bytes:
     starts with whitespace (rare: an ingest sends its JSON as it came)."""
     first = body[:1]
     return body.lstrip(_JSON_SPACE)[:1] if first and first in _JSON_SPACE else first
-
-
-def _is_object(body: bytes) -> bool:
-    """The body is one valid JSON object (an event that is not malformed)."""
-    try:
-        return type(orjson.loads(body)) is dict
-    except orjson.JSONDecodeError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +189,7 @@ class Intake:
             # One event, whatever the body is (only an array makes more): when the lists
             # it could go to are limited, its outcome is known without building it.
             outcome = self.admission.limited_outright(
-                Namespace.TOKEN, token, lambda: _is_object(body)
+                Namespace.TOKEN, token, lambda: is_one_object(body)
             )
             if outcome is not None:
                 return accepted(outcome)

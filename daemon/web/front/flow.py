@@ -95,7 +95,10 @@ class Flow(asyncio.Protocol):
         self.paused_by.add(reason)
 
     def resume(self, reason: str) -> None:
-        """Read again once no reason to pause is left."""
+        """Read again once no reason to pause is left (nothing to do, and no call to the
+        transport, when `reason` did not pause it: the usual case, twice a request)."""
+        if reason not in self.paused_by:
+            return
         self.paused_by.discard(reason)
         if not self.paused_by and self.transport is not None and not self.closing:
             self.transport.resume_reading()
