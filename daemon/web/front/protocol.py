@@ -159,14 +159,15 @@ class HttpConnection(Flow):
             if length is not None and length > MAX_DISCARD_BYTES:
                 self.close()
             return
-        if b"chunked" in headers.get(_TRANSFER_ENCODING, b"").lower():
+        if _TRANSFER_ENCODING in headers and b"chunked" in headers[_TRANSFER_ENCODING].lower():
             size = front.max_body_bytes
         else:
             size = min(length or 0, front.max_body_bytes)
         if size and not front.budget.reserve(self, size):
             self.pause("budget")  # until granted(): no body is read meanwhile
             return
-        self.granted()
+        if _EXPECT in headers or not self.feeding:
+            self.granted()  # else nothing to do: reading goes on, the read's clock is set
 
     def granted(self) -> None:
         """The body may be read: room for it in the byte budget."""

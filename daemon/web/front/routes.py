@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
+from daemon.core.ids import check_id
 from daemon.core.wire import NDJSON_EVENTS_PATH, TOKEN_EVENTS_PATH
 from daemon.web.ingest import DISABLED, Answer, Intake, RawHeaders, Work, message
 from daemon.web.mirror import Mirror
@@ -96,20 +97,22 @@ class IngestRoute:
 
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
-        # The token ids of the paths seen lately: a pod's ingest sends the same few.
-        self.tokens: dict[bytes, str | None] = {}
+        # The token ids of the paths seen lately (a pod's ingest sends the same few), and
+        # whether the id rule takes them.
+        self.tokens: dict[bytes, tuple[str | None, bool]] = {}
 
     def head(self, method: str, target: bytes, headers: RawHeaders, length: int | None) -> Head:
         path = target.partition(b"?")[0]
         if path == _NDJSON_PATH:
-            token = None
+            token, known_good = None, False
         elif path in self.tokens:
-            token = self.tokens[path]
+            token, known_good = self.tokens[path]
         else:
             token = token_of(path)
             if len(self.tokens) >= MAX_KNOWN_PATHS:
                 self.tokens.clear()
-            self.tokens[path] = token
+            known_good = token is not None and check_id(token) is None
+            self.tokens[path] = token, known_good
         if token is None and path != _NDJSON_PATH:
             return Head(UNMATCHED, method, target, refusal=message(404, INGEST_NOT_FOUND))
         if method != "POST":
@@ -121,7 +124,7 @@ class IngestRoute:
             head.refusal = message(503, DISABLED)
         elif length is not None and length > intake.max_request_bytes:
             head.refusal = intake.too_large(length)
-        elif token is not None:
+        elif token is not None and not known_good:
             head.refusal = intake.token_problem(token)
         return head
 

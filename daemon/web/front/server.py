@@ -54,7 +54,7 @@ class ByteBudget:
         """Give back what `connection` holds or waits for (its body answered, or the
         connection gone), and grant what waits while there is room."""
         self.used -= self.held.pop(connection, 0)
-        if any(waiter is connection for waiter, _ in self.waiting):
+        if self.waiting and any(waiter is connection for waiter, _ in self.waiting):
             self.waiting = deque(w for w in self.waiting if w[0] is not connection)
         while self.waiting and (self.used + self.waiting[0][1] <= self.limit or not self.used):
             waiter, size = self.waiting.popleft()

@@ -50,7 +50,7 @@ def response_bytes(answer: Answer, close: bool) -> bytes:
     if date is not _RECENT.date:
         _RECENT.responses.clear()
         _RECENT.date = date
-    key = (answer, close)
+    key = (answer.status, answer.body, answer.headers, close)  # hashes cached by bytes
     response = _RECENT.responses.get(key)
     if response is None:
         response = _response_bytes(answer, close, date)
@@ -64,7 +64,7 @@ class _Recent:
 
     def __init__(self) -> None:
         self.date = b""
-        self.responses: dict[tuple[Answer, bool], bytes] = {}
+        self.responses: dict[tuple[int, bytes, bytes, bool], bytes] = {}
 
 
 _RECENT = _Recent()
