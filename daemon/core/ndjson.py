@@ -6,7 +6,7 @@ is a token's event or a destination's result, in the shape docs/api.md gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -17,24 +17,40 @@ from daemon.core.jsontext import json_problem
 from daemon.core.model import Namespace
 from daemon.core.parse import Invalid, LineReport, cut, dumps_stored, kind_of
 from daemon.core.stamp import jitsu_time
+from daemon.core.unbuilt import common_token_line_id
 from daemon.core.wire import MAX_ID_LENGTH
 
 _TOKEN = Namespace.TOKEN
 
 
-def iter_ndjson(body: bytes, max_malformed_bytes: int, report: LineReport) -> Iterator[ParsedEvent]:
+# Whether a token's all-events list is rate limited now (Admission.all_limited).
+TokenLimited = Callable[[str], bool]
+
+
+def iter_ndjson(
+    body: bytes,
+    max_malformed_bytes: int,
+    report: LineReport,
+    limited: TokenLimited | None = None,
+) -> Iterator[ParsedEvent]:
     """The events of an NDJSON body one at a time; invalid lines are counted into `report`.
 
     The ingest limits each event as it comes, so a rate-limited line's objects are freed
     before the next line is parsed. An `original` object stays parsed in its event and is
     encoded only if the event is cached, unless the line has enough brackets to nest
     deeper than orjson writes: then it is encoded now, and such a line is invalid.
+    With `limited`, a valid line of the common token shape whose token is limited is not
+    built at all: its event carries only its id, for admission to count as limited.
     """
-    return _ndjson_lines(body.split(b"\n"), 1, max_malformed_bytes, report)
+    return _ndjson_lines(body.split(b"\n"), 1, max_malformed_bytes, report, limited)
 
 
 def ndjson_slices(
-    body: bytes, max_malformed_bytes: int, report: LineReport, lines_per_slice: int
+    body: bytes,
+    max_malformed_bytes: int,
+    report: LineReport,
+    lines_per_slice: int,
+    limited: TokenLimited | None = None,
 ) -> Iterator[Iterator[ParsedEvent]]:
     """iter_ndjson's events in slices of `lines_per_slice` lines each (each slice read
     lazily, as iter_ndjson is): a slice is bounded by the lines it reads, invalid ones
@@ -42,16 +58,31 @@ def ndjson_slices(
     lines = body.split(b"\n")
     for start in range(0, len(lines), lines_per_slice):
         piece = lines[start : start + lines_per_slice]
-        yield _ndjson_lines(piece, start + 1, max_malformed_bytes, report)
+        yield _ndjson_lines(piece, start + 1, max_malformed_bytes, report, limited)
 
 
 def _ndjson_lines(
-    lines: list[bytes], first_number: int, max_malformed_bytes: int, report: LineReport
+    lines: list[bytes],
+    first_number: int,
+    max_malformed_bytes: int,
+    report: LineReport,
+    limited: TokenLimited | None,
 ) -> Iterator[ParsedEvent]:
     loads = orjson.loads
     for number, line in enumerate(lines, start=first_number):
         if not line:
             continue
+        if limited is not None:
+            id_ = common_token_line_id(line)
+            if (
+                id_ is not None
+                and limited(id_)
+                and len(line) - len(line.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
+            ):
+                # Limited in `all`, and (no error, not malformed) a target of no other
+                # list: admission counts it and never encodes it, so it is not built.
+                yield ParsedEvent(_TOKEN, id_, token_id=id_)
+                continue
         try:
             doc = loads(line)
         except orjson.JSONDecodeError as e:

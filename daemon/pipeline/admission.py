@@ -130,6 +130,12 @@ class Admission:
             yield
         return Outcome(accepted, rate_limited, dropped)
 
+    def all_limited(self, ns: Namespace, id_: str) -> bool:
+        """Whether the all-events list of `id_` is rate limited now (takes nothing). An
+        event found so stays limited through the submit() that reads it, which took its
+        time before: buckets only refill as time passes."""
+        return self._limiters.is_empty((ns, id_, Collection.ALL), self._monotonic())
+
     def limited_outright(
         self, ns: Namespace, id_: str, one_valid_object: Callable[[], bool] | None = None
     ) -> Outcome | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,8 +22,8 @@ from daemon.core.entry import ParsedEvent
 from daemon.core.ids import check_id
 from daemon.core.model import ListenerName, Namespace, RejectReason
 from daemon.core.ndjson import iter_ndjson, ndjson_slices
-from daemon.core.oneobject import is_one_object
 from daemon.core.parse import LineError, LineReport, TooManyEvents, parse_token_body
+from daemon.core.unbuilt import is_one_object
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
@@ -251,8 +252,10 @@ class Intake:
             return accepted(outcome, report.invalid, report.errors)
 
         max_bytes = self.max_malformed_bytes
+        limited = partial(self.admission.all_limited, Namespace.TOKEN)
         if lines <= SLICE_EVENTS:
-            return finish(self.admission.submit(iter_ndjson(body, max_bytes, report)))
+            events = iter_ndjson(body, max_bytes, report, limited)
+            return finish(self.admission.submit(events))
         # Sliced by lines, not by events: an invalid line costs its parse and its message.
-        slices = ndjson_slices(body, max_bytes, report, SLICE_EVENTS)
+        slices = ndjson_slices(body, max_bytes, report, SLICE_EVENTS, limited)
         return self._in_slices(self.admission.submit_slices(slices), finish)
