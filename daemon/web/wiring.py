@@ -17,7 +17,8 @@ from aiohttp import web
 from daemon.config import Config
 from daemon.core.model import ListenerName
 from daemon.core.tokenfrom import TokenFinder
-from daemon.metrics import Metrics, RequestTimes
+from daemon.metrics import Metrics
+from daemon.metrics.plain import RequestTimes
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
 from daemon.store.health import RedisHealth

@@ -259,8 +259,7 @@ class HttpConnection(Flow):
 
     # -- answering, timers, flow control ----------------------------------------------
     def _write(self, result: Answer) -> None:
-        """Write the answer; the connection is to close once the request is over when
-        the answer, the request or a shutdown asks to."""
+        """Write the answer; the connection closes after the request if asked to."""
         transport = self.transport
         if transport is None or self.closing:
             return

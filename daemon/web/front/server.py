@@ -13,7 +13,7 @@ from pathlib import Path
 
 from daemon.config import HostPort
 from daemon.core.wire import KNOWN_METHODS
-from daemon.metrics import RequestTimes
+from daemon.metrics.plain import RequestTimes
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.protocol import HttpConnection
 from daemon.web.front.routes import Head, Route

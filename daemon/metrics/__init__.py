@@ -10,7 +10,6 @@ collectors (memory and CPU are a sidecar's headline costs).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 from prometheus_client import (
@@ -24,7 +23,7 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -38,6 +37,7 @@ from daemon.core.model import (
     TeeOutcome,
     UpstreamError,
 )
+from daemon.metrics.plain import LATENCY_BUCKETS, PlainCount, PlainCounters, RequestTimes
 
 # No `events_cache_*_created` series: they double every counter's and histogram's series
 # for a start time that `process_start_time_seconds` already gives once per process. The
@@ -46,74 +46,9 @@ from daemon.core.model import (
 # daemon's registry is the only one it serves. Set once, when this module loads.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _HTTP_DURATION = "events_cache_http_request_duration_seconds"
 _HTTP_DURATION_HELP = "HTTP request handling time."
 _HTTP_LABELS = ("listener", "route", "method", "status")
-
-
-class RequestTimes:
-    """Request durations of one listener as plain numbers: per (route, method, status),
-    a count per latency bucket (the last one +Inf) followed by the sum of the seconds.
-
-    The ingest's hot path adds to a list instead of calling prometheus_client's
-    histogram; the numbers join `events_cache_http_request_duration_seconds` at scrape
-    time, under the same labels and buckets. Only the event loop's thread touches them.
-    """
-
-    __slots__ = ("rows",)
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, int], list[float]] = {}
-
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one request of `seconds`."""
-        row = self.rows.get((route, method, status))
-        if row is None:
-            row = self.rows[route, method, status] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
-        row[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        row[-1] += seconds
-
-
-class PlainCount:
-    """One series of a counter as a plain number, for the counters the ingest moves on
-    every request: no lock (every caller runs on the event loop's thread), read at scrape
-    time by PlainCounters."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1) -> None:
-        """Add `amount` (as prometheus_client's Counter.inc; never negative here)."""
-        self.value += amount
-
-
-class PlainCounters(Collector):
-    """A counter family whose series are PlainCounts: exposed as prometheus_client's
-    Counter would be (`<name>_total`, the same help and labels)."""
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labels: list[str],
-        series: dict[tuple[str, ...], PlainCount],
-        registry: CollectorRegistry,
-    ) -> None:
-        self._name, self._documentation, self._labels = name, documentation, labels
-        self._series = series
-        registry.register(self)
-
-    def describe(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(self._name, self._documentation, labels=self._labels)
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self._name, self._documentation, labels=self._labels)
-        for values, count in self._series.items():
-            family.add_metric(list(values), count.value)
-        yield family
 
 
 class _HttpDuration(Collector):
@@ -124,7 +59,7 @@ class _HttpDuration(Collector):
         self._histogram = histogram
         self._times = times
         go_float: Callable[[float], str] = floatToGoString  # as Histogram writes `le`
-        self._les = [go_float(b) for b in _LATENCY_BUCKETS] + ["+Inf"]
+        self._les = [go_float(b) for b in LATENCY_BUCKETS] + ["+Inf"]
 
     def describe(self) -> Iterator[Metric]:
         yield HistogramMetricFamily(_HTTP_DURATION, _HTTP_DURATION_HELP, labels=_HTTP_LABELS)
@@ -250,13 +185,13 @@ class Metrics:
         self.redis_write_seconds = Histogram(
             "events_cache_redis_write_seconds",
             "Time of one pipelined batch write to Redis.",
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.trim_seconds = Histogram(
             "events_cache_trim_seconds",
             "Time of one trim pass.",
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.streams = Gauge(
@@ -267,7 +202,7 @@ class Metrics:
             _HTTP_DURATION,
             _HTTP_DURATION_HELP,
             _HTTP_LABELS,
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=None,
         )
         self.ingest_times = RequestTimes()
