@@ -61,7 +61,7 @@ def test_events_per_request(daemon: InProcessDaemon, redis_client: redis.Redis) 
     assert daemon.post_token("arr", at_bound).json["accepted"] == MAX_EVENTS
     over = daemon.post_token("arr", json.dumps([{"n": n} for n in range(MAX_EVENTS + 1)]))
     assert over.status == 413
-    assert over.json["limit"] == "events"
+    assert (over.json["limit"], over.json["max"]) == ("events", MAX_EVENTS)
     assert f"holds {MAX_EVENTS + 1} events" in over.json["message"]
     assert "max_events_per_request is 5" in over.json["message"]
     lines = [{"namespace": "token", "id": "nd", "original": {"n": n}} for n in range(MAX_EVENTS)]
@@ -79,7 +79,7 @@ def test_events_per_request(daemon: InProcessDaemon, redis_client: redis.Redis) 
     )
     raw = exchange(port, head + packed)
     assert raw.startswith(b"HTTP/1.1 413 "), raw[:200]
-    assert answer_json(raw)["limit"] == "events"
+    assert answer_json(raw)["limit"] == "events" and answer_json(raw)["max"] == MAX_EVENTS
     settle(daemon)
     assert redis_client.llen(key("token", "arr")) == MAX_EVENTS
     assert redis_client.llen(key("token", "nd")) == 2 * MAX_EVENTS
@@ -96,6 +96,7 @@ def test_bytes_over_the_bound_say_bytes(start_daemon: StartDaemon) -> None:
     ):
         reply = daemon.post_token("big", body, headers=headers)
         assert reply.status == 413 and reply.json["limit"] == "bytes", reply.raw
+        assert reply.json["max"] == 100
         assert "max_request_bytes" in reply.json["message"]
     assert rejected(daemon, "ingest", "too_large") == 2
 

@@ -130,6 +130,8 @@ func TestA413ForEventsSplitsByCount(t *testing.T) {
 		bytes, events int64
 	}{
 		{said, []int{5, 5, 5, 5, 3}, 1 << 20, 5},
+		// the bound as a number ("max") wins over the message; an older sidecar sends none
+		{`{"message": "too many, max is 9", "limit": "events", "max": 4}`, []int{4, 4, 4, 4, 4, 3}, 1 << 20, 4},
 		{`{"message": "too many", "limit": "events"}`, []int{11, 11, 1}, 1 << 20, 11},
 	}
 	for _, tc := range cases {

@@ -290,10 +290,7 @@ func (s *sender) answered(batch [][]byte, status int, body []byte) [][][]byte {
 // batch goes again in pieces of that many. Each piece is smaller than the batch, so a
 // refusal repeated down to one event ends.
 func (s *sender) tooManyEvents(batch [][]byte, body []byte) [][][]byte {
-	most := 0
-	if m := eventsBound.FindStringSubmatch(message(body)); m != nil {
-		most, _ = strconv.Atoi(m[1])
-	}
+	most := eventsBoundOf(body)
 	if most <= 0 || most >= len(batch) {
 		most = len(batch) / 2
 	}
@@ -308,6 +305,22 @@ func (s *sender) tooManyEvents(batch [][]byte, body []byte) [][][]byte {
 		batch = batch[step:]
 	}
 	return append(pieces, batch)
+}
+
+// eventsBoundOf is a 413's bound in events: its "max", else (an older sidecar) the number
+// its message names; 0 when neither says.
+func eventsBoundOf(body []byte) int {
+	var m struct {
+		Max int `json:"max"`
+	}
+	if json.Unmarshal(body, &m) == nil && m.Max > 0 {
+		return m.Max
+	}
+	if found := eventsBound.FindStringSubmatch(message(body)); found != nil {
+		most, _ := strconv.Atoi(found[1])
+		return most
+	}
+	return 0
 }
 
 // limitOf is the limit a 413 names; bytes when it names none (an older sidecar).

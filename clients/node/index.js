@@ -468,13 +468,13 @@ class Client {
   }
 
   /** A 413 for events: the byte limit stays, the event cap drops to the sidecar's
-   * bound (or half the batch when the message does not say it), and the batch goes
+   * bound (its "max"; from an older sidecar, the number its message names; else half
+   * the batch), and the batch goes
    * again in pieces of that many. Each piece is smaller than the batch, so a refusal
    * repeated down to one event ends.
    * @param {Batch} batch @param {Buffer} body @returns {Batch[]} */
   _tooManyEvents(batch, body) {
-    const bound = EVENTS_BOUND.exec(message(body));
-    let most = bound ? Number(bound[1]) : 0;
+    let most = eventsBoundOf(body);
     if (!(most > 0 && most < batch.length)) most = Math.floor(batch.length / 2);
     this._limitEvents = Math.min(this._limitEvents, most);
     /** @type {Batch[]} */
@@ -567,6 +567,19 @@ function limitOf(body) {
     // not the sidecar's JSON error
   }
   return LIMIT_BYTES;
+}
+
+/** A 413's bound in events: its "max", else (an older sidecar) the number its message
+ * names; 0 when neither says. @param {Buffer} body @returns {number} */
+function eventsBoundOf(body) {
+  try {
+    const doc = JSON.parse(body.toString('utf8'));
+    if (doc !== null && Number.isInteger(doc.max) && doc.max > 0) return doc.max;
+  } catch {
+    // not the sidecar's JSON error
+  }
+  const bound = EVENTS_BOUND.exec(message(body));
+  return bound ? Number(bound[1]) : 0;
 }
 
 /** @param {Buffer} body */

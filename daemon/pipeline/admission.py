@@ -17,11 +17,13 @@ from daemon.core.entry import ParsedEvent, encode
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import Collection, DropReason, Namespace, Target
 from daemon.core.redact import Redactor
+from daemon.core.unbuilt import is_one_object
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 
 _ALL, _ERROR = int(Target.ALL), int(Target.ERROR)  # plain ints on the hot path
 _ERR = Collection.ERROR
+ONE_LIMITED = Outcome(0, 1, 0)  # limited_outright's, shared: callers only read it
 
 
 @dataclass(slots=True)
@@ -137,33 +139,33 @@ class Admission:
         return self._limiters.is_empty((ns, id_, Collection.ALL), self._monotonic())
 
     def limited_outright(
-        self, ns: Namespace, id_: str, one_valid_object: Callable[[], bool] | None = None
+        self, ns: Namespace, id_: str, body: bytes | None = None
     ) -> Outcome | None:
         """One event of `id_` counted as rate limited without being built, when the lists
         it could go to are limited now. None (nothing counted, no token taken) when
         either may have room for it.
 
         An event not read may be malformed, so it could go to the error list too: both
-        lists must be limited. When only the error list has room, `one_valid_object`
-        (which reads the body) may still show that it is one valid JSON object, which
-        goes to the `all` list alone. Either way it counts as received and rate limited
-        in `all`; when both lists were limited and it was not read, whether it was
-        malformed is unknown: it is counted neither in `malformed` nor in the error
-        list's limited counts.
+        lists must be limited. When only the error list has room, the event's `body`,
+        when given, may still show that it is one valid JSON object (checked without
+        building it), which goes to the `all` list alone. Either way it counts as
+        received and rate limited in `all`; when both lists were limited and it was not
+        read, whether it was malformed is unknown: it is counted neither in `malformed`
+        nor in the error list's limited counts.
         """
         now, limiters = self._monotonic(), self._limiters
         all_key = (ns, id_, Collection.ALL)
         if not limiters.is_empty(all_key, now):
             return None
         if not limiters.is_empty((ns, id_, _ERR), now) and (
-            one_valid_object is None or not one_valid_object()
+            body is None or not is_one_object(body)
         ):
             return None
         self._limited.add(all_key, self._wall())
         m = self._metrics
         m.received[ns].inc()
         m.rate_limited[ns, Collection.ALL].inc()
-        return Outcome(0, 1, 0)
+        return ONE_LIMITED
 
     def _record(self, outcome: Outcome, counts: _Counts, wall: float) -> None:
         """Move the request's counts to the shared limited counter and the metrics."""

@@ -23,7 +23,6 @@ from daemon.core.ids import check_id
 from daemon.core.model import ListenerName, Namespace, RejectReason
 from daemon.core.ndjson import iter_ndjson, ndjson_slices
 from daemon.core.parse import LineError, LineReport, TooManyEvents, parse_token_body
-from daemon.core.unbuilt import is_one_object
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
@@ -123,10 +122,16 @@ class Intake:
     def refuse(
         self, reason: RejectReason, status: int, text: str, limit: str = "", close: bool = False
     ) -> Answer:
-        """The refusal's answer ({"message"}, and which limit a 413 met), counted."""
+        """The refusal's answer ({"message"}; for a 413, which limit it met and that
+        limit's value as "max", so that a client splits by it), counted."""
         self.metrics.rejected[self.listener][reason].inc()
-        doc = {"message": text, "limit": limit} if limit else {"message": text}
-        return answer(doc, status, close)
+        if limit == LIMIT_BYTES:
+            return answer(
+                {"message": text, "limit": limit, "max": self.max_request_bytes}, status, close
+            )
+        if limit == LIMIT_EVENTS:
+            return answer({"message": text, "limit": limit, "max": self.max_events}, status, close)
+        return answer({"message": text}, status, close)
 
     def too_large(self, length: int | None = None) -> Answer:
         """The 413 of a body over max_request_bytes; the rest of it is not read."""
@@ -185,13 +190,11 @@ class Intake:
         body = self.inflated(raw, headers) if _CONTENT_ENCODING in headers else raw
         if isinstance(body, Answer):
             return body
-        ingest_error = header_text(headers.get(_ERROR_HEADER))
+        ingest_error = header_text(headers[_ERROR_HEADER]) if _ERROR_HEADER in headers else None
         if not ingest_error and _first_byte(body) != b"[":
             # One event, whatever the body is (only an array makes more): when the lists
             # it could go to are limited, its outcome is known without building it.
-            outcome = self.admission.limited_outright(
-                Namespace.TOKEN, token, lambda: is_one_object(body)
-            )
+            outcome = self.admission.limited_outright(Namespace.TOKEN, token, body)
             if outcome is not None:
                 return accepted(outcome)
         skip = header_text(headers.get(_SKIP_HEADER))

@@ -106,6 +106,8 @@ test('a 413 for events splits by count and keeps the byte limit', () => {
   });
   for (const [body, sizes, cap] of /** @type {[string, number[], number][]} */ ([
     [said, [5, 5, 5, 5, 3], 5],
+    // the bound as a number ("max") wins over the message; an older sidecar sends none
+    [JSON.stringify({ message: 'too many, max is 9', limit: 'events', max: 4 }), [4, 4, 4, 4, 4, 3], 4],
     [JSON.stringify({ message: 'too many', limit: 'events' }), [11, 11, 1], 11],
   ])) {
     const c = /** @type {any} */ (new Client({ socket: NOWHERE }));

@@ -61,6 +61,11 @@ def test_a_413_for_events_splits_by_count_and_keeps_the_byte_limit() -> None:
     assert [len(p) for p in pieces] == [5, 5, 5, 5, 3]
     assert [line for p in pieces for line in p] == batch
     assert (core.limit_bytes, core.limit_events) == (1_048_576, 5)
+    # The bound as a number ("max") wins over the message; an older sidecar sends none.
+    core = _core()
+    said = b'{"message": "too many, max is 9", "limit": "events", "max": 4}'
+    assert [len(p) for p in core.answered(batch, 413, said)] == [4, 4, 4, 4, 4, 3]
+    assert core.limit_events == 4
     core = _core()
     pieces = core.answered(batch, 413, b'{"message": "too many", "limit": "events"}')
     assert [len(p) for p in pieces] == [11, 11, 1]

@@ -21,7 +21,7 @@ _ACCEPTED = {
 
 _TOO_LARGE = {
     "type": "object",
-    "required": ["message", "limit"],
+    "required": ["message", "limit", "max"],
     "properties": {
         "message": {"type": "string"},
         "limit": {
@@ -30,6 +30,12 @@ _TOO_LARGE = {
             "description": "Which bound the request met, so a client splits by that measure: "
             "bytes (max_request_bytes, as sent or once inflated) or events "
             "(max_events_per_request).",
+        },
+        "max": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "That bound's value: max_request_bytes in bytes, or "
+            "max_events_per_request in events.",
         },
     },
 }

@@ -341,11 +341,10 @@ class Core:
 
     def _too_many_events(self, batch: Batch, body: bytes) -> list[Batch]:
         """A 413 for events: the byte limit stays, the event cap drops to the sidecar's
-        bound (or half the batch when the message does not say it), and the batch goes
-        again in pieces of that many. Each piece is smaller than the batch, so a refusal
-        repeated down to one event ends."""
-        bound = _EVENTS_BOUND.search(_message(body))
-        cap = int(bound.group(1)) if bound else 0
+        bound (its "max"; from an older sidecar, the number its message names; else half
+        the batch), and the batch goes again in pieces of that many. Each piece is
+        smaller than the batch, so a refusal repeated down to one event ends."""
+        cap = _events_bound(body)
         if not 0 < cap < len(batch):
             cap = len(batch) // 2
         self.limit_events = min(self.limit_events, cap)
@@ -401,6 +400,21 @@ def _limit(body: bytes) -> str:
     except (ValueError, AttributeError):
         return LIMIT_BYTES
     return limit if limit == LIMIT_EVENTS else LIMIT_BYTES
+
+
+def _events_bound(body: bytes) -> int:
+    """A 413's bound in events: its "max", else the one its message names; 0 if none."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return 0
+    if not isinstance(doc, dict):
+        return 0
+    bound = doc.get("max")
+    if type(bound) is int and bound > 0:
+        return bound
+    found = _EVENTS_BOUND.search(str(doc.get("message", "")))
+    return int(found.group(1)) if found else 0
 
 
 def _message(body: bytes) -> str:
