@@ -337,6 +337,26 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 unit="reqps",
             ),
             Panel(
+                "Refused at the door",
+                "Which ingest-side requests are refused before anything is cached, on which "
+                "listener and why (too large, too many events, a body too slow, a bad "
+                "encoding or id, nothing to cache)?",
+                [
+                    (
+                        f"sum by (listener, reason) ({rate('events_cache_rejected_total')})",
+                        "{{listener}} {{reason}}",
+                    )
+                ],
+                unit="reqps",
+            ),
+            Panel(
+                "Admin token refusals",
+                "How many API requests per second come with a missing or wrong admin token "
+                "(a client misconfigured, or someone guessing)?",
+                [(f"sum({rate('events_cache_auth_failures_total')})", "refused")],
+                unit="reqps",
+            ),
+            Panel(
                 "Query API requests",
                 "How often are the cache, the summary, the reset and the live tail asked for?",
                 [

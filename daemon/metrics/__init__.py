@@ -88,6 +88,7 @@ class Metrics:
         self._state_metrics(self.registry)
         self._proxy_metrics(self.registry)
         self._redis_errors(self.registry)
+        self._auth_failures(self.registry)
         ProcessCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -228,6 +229,16 @@ class Metrics:
         )
         self.proxy_tee = {o: tee.labels(outcome=o) for o in TeeOutcome}
         self.proxy_upstream_errors = {e: upstream.labels(reason=e) for e in UpstreamError}
+
+    def _auth_failures(self, r: CollectorRegistry) -> None:
+        """Requests the admin token check refused (guessing shows here first)."""
+        failures = Counter(
+            "events_cache_auth_failures_total",
+            "Requests to the API's admin routes refused for a missing or wrong admin token.",
+            ["listener"],
+            registry=r,
+        )
+        self.auth_failures = failures.labels(listener="api")
 
     def _redis_errors(self, r: CollectorRegistry) -> None:
         """Failed Redis operations, per operation; every child exists from the start."""

@@ -1,12 +1,16 @@
-"""The admin token check of the API listener: constant time, never logged."""
+"""The admin token check of the API listener: constant time, never logged, every
+refusal counted (`events_cache_auth_failures_total`)."""
 
 from __future__ import annotations
 
 import hmac
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from daemon.core.wire import TOKEN_HEADER, UNAUTHORIZED
+
+_BEARER = "bearer "
 
 QUERY_TOKEN_OFF = (
     f"{UNAUTHORIZED}: a token in ?token= is not accepted (server.allow_token_in_query is "
@@ -17,13 +21,19 @@ QUERY_TOKEN_OFF = (
 class TokenCheck:
     """Admin token check in constant time; several tokens may be valid during rotation."""
 
-    def __init__(self, tokens: tuple[str, ...], allow_in_query: bool) -> None:
+    def __init__(
+        self, tokens: tuple[str, ...], allow_in_query: bool, failures: Counter | None = None
+    ) -> None:
         self._tokens = [t.encode() for t in tokens]
         self._allow_in_query = allow_in_query
+        self._failures = failures
 
     def allows(self, request: web.Request) -> bool:
-        """True when the request carries a configured token (header, or query if allowed)."""
+        """True when the request carries a configured token: in X-Admin-Token, else as
+        `Authorization: Bearer <token>`, else in the query when allowed."""
         given = request.headers.get(TOKEN_HEADER)
+        if given is None:
+            given = bearer_token(request.headers.get("Authorization"))
         if given is None and self._allow_in_query:
             given = request.query.get("token")
         if given is None:
@@ -39,10 +49,20 @@ class TokenCheck:
         the token was sent where it is not accepted)."""
         if self.allows(request):
             return None
+        if self._failures is not None:
+            self._failures.inc()
         sent_in_query = not self._allow_in_query and "token" in request.query
         if sent_in_query and TOKEN_HEADER not in request.headers:
             return QUERY_TOKEN_OFF
         return UNAUTHORIZED
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the scheme's case does not
+    matter, RFC 9110 11.1); None for any other header or none."""
+    if authorization is None or authorization[: len(_BEARER)].lower() != _BEARER:
+        return None
+    return authorization[len(_BEARER) :].strip(" \t") or None
 
 
 TOKENS = web.AppKey("tokens", TokenCheck)

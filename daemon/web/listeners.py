@@ -41,8 +41,21 @@ def api_options(header_read_timeout_s: float) -> dict[str, Any]:
 
 
 def api_application(metrics: Metrics) -> web.Application:
-    """The API listener's application, routes to be added by the caller."""
-    return web.Application(middlewares=[observe("api", metrics.http_duration, API_NOT_FOUND)])
+    """The API listener's application, routes to be added by the caller; every answer
+    with the API's headers (`api_headers`)."""
+    app = web.Application(middlewares=[observe("api", metrics.http_duration, API_NOT_FOUND)])
+    app.on_response_prepare.append(api_headers)
+    return app
+
+
+async def api_headers(_: web.Request, response: web.StreamResponse) -> None:
+    """What every API answer says: not to be stored by any cache (answers hold events;
+    the viewer's files keep their own `no-cache`, revalidated by ETag), not to be sniffed
+    as another type than it says, and no server software or version (aiohttp would name
+    itself and Python's version)."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Server"] = "events-cache"
 
 
 def ingest_side_options(header_read_timeout_s: float) -> dict[str, Any]:

@@ -116,7 +116,9 @@ class Listeners:
         cfg, metrics = parts.config, parts.metrics
         events = cfg.events
         api = api_application(metrics)
-        tokens = TokenCheck(cfg.admin_tokens, cfg.server.allow_token_in_query)
+        tokens = TokenCheck(
+            cfg.admin_tokens, cfg.server.allow_token_in_query, metrics.auth_failures
+        )
         max_events = cfg.sidecar.api.max_response_events
         service = QueryService(parts.storage, events.size, events.time_window_sec, max_events)
         add_query_routes(api, service, tokens, parts.health)

@@ -28,6 +28,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "adminToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
+                "bearer": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {
                 "Message": MESSAGE,

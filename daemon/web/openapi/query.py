@@ -83,7 +83,8 @@ _ERRORS = {
     "401": error("Admin token does not match."),
     "503": error("Redis is unreachable."),
 }
-_SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
+# Either: X-Admin-Token, or Authorization: Bearer with the same token.
+_SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}, {"bearer": []}]
 
 
 def _cache_get() -> dict[str, Any]:
