@@ -219,21 +219,25 @@ class App:
             await asyncio.sleep(drain_s)  # the ingest container may still be sending
         await self._listeners.close_ingest_side()  # ingest, mirror and proxy
         started = time.monotonic()
-        left = 0
+        # Everything the flush drops counts (what it could not write in time, a batch cut
+        # by the timeout, a Redis that fails), not only what was left in the queue.
+        dropped_before = self.metrics.totals()["dropped"]
         if self._loops is not None:
-            left = await self._flush(self._loops.writers)
+            await self._flush(self._loops.writers)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._loops.final_bookkeeping(), FINAL_BOOKKEEPING_TIMEOUT_S)
         await self._close_started()
+        totals = self.metrics.totals()
         log.info(
             "stopped",
             flushed_in_s=round(time.monotonic() - started, 3),
-            dropped_at_shutdown=left,
-            **self.metrics.totals(),
+            dropped_at_shutdown=int(totals["dropped"] - dropped_before),
+            **totals,
         )
 
-    async def _flush(self, writers: Writers) -> int:
-        """Let the writers empty the queue within the timeout; count what is left."""
+    async def _flush(self, writers: Writers) -> None:
+        """Let the writers empty the queue within the timeout; what is left is dropped
+        and counted (reason shutdown)."""
         tasks = self._supervisor.tasks(f"writer-{n}" for n in range(self.queue.shards))
         writers.stop()
         if tasks:
@@ -246,7 +250,6 @@ class App:
         left = self.queue.depth
         if left:
             self.metrics.dropped[DropReason.SHUTDOWN].inc(left)
-        return left
 
     async def _close_started(self) -> None:
         """Close whatever is open, in reverse start order; safe to call twice."""

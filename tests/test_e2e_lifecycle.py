@@ -336,6 +336,24 @@ def test_shutdown_with_redis_hanging_counts_the_rest(
     assert summary["dropped_at_shutdown"] > 0
     assert summary["received"] == 3001
     assert summary["received"] == summary["cached"] + summary["dropped"], summary
+    # Every drop happened in the flush, the batch its timeout cut included.
+    assert summary["dropped_at_shutdown"] == summary["dropped"], summary
+
+
+def test_the_shutdown_summary_adds_up(start_daemon_process: StartDaemonProcess) -> None:
+    """received = cached + rate_limited + dropped, the error lists apart: an error event
+    is cached (or limited) in both lists and counts once in each pair."""
+    daemon = start_daemon_process({"server": {"cache": {"events": {"size": 2, **NO_REFILL}}}})
+    lines = [{**line, "error": "failed"} for line in token_lines("k", 0, 5)]
+    assert daemon.post_ndjson(lines).json["accepted"] == 2
+    assert daemon.post_ndjson(token_lines("quiet", 0, 1)).json["accepted"] == 1
+    settle(daemon)
+    daemon.signal(signal.SIGTERM)
+    assert wait_exit(daemon) == 0
+    (summary,) = [json.loads(x) for x in daemon.log().splitlines() if '"stopped"' in x]
+    assert (summary["received"], summary["cached"], summary["rate_limited"]) == (6, 3, 3)
+    assert (summary["cached_errors"], summary["rate_limited_errors"]) == (2, 3)
+    assert summary["dropped"] == summary["dropped_at_shutdown"] == 0
 
 
 def test_drain_keeps_accepting_after_sigterm(

@@ -261,19 +261,33 @@ class Metrics:
         self.queue_capacity_bytes.set(capacity)
 
     def totals(self) -> dict[str, float]:
-        """Totals of the event counters, for the one summary line at shutdown."""
-        totals: dict[str, float] = {}
-        for family in self.registry.collect():
-            if family.name in _TOTALS:
-                totals[family.name.removeprefix("events_cache_")] = sum(
-                    s.value for s in family.samples if s.name.endswith("_total")
-                )
-        return totals
+        """Totals of the event counters for the one summary line at shutdown, which add
+        up: received = cached + rate_limited + dropped (+ still queued, nothing once
+        flushed); the error lists' counts apart, since an error is counted in both."""
+        samples = [
+            s
+            for family in self.registry.collect()
+            if family.name.removeprefix("events_cache_") in _TOTALS
+            for s in family.samples
+            if s.name.endswith("_total")
+        ]
+
+        def total(name: str, collection: str = "") -> float:
+            return sum(
+                s.value
+                for s in samples
+                if s.name == f"events_cache_{name}_total"
+                and (not collection or s.labels.get("collection") == collection)
+            )
+
+        return {
+            "received": total("received"),
+            "cached": total("cached", Collection.ALL),
+            "rate_limited": total("rate_limited", Collection.ALL),
+            "dropped": total("dropped"),
+            "cached_errors": total("cached", Collection.ERROR),
+            "rate_limited_errors": total("rate_limited", Collection.ERROR),
+        }
 
 
-_TOTALS = (
-    "events_cache_received",
-    "events_cache_cached",
-    "events_cache_rate_limited",
-    "events_cache_dropped",
-)
+_TOTALS = ("received", "cached", "rate_limited", "dropped")
