@@ -416,3 +416,25 @@ def test_two_listeners_on_one_address(tmp_path: Path, mirror: str, clash: bool) 
     assert check.returncode == 1
     assert "sidecar.mirror.listen: " in check.stderr
     assert "overlaps sidecar.api.listen (127.0.0.1:8080)" in check.stderr
+
+
+def test_a_short_admin_token_is_a_warning_and_an_error_under_strict(tmp_path: Path) -> None:
+    """A token under 16 characters works (Jitsu took any), but check-config and the
+    daemon warn; --strict refuses it. The token is never shown."""
+    path = write(tmp_path, {"server": {"admin_token": ["a-good-long-token-0123", "shortpw"]}})
+    config = load_config(path, env={})
+    assert config.advice == (
+        "server.admin_token: a token of 7 characters is easy to guess: use at least 16 "
+        "(e.g. `openssl rand -hex 32`)",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env={}, strict=True)
+    assert [p.location for p in refused.value.problems] == ["server.admin_token"]
+    check = _daemon("check-config", "--config", path, env={})
+    assert check.returncode == 0, check.stderr
+    assert "warning: server.admin_token: a token of 7 characters" in check.stderr
+    assert "shortpw" not in check.stderr + check.stdout
+    strict = _daemon("check-config", "--strict", "--config", path, env={})
+    assert strict.returncode == 1 and "shortpw" not in strict.stderr
+    long_enough = write(tmp_path, {"server": {"admin_token": "t" * 16}})
+    assert load_config(long_enough, env={}).advice == ()

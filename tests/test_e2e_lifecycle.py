@@ -630,3 +630,17 @@ def test_embedded_server_dies_with_a_killed_daemon(
     daemon.process.kill()  # SIGKILL: no clean-up code runs
     daemon.process.wait()
     wait_for(lambda: not _alive(child), timeout=10)
+
+
+def test_the_daemon_warns_of_a_short_admin_token_without_showing_it(
+    start_daemon_process: StartDaemonProcess,
+) -> None:
+    daemon = start_daemon_process({"server": {"admin_token": "pw-9-char"}})
+    assert daemon.api("/api/v1/events/cache", {}, token="pw-9-char").status == 200
+    daemon.signal(signal.SIGTERM)
+    assert wait_exit(daemon) == 0
+    lines = [json.loads(x) for x in daemon.log().splitlines() if x.startswith("{")]
+    (warned,) = [x for x in lines if x.get("event") == "configuration to change"]
+    assert warned["level"] == "warning"
+    assert "a token of 9 characters is easy to guess" in warned["advice"]
+    assert "pw-9-char" not in daemon.log()

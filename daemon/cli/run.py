@@ -60,6 +60,8 @@ def check_config(path: str | None, fmt: str, strict: bool = False) -> int:
         return EXIT_CONFIG_ERROR
     for key in config.warnings:
         print(_unknown_key_warning(key), file=sys.stderr)
+    for advice in config.advice:
+        print(f"warning: {advice}", file=sys.stderr)
     settings = effective_settings(config)
     if fmt == "json":
         print(orjson.dumps(settings, option=orjson.OPT_INDENT_2).decode())
@@ -99,6 +101,8 @@ def run_command(config_path: str | None) -> int:
     log = structlog.get_logger("daemon")
     for key in config.warnings:
         log.warning("unknown configuration key ignored", key=key, hint=hint(key).strip("; "))
+    for advice in config.advice:
+        log.warning("configuration to change", advice=advice)
     try:
         return run_daemon(config)
     except StartupError as e:

@@ -58,11 +58,31 @@ def load_config(
     config: Config = loader.build(Config, raw, "")
     at_fault = {p.location for p in loader.problems}  # one message per key is enough
     loader.problems += [p for p in cross_checks(config) if p.location not in at_fault]
+    advice = weak_tokens(config)
     if strict:
         loader.problems += [Problem(key, f"unknown key{hint(key)}") for key in loader.unknown]
+        loader.problems += advice
     if loader.problems:
         raise ConfigError(loader.problems, () if strict else tuple(loader.unknown))
-    return dataclasses.replace(config, warnings=tuple(loader.unknown))
+    advised = tuple(str(p) for p in advice)
+    return dataclasses.replace(config, warnings=tuple(loader.unknown), advice=advised)
+
+
+MIN_TOKEN_CHARS = 16
+
+
+def weak_tokens(config: Config) -> list[Problem]:
+    """Admin tokens short enough to guess (the API answers thousands of tries a second
+    per pod): a warning, an error under --strict. The token itself is never shown."""
+    return [
+        Problem(
+            "server.admin_token",
+            f"a token of {len(token)} characters is easy to guess: use at least "
+            f"{MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 32`)",
+        )
+        for token in config.admin_tokens
+        if len(token) < MIN_TOKEN_CHARS
+    ]
 
 
 def _read_yaml(path: str | None) -> dict[str, Any]:

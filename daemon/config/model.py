@@ -89,9 +89,11 @@ class Server:
 
     admin_token: tuple[str, ...] = setting(
         (),
-        "Token for the query API (`X-Admin-Token`). A YAML list, or a comma-separated "
-        "string, makes several tokens valid at once, for rotation. Required unless the "
-        "embedded default is used (then one is generated and printed once on stderr).",
+        "Token for the query API (`X-Admin-Token`, or `Authorization: Bearer`). A YAML "
+        "list, or a comma-separated string, makes several tokens valid at once, for "
+        "rotation. Required unless the embedded default is used (then one is generated "
+        "and printed once on stderr). Under 16 characters: a warning (an error with "
+        "`check-config --strict`).",
         secret=True,
         split=True,
         env="EVENTS_CACHE_ADMIN_TOKEN",
@@ -132,6 +134,8 @@ class Config:
     sidecar: Sidecar = section(Sidecar)
     # Unknown keys found in the file (dotted), warned about and ignored.
     warnings: tuple[str, ...] = field(default=(), compare=False, metadata={"internal": True})
+    # Settings that work but should not ("key: why"), warned about (errors under --strict).
+    advice: tuple[str, ...] = field(default=(), compare=False, metadata={"internal": True})
 
     @property
     def admin_tokens(self) -> tuple[str, ...]:
