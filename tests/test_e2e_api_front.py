@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+
 import pytest
 
 from tests.support.daemon import ADMIN_TOKEN, InProcessDaemon, StartDaemon
@@ -97,3 +100,30 @@ def test_refusals_are_counted_and_accepted_requests_are_not(daemon: InProcessDae
     )
     assert reply.status == 401
     assert daemon.metric("events_cache_auth_failures_total", listener="api") == 4
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/v1/events/cache", "/ui/", "/nothing"])
+def test_a_body_that_does_not_inflate_is_no_error_on_the_api(
+    daemon: InProcessDaemon, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """No API route reads a body: one that says gzip and is not is let go unread, never
+    an error-level line (aiohttp logged "Unhandled exception", the body in its
+    traceback)."""
+    caplog.set_level(logging.DEBUG)
+    with socket.create_connection(("127.0.0.1", daemon.api_port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n".encode()
+            + b"Content-Length: 14\r\n\r\nnot-gzip-bytes"
+        )
+        answer = sock.recv(65536)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection goes on
+        later = b""
+        while b"\r\n\r\n" not in later:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed"
+            later += chunk
+    assert answer.startswith((b"HTTP/1.1 404", b"HTTP/1.1 405", b"HTTP/1.1 401")), answer
+    assert later.startswith(b"HTTP/1.1 200"), later
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+    assert "not-gzip-bytes" not in caplog.text

@@ -2,13 +2,15 @@
 
 aiohttp's own access logger writes the request line as received, query string included,
 so with `server.allow_token_in_query` the admin token would reach the log (access lines
-are logged at debug level). This one logs the path with the value of every `token`
-query parameter replaced, however the parameter's name is percent-encoded.
+are logged at debug level). This one logs the path with the value of every query
+parameter that decodes to `token` replaced: whatever its case or percent-encoding, after
+`&` or `;`, and when even its `=` is encoded (`token%3D...`, redacted whole).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import unquote_plus
 
 import structlog
@@ -20,18 +22,28 @@ REDACTED = "<redacted>"
 SECRET_PARAMETERS = frozenset({"token"})
 
 
+_SEPARATORS = re.compile(r"([&;])")  # kept in the split, so the line keeps its shape
+
+
 def redact_query(path_qs: str) -> str:
     """`path?query` with the values of the secret parameters replaced."""
     path, sep, query = path_qs.partition("?")
     if not sep:
         return path_qs
     parts = []
-    for part in query.split("&"):
-        name, eq, _ = part.partition("=")
-        if unquote_plus(name) in SECRET_PARAMETERS:
-            part = f"{name}={REDACTED}" if eq else part
+    for part in _SEPARATORS.split(query):
+        if _secret(part):
+            name, eq, _ = part.partition("=")
+            part = f"{name}={REDACTED}" if eq else REDACTED
         parts.append(part)
-    return f"{path}?{'&'.join(parts)}"
+    return f"{path}?{''.join(parts)}"
+
+
+def _secret(part: str) -> bool:
+    """A parameter with a value whose name decodes to a secret one (any case, spaces
+    around it ignored)."""
+    name, eq, _ = unquote_plus(part).partition("=")
+    return bool(eq) and name.strip().lower() in SECRET_PARAMETERS
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -32,11 +32,15 @@ API_NOT_FOUND = (
 
 def api_options(header_read_timeout_s: float) -> dict[str, Any]:
     """The API listener's connection options: our access logger (aiohttp's would log
-    query strings, tokens included), keep-alive closed after KEEPALIVE_TIMEOUT_S."""
+    query strings, tokens included), keep-alive closed after KEEPALIVE_TIMEOUT_S, and
+    request bodies never inflated: no route reads one, and aiohttp would otherwise decode
+    a `Content-Encoding: gzip` body it then lets go, logging a body that is not gzip as
+    an unhandled exception (at error level, the body in its traceback's locals)."""
     return {
         "header_read_timeout_s": header_read_timeout_s,
         "access_log_class": AccessLogger,
         "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
+        "auto_decompress": False,
     }
 
 
