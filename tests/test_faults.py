@@ -36,7 +36,7 @@ from tests.support.daemon import DaemonProcess, StartDaemonProcess
 from tests.support.load import PacedLoad, latency_summary
 from tests.support.procstat import rss_mb
 from tests.support.scrape import check_accounting, counters, redis_total
-from tests.support.servers import RedisServer, SpawnRedis, seconds_until
+from tests.support.servers import RedisServer, SpawnRedis, seconds_until, wait_for
 from tests.support.topologies import Cluster, SentinelSet, Topology
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e, pytest.mark.xdist_group("heavy")]
@@ -671,3 +671,29 @@ def test_redis_total_helper_counts_only_all_lists(redis_client: redis.Redis) -> 
     redis_client.lpush("events_cache:token#load-1:error", b"a")
     redis_client.lpush("events_cache:token#other", b"a")
     assert redis_total(redis_client) == 2
+
+
+def test_readyz_shows_a_frozen_redis_before_a_write_would_time_out(
+    start_daemon_process: StartDaemonProcess, spawn_redis: SpawnRedis
+) -> None:
+    """A Redis that stops answering (SIGSTOP: its port open) is reported down by /readyz
+    and events_cache_redis_up within 2.5 s, before a write's own 5 s timeout (with no
+    traffic, nothing but the health probe would notice); up again once it answers."""
+    server = spawn_redis()
+    daemon = start_daemon_process(url=server.url)
+
+    def redis_state() -> str:
+        return str(daemon.api("/readyz", token=None).json["redis"])
+
+    assert redis_state() == "up"
+    server.pause()
+    try:
+        paused = time.monotonic()
+        while redis_state() == "up":
+            assert time.monotonic() - paused < 5, "still up when a write would time out"
+            time.sleep(0.1)
+        assert daemon.metric("events_cache_redis_up") == 0
+        assert daemon.metric("events_cache_redis_errors_total", operation="ping") >= 1
+    finally:
+        server.resume()
+    wait_for(lambda: redis_state() == "up", timeout=10)
