@@ -1045,3 +1045,32 @@ def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
     page.js("document.querySelector('#events > li[data-status=malformed] .event-btn').click()")
     assert {"success", "malformed"} <= {e["status"] for e in page.events()}
     page.shot("docs-viewer-dark")
+
+
+def test_invisible_characters_in_ids_are_shown_as_code_points(
+    start_daemon: Any, page: Page
+) -> None:
+    """An id with a bidi override (U+202E shows what follows reversed) or a zero-width
+    character cannot pass for another: the list, the title and the event's details show
+    their code points; the id itself still selects its events."""
+    daemon = start_daemon()
+    tricky, joined = "invoice\u202egpj.exe", "ad\u200bmin"
+    for id_ in (tricky, joined):
+        assert daemon.post_token(id_, '{"event_type": "x"}').status == 202
+    settle(daemon)
+    page.open(base_url(daemon))
+    page.login()
+    rows = page.wait_ids(sorted([tricky, joined], key=lambda i: api_ids_order(daemon, i)))
+    shown = {row["id"]: row["shown"] for row in rows}
+    assert "invoice<U+202E>gpj.exe" in shown[tricky] and "\u202e" not in shown[tricky]
+    assert "ad<U+200B>min" in shown[joined]
+    page.select(tricky)
+    assert page.text("#events-title").endswith("invoice<U+202E>gpj.exe")
+    page.expand_all()
+    page.wait(lambda: page.visible(".details .meta"), message="the event's details")
+    assert "invoice<U+202E>gpj.exe" in page.text(".details .meta")
+
+
+def api_ids_order(daemon: Any, id_: str) -> int:
+    """Where the summary lists `id_` (the list shows the summary's order)."""
+    return [s["id"] for s in api_ids(daemon, "token")].index(id_)

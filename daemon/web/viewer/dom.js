@@ -32,6 +32,16 @@ export function fill(el, ...children) {
 export const $ = (id) => document.getElementById(id);
 
 /** An entry's status as Jitsu Classic's UI tells it. */
+// Invisible characters in an id (controls, and Unicode's format characters: the bidi
+// overrides and isolates, zero-width joiners and spaces) are shown as their code points,
+// so that an id cannot pass for another: U+202E would show what follows reversed.
+const INVISIBLE = /[\p{Cc}\p{Cf}]/gu;
+
+/** An id as the viewer shows it (the id itself is kept for queries). */
+export function shownId(id) {
+  return String(id).replace(INVISIBLE, (c) => `<U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}>`);
+}
+
 export function statusOf(namespace, event) {
   if (event.malformed) return "malformed";
   if (event.error) return "error";

@@ -2,7 +2,7 @@
 // expand to the original and its result, and the live tail.
 
 import * as api from "./api.js";
-import { $, fill, h, localTime, pretty, statusOf, summaryOf, timeOf } from "./dom.js";
+import { $, fill, h, localTime, pretty, shownId, statusOf, summaryOf, timeOf } from "./dom.js";
 import { copyButton } from "./ids.js";
 
 const PAGE = 50;
@@ -108,7 +108,7 @@ export class EventView {
     const status = $("f-status");
     for (const option of status.options) option.hidden = (only[option.value] || namespace) !== namespace;
     if (status.selectedOptions[0]?.hidden) status.value = "";
-    fill($("events-title"), h("span", { class: "ns-label", text: namespace === "token" ? "API key " : "destination " }), h("span", { class: "mono", text: id }));
+    fill($("events-title"), h("span", { class: "ns-label", text: namespace === "token" ? "API key " : "destination " }), h("span", { class: "mono", text: shownId(id) }));
     this.load();
     this.retail();
   }
@@ -232,7 +232,7 @@ export class EventView {
     else if (this.namespace === "token") right = ["Result", "Taken by the ingest: the destinations' results are under Destinations."];
     else right = ["Pending", "No result yet."];
     const meta = h("dl", { class: "meta" },
-      ...[["uid", event.uid], ["cached at", event.timestamp], ["API key", event.token_id], ["destination", event.destination_id]]
+      ...[["uid", event.uid], ["cached at", event.timestamp], ["API key", event.token_id && shownId(event.token_id)], ["destination", event.destination_id && shownId(event.destination_id)]]
         .filter(([, v]) => v)
         .flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { class: "mono", text: v })]));
     return h("div", { class: "details" }, panel(...left, "original"), panel(...right, right[0].toLowerCase()), meta);

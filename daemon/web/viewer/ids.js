@@ -1,7 +1,7 @@
 // The id list: the summary (GET ids) of a namespace, most recently active first.
 
 import * as api from "./api.js";
-import { $, ago, copyText, fill, h } from "./dom.js";
+import { $, ago, copyText, fill, h, shownId } from "./dom.js";
 
 const PAGE = 50;
 const EMPTY_POLL_MS = 3000;
@@ -122,7 +122,7 @@ export class IdList {
         "aria-current": s.id === this.selected ? "true" : null,
         onclick: () => this.hooks.select(s.id),
       },
-      h("span", { class: "id-name", title: s.id, text: s.id }),
+      h("span", { class: "id-name", title: shownId(s.id), text: shownId(s.id) }),
       h("span", { class: "id-when", title: s.last_event_at || "", text: ago(s.last_event_at) }),
       h("span", { class: "id-counts" },
         h("span", { class: "count", "data-total": s.total_events, text: plural(s.total_events, "event") }),
