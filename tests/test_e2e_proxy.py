@@ -644,3 +644,52 @@ def test_beyond_max_upstream_connections_a_request_waits_for_a_free_one(
     assert [r.status for r in replies] == [200, 200, 200]
     assert len(held.received) == 3 and held.peak == 2  # the third took a freed connection
     assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="timeout") == 0
+
+
+# -- the key is read from what is forwarded (issue 20, point 1) ----------------------------
+
+
+def test_a_header_named_in_connection_is_neither_forwarded_nor_read_for_the_key(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    """X-Auth-Token listed in Connection never reaches the upstream, so the tee must not
+    cache under it either: the body's own key (the json rule) is what the ingest saw."""
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    headers = [
+        (b"Host", b"h"),
+        (b"X-Auth-Token", b"victim-key"),
+        (b"Connection", b"close, X-Auth-Token"),
+    ]
+    body = json.dumps({"api_key": "public-key", "forged": True}).encode()
+    reply = exchange(port, http_request("POST", "/api/v1/s2s/event", headers, body))
+    assert reply.status == 200
+    [got] = stand_in.received
+    assert got.header(b"X-Auth-Token") == []
+    [event] = wait_cached(daemon, "public-key")
+    assert event["original"]["forged"] is True
+    assert cached(daemon, "victim-key") == []
+
+
+def test_host_is_forwarded_as_received_even_when_named_in_connection(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    _, port = proxy_daemon(start_daemon, stand_in.port)
+    headers = [(b"Host", b"events.example.com"), (b"Connection", b"close, Host")]
+    assert exchange(port, http_request("GET", "/?token=h-key", headers)).status == 200
+    [got] = stand_in.received
+    assert got.header(b"Host") == [b"events.example.com"]
+
+
+def test_the_query_after_a_fragment_is_read_as_the_upstream_reads_it(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    """A "#" a client should not send, before the "?": forwarded as %23 (as sent, the
+    client library took it for a fragment and dropped the query); the upstream (Go's
+    server, as Jitsu's) reads the query after it, and so does the tee."""
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    body = json.dumps({"n": 1}).encode()
+    target = "/a#b?token=frag-key"
+    reply = exchange(port, http_request("POST", target, [(b"Connection", b"close")], body))
+    assert reply.status == 200
+    assert stand_in.received[0].request_line == b"POST /a%23b?token=frag-key HTTP/1.1"
+    assert wait_cached(daemon, "frag-key")[0]["original"] == {"n": 1}

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 
@@ -170,3 +171,16 @@ def _load(body: bytes) -> tuple[Any] | None:
         return (orjson.loads(body),)
     except orjson.JSONDecodeError:
         return None
+
+
+def split_target(target: bytes) -> tuple[str, dict[str, str]]:
+    """The percent-decoded path and the query (the first value of each name) of a
+    request target, split at its first "?" as the ingest's server splits it: a "#",
+    which a client should not send, is part of the path (Go's ParseRequestURI), so a
+    target /a#b?token=k still has its token."""
+    text = target.decode("utf-8", "surrogateescape")
+    path, _, query = text.partition("?")
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(name, value)
+    return unquote(path, errors="surrogateescape"), params

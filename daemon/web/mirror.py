@@ -14,13 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 import structlog
 
 from daemon.core.accounting import Outcome
 from daemon.core.parse import LineError, TooManyEvents
-from daemon.core.tokenfrom import TokenFinder
+from daemon.core.tokenfrom import TokenFinder, split_target
 from daemon.web.ingest import Answer, Intake, RawHeaders, Work, accepted
 
 log = structlog.get_logger(__name__)
@@ -44,17 +43,6 @@ class TextHeaders(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._raw)
-
-
-def split_target(target: bytes) -> tuple[str, dict[str, str]]:
-    """The percent-decoded path and the query (the first value of each name) of a
-    request target; a fragment, which a client should not send, is dropped."""
-    text = target.decode("utf-8", "surrogateescape").partition("#")[0]
-    path, _, query = text.partition("?")
-    params: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        params.setdefault(name, value)
-    return unquote(path, errors="surrogateescape"), params
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from aiohttp import (
 from yarl import URL
 
 from daemon.core.model import TeeOutcome, UpstreamError
+from daemon.core.tokenfrom import split_target
 from daemon.core.wire import ANY_PATH, JSON
 from daemon.metrics import Metrics
 from daemon.web.middleware import observe
@@ -119,15 +120,22 @@ class Proxy:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
-        headers = request.headers
+        # The tee reads the key from what the upstream gets, as the upstream reads it: a
+        # header the client listed in Connection is neither forwarded nor read, and the
+        # query is what follows the target's first "?" (a "#" before it included).
+        headers = outgoing_headers(request)
+        target = _target(request)
+        path, query = split_target(target.encode("utf-8", "surrogateescape"))
         length = request.content_length if request.body_exists else 0
-        buffer = self.tee.buffer_for(length, request.path, request.query, headers)
+        buffer = self.tee.buffer_for(length, path, query, headers)
         upload = Upload(request, buffer, self._deadline()) if request.body_exists else None
         try:
             upstream = await self._session.request(
                 request.method,
-                URL(self._base + _target(request), encoded=True),
-                headers=outgoing_headers(request),
+                # A "#" is not allowed in a request target; as sent, aiohttp would take
+                # it for a fragment and drop it and the query after it: sent as %23.
+                URL(self._base + target.replace("#", "%23"), encoded=True),
+                headers=headers,
                 data=await upload.data() if upload is not None else None,
                 allow_redirects=False,
             )
@@ -153,7 +161,7 @@ class Proxy:
             elif not 200 <= upstream.status < 300:
                 self.tee.count(TeeOutcome.UPSTREAM_STATUS)
             else:  # after this handler, so that nothing of it delays the answer
-                args = (buffer, request.path, request.query, headers)
+                args = (buffer, path, query, headers)
                 asyncio.get_running_loop().call_soon(self.tee.cache, *args)
         return response
 

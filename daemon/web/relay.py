@@ -33,12 +33,15 @@ HOP_BY_HOP = frozenset(
 # write: the cost of streaming (a task, a write per chunk) is not worth it for them.
 WHOLE_BODY_BYTES = 65536
 _SERVER_DEFAULTS = ("content-type", "date", "server")
+_ALWAYS_KEPT = frozenset({"host"})
 
 
 def _dropped(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
-    """Hop-by-hop names, with those the Connection header lists."""
+    """Hop-by-hop names, with those the Connection header lists (but Host, which is
+    always forwarded as received: the upstream would get the proxy's own otherwise)."""
     values = headers.getall("Connection", ())
-    return HOP_BY_HOP | {name.strip().lower() for value in values for name in value.split(",")}
+    listed = {name.strip().lower() for value in values for name in value.split(",")}
+    return HOP_BY_HOP | (listed - _ALWAYS_KEPT)
 
 
 def _kept(raw: tuple[tuple[bytes, bytes], ...], drop: frozenset[str]) -> CIMultiDict[str]:
