@@ -75,7 +75,7 @@ def test_any_method_and_path_is_cached_under_the_key_a_rule_finds(start_daemon: 
 
 def test_the_body_is_cached_as_the_raw_token_endpoint_caches_it(start_daemon: Any) -> None:
     daemon, port = mirror_daemon(start_daemon)
-    bodies = [b'[{"a": 1}, {"a": 2}, 3]', b"not json at all", b"", gzip.compress(b'{"gz": 1}')]
+    bodies = [b'[{"a": 1}, {"a": 2}, 3]', b"not json at all", b" ", gzip.compress(b'{"gz": 1}')]
     for n, body in enumerate(bodies):
         headers = [(b"Content-Encoding", b"gzip")] if body.startswith(b"\x1f\x8b") else []
         mirrored = http_request("POST", f"/e?token=mirror-{n}", [*headers, *CLOSE], body)
@@ -93,6 +93,24 @@ def test_the_body_is_cached_as_the_raw_token_endpoint_caches_it(start_daemon: An
         assert [strip(e) for e in events(daemon, f"mirror-{n}", count)] == [
             strip(e) for e in events(daemon, f"direct-{n}", count)
         ]
+
+
+def test_a_request_without_a_body_is_not_cached_but_counted(start_daemon: Any) -> None:
+    """A tracking pixel's GET or a CORS preflight, mirrored with its key: nothing to
+    cache (the ingest would not cache an event either), so no "empty body" error under
+    the key, no use of its budget; counted as refused for no_body."""
+    daemon, port = mirror_daemon(start_daemon)
+    for method in ("GET", "OPTIONS", "HEAD", "POST"):
+        reply = exchange(port, http_request(method, "/p.gif?token=pixel-key", CLOSE))
+        assert reply.status == 202 or method == "HEAD", reply.raw
+    assert daemon.metric("events_cache_rejected_total", listener="mirror", reason="no_body") == 4
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == 0
+    assert daemon.query(namespace="token", ids="pixel-key")["events"] == []
+    # A gzip body that inflates to nothing has no body either.
+    empty = gzip.compress(b"")
+    headers = [(b"Content-Encoding", b"gzip"), *CLOSE]
+    assert exchange(port, http_request("POST", "/e?token=pixel-key", headers, empty)).status == 202
+    assert daemon.metric("events_cache_rejected_total", listener="mirror", reason="no_body") == 5
 
 
 def test_a_request_without_a_key_is_counted_as_invalid(start_daemon: Any) -> None:

@@ -124,7 +124,7 @@ class Intake:
     ) -> Answer:
         """The refusal's answer ({"message"}; for a 413, which limit it met and that
         limit's value as "max", so that a client splits by it), counted."""
-        self.metrics.rejected[self.listener][reason].inc()
+        self.count_refusal(reason)
         if limit == LIMIT_BYTES:
             return answer(
                 {"message": text, "limit": limit, "max": self.max_request_bytes}, status, close
@@ -132,6 +132,10 @@ class Intake:
         if limit == LIMIT_EVENTS:
             return answer({"message": text, "limit": limit, "max": self.max_events}, status, close)
         return answer({"message": text}, status, close)
+
+    def count_refusal(self, reason: RejectReason) -> None:
+        """Count a request refused at this listener's door."""
+        self.metrics.rejected[self.listener][reason].inc()
 
     def too_large(self, length: int | None = None) -> Answer:
         """The 413 of a body over max_request_bytes; the rest of it is not read."""

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from daemon.core.accounting import Outcome
+from daemon.core.model import RejectReason
 from daemon.core.parse import LineError, TooManyEvents
 from daemon.core.tokenfrom import TokenFinder, split_target
 from daemon.web.ingest import Answer, Intake, RawHeaders, Work, accepted
@@ -60,6 +61,12 @@ class Mirror:
         body = intake.inflated(raw, headers)
         if isinstance(body, Answer):
             return body
+        if not body:
+            # A tracking pixel's GET, a CORS preflight: nothing the ingest would cache as
+            # an event, so not an "empty body" error either (as the proxy's no_body).
+            intake.count_refusal(RejectReason.NO_BODY)
+            log.debug("mirrored request not cached", reason="no body", method=method)
+            return accepted(Outcome())
         path, query = split_target(target)
         found = self.finder.find(path, query, TextHeaders(headers), body)
         if found.token is None:
