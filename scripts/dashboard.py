@@ -209,11 +209,16 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ),
             Panel(
                 "Malformed and invalid",
-                "Does the ingest send bodies that are not JSON (cached as malformed) or "
-                "NDJSON lines the sidecar rejects (invalid, not cached)?",
+                "Does the ingest send bodies that are not JSON (cached as malformed), NDJSON "
+                "lines the sidecar rejects (invalid, not cached), or originals that a "
+                "redact path matched but could not be written back (stored as a note)?",
                 [
                     (f"sum(rate(events_cache_malformed_total{{{POD}}}{RATE}))", "malformed"),
                     (f"sum(rate(events_cache_invalid_total{{{POD}}}{RATE}))", "invalid"),
+                    (
+                        f"sum(rate(events_cache_unredactable_total{{{POD}}}{RATE}))",
+                        "unredactable",
+                    ),
                 ],
                 unit="ops",
             ),

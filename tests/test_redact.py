@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from daemon.config import ConfigError, load_config
-from daemon.core.redact import REDACTED_VALUE, Redactor, RedactPathError, parse_path
+from daemon.core.redact import (
+    REDACTED_VALUE,
+    Redactor,
+    RedactPathError,
+    Unredactable,
+    parse_path,
+    unredactable,
+)
 
 
 def test_paths_are_masked_and_the_rest_kept() -> None:
@@ -74,3 +81,33 @@ def test_redacted_before_it_reaches_redis(start_daemon: Any, redis_client: Any) 
         "eventn_ctx": {"user": {"email": REDACTED_VALUE, "anonymous_id": "u1"}},
         "ip": REDACTED_VALUE,
     }
+
+
+def test_an_original_that_cannot_be_written_back_is_replaced_not_failed() -> None:
+    """orjson reads 1,024 levels but writes 254: a matched original deeper than that
+    cannot be written back redacted, and must not be stored as it came either."""
+    deep = '{"email": "a@b.c", "n": ' + '{"n": ' * 300 + "1" + "}" * 300 + "}"
+    with pytest.raises(Unredactable):
+        Redactor(["email"]).redact_text(deep)
+    assert Redactor(["nowhere"]).redact_text(deep) == deep  # nothing matched: as it came
+    note = json.loads(unredactable(deep, "why"))
+    assert note == {"redaction_failed": "why", "original_bytes": len(deep)}
+
+
+@pytest.mark.e2e
+def test_a_deep_body_with_redaction_is_taken_counted_and_never_stored_as_sent(
+    start_daemon: Any, redis_client: Any
+) -> None:
+    """It answered 500 and lost its count: now 202, received, and its original stored as
+    a note saying why, counted in events_cache_unredactable_total."""
+    daemon = start_daemon({"server": {"cache": {"events": {"redact": ["email"]}}}})
+    deep = '{"email": "a@b.c", "n": ' + '{"n": ' * 300 + "1" + "}" * 300 + "}"
+    reply = daemon.post_token("deep-key", deep)
+    assert reply.status == 202 and reply.json["accepted"] == 1, reply.raw
+    daemon.wait_drained()
+    assert b"a@b.c" not in b"".join(redis_client.lrange("events_cache:token#deep-key", 0, -1))
+    [event] = daemon.query(namespace="token", ids="deep-key")["events"]
+    assert event["original"]["redaction_failed"].startswith("nested too deeply")
+    assert event["original"]["original_bytes"] == len(deep)
+    assert daemon.metric("events_cache_unredactable_total") == 1
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == 1

@@ -7,7 +7,10 @@ so it never reaches Redis. A `*` segment matches every key of an object or every
 of an array (`items.*.email`). Keys that contain a dot cannot be addressed.
 
 With no paths configured the ingest does not call this module at all (zero cost). With
-paths, an event is parsed and re-encoded only when a path matched.
+paths, an event is parsed and re-encoded only when a path matched. An original that
+matched but cannot be written back (nested deeper than orjson writes, 254 levels) is
+never stored as it came: it is replaced by a small object that says why
+(`unredactable`), and the caller counts it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,16 @@ WILDCARD = "*"
 
 class RedactPathError(ValueError):
     """A configured path is empty or has an empty segment."""
+
+
+def unredactable(text: str, reason: str) -> str:
+    """The original stored in place of one that could not be redacted: JSON object text
+    (as every stored original is) saying why, and how large the original was."""
+    return orjson.dumps({"redaction_failed": reason, "original_bytes": len(text.encode())}).decode()
+
+
+class Unredactable(Exception):
+    """A path matched but the redacted original cannot be written back."""
 
 
 def parse_path(text: str) -> tuple[str, ...]:
@@ -54,7 +67,12 @@ class Redactor:
         changed = False
         for path in self._paths:
             changed |= _mask(doc, path, self._value)
-        return orjson.dumps(doc).decode() if changed else text
+        if not changed:
+            return text
+        try:
+            return orjson.dumps(doc).decode()
+        except orjson.JSONEncodeError as e:
+            raise Unredactable(f"nested too deeply to write back redacted ({e})") from e
 
 
 def _mask(node: Any, path: tuple[str, ...], value: str) -> bool:

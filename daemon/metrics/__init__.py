@@ -133,6 +133,12 @@ class Metrics:
             "Malformed bodies or entries cached as malformed.",
             registry=r,
         )
+        self.unredactable = Counter(
+            "events_cache_unredactable_total",
+            "Originals a server.cache.events.redact path matched that could not be written "
+            "back redacted: stored as a note saying why, never as they came.",
+            registry=r,
+        )
         self.invalid = Counter(
             "events_cache_invalid_total",
             "NDJSON lines, and mirrored requests without an API key, rejected as invalid "

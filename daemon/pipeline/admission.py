@@ -16,7 +16,7 @@ from daemon.core.accounting import Outcome
 from daemon.core.entry import ParsedEvent, encode
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import Collection, DropReason, Namespace, Target
-from daemon.core.redact import Redactor
+from daemon.core.redact import Redactor, Unredactable, unredactable
 from daemon.core.unbuilt import is_one_object
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
@@ -97,7 +97,7 @@ class Admission:
                 limited_all[ns] = limited_all.get(ns, 0) + 1
                 continue
             if redact is not None and event.original:
-                event.original = redact.redact_text(event.original)
+                event.original = self._redacted(redact, event.original)
             if put(QueuedEntry(ns, id_, target, encode(event, wall))):
                 if target & _ALL:
                     accepted += 1
@@ -131,6 +131,14 @@ class Admission:
             dropped += outcome.dropped
             yield
         return Outcome(accepted, rate_limited, dropped)
+
+    def _redacted(self, redact: Redactor, original: str) -> str:
+        """The original redacted; one that cannot be is never stored as it came."""
+        try:
+            return redact.redact_text(original)
+        except Unredactable as e:
+            self._metrics.unredactable.inc()
+            return unredactable(original, str(e))
 
     def all_limited(self, ns: Namespace, id_: str) -> bool:
         """Whether the all-events list of `id_` is rate limited now (takes nothing). An
