@@ -39,11 +39,9 @@ from daemon.core.model import (
 )
 from daemon.metrics.plain import LATENCY_BUCKETS, PlainCount, PlainCounters, RequestTimes
 
-# No `events_cache_*_created` series: they double every counter's and histogram's series
-# for a start time that `process_start_time_seconds` already gives once per process. The
-# switch is global to prometheus_client (there is no per-registry one) and read at each
-# scrape, so from here on no registry of this process exposes them: harmless, since the
-# daemon's registry is the only one it serves. Set once, when this module loads.
+# No `*_created` series (they double every series for a time `process_start_time_seconds`
+# gives once). The switch is process-wide, which is harmless: this registry is the only one
+# the daemon serves.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _HTTP_DURATION = "events_cache_http_request_duration_seconds"
@@ -83,6 +81,7 @@ class Metrics:
 
     def __init__(self, version: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._hot_counters(self.registry)
         self._event_counters(self.registry)
         self._refusals(self.registry)
         self._state_metrics(self.registry)
@@ -96,10 +95,10 @@ class Metrics:
             "events_cache_build", "The version of the build that runs.", registry=self.registry
         ).info({"version": version})
 
-    def _event_counters(self, r: CollectorRegistry) -> None:
-        """What happened to events; label children resolved once, for the hot path."""
-        # Moved on every ingest request (a busy key's limited events): plain numbers read
-        # at scrape time, not prometheus_client children (a lock and three calls each).
+    def _hot_counters(self, r: CollectorRegistry) -> None:
+        """The counters moved on every ingest request (a busy key's limited events):
+        plain numbers read at scrape time, not prometheus_client children (a lock and
+        three calls each)."""
         self.received = {ns: PlainCount() for ns in Namespace}
         PlainCounters(
             "events_cache_received",
@@ -116,6 +115,9 @@ class Metrics:
             {(ns.value, c.value): count for (ns, c), count in self.rate_limited.items()},
             registry=r,
         )
+
+    def _event_counters(self, r: CollectorRegistry) -> None:
+        """What happened to events; label children resolved once, for the hot path."""
         cached = Counter(
             "events_cache_cached_total",
             "Events written to Redis, per collection.",
