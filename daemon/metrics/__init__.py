@@ -1,11 +1,10 @@
 """Prometheus metrics: every metric of the contract, defined once, on a private registry.
 
-Label children are resolved once here, so the ingest hot path increments a prepared
-child instead of looking labels up per request. No label carries a token or a
-destination id: their number is unbounded. The cache's namespace is the label
-`cache_namespace`: `namespace` is Kubernetes' own, and a scrape would rename ours to
-`exported_namespace`. The registry also holds the standard process, GC and platform
-collectors (memory and CPU are a sidecar's headline costs).
+Label children are resolved once here (the hot path's counters are plain numbers,
+`daemon.metrics.plain`). No label carries a token or a destination id: their number is
+unbounded. The cache's namespace is the label `cache_namespace` (`namespace` is
+Kubernetes' own: a scrape would rename ours `exported_namespace`). The registry also
+holds the standard process, GC and platform collectors.
 """
 
 from __future__ import annotations
