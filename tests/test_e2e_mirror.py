@@ -227,3 +227,13 @@ def test_the_mirror_takes_copies_through_the_drain_then_closes(
     with pytest.raises(OSError):
         exchange(port, http_request("POST", "/e?token=x", CLOSE, b"{}"), timeout=2)
     assert redis_client.llen("events_cache:token#drained") == 1  # flushed before the exit
+
+
+def test_a_key_the_id_rule_refuses_is_counted_bad_id_and_not_cached(start_daemon: Any) -> None:
+    daemon, port = mirror_daemon(start_daemon)
+    for target in ("/e?token=alice,bob", "/e?token=victim:error", "/e?token=%E2%80%AEx"):
+        reply = exchange(port, http_request("POST", target, CLOSE, b'{"n": 1}'))
+        assert reply.status == 202
+        assert json.loads(reply.body)["errors"][0]["message"].startswith("API key must")
+    assert daemon.metric("events_cache_rejected_total", listener="mirror", reason="bad_id") == 3
+    assert daemon.metric("events_cache_received_total", cache_namespace="token") == 0

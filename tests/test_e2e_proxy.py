@@ -693,3 +693,21 @@ def test_the_query_after_a_fragment_is_read_as_the_upstream_reads_it(
     assert reply.status == 200
     assert stand_in.received[0].request_line == b"POST /a%23b?token=frag-key HTTP/1.1"
     assert wait_cached(daemon, "frag-key")[0]["original"] == {"n": 1}
+
+
+def test_a_key_the_id_rule_refuses_is_forwarded_and_not_cached(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    """The proxy still forwards (the ingest decides what it takes); the copy is counted
+    bad_id and cached under no key (the next rules are not tried for another one)."""
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    body = json.dumps({"api_key": "fallback-key"}).encode()
+    for token in ("alice,bob", "victim:error"):
+        reply = exchange(
+            port, http_request("POST", f"/e?token={token}", [(b"Connection", b"close")], body)
+        )
+        assert reply.status == 200
+    assert len(stand_in.received) == 2
+    wait_for(lambda: tee_outcome(daemon, "bad_id") == 2)
+    assert daemon.metric("events_cache_rejected_total", listener="proxy", reason="bad_id") == 2
+    assert cached(daemon, "fallback-key") == []

@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.core.entry import encode
+from daemon.core.ids import check_id
 from daemon.core.jsontext import is_json
 from daemon.core.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
 from daemon.core.model import Namespace
 from daemon.core.ndjson import iter_ndjson
 from daemon.core.parse import LineReport, parse_token_body
-from daemon.core.wire import MAX_ID_LENGTH, MAX_REPORTED_ERRORS
+from daemon.core.wire import MAX_ID_BYTES, MAX_REPORTED_ERRORS
 from daemon.web.query.params import QueryError, parse_query
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -42,7 +43,7 @@ json_values = st.recursive(
     max_leaves=20,
 )
 json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=6)
-ids = st.text(min_size=1, max_size=40)
+ids = st.text(min_size=1, max_size=40).filter(lambda s: check_id(s) is None)
 
 
 # -- NDJSON ----------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def test_valid_entries_all_parse_whatever_is_mixed_in(entries: list[Any], data: 
     got = [(str(ev.namespace), ev.id) for ev in events]
     assert _is_subsequence(valid, got)
     for ev in events:
-        assert 0 < len(ev.id) <= MAX_ID_LENGTH
+        assert 0 < len(ev.id) <= MAX_ID_BYTES
         if ev.namespace == Namespace.TOKEN and ev.original is not None:
             assert isinstance(orjson.loads(ev.original), dict)
 

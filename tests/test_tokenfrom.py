@@ -17,7 +17,7 @@ from daemon.config import ConfigError, load_config
 from daemon.core.model import TeeOutcome
 from daemon.core.parse import parse_token_body
 from daemon.core.tokenfrom import RuleError, RuleKind, TokenFinder, check_rules, parse_rule
-from daemon.core.wire import MAX_ID_LENGTH
+from daemon.core.wire import MAX_ID_BYTES
 from daemon.web.tee import TeeBuffer, decoded
 
 ALL = ["query:token", "header:X-Auth-Token", "path:/api/v1/event/{token}", "json:api_key"]
@@ -125,9 +125,9 @@ def test_json_rule_reads_top_level_strings_of_object_bodies_only() -> None:
 def test_unusable_values_are_no_key() -> None:
     rules = ["query:token", "header:X-Auth-Token"]
     assert find(rules, query={"token": ""}, headers={"X-Auth-Token": "h"}).token == "h"
-    too_long = "k" * (MAX_ID_LENGTH + 1)
+    too_long = "k" * (MAX_ID_BYTES + 1)
     assert find(rules, query={"token": too_long}).token is None
-    assert find(rules, query={"token": "k" * MAX_ID_LENGTH}).token == "k" * MAX_ID_LENGTH
+    assert find(rules, query={"token": "k" * MAX_ID_BYTES}).token == "k" * MAX_ID_BYTES
     # A header's bytes that are not UTF-8 arrive as surrogates: not a key to store.
     surrogates = b"ab\xff".decode("utf-8", "surrogateescape")
     assert find(rules, headers={"X-Auth-Token": surrogates}).token is None

@@ -14,7 +14,7 @@ from daemon.core.model import Namespace
 from daemon.core.ndjson import iter_ndjson
 from daemon.core.parse import LineReport
 from daemon.core.unbuilt import SIMDJSON_MAX_BYTES, common_token_line_id, is_one_object
-from daemon.core.wire import MAX_ID_LENGTH
+from daemon.core.wire import MAX_ID_BYTES
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
@@ -66,7 +66,7 @@ def test_common_token_line_id(line: bytes, expected: str | None) -> None:
 
 
 def test_an_id_over_the_length_limit_is_not_the_common_shape() -> None:
-    id_ = "k" * (MAX_ID_LENGTH + 1)
+    id_ = "k" * (MAX_ID_BYTES + 1)
     line = json.dumps({"namespace": "token", "id": id_, "original": {}}).encode()
     assert common_token_line_id(line) is None
     assert common_token_line_id(line.replace(id_.encode(), id_[1:].encode())) == id_[1:]

@@ -33,6 +33,7 @@ class TeeOutcome(StrEnum):
     TEED = "teed"  # handed to admission like an ingest request (then cached, limited or dropped)
     NO_BODY = "no_body"
     NO_KEY = "no_key"
+    BAD_ID = "bad_id"  # the key found is not an id the cache can store (the id rule)
     TOO_LARGE = "too_large"  # over sidecar.ingest.max_request_bytes
     TOO_MANY_EVENTS = "too_many_events"  # over sidecar.ingest.max_events_per_request
     ENCODING = "encoding"  # a Content-Encoding other than gzip or deflate, or a broken one

@@ -18,7 +18,6 @@ from daemon.core.model import Namespace
 from daemon.core.parse import Invalid, LineReport, cut, dumps_stored, kind_of
 from daemon.core.stamp import jitsu_time
 from daemon.core.unbuilt import common_token_line_id
-from daemon.core.wire import MAX_ID_LENGTH
 
 _TOKEN = Namespace.TOKEN
 
@@ -98,7 +97,7 @@ def _ndjson_lines(
             # The common shape, {"namespace": "token", "id": ..., "original": {...}},
             # checked inline: what _entry would find for it, without its calls.
             id_, original = doc.get("id"), doc.get("original")
-            if type(id_) is str and 0 < len(id_) <= MAX_ID_LENGTH and type(original) is dict:
+            if type(original) is dict and type(id_) is str and check_id(id_) is None:
                 yield ParsedEvent(_TOKEN, id_, token_id=id_, value=original)
                 continue
         result = _entry(doc, max_malformed_bytes, lazy)

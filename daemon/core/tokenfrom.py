@@ -1,7 +1,7 @@
 """Where a mirrored or proxied request carries its API key: the `token_from` rules.
 
 A rule is `kind:name`, tried in the order configured; the first that yields a usable
-key (a non-empty string of at most MAX_ID_LENGTH characters) wins:
+key (an id the id rule of `daemon.core.ids` takes) wins:
 
 - `query:token`: the first `token` query parameter;
 - `header:X-Auth-Token`: the header (names are case-insensitive);
@@ -107,6 +107,7 @@ class Found:
 
     token: str | None
     parsed: tuple[Any] | None = None
+    bad_id: str = ""  # why the key found cannot be an id (nothing is then cached)
 
 
 class TokenFinder:
@@ -123,7 +124,10 @@ class TokenFinder:
         headers: Mapping[str, str],
         body: bytes | None = None,
     ) -> Found:
-        """The first key a rule yields; json rules are skipped when `body` is None."""
+        """The first key a rule yields; json rules are skipped when `body` is None. The
+        first non-empty text a rule finds is the key, as the ingest would take it: when
+        the id rule refuses it, no key is found (`bad_id` says why), the next rules
+        are not tried."""
         parsed: tuple[Any] | None = None
         tried_body = False
         for rule in self.rules:
@@ -142,8 +146,9 @@ class TokenFinder:
                 assert rule.pattern is not None
                 match = rule.pattern.fullmatch(path)
                 value = match.group("token") if match else None
-            if value is not None and _usable(value):
-                return Found(value, parsed)
+            if isinstance(value, str) and value:
+                problem = id_problem(value)
+                return Found(None, parsed, problem) if problem else Found(value, parsed)
         return Found(None, parsed)
 
     def reason(self) -> str:
@@ -152,16 +157,17 @@ class TokenFinder:
         return f"no API key found by the token_from rules ({tried})"
 
 
-def _usable(value: Any) -> bool:
-    """A key the cache can store: an id (check_id) that is valid text (a header's bytes
-    that are not UTF-8 arrive as surrogates and cannot be)."""
-    if check_id(value) is not None:
-        return False
+def id_problem(value: str) -> str | None:
+    """Why a key found cannot be stored: the id rule (check_id), or text that is not valid
+    (a header's bytes that are not UTF-8 arrive as surrogates)."""
+    problem = check_id(value)
+    if problem is not None:
+        return f"API key {problem}"
     try:
         value.encode()
     except UnicodeEncodeError:
-        return False
-    return True
+        return "API key must be valid UTF-8"
+    return None
 
 
 def _load(body: bytes) -> tuple[Any] | None:

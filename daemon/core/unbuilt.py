@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import simdjson
 
-from daemon.core.wire import MAX_ID_LENGTH
+from daemon.core.ids import check_id
 
 SIMDJSON_MAX_BYTES = 64 * 1024
 _parser = simdjson.Parser()
@@ -55,6 +55,6 @@ def _token_id(doc: Any) -> str | None:
     if type(doc) is not _OBJECT or len(doc) != 3 or doc.get("namespace") != "token":
         return None
     id_ = doc.get("id")
-    if type(id_) is not str or not 0 < len(id_) <= MAX_ID_LENGTH:
+    if type(id_) is not str or check_id(id_) is not None:
         return None
     return id_ if type(doc.get("original")) is _OBJECT else None

@@ -15,9 +15,9 @@ NDJSON_EVENTS_PATH: Final = "/v1/events"
 KNOWN_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SKIP_HEADER: Final = "X-Events-Cache-Skip"
 ERROR_HEADER: Final = "X-Events-Cache-Error"
-MAX_ID_LENGTH: Final = 1024  # characters of an API key or destination id
-# The ingest side's request target carries the token id: MAX_ID_LENGTH characters,
-# percent-encoded up to 12 bytes each, fit in 16 KiB (aiohttp's default line: 8190).
+MAX_ID_BYTES: Final = 1024  # an API key or destination id, UTF-8
+# The ingest side's request target carries the token id: MAX_ID_BYTES bytes,
+# percent-encoded 3 bytes each, fit in 16 KiB (aiohttp's default line: 8190).
 MAX_TARGET_BYTES: Final = 16384
 MAX_REPORTED_ERRORS: Final = 10  # NDJSON line errors listed in one 202 answer
 

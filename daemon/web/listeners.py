@@ -41,6 +41,8 @@ def api_options(header_read_timeout_s: float) -> dict[str, Any]:
         "access_log_class": AccessLogger,
         "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
         "auto_decompress": False,
+        # As long a request line as the ingest takes: any id it stores can be asked for.
+        "max_line_size": MAX_TARGET_BYTES,
     }
 
 

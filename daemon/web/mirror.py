@@ -69,6 +69,10 @@ class Mirror:
             return accepted(Outcome())
         path, query = split_target(target)
         found = self.finder.find(path, query, TextHeaders(headers), body)
+        if found.bad_id:
+            intake.count_refusal(RejectReason.BAD_ID)
+            log.debug("mirrored request not cached", reason=found.bad_id, method=method)
+            return accepted(Outcome(), 1, [LineError(1, found.bad_id)])
         if found.token is None:
             reason = self.finder.reason()
             intake.metrics.invalid.inc()

@@ -29,6 +29,7 @@ log = structlog.get_logger(__name__)
 # The copies the door refused, as the ingest would have: counted in rejected_total too.
 _REJECTED = {
     TeeOutcome.NO_BODY: RejectReason.NO_BODY,
+    TeeOutcome.BAD_ID: RejectReason.BAD_ID,
     TeeOutcome.TOO_LARGE: RejectReason.TOO_LARGE,
     TeeOutcome.TOO_MANY_EVENTS: RejectReason.TOO_MANY_EVENTS,
     TeeOutcome.ENCODING: RejectReason.BAD_ENCODING,
@@ -95,10 +96,13 @@ class Tee:
             outcome = TeeOutcome.NO_BODY
         elif length is not None and length > self.intake.max_request_bytes:
             outcome = TeeOutcome.TOO_LARGE  # known before a byte of it is kept
-        elif self.finder.reads_body or self.finder.find(path, query, headers).token:
+        elif self.finder.reads_body:
             return TeeBuffer(self.intake.max_request_bytes)
         else:
-            outcome = TeeOutcome.NO_KEY
+            found = self.finder.find(path, query, headers)
+            if found.token:
+                return TeeBuffer(self.intake.max_request_bytes)
+            outcome = TeeOutcome.BAD_ID if found.bad_id else TeeOutcome.NO_KEY
         self.count(outcome)
         return None
 
@@ -141,8 +145,9 @@ class Tee:
             return body
         found = self.finder.find(path, query, headers, body)
         if found.token is None:
-            log.debug("proxied request not cached", reason=self.finder.reason())
-            return TeeOutcome.NO_KEY
+            reason = found.bad_id or self.finder.reason()
+            log.debug("proxied request not cached", reason=reason)
+            return TeeOutcome.BAD_ID if found.bad_id else TeeOutcome.NO_KEY
         try:
             events = self.intake.events(body, found.token, parsed=found.parsed)
         except TooManyEvents:

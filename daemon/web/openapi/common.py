@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.core.wire import MAX_ID_LENGTH
+from daemon.core.ids import ID_PATTERN
 
-ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}
+ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 256,  # characters: 256 always fit the rule's 1,024 bytes (UTF-8)
+    "pattern": ID_PATTERN,
+    "description": "An API key or destination id: at most 1,024 bytes (UTF-8), no control "
+    "or format characters (Unicode Cc, Cf), no leading or trailing whitespace, no comma, "
+    "not ending in `:error`.",
+}
 
 
 def ref(name: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.core.ids import IDS_PATTERN
 from daemon.core.wire import (
     CACHE_PATH,
     DEFAULT_IDS_LIMIT,
@@ -74,7 +75,23 @@ IDS_RESPONSE = {
 _NAMESPACE = query_param(
     "namespace", {"type": "string", "enum": ["destination", "token"], "default": "destination"}
 )
-_IDS = query_param("ids", {"type": "string"}, "Comma-separated ids; absent: every id; empty: none.")
+_IDS = query_param(
+    "ids",
+    {"type": "string", "maxLength": 256, "pattern": IDS_PATTERN},
+    "Comma-separated ids, each meeting the id rule (else 400); absent (and no `id`): every "
+    "id; empty: none.",
+)
+# Repeated, each taken whole: an id stored before the id rule (`alice,bob`) stays readable.
+_ID = {
+    **query_param(
+        "id",
+        {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "One id taken whole, as stored (repeat for several): for an id the id rule would "
+        "refuse, stored before it; added to `ids`.",
+    ),
+    "style": "form",
+    "explode": True,
+}
 _STATUS = query_param("status", {"type": "string", "enum": ["", "error"]})
 _TEXT = {"type": "string", "maxLength": MAX_QUERY_TEXT}
 _TIME = {"type": "string", "format": "date-time"}
@@ -96,6 +113,7 @@ def _cache_get() -> dict[str, Any]:
         "parameters": [
             _NAMESPACE,
             _IDS,
+            _ID,
             _STATUS,
             # parse_query takes at most 18 digits (then "limit must be int")
             query_param(
@@ -136,6 +154,7 @@ def _cache_delete() -> dict[str, Any]:
         "parameters": [
             _NAMESPACE,
             _IDS,
+            _ID,
             query_param("all", {"type": "string", "enum": ["true", "false"]}, "true: every id."),
         ],
         "responses": {
@@ -181,7 +200,7 @@ def _stream_get() -> dict[str, Any]:
         "description": "`event: entry` with `id: <uid>` and `data: {namespace, id, collection, "
         "event}`; `event: gap` with `data: {missed, reason}` when the reader missed events; "
         "a comment line at least every 10 s.",
-        "parameters": [_NAMESPACE, _IDS, _STATUS],
+        "parameters": [_NAMESPACE, _IDS, _ID, _STATUS],
         "responses": {
             "200": {"description": "The stream.", "content": {"text/event-stream": {}}},
             **_ERRORS,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from daemon.core.ids import check_id
 from daemon.core.model import Collection, Namespace
 from daemon.core.wire import DEFAULT_IDS_LIMIT, DEFAULT_LIMIT, MAX_IDS_LIMIT, MAX_QUERY_TEXT
 
@@ -77,10 +78,31 @@ def collection(params: Mapping[str, str]) -> Collection:
 
 
 def ids(params: Mapping[str, str]) -> tuple[str, ...] | None:
-    """`ids`: comma-separated, de-duplicated; absent: None (every id); empty: none."""
-    if "ids" not in params:
+    """`ids` (comma-separated, each id meeting the id rule: 400 otherwise) and `id`
+    (repeated, each taken whole as it is stored, so that an id written before the rule,
+    `alice,bob` or one ending in a space, can still be read and reset); de-duplicated, in
+    order. Neither given: None (every id); given but empty: none."""
+    whole = [i for i in _every(params, "id") if i]
+    if "ids" not in params and not whole:
         return None
-    return tuple(dict.fromkeys(i.strip() for i in params["ids"].split(",") if i.strip()))
+    listed = [i.strip() for i in params.get("ids", "").split(",") if i.strip()]
+    for id_ in listed:
+        problem = check_id(id_)
+        if problem is not None:
+            raise QueryError(
+                f"ids: {id_[:100]!r} {problem}; pass an id stored before this rule whole, "
+                "as id=<id> (repeat id= for several)"
+            )
+    return tuple(dict.fromkeys([*listed, *whole]))
+
+
+def _every(params: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a repeated query parameter (a plain mapping holds at most one)."""
+    getall = getattr(params, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    value = params.get(name)
+    return [value] if value is not None else []
 
 
 def _integer(params: Mapping[str, str], name: str, default: int, message: str) -> int:
@@ -153,5 +175,7 @@ def parse_reset(params: Mapping[str, str]) -> ResetQuery:
     if everything and named:
         raise QueryError("give either ids or all=true, not both")
     if not everything and not named:
-        raise QueryError("ids is required (comma-separated), or all=true to reset the namespace")
+        raise QueryError(
+            "ids is required (comma-separated, or repeated id=), or all=true to reset the namespace"
+        )
     return ResetQuery(namespace(params), named or (), everything)

@@ -56,7 +56,8 @@ export async function call(path, params, { method = "GET", secret = token.get(),
 
 export const summary = (params, opts) => call("ids", params, opts);
 export const events = (params, opts) => call("cache", params, opts);
-export const reset = (namespace, id) => call("cache", { namespace, ids: id }, { method: "DELETE" });
+// `id=`: the id taken whole, as stored (one written before the id rule may hold a comma).
+export const reset = (namespace, id) => call("cache", { namespace, id }, { method: "DELETE" });
 
 const sleep = (ms, signal) =>
   new Promise((resolve) => {

@@ -163,7 +163,7 @@ export class EventView {
     let more = true;
     let truncated = false;
     for (let round = 0; round < (local ? SCAN_ROUNDS : 1) && more && events.length < PAGE; round++) {
-      const params = { namespace: this.namespace, ids: this.id, status: serverStatus(f.status), limit, since: f.since, until: f.until, q: f.q, before };
+      const params = { namespace: this.namespace, id: this.id, status: serverStatus(f.status), limit, since: f.since, until: f.until, q: f.q, before };
       const { body, headers } = await api.events(params);
       if (stale()) return null;
       answer = body;
@@ -249,7 +249,7 @@ export class EventView {
       return;
     }
     const f = this.filters();
-    const params = { namespace: this.namespace, ids: this.id, status: serverStatus(f.status) };
+    const params = { namespace: this.namespace, id: this.id, status: serverStatus(f.status) };
     this.tail = api.follow(params, {
       state: (state, detail) => this.tailState(state, detail),
       entry: (data) => {
