@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from daemon.cli import deepjson
 from tests.support.daemon import ADMIN_TOKEN
 from tests.support.scrape import settle
 from tests.support.servers import free_port
@@ -204,3 +205,22 @@ def test_redis_down_is_reported_as_such(start_daemon: Any, spawn_redis: Any) -> 
     server.kill()
     result = cli("ids", "--url", url(daemon))
     assert result.returncode == 1 and "503" in result.stderr and "Redis" in result.stderr
+
+
+@pytest.mark.parametrize("depth", [300, 1023])
+def test_the_cli_prints_an_event_at_any_depth_the_daemon_stores(daemon: Any, depth: int) -> None:
+    """300 levels: orjson would not write it (254) and the CLI crashed with a traceback;
+    1,023 (the most the ingest reads): inside the answer, past what orjson reads, so every
+    query that included it failed to decode."""
+    body = '{"event_type": "deep", "n": ' + '{"n": ' * (depth - 2) + "1" + "}" * (depth - 2) + "}"
+    assert daemon.post_token("deep", body).status == 202
+    settle(daemon)
+    for output in ("json", "ndjson", "table"):
+        shown = cli("events", "--url", url(daemon), "--ids", "deep", "--output", output)
+        assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr[-500:]
+        assert "deep" in shown.stdout
+    doc = deepjson.loads(cli("events", "--url", url(daemon), "--ids", "deep").stdout)
+    nested, levels = doc["events"][0]["original"], 1
+    while isinstance(nested, dict) and "n" in nested:
+        nested, levels = nested["n"], levels + 1
+    assert levels == depth

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from daemon.cli import deepjson
 from daemon.core.wire import TOKEN_HEADER, TRUNCATED_HEADER
 
 TIMEOUT_S = 30.0
@@ -111,9 +112,9 @@ class ApiClient:
         """GET a JSON answer."""
         conn, response = self._send(path, params, TIMEOUT_S)
         try:
-            body = orjson.loads(response.read())
+            body = deepjson.loads(response.read())
             truncated = response.getheader(TRUNCATED_HEADER) == "true"
-        except (orjson.JSONDecodeError, OSError) as e:
+        except (ValueError, OSError) as e:
             raise ApiError(f"{self.url} did not answer with JSON: {e}") from e
         finally:
             conn.close()

@@ -14,9 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-import orjson
-
-from daemon.cli import table
+from daemon.cli import deepjson, table
 from daemon.cli.http import TOKEN_HELP, ApiClient, ApiError, admin_token
 from daemon.core.wire import CACHE_PATH, DEFAULT_IDS_LIMIT, DEFAULT_LIMIT, IDS_PATH, STREAM_PATH
 
@@ -163,7 +161,7 @@ def _tail(client: ApiClient, args: argparse.Namespace, output: str, out: TextIO)
     if output == "table":
         print(table.header(table.EVENT_COLUMNS), file=out, flush=True)
     for sse in client.stream(STREAM_PATH, params):
-        data = orjson.loads(sse.data)
+        data = deepjson.loads(sse.data)
         if sse.event == "gap":
             missed = data.get("missed")
             count = "some" if missed is None else str(missed)
@@ -194,8 +192,8 @@ def _time(text: str | None, name: str) -> str | None:
 
 
 def _json(doc: Any) -> str:
-    return orjson.dumps(doc).decode()
+    return deepjson.dumps(doc)
 
 
 def _write_json(doc: Any, out: TextIO) -> None:
-    print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode(), file=out)
+    print(deepjson.dumps(doc, indent=True), file=out)
