@@ -26,6 +26,7 @@ from daemon.config import Config, RedisSettings, effective_settings
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import DropReason, RedisOperation
 from daemon.metrics import Metrics
+from daemon.metrics.summary import totals
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.limited import FLUSH_INTERVAL_S, LimitedFlusher
 from daemon.pipeline.queue import EventQueue
@@ -105,6 +106,10 @@ class App:
         self._storage: Storage | None = None
         self._loops: _Loops | None = None
         self._listeners = Listeners()
+        # Why the daemon must stop on its own (the embedded server keeps dying); set once,
+        # with `failed`, which serve.run waits on beside the signals.
+        self.failure = ""
+        self.failed = asyncio.Event()
 
     @property
     def embedded(self) -> bool:
@@ -188,6 +193,15 @@ class App:
         spawn("trim", functools.partial(every, trim_s, trimmer.trim_once))
         spawn("limited-flush", functools.partial(every, FLUSH_INTERVAL_S, loops.flusher.flush_once))
         spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis))
+        if self._embedded is not None:
+            restarted = self.metrics.embedded_redis_restarts.inc
+            spawn("embedded-redis", functools.partial(self._embedded.watch, restarted, self._fail))
+
+    def _fail(self, why: str) -> None:
+        """Stop the daemon: it cannot go on (the embedded server keeps dying)."""
+        log.error("embedded Redis keeps dying: the daemon stops", reason=why)
+        self.failure = why
+        self.failed.set()
 
     async def _start_listeners(self, storage: Storage, loops: _Loops) -> None:
         parts = Parts(
@@ -229,18 +243,18 @@ class App:
         started = time.monotonic()
         # Everything the flush drops counts (what it could not write in time, a batch cut
         # by the timeout, a Redis that fails), not only what was left in the queue.
-        dropped_before = self.metrics.totals()["dropped"]
+        dropped_before = totals(self.metrics.registry)["dropped"]
         if self._loops is not None:
             await self._flush(self._loops.writers)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._loops.final_bookkeeping(), FINAL_BOOKKEEPING_TIMEOUT_S)
         await self._close_started()
-        totals = self.metrics.totals()
+        counts = totals(self.metrics.registry)
         log.info(
             "stopped",
             flushed_in_s=round(time.monotonic() - started, 3),
-            dropped_at_shutdown=int(totals["dropped"] - dropped_before),
-            **totals,
+            dropped_at_shutdown=int(counts["dropped"] - dropped_before),
+            **counts,
         )
 
     async def _flush(self, writers: Writers) -> None:

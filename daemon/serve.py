@@ -20,6 +20,7 @@ from daemon.app import App
 EXIT_OK = 0
 EXIT_STARTUP_FAILURE = 3
 EXIT_FORCED = 130
+EXIT_EMBEDDED_REDIS_DIED = 4  # the embedded server kept dying (app.failure says why)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 log = structlog.get_logger(__name__)
@@ -68,7 +69,10 @@ async def run(app: App, on_started: Callable[[App], None] = lambda _: None) -> i
             await app.start()
             settle_heap()
             on_started(app)
-            await stopping.wait()
+            waits = [asyncio.create_task(stopping.wait()), asyncio.create_task(app.failed.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
             await app.stop()
         except asyncio.CancelledError:
             if signals_seen < 2 or main is None:
@@ -76,6 +80,8 @@ async def run(app: App, on_started: Callable[[App], None] = lambda _: None) -> i
             main.uncancel()
             app.abort()
             return EXIT_FORCED
+    if app.failure:  # logged (error level) when it happened
+        return EXIT_EMBEDDED_REDIS_DIED
     return EXIT_OK
 
 

@@ -644,3 +644,44 @@ def test_the_daemon_warns_of_a_short_admin_token_without_showing_it(
     assert warned["level"] == "warning"
     assert "a token of 9 characters is easy to guess" in warned["advice"]
     assert "pw-9-char" not in daemon.log()
+
+
+EMBEDDED = {"meta": {"storage": {"redis": {"host": ""}}}}
+
+
+def test_the_embedded_server_is_restarted_when_it_dies(
+    start_daemon_process: StartDaemonProcess,
+) -> None:
+    """Killed, it was left a zombie and the daemon said `redis: down` forever; now it is
+    reaped and started again on the same socket, counted, and the cache works again."""
+    daemon = start_daemon_process({**EMBEDDED, "server": {"admin_token": ADMIN_TOKEN}})
+    (child,) = _children(daemon.process.pid)
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: daemon.metric("events_cache_embedded_redis_restarts_total") == 1)
+    (again,) = _children(daemon.process.pid)
+    assert again != child and not _alive(child)  # reaped, not a zombie
+    wait_for(lambda: daemon.api("/readyz", token=None).json["redis"] == "up", timeout=10)
+    assert daemon.post_token("after", b'{"n": 1}').json["accepted"] == 1
+    settle(daemon)
+    assert daemon.query(namespace="token", ids="after")["total_events"] == 1
+    assert "embedded Redis exited; restarting it" in daemon.log()
+
+
+def test_an_embedded_server_that_keeps_dying_stops_the_daemon(
+    start_daemon_process: StartDaemonProcess,
+) -> None:
+    """Five restarts a minute at most; the sixth death stops the daemon, saying why."""
+    daemon = start_daemon_process(EMBEDDED)
+    for restarts in range(1, 7):
+        if daemon.process.poll() is not None:
+            break
+        (child,) = _children(daemon.process.pid)
+        os.kill(child, signal.SIGKILL)
+        if restarts <= 5:
+            wait_for(
+                lambda n=restarts: daemon.metric("events_cache_embedded_redis_restarts_total") == n,
+                timeout=10,
+            )
+    assert wait_exit(daemon) == 4
+    assert "embedded Redis keeps dying: the daemon stops" in daemon.log()
+    assert "restarted 5 times in the last minute: giving up" in daemon.log()

