@@ -678,10 +678,11 @@ def test_an_embedded_server_that_keeps_dying_stops_the_daemon(
         (child,) = _children(daemon.process.pid)
         os.kill(child, signal.SIGKILL)
         if restarts <= 5:
-            wait_for(
-                lambda n=restarts: daemon.metric("events_cache_embedded_redis_restarts_total") == n,
-                timeout=10,
-            )
+
+            def restarted(n: int = restarts) -> bool:
+                return daemon.metric("events_cache_embedded_redis_restarts_total") == n
+
+            wait_for(restarted, timeout=10)
     assert wait_exit(daemon) == 4
     assert "embedded Redis keeps dying: the daemon stops" in daemon.log()
     assert "restarted 5 times in the last minute: giving up" in daemon.log()
