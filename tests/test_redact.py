@@ -111,3 +111,34 @@ def test_a_deep_body_with_redaction_is_taken_counted_and_never_stored_as_sent(
     assert event["original"]["original_bytes"] == len(deep)
     assert daemon.metric("events_cache_unredactable_total") == 1
     assert daemon.metric("events_cache_received_total", cache_namespace="token") == 1
+
+
+@pytest.mark.e2e
+def test_with_redaction_nothing_unredacted_reaches_redis(
+    start_daemon: Any, redis_client: Any
+) -> None:
+    """A malformed body (not JSON: no path can be found in it), one sent with
+    X-Events-Cache-Error, and a destination's result: none is stored as it came."""
+    daemon = start_daemon({"server": {"cache": {"events": {"redact": ["email"]}}}})
+    assert daemon.post_token("bad", '{"email": "a@b.c", cut short').status == 202
+    error = {"X-Events-Cache-Error": "refused by the ingest"}
+    assert daemon.post_token("bad", '{"email": "d@e.f"}', headers=error).status == 202
+    line = {
+        "namespace": "destination",
+        "id": "pg",
+        "original": {"email": "g@h.i"},
+        "success": {"email": "g@h.i", "table": "events"},
+    }
+    assert daemon.post_ndjson([line]).json["accepted"] == 1
+    daemon.wait_drained()
+    stored = b"".join(
+        b"".join(redis_client.lrange(key, 0, -1))
+        for key in redis_client.scan_iter("events_cache:*#*")
+    )
+    for email in (b"a@b.c", b"d@e.f", b"g@h.i"):
+        assert email not in stored
+    malformed = daemon.query(namespace="token", ids="bad")["events"]
+    assert all("redaction_failed" in e["malformed"] for e in malformed)
+    [result] = daemon.query(namespace="destination", ids="pg")["events"]
+    assert result["success"] == {"email": REDACTED_VALUE, "table": "events"}
+    assert daemon.metric("events_cache_unredactable_total") == 2

@@ -96,8 +96,8 @@ class Admission:
                 rate_limited += 1
                 limited_all[ns] = limited_all.get(ns, 0) + 1
                 continue
-            if redact is not None and event.original:
-                event.original = self._redacted(redact, event.original)
+            if redact is not None:
+                self._redact_event(redact, event)
             if put(QueuedEntry(ns, id_, target, encode(event, wall))):
                 if target & _ALL:
                     accepted += 1
@@ -132,13 +132,24 @@ class Admission:
             yield
         return Outcome(accepted, rate_limited, dropped)
 
-    def _redacted(self, redact: Redactor, original: str) -> str:
-        """The original redacted; one that cannot be is never stored as it came."""
+    def _redact_event(self, redact: Redactor, event: ParsedEvent) -> None:
+        """Mask the redact paths in the original and the result; what cannot be redacted
+        (a malformed body: not JSON; JSON nested too deep to write back) is never stored
+        as it came, but as a note saying why, counted."""
+        if event.original:
+            event.original = self._redacted(redact, event.original)
+        if event.success:
+            event.success = self._redacted(redact, event.success)
+        if event.malformed:
+            self._metrics.unredactable.inc()
+            event.malformed = unredactable(event.malformed, "not JSON: paths cannot be found")
+
+    def _redacted(self, redact: Redactor, text: str) -> str:
         try:
-            return redact.redact_text(original)
+            return redact.redact_text(text)
         except Unredactable as e:
             self._metrics.unredactable.inc()
-            return unredactable(original, str(e))
+            return unredactable(text, str(e))
 
     def all_limited(self, ns: Namespace, id_: str) -> bool:
         """Whether the all-events list of `id_` is rate limited now (takes nothing). An
