@@ -136,8 +136,8 @@ class Metrics:
         )
         self.unredactable = Counter(
             "events_cache_unredactable_total",
-            "Originals a server.cache.events.redact path matched that could not be written "
-            "back redacted: stored as a note saying why, never as they came.",
+            "Texts server.cache.events.redact could not redact (malformed bodies, JSON too "
+            "deep to write back): stored as a note saying why, never as they came.",
             registry=r,
         )
         self.invalid = Counter(
