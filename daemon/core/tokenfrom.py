@@ -1,7 +1,8 @@
 """Where a mirrored or proxied request carries its API key: the `token_from` rules.
 
-A rule is `kind:name`, tried in the order configured; the first that yields a usable
-key (an id the id rule of `daemon.core.ids` takes) wins:
+A rule is `kind:name`, tried in the order configured; the first that finds non-empty
+text decides: that is the key when the id rule of `daemon.core.ids` takes it, else no
+key is found (`bad_id`: counted, nothing cached):
 
 - `query:token`: the first `token` query parameter;
 - `header:X-Auth-Token`: the header (names are case-insensitive);
