@@ -209,9 +209,8 @@ def test_redis_down_is_reported_as_such(start_daemon: Any, spawn_redis: Any) -> 
 
 @pytest.mark.parametrize("depth", [300, 1023])
 def test_the_cli_prints_an_event_at_any_depth_the_daemon_stores(daemon: Any, depth: int) -> None:
-    """300 levels: orjson would not write it (254) and the CLI crashed with a traceback;
-    1,023 (the most the ingest reads): inside the answer, past what orjson reads, so every
-    query that included it failed to decode."""
+    """300 levels: past what orjson writes (254); 1,023 (the most the ingest reads): inside
+    the answer, past what orjson reads (1,024)."""
     body = '{"event_type": "deep", "n": ' + '{"n": ' * (depth - 2) + "1" + "}" * (depth - 2) + "}"
     assert daemon.post_token("deep", body).status == 202
     settle(daemon)

@@ -652,8 +652,8 @@ EMBEDDED = {"meta": {"storage": {"redis": {"host": ""}}}}
 def test_the_embedded_server_is_restarted_when_it_dies(
     start_daemon_process: StartDaemonProcess,
 ) -> None:
-    """Killed, it was left a zombie and the daemon said `redis: down` forever; now it is
-    reaped and started again on the same socket, counted, and the cache works again."""
+    """Killed, it is reaped (no zombie) and started again on the same socket, counted,
+    and the cache works again."""
     daemon = start_daemon_process({**EMBEDDED, "server": {"admin_token": ADMIN_TOKEN}})
     (child,) = _children(daemon.process.pid)
     os.kill(child, signal.SIGKILL)

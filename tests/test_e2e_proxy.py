@@ -646,7 +646,7 @@ def test_beyond_max_upstream_connections_a_request_waits_for_a_free_one(
     assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="timeout") == 0
 
 
-# -- the key is read from what is forwarded (issue 20, point 1) ----------------------------
+# -- the key is read from what is forwarded ----------------------------------------------
 
 
 def test_a_header_named_in_connection_is_neither_forwarded_nor_read_for_the_key(

@@ -1,5 +1,5 @@
-"""The id rule (daemon/core/ids.py): one meaning per id, at every entrance (issue 20,
-point 2), and ids stored before it still readable and resettable whole."""
+"""The id rule (daemon/core/ids.py): one meaning per id, at every entrance, and ids
+stored before it still readable and resettable whole."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_the_patterns_code_points_are_unicodes_cc_and_cf() -> None:
         if 0xD800 <= cp <= 0xDFFF or char == ",":
             continue  # surrogates are not text; the comma is refused on its own
         invisible = unicodedata.category(char) in ("Cc", "Cf")
-        spelled = not pattern.match(f"a{char}b") or astral_invisible(char)
+        spelled = not pattern.fullmatch(f"a{char}b") or astral_invisible(char)
         assert spelled is invisible, hex(cp)
 
 
@@ -127,7 +127,8 @@ def test_the_patterns_code_points_are_unicodes_cc_and_cf() -> None:
 def test_the_pattern_says_what_check_id_says(text: str) -> None:
     if text.endswith(":error") or astral_invisible(text):
         return  # rules the document states in words only
-    assert bool(re.match(ID_PATTERN, text)) is (check_id(text) is None)
+    # fullmatch: Python's `$` also matches before a final newline, ECMA's does not.
+    assert bool(re.fullmatch(ID_PATTERN, text)) is (check_id(text) is None)
 
 
 @pytest.mark.e2e

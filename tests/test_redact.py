@@ -98,8 +98,8 @@ def test_an_original_that_cannot_be_written_back_is_replaced_not_failed() -> Non
 def test_a_deep_body_with_redaction_is_taken_counted_and_never_stored_as_sent(
     start_daemon: Any, redis_client: Any
 ) -> None:
-    """It answered 500 and lost its count: now 202, received, and its original stored as
-    a note saying why, counted in events_cache_unredactable_total."""
+    """Taken (202) and received; its original stored as a note saying why, counted in
+    events_cache_unredactable_total."""
     daemon = start_daemon({"server": {"cache": {"events": {"redact": ["email"]}}}})
     deep = '{"email": "a@b.c", "n": ' + '{"n": ' * 300 + "1" + "}" * 300 + "}"
     reply = daemon.post_token("deep-key", deep)

@@ -1087,8 +1087,8 @@ def test_invisible_characters_in_ids_are_shown_as_code_points(
 def test_reset_of_an_id_with_a_comma_resets_that_id_only(
     start_daemon: Any, redis_url: str, page: Page
 ) -> None:
-    """`alice,bob`, stored before the id rule: its reset once deleted alice and bob and
-    left it; the viewer sends it whole (id=)."""
+    """`alice,bob`, stored before the id rule: its reset resets that id only, alice and
+    bob stay (the viewer sends it whole, id=)."""
     daemon = start_daemon()
     store_before_the_rule(redis_url, "alice,bob", "alice", "bob")
     page.open(base_url(daemon))

@@ -77,7 +77,6 @@ class Tee:
         self.intake = intake
         self.finder = finder
         self._outcomes = intake.metrics.proxy_tee
-        self._rejected = intake.metrics.rejected[intake.listener]
 
     def buffer_for(
         self,
@@ -111,7 +110,7 @@ class Tee:
         self._outcomes[outcome].inc()
         reason = _REJECTED.get(outcome)
         if reason is not None:
-            self._rejected[reason].inc()
+            self.intake.count_refusal(reason)
 
     def cache(
         self,

@@ -42,7 +42,7 @@ class Head:
 
 
 # A body larger than this is parsed in a step of its own, in the pacer's turn (a parse of
-# 64 KiB takes a few milliseconds at most, whatever the body holds).
+# 64 KiB is short, whatever the body holds).
 INLINE_BODY_BYTES = 64 * 1024
 INTERNAL_ERROR = message(500, "internal error; see the sidecar's log")
 
