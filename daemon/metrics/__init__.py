@@ -215,7 +215,12 @@ class Metrics:
         )
         self.ingest_times = RequestTimes()
         self.mirror_times = RequestTimes()
-        listeners = {"ingest": self.ingest_times, "mirror": self.mirror_times}
+        self.proxy_times = RequestTimes()
+        listeners = {
+            "ingest": self.ingest_times,
+            "mirror": self.mirror_times,
+            "proxy": self.proxy_times,
+        }
         r.register(_HttpDuration(self.http_duration, listeners))
 
     def _proxy_metrics(self, r: CollectorRegistry) -> None:

@@ -1,8 +1,8 @@
-"""The aiohttp listeners: the API listener and the tee proxy, each an application on TCP.
+"""The aiohttp listener: the API listener, an application on TCP.
 
-Both answer every error as JSON and time requests per route; the API listener's access
-log (debug level) never shows a query's token. The ingest and mirror listeners are not
-aiohttp's: `daemon.web.front` serves them.
+It answers every error as JSON and times requests per route; its access log (debug
+level) never shows a query's token. The ingest side's listeners (ingest, mirror, tee
+proxy) are not aiohttp's: `daemon.web.front` serves them.
 """
 
 from __future__ import annotations
@@ -62,20 +62,6 @@ async def api_headers(_: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Server"] = "events-cache"
-
-
-def ingest_side_options(header_read_timeout_s: float) -> dict[str, Any]:
-    """The connection options of the ingest side's listeners: no access log, long
-    request lines (the token id), keep-alive closed after KEEPALIVE_TIMEOUT_S, bodies
-    read as they came (`daemon.core.encoding` inflates them within the body limit; the
-    proxy forwards them unchanged)."""
-    return {
-        "header_read_timeout_s": header_read_timeout_s,
-        "access_log": None,
-        "max_line_size": MAX_TARGET_BYTES,
-        "keepalive_timeout": KEEPALIVE_TIMEOUT_S,
-        "auto_decompress": False,
-    }
 
 
 class Listener:

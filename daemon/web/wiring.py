@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from daemon.config import Config
 from daemon.core.model import ListenerName
 from daemon.core.tokenfrom import TokenFinder
@@ -24,9 +22,11 @@ from daemon.pipeline.queue import EventQueue
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
+from daemon.web.front.forward import ProxyFront
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.routes import IngestRoute, MirrorRoute, Route
-from daemon.web.front.server import ByteBudget, Front
+from daemon.web.front.server import ByteBudget, Front, Listening
+from daemon.web.front.upstream import Upstream
 from daemon.web.ingest import Intake
 from daemon.web.listeners import (
     API_SHUTDOWN_TIMEOUT_S,
@@ -34,11 +34,10 @@ from daemon.web.listeners import (
     Listener,
     api_application,
     api_options,
-    ingest_side_options,
 )
 from daemon.web.mirror import Mirror
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
-from daemon.web.proxy import Proxy, Upstream, proxy_application
+from daemon.web.proxy import Proxy
 from daemon.web.query.handlers import add_query_routes
 from daemon.web.query.service import QueryService
 from daemon.web.tail import Tail, add_tail_routes
@@ -66,7 +65,7 @@ class Listeners:
 
     def __init__(self) -> None:
         self._api: Listener | None = None
-        self._ingest_side: list[Listener | Front] = []
+        self._ingest_side: list[Listening] = []
         self._proxy: Proxy | None = None
 
     async def start(self, parts: Parts) -> None:
@@ -148,9 +147,13 @@ class Listeners:
             parts.metrics,
         )
         await proxy.start()
-        listener = _ingest_side_listener(
-            proxy_application(parts.metrics, proxy),
-            parts.config.ingest.header_read_timeout_seconds,
+        ingest = parts.config.ingest
+        listener = ProxyFront(
+            proxy,
+            parts.metrics.proxy_times,
+            head_timeout_s=ingest.header_read_timeout_seconds,
+            body_timeout_s=ingest.body_read_timeout_seconds,
+            shutdown_timeout_s=INGEST_SHUTDOWN_TIMEOUT_S,
         )
         self._ingest_side.append(listener)
         await listener.start(settings.listen)
@@ -169,8 +172,3 @@ class Listeners:
         if self._api is not None:
             await self._api.close()
             self._api = None
-
-
-def _ingest_side_listener(app: web.Application, header_read_timeout_s: float) -> Listener:
-    options = ingest_side_options(header_read_timeout_s)
-    return Listener.of_app(app, INGEST_SHUTDOWN_TIMEOUT_S, **options)

@@ -14,6 +14,7 @@ from pathlib import Path
 from daemon.config import HostPort
 from daemon.core.wire import KNOWN_METHODS
 from daemon.metrics.plain import RequestTimes
+from daemon.web.front.flow import Flow
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.protocol import HttpConnection
 from daemon.web.front.routes import Head, Route
@@ -63,44 +64,32 @@ class ByteBudget:
             waiter.granted()
 
 
-class Front:
-    """One listener (TCP and/or a Unix socket) whose connections are HttpConnections."""
+class Listening:
+    """One ingest-side listener's sockets (TCP and/or a Unix socket) and connections, and
+    a shutdown that lets the requests under way finish."""
 
     def __init__(
         self,
-        route: Route,
         times: RequestTimes,
-        budget: ByteBudget,
-        pacer: Pacer,
         *,
         head_timeout_s: float,
         body_timeout_s: float,
-        max_body_bytes: int,
         shutdown_timeout_s: float,
         keepalive_s: float = KEEPALIVE_S,
     ) -> None:
         self.loop = asyncio.get_running_loop()
-        self.route = route
         self.times = times
-        self.budget = budget
-        self.pacer = pacer
         self.head_timeout_s = head_timeout_s
         self.body_timeout_s = body_timeout_s
-        self.max_body_bytes = max_body_bytes
         self.keepalive_s = keepalive_s
         self.shutdown_timeout_s = shutdown_timeout_s
-        self.connections: set[HttpConnection] = set()
+        self.connections: set[Flow] = set()
         self.stopping = False
         self._servers: list[asyncio.Server] = []
         self._socket_path = ""
 
-    def observe(self, head: Head, status: int, started: float) -> None:
-        """Count one answered request in the listener's request times."""
-        method = head.method if head.method in KNOWN_METHODS else "other"
-        self.times.observe(head.label, method, status, time.perf_counter() - started)
-
-    def _connection(self) -> HttpConnection:
-        return HttpConnection(self)
+    def _connection(self) -> Flow:
+        raise NotImplementedError
 
     async def start(
         self, tcp: HostPort | None, socket_path: str = "", socket_mode: int = 0o660
@@ -148,3 +137,40 @@ class Front:
             with contextlib.suppress(OSError):
                 Path(self._socket_path).unlink()
             self._socket_path = ""
+
+
+class Front(Listening):
+    """An ingest-side listener whose connections are HttpConnections, answered by a route."""
+
+    def __init__(
+        self,
+        route: Route,
+        times: RequestTimes,
+        budget: ByteBudget,
+        pacer: Pacer,
+        *,
+        head_timeout_s: float,
+        body_timeout_s: float,
+        max_body_bytes: int,
+        shutdown_timeout_s: float,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
+        super().__init__(
+            times,
+            head_timeout_s=head_timeout_s,
+            body_timeout_s=body_timeout_s,
+            shutdown_timeout_s=shutdown_timeout_s,
+            keepalive_s=keepalive_s,
+        )
+        self.route = route
+        self.budget = budget
+        self.pacer = pacer
+        self.max_body_bytes = max_body_bytes
+
+    def observe(self, head: Head, status: int, started: float) -> None:
+        """Count one answered request in the listener's request times."""
+        method = head.method if head.method in KNOWN_METHODS else "other"
+        self.times.observe(head.label, method, status, time.perf_counter() - started)
+
+    def _connection(self) -> HttpConnection:
+        return HttpConnection(self)
