@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import follow, front, hostile, memory
+from bench import authtiming, follow, front, hostile, memory
 from bench import proxy as px
 from bench import scenarios as sc
 from bench.procs import Daemon, valkey_server
@@ -36,6 +36,7 @@ SCENARIOS = (
     "T2",
     "B1",
     "B2",
+    "S1",
 )
 
 
@@ -49,6 +50,7 @@ def _settings(smoke: bool, rounds: int | None, workdir: Path) -> sc.Settings:
             p5_seconds=3.0,
             workdir=workdir,
             b1_seconds=1.0,
+            s1_requests=300,
         )
     return sc.Settings(
         seconds=4.0,
@@ -164,6 +166,7 @@ def _scenario(
         "P6": px.p6,
         "B1": hostile.b1,
         "T2": follow.t2,
+        "S1": authtiming.s1,
     }
     if name in with_server:
         return with_server[name](s, server)

@@ -57,6 +57,7 @@ class Settings:
     p5_seconds: float
     workdir: Path
     b1_seconds: float = 10.0  # each phase of B1: idle, then under hostile bodies
+    s1_requests: int = 20_000  # S1: wrong-token requests per class
 
 
 # -- load generators ---------------------------------------------------------------------

@@ -42,6 +42,9 @@ REPORTED = (
     "P6 tee proxy, 1 connection: added latency p50",
     "P6 tee proxy, 1 connection: added latency p99",
     "P6 tee proxy, 16 connections: CPU per request",
+    "S1 wrong admin token, HTTP: spread of medians",
+    "S1 wrong admin token, TokenCheck.allows: spread of medians",
+    "S1 wrong admin token, hmac.compare_digest: spread of medians",
 )
 
 
@@ -60,7 +63,9 @@ def test_bench_smoke_prints_every_figure() -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [
-        line for line in out.stdout.splitlines() if line.startswith(("| P", "| F", "| T", "| B"))
+        line
+        for line in out.stdout.splitlines()
+        if line.startswith(("| P", "| F", "| T", "| B", "| S"))
     ]
     for figure in FIGURES + REPORTED:
         matching = [r for r in rows if r.startswith(f"| {figure}")]

@@ -4,7 +4,8 @@
   dashboards, templates, value sets) exists in the daemon's registry;
 - every PromQL example of the documents (```promql blocks) parses: promtool checks them
   as recording rules of a generated rule file;
-- the LICENSE file is the license the package metadata, the chart and the image declare.
+- the LICENSE file is the license the package metadata, the chart and the image declare;
+- every test docs/security.md's results name exists.
 (The empty token id's 404 of docs/api.md is tested in tests/test_e2e_bad_input.py.)
 """
 
@@ -124,3 +125,22 @@ def test_license_file_matches_the_declared_license() -> None:
     assert re.search(r"^COPY [^\n]*\bLICENSE\b", dockerfile, re.M)
     context = (ROOT / ".dockerignore").read_text().splitlines()
     assert {"!LICENSE", "!clients/python/LICENSE"} <= set(context)
+
+
+TEST_REFERENCE = re.compile(r"(tests/[a-z0-9_/]+\.py)?::(test_[a-z0-9_]+)")
+
+
+def test_every_test_named_in_the_security_results_exists() -> None:
+    """docs/security.md's "Results of the checks" names the test of each check: each
+    `tests/file.py::name` (and `::name` after it, of the same file) is a test there."""
+    results = (ROOT / "docs" / "security.md").read_text().split("## Results of the checks")[1]
+    named = 0
+    for row in results.splitlines():
+        current = None
+        for file, name in TEST_REFERENCE.findall(row):
+            current = file or current
+            assert current is not None, row[:200]
+            source = (ROOT / current).read_text()
+            assert re.search(rf"^def {name}\(", source, re.M), f"{current}::{name}"
+            named += 1
+    assert named >= 20

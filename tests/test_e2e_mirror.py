@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.daemon import DaemonClient, DaemonProcess
 from tests.support.servers import free_port, wait_for
-from tests.support.standins import Nginx, StandIn, exchange, http_request
+from tests.support.standins import Answer, Nginx, StandIn, exchange, http_request, parse_reply
 
 pytestmark = pytest.mark.e2e
 
@@ -237,3 +237,104 @@ def test_a_key_the_id_rule_refuses_is_counted_bad_id_and_not_cached(start_daemon
         assert json.loads(reply.body)["errors"][0]["message"].startswith("API key must")
     assert daemon.metric("events_cache_rejected_total", listener="mirror", reason="bad_id") == 3
     assert daemon.metric("events_cache_received_total", cache_namespace="token") == 0
+
+
+PIXEL_ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: 14\r\n\r\nGIF89a-pixel!!"
+)
+PREFLIGHT_ANSWER = (
+    b"HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Origin: https://shop.example\r\n"
+    b"Access-Control-Allow-Methods: POST\r\nAccess-Control-Allow-Headers: content-type\r\n\r\n"
+)
+REFUSED_ANSWER = (
+    b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 26\r\n\r\n"
+    b'{"error":"wrong api key"}\n'
+)
+
+
+def mirrored_methods(daemon: DaemonClient) -> dict[str, float]:
+    """How many requests the daemon's mirror listener answered, per method and status."""
+    prefix = 'events_cache_http_request_duration_seconds_count{listener="mirror"'
+    return {k: v for k, v in daemon.metrics().items() if k.startswith(prefix)}
+
+
+def test_behind_nginx_a_pixel_and_a_preflight_reach_the_mirror_and_are_not_cached(
+    start_daemon: Any, stand_in: StandIn, tmp_path: Path
+) -> None:
+    """Issue 20, point 4, as the attack was: a tracking pixel's GET and a CORS preflight
+    with `?token=`, through nginx's `mirror` (body-less requests are mirrored with their
+    method and no body, `mirror_request_body on` or not): the client gets the ingest's
+    answer, the mirror gets the copy and caches nothing (no "empty body" error under the
+    key, no `last_error`), counted as no_body."""
+    daemon, mirror_port = mirror_daemon(start_daemon)
+    stand_in.answers["/p.gif"] = Answer.raw(PIXEL_ANSWER)
+    stand_in.answers["/api/v1/preflight"] = Answer.raw(PREFLIGHT_ANSWER)
+    nginx = Nginx(tmp_path / "nginx").start(
+        MIRROR_LOCATIONS.format(ingest=stand_in.port, mirror=mirror_port)
+    )
+    try:
+        pixel = http_request("GET", "/p.gif?token=ngx-pixel&e=pageview", CLOSE)
+        preflight = http_request(
+            "OPTIONS",
+            "/api/v1/preflight?token=ngx-preflight",
+            [
+                (b"Origin", b"https://shop.example"),
+                (b"Access-Control-Request-Method", b"POST"),
+                (b"Access-Control-Request-Headers", b"content-type"),
+                *CLOSE,
+            ],
+        )
+        for request, answer in ((pixel, PIXEL_ANSWER), (preflight, PREFLIGHT_ANSWER)):
+            through = exchange(nginx.port, request)
+            expected = parse_reply(answer)
+            assert (through.status, through.body) == (expected.status, expected.body)
+            if through.status == 204:
+                assert through.header(b"Access-Control-Allow-Origin") == [b"https://shop.example"]
+        # The copies reached the mirror listener with their own methods, and were counted.
+        wait_for(
+            lambda: (
+                daemon.metric("events_cache_rejected_total", listener="mirror", reason="no_body")
+                == 2
+            ),
+            what="both copies counted no_body",
+        )
+        answered = mirrored_methods(daemon)
+        assert sum(v for k, v in answered.items() if 'method="GET"' in k) == 1, answered
+        assert sum(v for k, v in answered.items() if 'method="OPTIONS"' in k) == 1, answered
+        assert daemon.metric("events_cache_received_total", cache_namespace="token") == 0
+        for token in ("ngx-pixel", "ngx-preflight"):
+            assert daemon.query(namespace="token", ids=token)["events"] == []
+        summary = daemon.api("/api/v1/events/ids", {"namespace": "token"}).json["ids"]
+        assert summary == []  # no id, so no last_error either
+        # The ingest got both requests as sent, without a body.
+        assert [(r.request_line.split(b" ")[0], r.body) for r in stand_in.received] == [
+            (b"GET", b""),
+            (b"OPTIONS", b""),
+        ]
+    finally:
+        nginx.stop()
+
+
+def test_behind_nginx_the_mirror_caches_what_the_ingest_refused(
+    start_daemon: Any, stand_in: StandIn, tmp_path: Path
+) -> None:
+    """The documented limitation (feeding.md, "The mirror cannot see the ingest's
+    answer"; security.md): nginx sends the copy whatever the ingest answers, so a request
+    the ingest refused with 401 is cached like one it took. This pins that behaviour so
+    the docs stay true; the tee proxy is the listener that caches only 2xx."""
+    daemon, mirror_port = mirror_daemon(start_daemon)
+    stand_in.answers["/api/v1/event"] = Answer.raw(REFUSED_ANSWER)
+    nginx = Nginx(tmp_path / "nginx").start(
+        MIRROR_LOCATIONS.format(ingest=stand_in.port, mirror=mirror_port)
+    )
+    try:
+        body = b'{"event_type": "pageview"}'
+        request = http_request("POST", "/api/v1/event?token=refused-key", CLOSE, body)
+        through = exchange(nginx.port, request)
+        assert through.status == 401 and through.body == b'{"error":"wrong api key"}\n'
+        [event] = events(daemon, "refused-key")
+        assert event["original"] == {"event_type": "pageview"}
+        assert "error" not in event and "malformed" not in event  # shown as a success
+        assert [r.body for r in stand_in.received] == [body]
+    finally:
+        nginx.stop()

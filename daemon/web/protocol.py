@@ -37,6 +37,19 @@ from daemon.web.responses import error_response
 log = structlog.get_logger(__name__)
 
 INTERNAL = "internal error; see the sidecar's log"
+ERROR_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Server": "events-cache",
+}
+
+
+def without_excerpt(message: str | None) -> str:
+    """aiohttp's parser error without the excerpt of the request it quotes after a blank
+    line (the raw head, which may hold the admin token or a client's key): the words
+    only, on one line."""
+    words = (message or "").split("\n\n", 1)[0]
+    return " ".join(part.strip() for part in words.splitlines() if part.strip()).rstrip(":")
 
 
 class JsonErrorHandler(RequestHandler):
@@ -112,8 +125,11 @@ class JsonErrorHandler(RequestHandler):
             text = INTERNAL if status == 500 else HTTPStatus(status).phrase
         else:
             log.debug("bad request", status=status, error=type(exc).__name__ if exc else None)
-            text = message or HTTPStatus(status).phrase
+            text = without_excerpt(message) or HTTPStatus(status).phrase
         response = error_response(status, text)
+        # Not through the application's on_response_prepare: say here what every answer
+        # of these listeners says (no aiohttp/Python version in Server).
+        response.headers.update(ERROR_HEADERS)
         response.force_close()
         return response
 
