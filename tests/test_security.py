@@ -516,6 +516,8 @@ def test_the_proxy_is_no_open_relay(
         assert status == 200 and raw.endswith(b'{"ok":true}'), raw[:300]
     else:
         assert 400 <= status < 500, raw[:300]
+    if attempt.startswith("absolute-form"):  # asked of the upstream in origin form
+        assert [r.request_line for r in stand_in.received] == [b"GET /steal HTTP/1.1"]
 
 
 def test_the_proxy_forwards_a_host_header_as_received_to_its_upstream_only(

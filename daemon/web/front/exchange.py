@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 from daemon.core.model import TeeOutcome, UpstreamError
 from daemon.core.tokenfrom import split_target
 from daemon.core.wire import KNOWN_METHODS
-from daemon.web.front.heads import LAST_CHUNK, Fields, FieldView, answer_head, chunk, request_head
+from daemon.web.front.heads import (
+    LAST_CHUNK,
+    Fields,
+    FieldView,
+    answer_head,
+    chunk,
+    origin_form,
+    request_head,
+)
 from daemon.web.front.upstream import UpstreamConnection
 from daemon.web.front.wire import response_bytes
 from daemon.web.ingest import Answer
@@ -76,6 +84,7 @@ class Exchange:
         self.client, self.proxy, self.method = client, proxy, method
         self.started = time.perf_counter()
         self.chunked = chunked
+        target = origin_form(target)
         self.head, kept = request_head(
             method, target, fields, client.remote, proxy.pool.authority, chunked
         )

@@ -97,14 +97,17 @@ class ProxyConnection(Flow):
         self._clock()
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse_connection("protocol upgrades and CONNECT are not supported here")
-        except httptools.HttpParserError as e:
-            self.unreadable(e)
+        while data and not self.closing:
+            try:
+                self.parser.feed_data(data)
+                data = b""
+            except httptools.HttpParserUpgrade as e:
+                # A request asking to upgrade (h2c, websocket) went on as a plain one,
+                # without its Upgrade header: what follows it is the next request.
+                data = data[e.args[0] :]
+            except httptools.HttpParserError as e:
+                self.unreadable(e)
+                data = b""
         self._clock()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -183,13 +186,16 @@ class ProxyConnection(Flow):
         parser = self.parser
         method, keep_alive = parser.get_method(), parser.should_keep_alive()
         http11 = parser.get_http_version() == "1.1"
+        upgrade = parser.should_upgrade()
         held = (self.work is not None or self.held) and self._later(
-            self._headers_complete, method, keep_alive, http11
+            self._headers_complete, method, keep_alive, http11, upgrade
         )
         if not held:
-            self._headers_complete(method, keep_alive, http11)
+            self._headers_complete(method, keep_alive, http11, upgrade)
 
-    def _headers_complete(self, method: bytes, keep_alive: bool, http11: bool) -> None:
+    def _headers_complete(
+        self, method: bytes, keep_alive: bool, http11: bool, upgrade: bool
+    ) -> None:
         self.keep_alive, self.http11 = keep_alive, http11
         length: int | None = None
         chunked = expect = False
@@ -201,6 +207,9 @@ class ProxyConnection(Flow):
                 chunked = b"chunked" in value.lower()
             elif low == b"expect":
                 expect = value.strip().lower() == b"100-continue"
+        if upgrade and (method == b"CONNECT" or length or chunked):
+            # The parser reads no body after an upgrade's head: it cannot be forwarded.
+            self._unreadable("CONNECT, and protocol upgrades with a body, are not supported here")
         if expect and self.transport is not None:
             self.transport.write(CONTINUE)
         proxy = self.front.proxy

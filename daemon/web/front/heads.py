@@ -37,6 +37,18 @@ def dropped(fields: Fields) -> frozenset[bytes]:
     return HOP_BY_HOP | (listed - _ALWAYS_KEPT) if listed else HOP_BY_HOP
 
 
+def origin_form(target: bytes) -> bytes:
+    """An absolute-form target (`http://host/path?q`, which a client may send to any
+    HTTP/1.1 server) as the path and query the upstream is asked for: the proxy's
+    upstream is fixed, never taken from a request."""
+    if target[:7].lower() != b"http://" and target[:8].lower() != b"https://":
+        return target
+    rest = target.partition(b"//")[2]
+    cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+    path = rest[cut:]
+    return path if path.startswith(b"/") else b"/" + path
+
+
 def request_head(
     method: bytes,
     target: bytes,
