@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.client
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -19,7 +20,7 @@ from daemon.pipeline.writers import MAX_BATCH_BYTES, Writers
 from daemon.store.client import COMMAND_TIMEOUT_S, call_timeout
 from daemon.store.health import RedisHealth
 from daemon.store.keys import LIMITED_KEY_TTL_S, events_key, index_key, limited_key
-from daemon.store.storage import Storage
+from daemon.store.storage import TRIM_LISTS_PER_PIPELINE, Storage
 
 
 def entry(id_: str, n: int, target: Target = Target.ALL) -> QueuedEntry:
@@ -257,3 +258,21 @@ async def test_limited_counts_add_up_and_expire_is_sent_once_per_minute_key(
     assert 0 < redis_client.ttl(limited_key("token", "busy", "all", 101)) <= LIMITED_KEY_TTL_S
     assert commands(redis_client, "expire") == 2
     assert commands(redis_client, "hincrby") == 5
+
+
+async def test_a_trim_pass_over_many_lists_goes_in_pipelines_small_enough_to_pack_inline(
+    counted_storage: Storage, counted_client: redis.Redis
+) -> None:
+    """More lists than TRIM_LISTS_PER_PIPELINE: all trimmed, in pipelines each under
+    redis-py's threshold for packing in a worker thread."""
+    lists = TRIM_LISTS_PER_PIPELINE * 2 + 7
+    keys = [events_key("token", f"t-{n}") for n in range(lists)]
+    size = counted_storage.size
+    await counted_storage.write({k: [b"x"] * (size + 3) for k in keys}, {}, now=10_000)
+    counted_client.config_resetstat()
+    await counted_storage.trim(keys, now=10_000)
+    assert commands(counted_client, "ltrim") == lists
+    assert all(counted_client.llen(k) == size for k in keys)
+    # With its EXPIRE, a list is two commands: still under the threshold (redis-py 8.2+).
+    offload = getattr(redis.asyncio.client, "_PIPELINE_PACK_OFFLOAD_MIN_COMMANDS", 1000)
+    assert TRIM_LISTS_PER_PIPELINE * 2 + len(Namespace) < offload

@@ -25,6 +25,10 @@ from daemon.store.keys import (
 )
 
 ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
+# Lists trimmed per pipeline. redis-py packs a pipeline of 1,000 commands or more in a
+# worker thread, whose hand-off and GIL contention cost the loop more than the packing:
+# a trim pass over 1,000 busy lists took 12 % of a tee proxy's CPU (P6) that way.
+TRIM_LISTS_PER_PIPELINE = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +107,26 @@ class Storage:
                 await self.client.publish(self.tail_channel, tail)
 
     async def trim(self, keys: Iterable[str], now: float) -> None:
-        """Cut each list to `size`, refresh its TTL, and prune the id index."""
-        pipe = self.client.pipeline(transaction=False)
+        """Cut each list to `size`, refresh its TTL, and prune the id index; in pipelines
+        of TRIM_LISTS_PER_PIPELINE lists, one after the other."""
         keep = self.size - 1
+        pipe = self.client.pipeline(transaction=False)
+        if self.ttl_s:
+            for namespace in Namespace:
+                pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
+        in_pipe = 0
         for key in keys:
             pipe.ltrim(key, 0, keep)
             if self.ttl_s:
                 pipe.expire(key, self.ttl_s)
-        if self.ttl_s:
-            for namespace in Namespace:
-                pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
-        async with redis_call():
-            await pipe.execute()
+            in_pipe += 1
+            if in_pipe == TRIM_LISTS_PER_PIPELINE:
+                async with redis_call():
+                    await pipe.execute()  # execute() empties the pipeline for reuse
+                in_pipe = 0
+        if len(pipe):
+            async with redis_call():
+                await pipe.execute()
 
     async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
         """Add this sidecar's limited counts ((namespace, id, collection), second) -> n."""
