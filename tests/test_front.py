@@ -5,6 +5,7 @@ budget the ingest-side listeners share — over the daemon's real socket and por
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 import time
@@ -393,3 +394,37 @@ def test_a_later_requests_head_is_due_within_the_header_timeout(
         sock.sendall(b"POST /v1/token/k/events HTTP/1.1\r\nHost: x\r\n")  # and no more
         assert reader.closed()
         assert time.monotonic() - started < 5  # the header timeout's cut, not keep-alive's
+
+
+def test_a_large_tee_copy_is_cached_in_the_pacers_turn_and_its_client_waits_for_it() -> None:
+    """A copy over INLINE_BODY_BYTES is parsed in a step of the shared pacer, not in the
+    callback that relayed the answer; the exchange's `then` (its client's next request)
+    runs once it is done. A small copy is cached at once."""
+    from daemon.core.tokenfrom import TokenFinder
+    from daemon.web.front.routes import INLINE_BODY_BYTES
+    from daemon.web.tee import Tee, TeeBuffer
+
+    async def scenario() -> None:
+        pacer = Pacer(asyncio.get_running_loop())
+        copies = intake()
+        tee = Tee(copies, TokenFinder(["query:token"]), pacer)
+        done: list[str] = []
+        large = json.dumps([{"n": n, "pad": "x" * 100} for n in range(1200)]).encode()
+        assert len(large) > INLINE_BODY_BYTES
+        for name, body in (("large", large), ("small", b'{"n": 1}')):
+            buffer = TeeBuffer(1 << 21)
+            buffer.add(body)
+            buffer.complete = True
+            tee.cache(buffer, "/e", {"token": name}, {}, functools.partial(done.append, name))
+
+        def teed() -> float | None:
+            return copies.metrics.registry.get_sample_value(
+                "events_cache_proxy_tee_total", {"outcome": "teed"}
+            )
+
+        assert done == ["small"] and teed() == 1  # the large one waits for its turn
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert done == ["small", "large"] and teed() == 2 and not pacer.steps
+
+    asyncio.run(scenario())

@@ -205,7 +205,12 @@ class Metrics:
         self.streams = Gauge(
             "events_cache_streams", "Live-tail streams open on this sidecar.", registry=r
         )
-        # Not registered itself: _HttpDuration serves it, the ingest's RequestTimes merged in.
+        self._http_metrics(r)
+
+    def _http_metrics(self, r: CollectorRegistry) -> None:
+        """Request durations: the API's histogram, the ingest side's plain numbers."""
+        # Not registered itself: _HttpDuration serves it, the ingest side's RequestTimes
+        # merged in.
         self.http_duration = Histogram(
             _HTTP_DURATION,
             _HTTP_DURATION_HELP,

@@ -28,7 +28,7 @@ import structlog
 
 from daemon.core.model import UpstreamError
 from daemon.metrics import Metrics
-from daemon.web.front.upstream import Upstream, UpstreamPool
+from daemon.web.front.pool import Upstream, UpstreamPool
 from daemon.web.ingest import Answer, message
 from daemon.web.tee import Tee
 

@@ -11,8 +11,7 @@ drops and counts the copy. Nothing here can delay or fail the forward.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 
 import structlog
 
@@ -21,6 +20,8 @@ from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.model import RejectReason, TeeOutcome
 from daemon.core.parse import TooManyEvents
 from daemon.core.tokenfrom import TokenFinder
+from daemon.web.front.pacer import Pacer
+from daemon.web.front.routes import INLINE_BODY_BYTES
 from daemon.web.ingest import SLICE_EVENTS, Intake
 
 log = structlog.get_logger(__name__)
@@ -71,11 +72,16 @@ def decoded(body: bytes, encoding: str, limit: int) -> bytes | TeeOutcome:
 
 
 class Tee:
-    """Caches copies of proxied bodies like the ingest's raw token endpoint does."""
+    """Caches copies of proxied bodies like the ingest's raw token endpoint does.
 
-    def __init__(self, intake: Intake, finder: TokenFinder) -> None:
+    A copy over INLINE_BODY_BYTES is decoded and parsed in a step of its own, and its
+    events admitted a slice a step, in the turns of the ingest side's pacer: as an
+    ingest request of the same body is, so that copies never hold the loop longer."""
+
+    def __init__(self, intake: Intake, finder: TokenFinder, pacer: Pacer) -> None:
         self.intake = intake
         self.finder = finder
+        self.pacer = pacer
         self._outcomes = intake.metrics.proxy_tee
 
     def buffer_for(
@@ -118,8 +124,30 @@ class Tee:
         path: str,
         query: Mapping[str, str],
         headers: Mapping[str, str],
+        then: Callable[[], None],
     ) -> None:
-        """Cache the copy of a forwarded body (called once the answer was relayed)."""
+        """Cache the copy of a forwarded body (called once the answer was relayed), then
+        call `then`: now when the copy is small, else in the pacer's turn (its client's
+        next request waits for it, as on the ingest listener, so that copies waiting
+        for their turn are bounded by the connections)."""
+        if buffer.size <= INLINE_BODY_BYTES:
+            self._cache_counted(buffer, path, query, headers)
+            then()
+            return
+
+        def step() -> None:
+            self._cache_counted(buffer, path, query, headers)
+            then()
+
+        self.pacer.add(step)
+
+    def _cache_counted(
+        self,
+        buffer: TeeBuffer,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> None:
         try:
             outcome = self._cache(buffer, path, query, headers)
         except Exception:  # a bug here must never reach the forward
@@ -159,7 +187,7 @@ class Tee:
         return TeeOutcome.TEED
 
     def _in_slices(self, steps: Generator[None, None, Outcome]) -> None:
-        """Admit a large copy one slice per turn of the event loop, as the ingest does."""
+        """Admit a large copy one slice per turn of the pacer, as the ingest does."""
         try:
             next(steps)
         except StopIteration:
@@ -167,4 +195,4 @@ class Tee:
         except Exception:  # a bug here must never reach the forward
             log.exception("tee failed")
             return
-        asyncio.get_running_loop().call_soon(self._in_slices, steps)
+        self.pacer.add(lambda: self._in_slices(steps))

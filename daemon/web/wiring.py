@@ -24,9 +24,9 @@ from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
 from daemon.web.front.forward import ProxyFront
 from daemon.web.front.pacer import Pacer
+from daemon.web.front.pool import Upstream
 from daemon.web.front.routes import IngestRoute, MirrorRoute, Route
 from daemon.web.front.server import ByteBudget, Front, Listening
-from daemon.web.front.upstream import Upstream
 from daemon.web.ingest import Intake
 from daemon.web.listeners import (
     API_SHUTDOWN_TIMEOUT_S,
@@ -81,7 +81,7 @@ class Listeners:
             cfg.ingest.max_events_per_request,
             cfg.ingest.body_read_timeout_seconds,
         )
-        # The ingest side's listeners share one byte budget and one pacer of long steps.
+        # The ingest and mirror listeners share one byte budget, and with the proxy one pacer.
         shared = (ByteBudget(cfg.ingest.inflight_bytes), Pacer(asyncio.get_running_loop()))
         front = self._front(parts, IngestRoute(intake), parts.metrics.ingest_times, *shared)
         await front.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
@@ -91,7 +91,7 @@ class Listeners:
             route = MirrorRoute(Mirror(intake.of(ListenerName.MIRROR), finder))
             front = self._front(parts, route, parts.metrics.mirror_times, *shared)
             await front.start(mirror.listen)
-        await self._start_proxy(parts, intake)
+        await self._start_proxy(parts, intake, shared[1])
 
     def _front(
         self, parts: Parts, route: Route, times: RequestTimes, budget: ByteBudget, pacer: Pacer
@@ -131,7 +131,7 @@ class Listeners:
         self._api = Listener.of_app(api, API_SHUTDOWN_TIMEOUT_S, **options)
         await self._api.start(cfg.sidecar.api.listen)
 
-    async def _start_proxy(self, parts: Parts, intake: Intake) -> None:
+    async def _start_proxy(self, parts: Parts, intake: Intake, pacer: Pacer) -> None:
         settings = parts.config.sidecar.proxy
         if settings.listen is None:
             return
@@ -143,7 +143,7 @@ class Listeners:
         )
         proxy = self._proxy = Proxy(
             upstream,
-            Tee(intake.of(ListenerName.PROXY), TokenFinder(settings.token_from)),
+            Tee(intake.of(ListenerName.PROXY), TokenFinder(settings.token_from), pacer),
             parts.metrics,
         )
         await proxy.start()

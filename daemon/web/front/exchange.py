@@ -263,19 +263,25 @@ class Exchange:
             upstream.release(relayed and self.sent_all)
         elif not relayed:
             self.proxy.pool.cancel(self)
-        self._tee(relayed)
-        self.client.exchange_done(self.close_out or not self.request_done)
+        close = self.close_out or not self.request_done
+        if not self._tee(relayed, close):
+            self.client.exchange_done(close)
 
-    def _tee(self, relayed: bool) -> None:
+    def _tee(self, relayed: bool, close: bool) -> bool:
+        """Count or cache the copy; True when the client's next request waits for it."""
         buffer, tee = self.buffer, self.proxy.tee
         if buffer is None:
-            return
+            return False
         if not relayed or not self.request_done:
             tee.count(TeeOutcome.INCOMPLETE)
         elif not 200 <= self.status < 300:
             tee.count(TeeOutcome.UPSTREAM_STATUS)
         else:  # the answer is written: its cost no longer delays it
-            tee.cache(buffer, self.path, self.query, self.view)
+            tee.cache(
+                buffer, self.path, self.query, self.view, lambda: self.client.exchange_done(close)
+            )
+            return True
+        return False
 
 
 def _length(fields: Fields) -> int | None:

@@ -3,7 +3,8 @@ event loop given back between them and rested after a step that held it for long
 
 A request answered in steps (a large body's parse, then its events in slices) hands each
 step to the pacer, never to the loop directly: the steps of every connection of the
-ingest and mirror listeners run first come, first served, one per turn of the loop. A
+ingest and mirror listeners, and the tee proxy's large copies, run first come, first
+served, one per turn of the loop. A
 parse cannot be cut, and a large body of tiny JSON values holds the loop long to parse
 and to let go; after such a step the next waits as long as it took (at most
 MAX_REST_S), so that everything else the loop serves — the API's `/healthz` for the
