@@ -493,3 +493,16 @@ def test_a_token_limited_in_all_still_caches_its_malformed_bodies_as_errors(
         == 4
     )
     assert daemon.metric("events_cache_received_total", cache_namespace="token") == size + 4
+
+
+def test_an_id_with_braces_is_taken_on_the_token_path_as_in_ndjson(
+    start_daemon: StartDaemon, redis_client: redis.Redis
+) -> None:
+    """The id rule allows braces: the token path takes them as an NDJSON line does."""
+    daemon = start_daemon()
+    reply = daemon.post_token("{{user}}", b'{"n": 1}')
+    assert (reply.status, reply.json) == (202, accepted(1))
+    settle(daemon)
+    assert [e["original"] for e in daemon.query(namespace="token", id="{{user}}")["events"]] == [
+        {"n": 1}
+    ]

@@ -1148,9 +1148,8 @@ def test_nine_xss_classes_stay_inert_wherever_an_event_is_shown(
     original = {f"field{n}": p for n, p in enumerate(payloads)}
     lines: list[dict[str, Any]] = []
     for payload in payloads:
-        # NDJSON, since the token path answers 404 to an id with braces (class 7), as
-        # aiohttp's router did; the raw token path's malformed body and error header are
-        # test_xss_payloads_stay_inert_text's.
+        # NDJSON lines (the raw token path's malformed body and error header are
+        # test_xss_payloads_stay_inert_text's).
         token = {"namespace": "token", "id": payload}
         common = {"namespace": "destination", "id": payload, "original": original}
         lines += [

@@ -74,8 +74,9 @@ def in_steps(route: Route, head: Head, headers: RawHeaders, body: bytes) -> Work
 
 def token_of(path: bytes) -> str | None:
     """The token id of a `/v1/token/{token_id}/events` path, percent-decoded (so an id
-    may hold "/" as %2F), or None when the path is not one: one non-empty segment
-    without braces, as aiohttp's router took it."""
+    may hold "/" as %2F), or None when the path is not one: one non-empty segment. (The
+    id rule, applied after, decides what the segment may hold: braces too, as NDJSON
+    lines may have them.)"""
     if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
         return None
     raw = path[len(_PREFIX) : -len(_SUFFIX)]
@@ -87,9 +88,7 @@ def token_of(path: bytes) -> str | None:
             text = unquote(text, errors="strict")
         except UnicodeDecodeError:
             pass  # escapes that are not UTF-8 stay as sent, as yarl leaves them
-    if not text or "{" in text or "}" in text:
-        return None
-    return text
+    return text or None
 
 
 class IngestRoute:
