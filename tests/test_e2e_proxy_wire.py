@@ -165,3 +165,15 @@ def test_an_upgrade_without_a_body_goes_on_as_a_plain_request_one_with_a_body_is
     reply = exchange(port, http_request("POST", "/h2c", [*h2c[1:], *h2c[:1]], b'{"n": 1}'))
     assert reply.status == 400 and b"upgrades" in reply.body
     assert len(stand_in.received) == 2
+
+
+def test_an_upstream_that_switches_protocols_unasked_is_a_502(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    daemon, port = proxy_daemon(start_daemon, stand_in.port)
+    stand_in.answers["/ws"] = Answer.raw(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    reply = exchange(port, http_request("GET", "/ws", CLOSE))
+    assert reply.status == 502 and b"did not answer" in reply.body
+    assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="interrupted") == 1

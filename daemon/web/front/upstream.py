@@ -123,7 +123,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as e:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as e:
+            # A 101 too: requests go on without Upgrade, so none may switch protocols.
             if self.receiver is not None:
                 self._fail(UpstreamError.INTERRUPTED, e)
 
