@@ -177,3 +177,27 @@ def test_an_upstream_that_switches_protocols_unasked_is_a_502(
     reply = exchange(port, http_request("GET", "/ws", CLOSE))
     assert reply.status == 502 and b"did not answer" in reply.body
     assert daemon.metric("events_cache_proxy_upstream_errors_total", reason="interrupted") == 1
+
+
+def test_copies_come_out_of_the_ingest_sides_byte_budget_and_are_let_go_without_room(
+    start_daemon: Any, stand_in: StandIn
+) -> None:
+    """A chunked copy holds max_request_bytes of `inflight_bytes` until it is cached;
+    meanwhile another copy finds no room: forwarded all the same, not kept (`busy`)."""
+    daemon, port = proxy_daemon(
+        start_daemon, stand_in.port, sidecar={"ingest": {"inflight_bytes": 4096}}
+    )
+    head = http_request("POST", "/e?token=first", CLOSE, chunks=[])[:-5]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + b'8\r\n{"n": 1}\r\n')
+        wait_for(lambda: stand_in.chunks_seen == [b'{"n": 1}'], timeout=5)
+        second = exchange(port, http_request("POST", "/e?token=second", CLOSE, b'{"n": 2}'))
+        assert second.status == 200
+        assert tee_outcome(daemon, "busy") == 1
+        s.sendall(b"0\r\n\r\n")
+        assert parse_reply(read_until_closed(s)).status == 200
+    assert [e["original"] for e in wait_cached(daemon, "first")] == [{"n": 1}]
+    third = exchange(port, http_request("POST", "/e?token=second", CLOSE, b'{"n": 3}'))
+    assert third.status == 200
+    assert [e["original"] for e in wait_cached(daemon, "second")] == [{"n": 3}]
+    assert [r.body for r in stand_in.received] == [b'{"n": 2}', b'{"n": 1}', b'{"n": 3}']

@@ -213,21 +213,29 @@ def test_byte_budget_grants_in_turn_and_lets_a_large_body_through_alone() -> Non
     assert budget.reserve(a, 60)  # type: ignore[arg-type]
     assert not budget.reserve(b, 50)  # type: ignore[arg-type]
     assert not budget.reserve(c, 10)  # type: ignore[arg-type]  # behind b: in turn
-    budget.release(a)  # type: ignore[arg-type]
+    budget.release(a)
     assert (b.granted_count, c.granted_count, budget.used) == (1, 1, 60)
     assert not budget.reserve(big, 500)  # type: ignore[arg-type]
-    budget.release(b)  # type: ignore[arg-type]
+    budget.release(b)
     assert big.granted_count == 0
-    budget.release(c)  # type: ignore[arg-type]
+    budget.release(c)
     assert big.granted_count == 1 and budget.used == 500  # alone, over the budget
-    budget.release(big)  # type: ignore[arg-type]
+    budget.release(big)
     assert budget.used == 0 and not budget.held and not budget.waiting
     # A connection gone while waiting leaves nothing behind.
     assert budget.reserve(a, 90)  # type: ignore[arg-type]
     assert not budget.reserve(b, 90)  # type: ignore[arg-type]
-    budget.release(b)  # type: ignore[arg-type]
-    budget.release(a)  # type: ignore[arg-type]
+    budget.release(b)
+    budget.release(a)
     assert b.granted_count == 1 and budget.used == 0 and not budget.waiting
+    # take(): room now or never; never ahead of a waiter, and never waits itself.
+    assert budget.take("copy", 60) and not budget.take("other copy", 50)
+    assert not budget.reserve(b, 50)  # type: ignore[arg-type]
+    assert not budget.take("small copy", 1)  # b waits: a copy does not pass it
+    budget.release("copy")
+    assert b.granted_count == 2 and budget.used == 50
+    budget.release(b)
+    assert budget.used == 0 and not budget.held
 
 
 def test_admission_in_slices_yields_between_slices_and_counts_as_one_submit() -> None:
@@ -407,7 +415,7 @@ def test_a_large_tee_copy_is_cached_in_the_pacers_turn_and_its_client_waits_for_
     async def scenario() -> None:
         pacer = Pacer(asyncio.get_running_loop())
         copies = intake()
-        tee = Tee(copies, TokenFinder(["query:token"]), pacer)
+        tee = Tee(copies, TokenFinder(["query:token"]), pacer, ByteBudget(1 << 24))
         done: list[str] = []
         large = json.dumps([{"n": n, "pad": "x" * 100} for n in range(1200)]).encode()
         assert len(large) > INLINE_BODY_BYTES

@@ -49,7 +49,8 @@ class Ingest:
     inflight_bytes: int = setting(
         33554432,
         "Bodies being read or admitted at once, over every ingest-side listener (32 MiB); "
-        "beyond it a listener waits for room before it reads another body.",
+        "beyond it a listener waits for room before it reads another body, and the tee "
+        "proxy forwards a body without keeping its copy.",
         minimum=1,
     )
     header_read_timeout_seconds: float = setting(

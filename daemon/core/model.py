@@ -40,6 +40,7 @@ class TeeOutcome(StrEnum):
     INCOMPLETE = "incomplete"  # the forward failed, or the body did not arrive whole
     UPSTREAM_STATUS = "upstream_status"  # the upstream did not answer 2xx
     DISABLED = "disabled"  # server.cache.enabled is false
+    BUSY = "busy"  # no room in sidecar.ingest.inflight_bytes for the copy: let go
 
 
 class ListenerName(StrEnum):

@@ -22,6 +22,7 @@ from daemon.core.parse import TooManyEvents
 from daemon.core.tokenfrom import TokenFinder
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.routes import INLINE_BODY_BYTES
+from daemon.web.front.server import ByteBudget
 from daemon.web.ingest import SLICE_EVENTS, Intake
 
 log = structlog.get_logger(__name__)
@@ -78,10 +79,13 @@ class Tee:
     events admitted a slice a step, in the turns of the ingest side's pacer: as an
     ingest request of the same body is, so that copies never hold the loop longer."""
 
-    def __init__(self, intake: Intake, finder: TokenFinder, pacer: Pacer) -> None:
+    def __init__(
+        self, intake: Intake, finder: TokenFinder, pacer: Pacer, budget: ByteBudget
+    ) -> None:
         self.intake = intake
         self.finder = finder
         self.pacer = pacer
+        self.budget = budget
         self._outcomes = intake.metrics.proxy_tee
 
     def buffer_for(
@@ -102,14 +106,28 @@ class Tee:
         elif length is not None and length > self.intake.max_request_bytes:
             outcome = TeeOutcome.TOO_LARGE  # known before a byte of it is kept
         elif self.finder.reads_body:
-            return TeeBuffer(self.intake.max_request_bytes)
+            return self._buffer(length)
         else:
             found = self.finder.find(path, query, headers)
             if found.token:
-                return TeeBuffer(self.intake.max_request_bytes)
+                return self._buffer(length)
             outcome = TeeOutcome.BAD_ID if found.bad_id else TeeOutcome.NO_KEY
         self.count(outcome)
         return None
+
+    def _buffer(self, length: int | None) -> TeeBuffer | None:
+        """A buffer for a copy of `length` bytes (None: chunked, up to the limit), its
+        bytes reserved in the ingest side's budget; None when there is no room."""
+        limit = self.intake.max_request_bytes
+        buffer = TeeBuffer(limit)
+        if self.budget.take(buffer, limit if length is None else length):
+            return buffer
+        self.count(TeeOutcome.BUSY)
+        return None
+
+    def let_go(self, buffer: TeeBuffer) -> None:
+        """The copy is done with (cached, counted or dropped): its bytes back in the budget."""
+        self.budget.release(buffer)
 
     def count(self, outcome: TeeOutcome) -> None:
         """Count what became of a copy; one refused at the door also as a rejection."""
@@ -153,6 +171,8 @@ class Tee:
         except Exception:  # a bug here must never reach the forward
             log.exception("tee failed")
             outcome = TeeOutcome.INCOMPLETE
+        finally:
+            self.let_go(buffer)  # its events, if any, are in the queue's own bound now
         self.count(outcome)
 
     def _cache(

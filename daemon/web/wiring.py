@@ -81,7 +81,7 @@ class Listeners:
             cfg.ingest.max_events_per_request,
             cfg.ingest.body_read_timeout_seconds,
         )
-        # The ingest and mirror listeners share one byte budget, and with the proxy one pacer.
+        # The ingest side's listeners share one byte budget and one pacer of long steps.
         shared = (ByteBudget(cfg.ingest.inflight_bytes), Pacer(asyncio.get_running_loop()))
         front = self._front(parts, IngestRoute(intake), parts.metrics.ingest_times, *shared)
         await front.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
@@ -91,7 +91,7 @@ class Listeners:
             route = MirrorRoute(Mirror(intake.of(ListenerName.MIRROR), finder))
             front = self._front(parts, route, parts.metrics.mirror_times, *shared)
             await front.start(mirror.listen)
-        await self._start_proxy(parts, intake, shared[1])
+        await self._start_proxy(parts, intake, *shared)
 
     def _front(
         self, parts: Parts, route: Route, times: RequestTimes, budget: ByteBudget, pacer: Pacer
@@ -131,7 +131,9 @@ class Listeners:
         self._api = Listener.of_app(api, API_SHUTDOWN_TIMEOUT_S, **options)
         await self._api.start(cfg.sidecar.api.listen)
 
-    async def _start_proxy(self, parts: Parts, intake: Intake, pacer: Pacer) -> None:
+    async def _start_proxy(
+        self, parts: Parts, intake: Intake, budget: ByteBudget, pacer: Pacer
+    ) -> None:
         settings = parts.config.sidecar.proxy
         if settings.listen is None:
             return
@@ -143,7 +145,7 @@ class Listeners:
         )
         proxy = self._proxy = Proxy(
             upstream,
-            Tee(intake.of(ListenerName.PROXY), TokenFinder(settings.token_from), pacer),
+            Tee(intake.of(ListenerName.PROXY), TokenFinder(settings.token_from), pacer, budget),
             parts.metrics,
         )
         await proxy.start()

@@ -241,6 +241,7 @@ class Exchange:
         else:
             self.proxy.pool.cancel(self)
         if self.buffer is not None:
+            self.proxy.tee.let_go(self.buffer)
             self.proxy.tee.count(TeeOutcome.INCOMPLETE)
 
     def _refuse(self, answer: Answer) -> None:
@@ -273,8 +274,10 @@ class Exchange:
         if buffer is None:
             return False
         if not relayed or not self.request_done:
+            tee.let_go(buffer)
             tee.count(TeeOutcome.INCOMPLETE)
         elif not 200 <= self.status < 300:
+            tee.let_go(buffer)
             tee.count(TeeOutcome.UPSTREAM_STATUS)
         else:  # the answer is written: its cost no longer delays it
             tee.cache(

@@ -38,7 +38,7 @@ class ByteBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self.held: dict[HttpConnection, int] = {}
+        self.held: dict[object, int] = {}
         self.waiting: deque[tuple[HttpConnection, int]] = deque()
 
     def reserve(self, connection: HttpConnection, size: int) -> bool:
@@ -51,7 +51,16 @@ class ByteBudget:
         self.waiting.append((connection, size))
         return False
 
-    def release(self, connection: HttpConnection) -> None:
+    def take(self, owner: object, size: int) -> bool:
+        """Reserve `size` bytes for `owner` if there is room now (never waits): for what
+        can be let go instead, such as the tee proxy's copy of a body."""
+        if not self.waiting and (self.used + size <= self.limit or not self.used):
+            self.used += size
+            self.held[owner] = size
+            return True
+        return False
+
+    def release(self, connection: object) -> None:
         """Give back what `connection` holds or waits for (its body answered, or the
         connection gone), and grant what waits while there is room."""
         self.used -= self.held.pop(connection, 0)
