@@ -82,9 +82,9 @@ async def test_a_stuffed_list_is_read_only_as_far_as_the_bound(
     got, body = await answer(storage, {"ids": "a", "limit": "100"}, bound)
     assert got.truncated and body["response_events"] == 3  # 4 x 256 KiB and more: over
     assert [e["uid"] for e in body["events"]] == ["u79", "u78", "u77"]
-    # The first round reads one entry per 64 KiB of the bound (16) blind; after it, no
+    # The first round reads one entry per 160 KiB of the bound (6) blind; after it, no
     # round reads more than the answer's room holds at the largest entry seen.
-    assert storage.read_bytes <= 16 * (big + 200)
+    assert storage.read_bytes <= 6 * (big + 200)
     storage.read_bytes = 0
     small, _ = await answer(storage, {"ids": "a", "limit": "100"}, 16 << 20)
     assert small.truncated and storage.read_bytes <= (100 + 64) * (big + 200)

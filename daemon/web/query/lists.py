@@ -2,13 +2,14 @@
 
 Memory while answering stays bounded however long the lists and large the entries: no
 round trip reads more than its allowance of entries, and the reading stops once the
-answer is full. The first round trip of a query reads at most FIRST_ROUND entries (one
-id's default `limit`: a small query is one round trip; fewer when `max_response_bytes`
-is small, one per BLIND_BYTES of it), as the heads of the ids' lists in order, with
-their lengths and limited counts. Each later round reads at most what the answer's room
-holds at the largest entry seen so far, and at most twice the previous round: an id of
-small entries cannot lure a round into reading many large ones. A round covers the id
-being read and the next ids that have nothing read yet (one pipeline across ids).
+answer is full. Nothing tells the size of an entry before it is read, so the first round
+trip of a query reads blind: at most FIRST_ROUND entries (one id's default `limit`, so a
+small query is one round trip), and one per BLIND_BYTES of `max_response_bytes` when that
+is smaller (16 MiB, the default, allows 100), as the heads of the ids' lists in order,
+with their lengths and limited counts. Each later round reads at most what the answer's
+room holds at the largest entry seen so far, and at most twice the previous round: an
+id of small entries cannot lure a round into reading many large ones. A round covers
+the id being read and the next ids that have nothing read yet (one pipeline across ids).
 
 Entries pushed meanwhile shift the positions of a list: each continued read starts at
 the last entry read and goes on after it, wherever it now is, so no entry is read twice.
@@ -22,7 +23,7 @@ from daemon.core.model import Collection
 from daemon.store.storage import IdEvents, Storage
 
 FIRST_ROUND = 100  # entries, at most, read before any size is known
-BLIND_BYTES = 65536  # a bound below 6.25 MiB reads one entry per this many of it, blind
+BLIND_BYTES = 163840  # and at most one per this many bytes of max_response_bytes
 GROWTH = 2
 
 
