@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from orjson import dumps
 
 from daemon.core.cut import cut
 from daemon.core.entry import decode
@@ -66,7 +67,7 @@ class Selection:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self.events: list[bytes] = []  # each event's JSON text
-        self._size = 2  # of the `events` array: "[", the events, their commas, "]"
+        self._size = 1  # of the `events` array: "[", then each event and a comma or "]"
         self.truncated = False
         self.full = False  # no room for another event (or the `uid` entry was found)
         self.anchor: Anchor | None = None  # `before`: where its entry is, None: nowhere
@@ -83,7 +84,7 @@ class Selection:
     @property
     def size(self) -> int:
         """Bytes of the `events` array so far."""
-        return self._size
+        return max(2, self._size)  # "[]" when it is empty
 
     def begin(self, id_: str) -> None:
         """The pages that follow are id_'s."""
@@ -100,8 +101,11 @@ class Selection:
         it wants the id's next page."""
         if self._nothing:
             return False
+        query = self._query
+        if not query.filtered:
+            entries = entries[: query.limit - self._taken]
         for raw in entries:
-            if self._query.filtered and not self._matches(raw):
+            if query.filtered and not self._matches(raw):
                 continue
             if self.full:
                 self.truncated = True  # a match with no room left
@@ -109,23 +113,25 @@ class Selection:
             if not self._take(raw):
                 return False
             self._taken += 1
-            if self._taken >= self._query.limit or self._query.uid:
+            if query.uid or self._taken >= query.limit:
                 return False
         return True
 
     def _take(self, raw: bytes) -> bool:
         """Add one event if it fits; False (and cut) when it does not."""
-        whole = self._query.uid != ""  # `uid=`: the entry whole, whatever its size
-        piece = orjson.dumps(decode(raw))
-        if not whole and len(piece) + 2 > self._max_bytes:
-            piece = orjson.dumps(cut(raw))  # never fits: answered cut
-        cost = len(piece) + (1 if self.events else 0)
-        if not whole and self._size + cost > self._max_bytes:
-            self.truncated = self.full = True
-            return False
+        piece = dumps(decode(raw))
+        # Each event costs its JSON and one byte: its comma, or the array's "]".
+        cost = len(piece) + 1
+        if self._size + cost > self._max_bytes and not self._query.uid:
+            if cost + 1 > self._max_bytes:  # it never fits: answered cut
+                piece = dumps(cut(raw))
+                cost = len(piece) + 1
+            if self._size + cost > self._max_bytes:
+                self.truncated = self.full = True
+                return False
         self.events.append(piece)
         self._size += cost
-        if whole or len(self.events) >= self._max_events:
+        if self._query.uid or len(self.events) >= self._max_events:
             self.full = True
         return True
 

@@ -40,6 +40,17 @@ class CacheAnswer:
     truncated: bool
 
 
+def _answer(pieces: list[bytes], total: int, limited: int, service: QueryService) -> bytes:
+    """The answer's JSON around the events' (one copy of them: the counts go on the
+    first, the end on the last)."""
+    head = _HEAD % (total, limited, service.size, service.window_s, len(pieces))
+    if len(pieces) < 2:
+        return b"%s%s]}" % (head, b"".join(pieces))
+    pieces[0] = head + pieces[0]
+    pieces[-1] += b"]}"
+    return b",".join(pieces)
+
+
 class QueryService:
     """Reads cached events, the id summary and counts; forgets ids on request."""
 
@@ -54,7 +65,7 @@ class QueryService:
     ) -> None:
         self._storage = storage
         self.size = size
-        self._window_s = window_s
+        self.window_s = window_s
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._wall = wall
@@ -93,9 +104,7 @@ class QueryService:
                 async for page in lists.pages(n, lambda: selection.room):
                     if not selection.add(page):
                         break
-        counts = (total, limited, self.size, self._window_s, len(selection.events))
-        body = b"%s%s]}" % (_HEAD % counts, b",".join(selection.events))
-        return CacheAnswer(body, selection.truncated)
+        return CacheAnswer(_answer(selection.events, total, limited, self), selection.truncated)
 
     def _lists(self, query: CacheQuery, count: int) -> Lists:
         return Lists(self._storage, query.namespace, query.collection, count, self._max_bytes)
