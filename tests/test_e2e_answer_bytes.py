@@ -134,3 +134,18 @@ def test_an_event_longer_than_the_bound_is_cut_and_whole_by_uid(start_daemon: An
     ):
         refused = daemon.api(CACHE, {"namespace": "token", "ids": "k", **params})
         assert refused.status == 400 and refused.json["message"].startswith(message)
+
+
+def test_the_summary_shows_a_huge_newest_error_shortened(start_daemon: Any) -> None:
+    """The summary carries each id's newest error message: a stuffed one is shortened to
+    1,024 characters (and "…"), so a page of ids stays small."""
+    daemon = start_daemon(ROOMY)
+    line = {"namespace": "destination", "id": "d", "original": {"n": 1}, "error": "E" * 500_000}
+    assert daemon.post_ndjson([line, {**line, "id": "short", "error": "E" * 1024}]).status == 202
+    settle(daemon)
+    reply = daemon.api("/api/v1/events/ids", {"namespace": "destination"})
+    assert reply.status == 200 and len(reply.raw) < 4096
+    errors = {row["id"]: row["last_error"] for row in reply.json["ids"]}
+    assert errors == {"d": "E" * 1024 + "…", "short": "E" * 1024}
+    whole = daemon.query(namespace="destination", ids="d", status="error")
+    assert whole["events"][0]["error"] == "E" * 500_000

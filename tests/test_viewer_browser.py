@@ -543,11 +543,11 @@ def test_load_older_pages_with_before(start_daemon: Any, page: Page) -> None:
     assert page.events()[0]["summary"] == "e99"  # e100.. were rate limited (100 a minute)
 
 
-def redis_lrange(key: str, daemon: Any) -> list[bytes]:
-    """A token's list as stored, newest first (through the daemon's own Redis)."""
+def stored_uids(key: str, daemon: Any) -> list[str]:
+    """The uids of a token's list as stored, newest first (in the daemon's own Redis)."""
     client = redis.Redis.from_url(daemon.config["meta"]["storage"]["redis"]["host"])
     try:
-        return list(client.lrange(f"events_cache:token#{key}", 0, -1))
+        return [json.loads(raw)["uid"] for raw in client.lrange(f"events_cache:token#{key}", 0, -1)]
     finally:
         client.close()
 
@@ -583,7 +583,7 @@ def test_a_stuffed_key_shows_pages_it_can_draw_and_huge_originals_cut(
         page.js("document.getElementById('older').click()")
         page.wait(lambda count=count: len(page.uids()) > count, message="an older page")
     page.wait(lambda: not page.visible("#older"), message="every page loaded")
-    newest = [json.loads(raw)["uid"] for raw in redis_lrange("js.stuffed", daemon)]
+    newest = stored_uids("js.stuffed", daemon)
     assert page.uids() == newest and newest[:2] == on_first
     page.expand_all()
     page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, ".cut-note")) == 2, message="cut")

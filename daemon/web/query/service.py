@@ -23,6 +23,8 @@ from daemon.web.query.params import CacheQuery, IdsQuery, ResetQuery
 from daemon.web.query.selection import Anchor, Selection, entry_time, has_uid, parse_entry
 
 CHUNK = 500  # ids per pipeline of lengths and limited counts
+SUMMARY_CHUNK = 100  # ids per pipeline of the summary (a default page: one)
+LAST_ERROR_CHARS = 1024  # of an id's newest error in the summary; longer ones end in "…"
 
 # The answer around its events, in Jitsu's field order; the events go between.
 _HEAD = (
@@ -49,6 +51,13 @@ def _answer(pieces: list[bytes], total: int, limited: int, service: QueryService
     pieces[0] = head + pieces[0]
     pieces[-1] += b"]}"
     return b",".join(pieces)
+
+
+def _shortened(error: object) -> object:
+    """An error message as the summary shows it: at most LAST_ERROR_CHARS and "…"."""
+    if isinstance(error, str) and len(error) > LAST_ERROR_CHARS:
+        return error[:LAST_ERROR_CHARS] + "…"
+    return error
 
 
 class QueryService:
@@ -130,7 +139,10 @@ class QueryService:
         page = await index_page(self._storage.client, query.namespace, query.limit, cursor, query.q)
         now_s = int(self._wall())
         names = [id_ for id_, _ in page.ids]
-        found = await self._storage.summaries(query.namespace, names, now_s)
+        found = []  # a pipeline per SUMMARY_CHUNK ids: each reads their newest errors whole
+        for start in range(0, len(names), SUMMARY_CHUNK):
+            chunk = names[start : start + SUMMARY_CHUNK]
+            found += await self._storage.summaries(query.namespace, chunk, now_s)
         rows = []
         for (id_, score), summary in zip(page.ids, found, strict=True):
             newest = parse_entry(summary.newest_error) if summary.newest_error else {}
@@ -141,7 +153,7 @@ class QueryService:
                     "error_events": summary.errors,
                     "last_event_at": rfc3339(score),
                     "last_error_at": newest.get("timestamp") or None,
-                    "last_error": newest.get("error") or None,
+                    "last_error": _shortened(newest.get("error")) or None,
                     "last_minute_limited": last_minute_total(summary.limited_slots, now_s),
                 }
             )
