@@ -69,10 +69,6 @@ class Lists:
                 self._got(n, f.entries, len(f.entries) < head)
         return found
 
-    def unread(self, n: int) -> bool:
-        """Whether id n has entries not yet taken."""
-        return bool(self._pending[n]) or self._need[n] > 0
-
     async def pages(self, n: int, room: Callable[[], int]) -> AsyncIterator[list[bytes]]:
         """Id n's entries a page at a time; `room()`: what the answer can still take."""
         while True:

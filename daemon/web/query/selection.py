@@ -81,11 +81,6 @@ class Selection:
         """Bytes the answer can still take."""
         return max(0, self._max_bytes - self._size)
 
-    @property
-    def size(self) -> int:
-        """Bytes of the `events` array so far."""
-        return max(2, self._size)  # "[]" when it is empty
-
     def begin(self, id_: str) -> None:
         """The pages that follow are id_'s."""
         self._taken = 0
