@@ -25,6 +25,7 @@ class CountingStorage(Storage):
 
     read_bytes = 0
     round_trips = 0
+    largest_round = 0  # entries
 
     async def read(self, *args: Any, **kw: Any) -> list[IdEvents]:
         found = await super().read(*args, **kw)
@@ -37,6 +38,7 @@ class CountingStorage(Storage):
     ) -> list[list[bytes]]:
         pages = await super().ranges(namespace, collection, wanted)
         self.round_trips += 1
+        self.largest_round = max(self.largest_round, sum(len(page) for page in pages))
         self.read_bytes += sum(len(raw) for page in pages for raw in page)
         return pages
 
@@ -100,6 +102,18 @@ async def test_small_entries_first_cannot_lure_a_round_into_many_large_ones(
     assert got.truncated and body["response_events"] == 100 + 63
     # 100 small ones, then at most twice as many entries as the round before.
     assert storage.read_bytes <= 200 * (big + 200) + 100 * 200
+
+
+async def test_rounds_grow_to_at_most_a_thousand_entries(
+    storage: CountingStorage, redis_client: redis.Redis
+) -> None:
+    for n in range(60):
+        push(redis_client, f"id{n}", [entry(n * 1000 + k) for k in range(100)])
+    ids = ",".join(f"id{n}" for n in range(60))
+    got, body = await answer(storage, {"ids": ids}, 1 << 24)
+    assert body["response_events"] == 6000 and not got.truncated
+    # 100 blind, then 200, 400, 800 and 1,000 a round
+    assert storage.largest_round == 1000 and storage.round_trips == 1 + 3 + 5
 
 
 async def test_entries_pushed_between_round_trips_are_read_once(

@@ -7,9 +7,10 @@ trip of a query reads blind: at most FIRST_ROUND entries (one id's default `limi
 small query is one round trip), and one per BLIND_BYTES of `max_response_bytes` when that
 is smaller (16 MiB, the default, allows 100), as the heads of the ids' lists in order,
 with their lengths and limited counts. Each later round reads at most what the answer's
-room holds at the largest entry seen so far, and at most twice the previous round: an
-id of small entries cannot lure a round into reading many large ones. A round covers
-the id being read and the next ids that have nothing read yet (one pipeline across ids).
+room holds at the largest entry seen so far, at most twice the previous round and at
+most MAX_ROUND entries: small entries first cannot lure a round into reading any number
+of large ones (MAX_ROUND at most, and only as many as the lists hold). A round covers the
+id being read and the next ids that have nothing read yet (one pipeline across ids).
 
 Entries pushed meanwhile shift the positions of a list: each continued read starts at
 the last entry read and goes on after it, wherever it now is, so no entry is read twice.
@@ -25,6 +26,7 @@ from daemon.store.storage import IdEvents, Storage
 FIRST_ROUND = 100  # entries, at most, read before any size is known
 BLIND_BYTES = 163840  # and at most one per this many bytes of max_response_bytes
 GROWTH = 2
+MAX_ROUND = 1000  # entries of any round, whatever the sizes seen
 
 
 class Lists:
@@ -84,7 +86,7 @@ class Lists:
         allowance = self._allowance
         if self._largest:
             allowance = max(1, min(allowance, room // self._largest))
-        self._allowance = allowance * GROWTH
+        self._allowance = min(allowance * GROWTH, MAX_ROUND)
         return allowance
 
     async def _round(self, n: int, room: int) -> None:
