@@ -33,10 +33,12 @@ INGEST_PATHS = ("/v1/token/{token_id}/events", "/v1/events")
 # The live tail never ends by itself: its parameters are checked in test_e2e_tail.py.
 NOT_FUZZED = ("GET /api/v1/events/stream",)
 # Rules a schema cannot state, each a 400 whose message names what is wrong:
-# DELETE needs `ids` or `all=true`, not both (OpenAPI 3.0 cannot relate query
-# parameters); a summary cursor must be one the API handed out (it is opaque).
+# DELETE needs `ids` or `all=true`, not both, and GET takes `uid` or `before`, not both
+# (OpenAPI 3.0 cannot relate query parameters); a summary cursor must be one the API
+# handed out (it is opaque).
 SEMANTIC_400 = {
     "DELETE /api/v1/events/cache": ("ids", "all=true"),
+    "GET /api/v1/events/cache": ("uid", "before"),
     "GET /api/v1/events/ids": ("cursor",),
 }
 PARSER_LIMIT = "Got more than"

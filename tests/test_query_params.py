@@ -42,6 +42,8 @@ def test_limit_is_capped_at_size_and_zero_is_allowed() -> None:
         ({"limit": "-1"}, "limit must be >= 0"),
         ({"namespace": "users"}, "namespace must be 'token' or 'destination'"),
         ({"status": "ok"}, "status must be empty or 'error'"),
+        ({"uid": "u" * 65}, "uid must be at most 64 characters"),
+        ({"uid": "a", "before": "b"}, "give either uid .one entry. or before .a page., not both"),
     ],
 )
 def test_bad_parameters_name_themselves(params: dict[str, str], message: str) -> None:

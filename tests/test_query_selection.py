@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from daemon.core.cut import PREVIEW_BYTES, preview
 from daemon.web.query.params import parse_query
-from daemon.web.query.selection import Selection, find_anchor
+from daemon.web.query.selection import Anchor, Selection
 
 
 def entry(uid: str, second: int, **fields: str) -> bytes:
@@ -27,11 +29,19 @@ LIST = [
 
 
 def uids(selection: Selection) -> list[str]:
-    return [e["uid"] for e in selection.events]
+    return [orjson.loads(e)["uid"] for e in selection.events]
 
 
-def select(params: dict[str, str], entries: list[bytes] = LIST, max_events: int = 100) -> Selection:
-    selection = Selection(parse_query(params, size=100), max_events)
+def select(
+    params: dict[str, str],
+    entries: list[bytes] = LIST,
+    max_events: int = 100,
+    max_bytes: int = 1 << 24,
+    anchor: Anchor | None = None,
+) -> Selection:
+    selection = Selection(parse_query(params, size=100), max_events, max_bytes)
+    selection.anchor = anchor or (Anchor("k", None) if params.get("before") else None)
+    selection.begin("k")
     selection.add(entries)
     return selection
 
@@ -65,17 +75,20 @@ def test_before_pages_by_position_in_the_list() -> None:
 
 def test_before_a_uid_the_list_lacks() -> None:
     """Another id's anchor: by its time; no anchor anywhere: nothing (trimmed away)."""
-    selection = Selection(parse_query({"before": "elsewhere"}, 100), 100)
-    selection.anchor_time = find_anchor([[entry("elsewhere", 5)]], "elsewhere")
-    selection.add(LIST)
+    elsewhere = Anchor("other", datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC).timestamp())
+    selection = select({"before": "elsewhere"}, anchor=elsewhere)
     assert uids(selection) == ["u4", "u3", "u2", "u1", "u0"]
-    assert uids(select({"before": "gone"})) == []
+    nowhere = Selection(parse_query({"before": "gone"}, 100), 100, 1 << 24)
+    nowhere.begin("k")
+    assert not nowhere.add(LIST) and uids(nowhere) == []
 
 
 def test_the_answer_is_bounded_and_says_so() -> None:
-    selection = Selection(parse_query({}, 100), max_events=12)
+    selection = Selection(parse_query({}, 100), max_events=12, max_bytes=1 << 24)
+    selection.begin("k")
     selection.add(LIST)
     assert not selection.truncated and not selection.full
+    selection.begin("j")
     selection.add(LIST)
     assert len(selection.events) == 12 and selection.truncated and selection.full
 
@@ -84,3 +97,43 @@ def test_entries_without_a_usable_time_never_match_a_time_filter() -> None:
     odd = [b'{"original":"{}","uid":"x","timestamp":"later"}', b"not json", entry("ok", 9)]
     assert uids(select({"since": "2024-05-01T12:00:00Z"}, odd)) == ["ok"]
     assert uids(select({"q": "x"}, odd)) == ["x"]
+
+
+def array(selection: Selection) -> bytes:
+    """The `events` array of the answer, as the service writes it."""
+    return b"[" + b",".join(selection.events) + b"]"
+
+
+def test_the_bytes_bound_is_exact() -> None:
+    """An answer whose events land exactly on max_response_bytes holds them all; one byte
+    less and the last one is left out, whole, and the answer says it was cut."""
+    whole = select({})
+    exact = len(array(whole))
+    at = select({}, max_bytes=exact)
+    assert uids(at) == uids(whole) and not at.truncated and len(array(at)) == exact
+    under = select({}, max_bytes=exact - 1)
+    assert uids(under) == uids(whole)[:-1] and under.truncated
+    assert len(array(under)) <= exact - 1
+    assert [orjson.loads(e) for e in under.events] == orjson.loads(array(whole))[:-1]
+
+
+def test_an_event_larger_than_the_bound_is_cut_and_whole_by_uid() -> None:
+    big = entry("big", 30, error="x" * 300_000)
+    entries = [entry("small", 31), big, *LIST]
+    bound = 131072
+    page = select({}, entries, max_bytes=bound)
+    assert uids(page)[:2] == ["small", "big"] and len(array(page)) <= bound
+    cut = orjson.loads(page.events[1])
+    assert cut["cut"] == {"error": 300_000} and cut["error"] == "x" * 8190
+    assert cut["original"] == {"n": "big"}  # short fields stay whole
+    alone = select({"uid": "big"}, entries, max_bytes=bound)
+    assert len(alone.events) == 1 and orjson.loads(alone.events[0])["error"] == "x" * 300_000
+    assert not alone.truncated and alone.full
+    assert uids(select({"uid": "u3"}, entries)) == ["u3"]
+    assert uids(select({"uid": "nope"}, entries)) == []
+
+
+def test_a_cut_preview_is_bounded_in_json_bytes() -> None:
+    assert len(orjson.dumps(preview("\x01" * 100_000))) <= PREVIEW_BYTES
+    assert len(orjson.dumps(preview("é" * 100_000))) <= PREVIEW_BYTES
+    assert preview("short") == "short"

@@ -543,6 +543,83 @@ def test_load_older_pages_with_before(start_daemon: Any, page: Page) -> None:
     assert page.events()[0]["summary"] == "e99"  # e100.. were rate limited (100 a minute)
 
 
+def stored_uids(key: str, daemon: Any) -> list[str]:
+    """The uids of a token's list as stored, newest first (in the daemon's own Redis)."""
+    client = redis.Redis.from_url(daemon.config["meta"]["storage"]["redis"]["host"])
+    try:
+        return [json.loads(raw)["uid"] for raw in client.lrange(f"events_cache:token#{key}", 0, -1)]
+    finally:
+        client.close()
+
+
+def test_a_stuffed_key_shows_pages_it_can_draw_and_huge_originals_cut(
+    start_daemon: Any, page: Page
+) -> None:
+    """Under a small byte bound, a key stuffed with big events: each page is what the
+    bound holds (Load older goes on), an event longer than the bound arrives cut and
+    shows its beginning with its size, one drawn whole would be too long and is cut here;
+    "Show all" shows the whole original (fetched by uid= for the cut one)."""
+    bound = 131072
+    daemon = start_daemon({"sidecar": {"api": {"max_response_bytes": bound}}})
+    pads = [300_000, 30_000, 30_000, 30_000, 100_000]  # oldest first
+    for n, pad in enumerate(pads):
+        body = json.dumps({"event_type": f"big{n}", "pad": "x" * pad})
+        assert daemon.post_token("js.stuffed", body).status == 202
+    settle(daemon)
+    first = daemon.api("/api/v1/events/cache", {"namespace": "token", "ids": "js.stuffed"})
+    assert first.headers.get("X-Events-Cache-Truncated") == "true"
+    on_first = [e["uid"] for e in first.json["events"]]
+    assert len(on_first) == 2  # 100 KB and 30 KB fit; the next 30 KB would not
+    page.open(base_url(daemon), "#token/js.stuffed")
+    page.login()
+    page.wait_loaded()
+    page.wait_uids(on_first)
+    assert "Load older" in page.text("#older") and page.visible("#older")
+    assert "max_response_bytes" in page.text("#events-counts")
+    for _ in range(4):  # pages of 2, 2 and 1 events, each within the bound
+        if not page.visible("#older"):
+            break
+        count = len(page.uids())
+        page.js("document.getElementById('older').click()")
+        page.wait(lambda count=count: len(page.uids()) > count, message="an older page")
+    page.wait(lambda: not page.visible("#older"), message="every page loaded")
+    newest = stored_uids("js.stuffed", daemon)
+    assert page.uids() == newest and newest[:2] == on_first
+    page.expand_all()
+    page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, ".cut-note")) == 2, message="cut")
+    notes = page.js(
+        """return [...document.querySelectorAll('#events > li')].map(li => {
+            const note = li.querySelector('.panel-original .cut-note');
+            return note && {uid: li.dataset.uid, bytes: Number(note.dataset.bytes),
+                text: note.textContent,
+                shown: li.querySelector('.panel-original pre').textContent.length};
+        })"""
+    )
+    by_uid = {n["uid"]: n for n in notes if n}
+    biggest, drawn_cut = by_uid[newest[4]], by_uid[newest[0]]
+    assert biggest["bytes"] > 300_000 and biggest["shown"] <= 8192
+    assert "Showing the first 8.0 KiB of 293." in biggest["text"], biggest["text"]
+    assert drawn_cut["bytes"] > 100_000 and drawn_cut["shown"] == 65536
+    page.shot("20-events-cut")
+    for uid, pad in ((newest[4], 300_000), (newest[0], 100_000)):
+        page.js(
+            "document.querySelector(`#events > li[data-uid='${arguments[0]}'] .show-all`).click()",
+            uid,
+        )
+        shown = f"#events > li[data-uid='{uid}'] .panel-original pre"
+        page.wait(
+            lambda shown=shown, pad=pad: len(page.text(shown)) > pad,
+            message=f"the whole original of {uid}",
+        )
+        whole = json.loads(page.text(shown))
+        assert whole["pad"] == "x" * pad
+    assert len(page.d.find_elements(By.CSS_SELECTOR, ".cut-note")) == 0
+    urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(f"uid={newest[4]}" in u for u in urls)
+    assert not any(f"uid={newest[0]}" in u for u in urls)  # it was whole already
+    assert not [e for e in page.console() if e["level"] == "SEVERE"]
+
+
 # -- live tail --------------------------------------------------------------------------
 
 

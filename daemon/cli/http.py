@@ -55,7 +55,7 @@ def admin_token(token_file: str | None, environ: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Answer:
-    """A JSON answer and whether the daemon cut it (max_response_events)."""
+    """A JSON answer and whether the daemon cut it (max_response_events or _bytes)."""
 
     body: Any
     truncated: bool

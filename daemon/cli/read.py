@@ -131,7 +131,10 @@ def _events(client: ApiClient, args: argparse.Namespace, output: str, out: TextI
     else:
         _events_table(args.namespace, body, args.limit, out)
     if answer.truncated:
-        print("(answer cut at sidecar.api.max_response_events: narrow it)", file=sys.stderr)
+        print(
+            "(answer cut at sidecar.api.max_response_events or max_response_bytes: narrow it)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -98,6 +98,16 @@ class Api:
         "`X-Events-Cache-Truncated: true`.",
         minimum=1,
     )
+    max_response_bytes: int = setting(
+        16777216,
+        "No query answer holds more bytes of events than this (16 MiB): the `events` array "
+        "of an answer is at most this long, its events whole and newest first; a cut answer "
+        "carries "
+        "`X-Events-Cache-Truncated: true`. An event longer than this on its own is answered "
+        "with its long fields cut to their first 8 KiB (marked `cut`); `uid=` answers it "
+        "whole. Memory while answering is bounded by it too (see docs/api.md).",
+        minimum=131072,
+    )
     max_streams: int = setting(
         32,
         "Concurrent live-tail streams (`/api/v1/events/stream`) per pod; more are "

@@ -154,27 +154,39 @@ class Storage:
         namespace: str,
         ids: Sequence[str],
         collection: Collection,
-        limit: int,
+        heads: Sequence[int],
         now_s: int,
     ) -> list[IdEvents]:
-        """Length, newest `limit` entries and limited counts of each id, in one pipeline."""
+        """Length, limited counts and the newest `heads[n]` entries (none for 0) of each
+        id, in one pipeline."""
         pipe = self.client.pipeline(transaction=False)
         minute = now_s // 60
-        for id_ in ids:
+        for id_, head in zip(ids, heads, strict=True):
             key = events_key(namespace, id_, collection)
             pipe.llen(key)
-            if limit:
-                pipe.lrange(key, 0, limit - 1)
+            if head:
+                pipe.lrange(key, 0, head - 1)
             pipe.hgetall(limited_key(namespace, id_, collection, minute))
             pipe.hgetall(limited_key(namespace, id_, collection, minute - 1))
         async with redis_call():
             replies = iter(await pipe.execute())
         out = []
-        for _ in ids:
+        for head in heads:
             total = int(next(replies))
-            entries = list(next(replies)) if limit else []
+            entries = list(next(replies)) if head else []
             out.append(IdEvents(total, entries, _slots(next(replies), next(replies))))
         return out
+
+    async def ranges(
+        self, namespace: str, collection: Collection, wanted: Sequence[tuple[str, int, int]]
+    ) -> list[list[bytes]]:
+        """Entries `start` to `stop` (inclusive, newest first) of each (id, start, stop),
+        in one pipeline."""
+        pipe = self.client.pipeline(transaction=False)
+        for id_, start, stop in wanted:
+            pipe.lrange(events_key(namespace, id_, collection), start, stop)
+        async with redis_call():
+            return [list(reply) for reply in await pipe.execute()]
 
     async def summaries(self, namespace: str, ids: Sequence[str], now_s: int) -> list[IdSummary]:
         """Counts, newest error and limited counts of each id, in one pipeline."""

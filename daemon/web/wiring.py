@@ -118,8 +118,8 @@ class Listeners:
         tokens = TokenCheck(
             cfg.admin_tokens, cfg.server.allow_token_in_query, metrics.auth_failures
         )
-        max_events = cfg.sidecar.api.max_response_events
-        service = QueryService(parts.storage, events.size, events.time_window_sec, max_events)
+        bounds = cfg.sidecar.api.max_response_events, cfg.sidecar.api.max_response_bytes
+        service = QueryService(parts.storage, events.size, events.time_window_sec, *bounds)
         add_query_routes(api, service, tokens, parts.health)
         add_tail_routes(api, parts.tail)
         add_viewer_routes(api, cfg.sidecar.api.viewer)

@@ -31,6 +31,14 @@ EVENT = {
         "uid": {"type": "string"},
         "destination_id": {"type": "string"},
         "token_id": {"type": "string"},
+        "cut": {
+            "type": "object",
+            "additionalProperties": {"type": "integer"},
+            "description": "Only on an event longer than sidecar.api.max_response_bytes on "
+            "its own: the fields cut to a string of their first 8 KiB (as JSON), each with "
+            'its whole length in bytes, e.g. {"original": 1048600}. `uid=` answers the '
+            "event whole.",
+        },
     },
 }
 
@@ -129,13 +137,22 @@ def _cache_get() -> dict[str, Any]:
                 {"type": "string", "maxLength": MAX_UID_LENGTH},
                 "A uid: only events older than that one, per id (stable paging).",
             ),
+            query_param(
+                "uid",
+                {"type": "string", "maxLength": MAX_UID_LENGTH},
+                "Just the entry with this uid (among the ids, namespace and status given), "
+                "whole even when longer than sidecar.api.max_response_bytes: the viewer's "
+                "'show all' of a cut event. Not with `before` (400).",
+            ),
         ],
         "responses": {
             "200": {
                 "description": "Cached events.",
                 "headers": {
                     TRUNCATED_HEADER: {
-                        "description": "true when sidecar.api.max_response_events cut it.",
+                        "description": "true when sidecar.api.max_response_events or "
+                        "sidecar.api.max_response_bytes cut the answer: more events match "
+                        "than it holds (page on with `before`, or narrow the query).",
                         "schema": {"type": "string"},
                     }
                 },

@@ -14,7 +14,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from daemon.core.model import RedisOperation
-from daemon.core.wire import CACHE_PATH, IDS_PATH, TRUNCATED_HEADER
+from daemon.core.wire import CACHE_PATH, IDS_PATH, JSON, TRUNCATED_HEADER
 from daemon.store.health import RedisHealth
 from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import TOKENS, TokenCheck
@@ -54,10 +54,10 @@ def guarded(operation: RedisOperation) -> Callable[[Handler], Handler]:
 
 @guarded(RedisOperation.QUERY)
 async def events_cache(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/events/cache: Jitsu's answer, with filters and a bounded size."""
+    """GET /api/v1/events/cache: Jitsu's answer, with filters, bounded in events and bytes."""
     service = request.app[QUERY]
     answer = await service.events_cache(parse_query(request.query, service.size))
-    response = json_response(answer.body)
+    response = web.Response(body=answer.body, content_type=JSON)
     if answer.truncated:
         response.headers[TRUNCATED_HEADER] = "true"
     return response

@@ -35,11 +35,12 @@ class CacheQuery:
     until: datetime | None = None
     q: str = ""  # lower case
     before: str = ""  # a uid
+    uid: str = ""  # just the entry with this uid, whole
 
     @property
     def filtered(self) -> bool:
         """Whether anything beyond Jitsu's own parameters narrows the answer."""
-        return bool(self.since or self.until or self.q or self.before)
+        return bool(self.since or self.until or self.q or self.before or self.uid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,9 @@ def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
     if limit < 0:
         raise QueryError("limit must be >= 0")
     since, until = _time(params, "since"), _time(params, "until")  # since > until: none
+    before, uid = _text(params, "before", MAX_UID_LENGTH), _text(params, "uid", MAX_UID_LENGTH)
+    if before and uid:
+        raise QueryError("give either uid (one entry) or before (a page), not both")
     return CacheQuery(
         namespace=namespace(params),
         collection=collection(params),
@@ -148,7 +152,8 @@ def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
         since=since,
         until=until,
         q=_text(params, "q", MAX_QUERY_TEXT).lower(),
-        before=_text(params, "before", MAX_UID_LENGTH),
+        before=before,
+        uid=uid,
     )
 
 

@@ -1,17 +1,22 @@
 """Choosing the events of an answer: Jitsu's newest `limit` per id, narrowed by the
-filters (`since`, `until`, `q`, `before`) and bounded by `max_response_events`.
+filters (`since`, `until`, `q`, `before`, `uid`) and bounded by `max_response_events`
+and `max_response_bytes`.
 
-Pure: it works on the stored bytes of each id's list, newest first.
+Pure: it takes the stored bytes of each id's list, newest first, a page at a time, and
+keeps each chosen event as the JSON text the answer carries, so that the bound in bytes
+is exact: the `events` array of an answer is at most `max_response_bytes` long.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from orjson import dumps
 
+from daemon.core.cut import cut
 from daemon.core.entry import decode
 from daemon.web.query.params import CacheQuery
 
@@ -37,22 +42,17 @@ def entry_time(doc: dict[str, Any]) -> float | None:
     return value.timestamp() if value.tzinfo is not None else None
 
 
-def _uid_at(entries: list[bytes], uid: str) -> int | None:
-    """Where the entry with this uid is in a list (cheap byte search, then checked)."""
-    needle = uid.encode()
-    for n, raw in enumerate(entries):
-        if needle in raw and parse_entry(raw).get("uid") == uid:
-            return n
-    return None
+def has_uid(raw: bytes, uid: str) -> bool:
+    """Whether the entry is the one with this uid (cheap byte search, then checked)."""
+    return uid.encode() in raw and parse_entry(raw).get("uid") == uid
 
 
-def find_anchor(lists: Iterable[list[bytes]], uid: str) -> float | None:
-    """The time of the entry with this uid in any of the lists."""
-    for entries in lists:
-        n = _uid_at(entries, uid)
-        if n is not None:
-            return entry_time(parse_entry(entries[n]))
-    return None
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Where the `before` entry is: its id's list and its time."""
+
+    id: str
+    time: float | None
 
 
 def _contains(doc: dict[str, Any], needle: str) -> bool:
@@ -60,60 +60,91 @@ def _contains(doc: dict[str, Any], needle: str) -> bool:
 
 
 class Selection:
-    """The events of one answer, gathered id by id."""
+    """The events of one answer, gathered id by id, page by page."""
 
-    def __init__(self, query: CacheQuery, max_events: int) -> None:
+    def __init__(self, query: CacheQuery, max_events: int, max_bytes: int) -> None:
         self._query = query
         self._max_events = max_events
-        self.events: list[dict[str, Any]] = []
+        self._max_bytes = max_bytes
+        self.events: list[bytes] = []  # each event's JSON text
+        self._size = 1  # of the `events` array: "[", then each event and a comma or "]"
         self.truncated = False
-        # `before`: the anchor's time, for the lists that do not hold the anchor itself.
-        self.anchor_time: float | None = None
+        self.full = False  # no room for another event (or the `uid` entry was found)
+        self.anchor: Anchor | None = None  # `before`: where its entry is, None: nowhere
+        self._taken = 0  # events of the current id
+        self._skipping = False  # `before`, in the anchor's own list: until it is passed
+        self._older_than: float | None = None  # `before`, in another id's list
+        self._nothing = False  # `before` names an entry no list holds (trimmed away)
 
     @property
-    def full(self) -> bool:
-        """No room for another event."""
-        return len(self.events) >= self._max_events
+    def room(self) -> int:
+        """Bytes the answer can still take."""
+        return max(0, self._max_bytes - self._size)
 
-    def add(self, entries: list[bytes]) -> None:
-        """Take what the query wants of one id's entries (newest first)."""
-        chosen = self._matching(entries) if self._query.filtered else entries[: self._query.limit]
-        room = self._max_events - len(self.events)
-        if len(chosen) > room:
-            self.truncated = True
-            chosen = chosen[:room]
-        self.events.extend(decode(raw) for raw in chosen)
+    def begin(self, id_: str) -> None:
+        """The pages that follow are id_'s."""
+        self._taken = 0
+        before, anchor = self._query.before, self.anchor
+        self._nothing = bool(before) and anchor is None
+        self._skipping = bool(before) and anchor is not None and anchor.id == id_
+        self._older_than = anchor.time if anchor is not None and not self._skipping else None
+        if anchor is not None and not self._skipping and anchor.time is None:
+            self._nothing = True  # the anchor has no time: nothing else is older than it
 
-    def _matching(self, entries: list[bytes]) -> list[bytes]:
+    def add(self, entries: list[bytes]) -> bool:
+        """Take what the query wants of a page of the current id (newest first); whether
+        it wants the id's next page."""
+        if self._nothing:
+            return False
         query = self._query
-        older_than: float | None = None
-        if query.before:
-            at = _uid_at(entries, query.before)
-            if at is not None:
-                entries = entries[at + 1 :]
-            elif self.anchor_time is None:
-                return []  # the anchor is gone: so is everything older than it
-            else:
-                older_than = self.anchor_time
+        if not query.filtered:
+            entries = entries[: query.limit - self._taken]
+        for raw in entries:
+            if query.filtered and not self._matches(raw):
+                continue
+            if self.full:
+                self.truncated = True  # a match with no room left
+                return False
+            if not self._take(raw):
+                return False
+            self._taken += 1
+            if query.uid or self._taken >= query.limit:
+                return False
+        return True
+
+    def _take(self, raw: bytes) -> bool:
+        """Add one event if it fits; False (and cut) when it does not."""
+        piece = dumps(decode(raw))
+        # Each event costs its JSON and one byte: its comma, or the array's "]".
+        cost = len(piece) + 1
+        if self._size + cost > self._max_bytes and not self._query.uid:
+            if cost + 1 > self._max_bytes:  # it never fits: answered cut
+                piece = dumps(cut(raw))
+                cost = len(piece) + 1
+            if self._size + cost > self._max_bytes:
+                self.truncated = self.full = True
+                return False
+        self.events.append(piece)
+        self._size += cost
+        if self._query.uid or len(self.events) >= self._max_events:
+            self.full = True
+        return True
+
+    def _matches(self, raw: bytes) -> bool:
+        query = self._query
+        if self._skipping:
+            self._skipping = not has_uid(raw, query.before)
+            return False
+        if query.uid and not has_uid(raw, query.uid):
+            return False
+        doc = parse_entry(raw)
         since = query.since.timestamp() if query.since else None
         until = query.until.timestamp() if query.until else None
-        timed = since is not None or until is not None or older_than is not None
-        out: list[bytes] = []
-        for raw in entries:
-            doc = parse_entry(raw)
-            if timed:
-                t = entry_time(doc)
-                if (
-                    t is None
-                    or (since is not None and t < since)
-                    or (until is not None and t > until)
-                ):
-                    continue
-                if older_than is not None and t >= older_than:
-                    continue
-            if query.q and not _contains(doc, query.q):
-                continue
-            out.append(raw)
-            if len(out) == query.limit:
-                break
-        return out
+        older_than = self._older_than
+        if since is not None or until is not None or older_than is not None:
+            t = entry_time(doc)
+            if t is None or (since is not None and t < since) or (until is not None and t > until):
+                return False
+            if older_than is not None and t >= older_than:
+                return False
+        return not query.q or _contains(doc, query.q)

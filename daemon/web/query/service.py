@@ -2,7 +2,8 @@
 
 Any pod answers for all: events, the id index and the limited counts all live in
 Redis. Jitsu Classic's answer keeps its exact shape; filters and paging narrow the
-events it holds, and `max_response_events` bounds it (the caller is told when it is cut).
+events it holds, and `max_response_events` and `max_response_bytes` bound it (the caller
+is told when it is cut). The answer is written as it is gathered: each event's JSON once.
 """
 
 from __future__ import annotations
@@ -17,18 +18,46 @@ from daemon.core.stamp import rfc3339
 from daemon.store.erase import erase_ids, erase_namespace
 from daemon.store.index import Cursor, index_page
 from daemon.store.storage import Storage
+from daemon.web.query.lists import Lists
 from daemon.web.query.params import CacheQuery, IdsQuery, ResetQuery
-from daemon.web.query.selection import Selection, find_anchor, parse_entry
+from daemon.web.query.selection import Anchor, Selection, entry_time, has_uid, parse_entry
 
-CHUNK = 500  # ids per pipeline
+CHUNK = 500  # ids per pipeline of lengths and limited counts
+SUMMARY_CHUNK = 100  # ids per pipeline of the summary (a default page: one)
+LAST_ERROR_CHARS = 1024  # of an id's newest error in the summary; longer ones end in "…"
+
+# The answer around its events, in Jitsu's field order; the events go between.
+_HEAD = (
+    b'{"total_events":%d,"last_minute_limited":%d,"cache_capacity_per_interval":%d,'
+    b'"interval_seconds":%d,"response_events":%d,"events":['
+)
 
 
 @dataclass(frozen=True, slots=True)
 class CacheAnswer:
-    """Jitsu's answer, and whether `max_response_events` cut it."""
+    """Jitsu's answer as JSON, and whether `max_response_events` or
+    `max_response_bytes` cut it."""
 
-    body: dict[str, Any]
+    body: bytes
     truncated: bool
+
+
+def _answer(pieces: list[bytes], total: int, limited: int, service: QueryService) -> bytes:
+    """The answer's JSON around the events' (one copy of them: the counts go on the
+    first, the end on the last)."""
+    head = _HEAD % (total, limited, service.size, service.window_s, len(pieces))
+    if len(pieces) < 2:
+        return b"%s%s]}" % (head, b"".join(pieces))
+    pieces[0] = head + pieces[0]
+    pieces[-1] += b"]}"
+    return b",".join(pieces)
+
+
+def _shortened(error: object) -> object:
+    """An error message as the summary shows it: at most LAST_ERROR_CHARS and "…"."""
+    if isinstance(error, str) and len(error) > LAST_ERROR_CHARS:
+        return error[:LAST_ERROR_CHARS] + "…"
+    return error
 
 
 class QueryService:
@@ -40,18 +69,21 @@ class QueryService:
         size: int,
         window_s: int,
         max_events: int,
+        max_bytes: int,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
         self.size = size
-        self._window_s = window_s
+        self.window_s = window_s
         self._max_events = max_events
+        self._max_bytes = max_bytes
         self._wall = wall
 
     async def events_cache(self, query: CacheQuery) -> CacheAnswer:
         """GET /api/v1/events/cache, in Jitsu's field order."""
-        storage = self._storage
-        ids = query.ids if query.ids is not None else tuple(await storage.ids(query.namespace))
+        ids = query.ids
+        if ids is None:
+            ids = tuple(await self._storage.ids(query.namespace))
         now_s = int(self._wall())
         # Filters look at every cached entry of an id, not only the newest `limit`.
         count = (
@@ -59,42 +91,47 @@ class QueryService:
             if not query.limit
             else (max(self.size, query.limit) if query.filtered else query.limit)
         )
-        selection = Selection(query, self._max_events)
+        selection = Selection(query, self._max_events, self._max_bytes)
         if query.before and count:
-            selection.anchor_time = await self._anchor_time(query, ids, count, now_s)
+            selection.anchor = await self._anchor(query, ids, count, now_s)
+        lists = self._lists(query, count)
         total = limited = 0
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            reading = count if not selection.full else 0
-            for found in await storage.read(
-                query.namespace, chunk, query.collection, reading, now_s
-            ):
-                total += found.total
-                limited += last_minute_total(found.limited_slots, now_s)
-                if reading:
-                    selection.add(found.entries)
-                elif count and found.total:
-                    selection.truncated = True  # not read: the answer is already full
-        body = {
-            "total_events": total,
-            "last_minute_limited": limited,
-            "cache_capacity_per_interval": self.size,
-            "interval_seconds": self._window_s,
-            "response_events": len(selection.events),
-            "events": selection.events,
-        }
-        return CacheAnswer(body, selection.truncated)
+            room = 0 if selection.full else selection.room
+            found = await lists.open(chunk, now_s, room)
+            for n, (id_, events) in enumerate(zip(chunk, found, strict=True)):
+                total += events.total
+                limited += last_minute_total(events.limited_slots, now_s)
+                if not count:
+                    continue
+                if selection.full:
+                    # not read: the answer is already full (or holds the `uid` entry)
+                    selection.truncated |= bool(events.total) and not query.uid
+                    continue
+                selection.begin(id_)
+                async for page in lists.pages(n, lambda: selection.room):
+                    if not selection.add(page):
+                        break
+        return CacheAnswer(_answer(selection.events, total, limited, self), selection.truncated)
 
-    async def _anchor_time(
+    def _lists(self, query: CacheQuery, count: int) -> Lists:
+        return Lists(self._storage, query.namespace, query.collection, count, self._max_bytes)
+
+    async def _anchor(
         self, query: CacheQuery, ids: Sequence[str], count: int, now_s: int
-    ) -> float | None:
-        """The time of the `before` event, wherever among the ids' lists it is."""
+    ) -> Anchor | None:
+        """Where the `before` entry is, wherever among the ids' lists (page by page)."""
+        lists = self._lists(query, count)
+        room = self._max_bytes
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            found = await self._storage.read(query.namespace, chunk, query.collection, count, now_s)
-            anchor = find_anchor((f.entries for f in found), query.before)
-            if anchor is not None:
-                return anchor
+            await lists.open(chunk, now_s, room)
+            for n, id_ in enumerate(chunk):
+                async for page in lists.pages(n, lambda: room):
+                    for raw in page:
+                        if has_uid(raw, query.before):
+                            return Anchor(id_, entry_time(parse_entry(raw)))
         return None
 
     async def summary(self, query: IdsQuery, cursor: Cursor | None) -> dict[str, Any]:
@@ -102,7 +139,10 @@ class QueryService:
         page = await index_page(self._storage.client, query.namespace, query.limit, cursor, query.q)
         now_s = int(self._wall())
         names = [id_ for id_, _ in page.ids]
-        found = await self._storage.summaries(query.namespace, names, now_s)
+        found = []  # a pipeline per SUMMARY_CHUNK ids: each reads their newest errors whole
+        for start in range(0, len(names), SUMMARY_CHUNK):
+            chunk = names[start : start + SUMMARY_CHUNK]
+            found += await self._storage.summaries(query.namespace, chunk, now_s)
         rows = []
         for (id_, score), summary in zip(page.ids, found, strict=True):
             newest = parse_entry(summary.newest_error) if summary.newest_error else {}
@@ -113,7 +153,7 @@ class QueryService:
                     "error_events": summary.errors,
                     "last_event_at": rfc3339(score),
                     "last_error_at": newest.get("timestamp") or None,
-                    "last_error": newest.get("error") or None,
+                    "last_error": _shortened(newest.get("error")) or None,
                     "last_minute_limited": last_minute_total(summary.limited_slots, now_s),
                 }
             )

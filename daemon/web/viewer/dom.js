@@ -68,7 +68,7 @@ function eventType(event) {
 
 /** One line: the error (or skip reason), else the event's type. */
 export function summaryOf(event) {
-  return String(event.error || event.skip || eventType(event) || "—");
+  return String(event.error || event.skip || eventType(event) || "—").slice(0, 300); // a row, not the whole text
 }
 
 const pad = (n, w = 2) => String(n).padStart(w, "0");

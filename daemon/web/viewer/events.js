@@ -3,7 +3,7 @@
 
 import * as api from "./api.js";
 import { $, fill, h, localTime, pretty, shownId, statusOf, summaryOf, timeOf } from "./dom.js";
-import { copyButton } from "./ids.js";
+import { fieldPanel, wholeEntry } from "./panels.js";
 
 const PAGE = 50;
 const SCAN_PAGE = 200; // per request while a status is filtered in the page
@@ -167,9 +167,11 @@ export class EventView {
       const { body, headers } = await api.events(params);
       if (stale()) return null;
       answer = body;
-      truncated ||= headers.get("X-Events-Cache-Truncated") === "true";
+      const cut = headers.get("X-Events-Cache-Truncated") === "true";
+      truncated ||= cut;
       const got = body.events;
-      more = got.length > 0 && got.length >= Math.min(limit, body.cache_capacity_per_interval);
+      // A page cut by the sidecar's bound (events or bytes) holds fewer: more follow.
+      more = got.length > 0 && (got.length >= Math.min(limit, body.cache_capacity_per_interval) || cut);
       if (got.length) before = got[got.length - 1].uid;
       events.push(...got.filter((e) => this.matches(e, f, false)));
     }
@@ -179,7 +181,7 @@ export class EventView {
   header(answer, truncated) {
     const shown = this.list.childElementCount;
     const parts = [`${answer.total_events} cached`, `${shown} shown`];
-    if (truncated) parts.push("answer cut by sidecar.api.max_response_events");
+    if (truncated) parts.push("page cut at the sidecar's answer bound (sidecar.api.max_response_bytes or max_response_events): Load older for the rest");
     $("events-counts").textContent = parts.join(" · ");
     const limited = $("limited");
     limited.hidden = !answer.last_minute_limited;
@@ -224,18 +226,21 @@ export class EventView {
   }
 
   details(event) {
-    const left = event.malformed !== undefined ? ["Malformed body", String(event.malformed)] : ["Original", pretty(event.original)];
+    const whole = (uid) => wholeEntry({ namespace: this.namespace, id: this.id, status: serverStatus(this.filters().status) }, uid);
+    const left = event.malformed !== undefined
+      ? fieldPanel(event, "malformed", "Malformed body", "original", String(event.malformed), whole)
+      : fieldPanel(event, "original", "Original", "original", pretty(event.original), whole);
     let right;
-    if (event.success !== undefined) right = ["Result", pretty(event.success)];
-    else if (event.error) right = ["Error", String(event.error)];
-    else if (event.skip) right = ["Skipped", String(event.skip)];
-    else if (this.namespace === "token") right = ["Result", "Taken by the ingest: the destinations' results are under Destinations."];
-    else right = ["Pending", "No result yet."];
+    if (event.success !== undefined) right = fieldPanel(event, "success", "Result", "result", pretty(event.success), whole);
+    else if (event.error) right = fieldPanel(event, "error", "Error", "error", String(event.error), whole);
+    else if (event.skip) right = fieldPanel(event, "skip", "Skipped", "skipped", String(event.skip), whole);
+    else if (this.namespace === "token") right = fieldPanel(event, "", "Result", "result", "Taken by the ingest: the destinations' results are under Destinations.", whole);
+    else right = fieldPanel(event, "", "Pending", "pending", "No result yet.", whole);
     const meta = h("dl", { class: "meta" },
       ...[["uid", event.uid], ["cached at", event.timestamp], ["API key", event.token_id && shownId(event.token_id)], ["destination", event.destination_id && shownId(event.destination_id)]]
         .filter(([, v]) => v)
         .flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { class: "mono", text: v })]));
-    return h("div", { class: "details" }, panel(...left, "original"), panel(...right, right[0].toLowerCase()), meta);
+    return h("div", { class: "details" }, left, right, meta);
   }
 
   // -- live tail --------------------------------------------------------------------
@@ -338,10 +343,4 @@ export class EventView {
     note.textContent = n ? `paused, ${n} new` : "paused";
     $("tail-show").hidden = !n;
   }
-}
-
-function panel(title, text, kind) {
-  return h("section", { class: `panel panel-${kind}` },
-    h("div", { class: "panel-head" }, h("h3", { text: title }), copyButton(text)),
-    h("pre", { tabindex: "0", text }));
 }
