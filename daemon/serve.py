@@ -87,14 +87,13 @@ async def run(app: App, on_started: Callable[[App], None] = lambda _: None) -> i
 
 def settle_heap() -> None:
     """Once started: collect, then move what start-up left (modules, the app, its
-    routes, metrics and clients, ~62,000 objects: all long-lived) out of the
+    routes, metrics and clients: tens of thousands of objects, all long-lived) out of the
     collector's reach (gc.freeze).
 
-    Every full collection walked all of them: 35-75 ms each on a busy 2-core machine,
-    during which the event loop answered nothing (issue 12: seven of them in a run of
-    summary pages, two in a run of queries). Now a full collection walks only what came
-    later. Frozen objects are still freed by reference counting; only cycles among them
-    would stay, and start-up's were collected just before.
+    A full collection would otherwise walk all of them each time, and the event loop
+    answers nothing while it runs; frozen, a full collection walks only what came later.
+    Frozen objects are still freed by reference counting; only cycles among them would
+    stay, and start-up's were collected just before.
     """
     gc.collect()
     gc.freeze()

@@ -396,4 +396,5 @@ def test_without_the_client_the_demo_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "events_cache_client", None)
     args = argparse.Namespace(socket="/nowhere.sock", url=None)
     assert demo.demo_command(args) == 1
-    assert "pip install ./clients/python" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "demo extra" in err and "pip install '.[demo]' ./clients/python" in err

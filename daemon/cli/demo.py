@@ -1,11 +1,12 @@
 """`events-cache demo`: realistic synthetic traffic into a running sidecar, for trials.
 
 It sends the way an ingest container does, through the Python ingest client
-(`events-cache-client`, dependency-free, in clients/python and in the image): incoming
-bodies for API keys, then what each destination made of them (see demo_events). It runs
-until interrupted or `--duration`, prints a line from the client's counters every few
-seconds, and a summary at the end. A sidecar that is not there is a message, not a
-traceback.
+(`events-cache-client`, dependency-free, in clients/python and in the image; the
+`events-cache-sidecar[demo]` extra declares it): incoming bodies for API keys, then what
+each destination made of them (see demo_events). It runs until interrupted or
+`--duration`, prints a line from the client's counters every few seconds, and a summary
+at the end. A sidecar that is not there, or a client that is not installed, is a
+message, not a traceback.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ CLOSE_TIMEOUT_S = 5.0
 EXIT_FAILED = 1
 MISSING_CLIENT = (
     "events-cache demo: the Python ingest client is not installed; it sends the events the "
-    "way your ingest would. Install it with: pip install ./clients/python "
-    "(distribution events-cache-client; the image has it)"
+    "way your ingest would. It comes with the demo extra: from a checkout, "
+    "pip install '.[demo]' ./clients/python (the extra names events-cache-client, which "
+    "clients/python provides); the image has it"
 )
 
 

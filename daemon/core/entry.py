@@ -150,7 +150,7 @@ def encode(event: ParsedEvent, now: float) -> bytes:
     if event.token_id:
         doc["token_id"] = event.token_id
     # A copy of exactly its size: the bytes orjson returns keep its whole output buffer
-    # (~8 KB for a 1.7 KB entry), and queued entries live until Redis takes them.
+    # (several times a typical entry's size), and queued entries live until Redis takes them.
     return b"%s" % orjson.dumps(doc)
 
 

@@ -29,14 +29,14 @@ from daemon.store.storage import Storage
 MAX_BATCH = 2000  # entries per pipeline: large enough to amortise, small enough to bound latency
 # Bytes per pipeline (past its first entry, which goes alone whatever its size). 2 MiB is
 # over 1,000 typical entries, so it rarely cuts a batch of small events, and one round trip
-# per 2 MiB costs under 1 % of sending them; with 10 writers the client's copies of the
-# pipelines stuck on a hung Redis stay near 20 MiB (a pipeline of 2,000 large events was GBs).
+# per 2 MiB is small beside sending them; the client's copies of the pipelines stuck on a
+# hung Redis stay near `pool.size` x 2 MiB (MAX_BATCH large events alone could be GBs).
 MAX_BATCH_BYTES = 2 * 1024 * 1024
 # A writer woken for fewer than LINGER_BELOW entries waits this long for more. A round
 # trip costs the pod far more CPU than an entry, and at a few thousand events a second
-# spread over `pool.size` writers a 2 ms wait gathered one or two entries a batch; 20 ms
-# gathers ten times more (P6: 180 -> 128 us of sidecar CPU per cached event), and an
-# entry shows in the cache 20 ms later, which nobody reading it can tell.
+# spread over `pool.size` writers a batch taken at once holds one or two entries; one
+# taken LINGER_S later holds dozens, and an entry that shows in the cache that much later
+# is late by nothing anyone reading it can tell.
 LINGER_S = 0.02
 LINGER_BELOW = 100
 BACKOFF_START_S = 0.05

@@ -25,9 +25,9 @@ from daemon.store.keys import (
 )
 
 ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
-# Lists trimmed per pipeline. redis-py packs a pipeline of 1,000 commands or more in a
-# worker thread, whose hand-off and GIL contention cost the loop more than the packing:
-# a trim pass over 1,000 busy lists took 12 % of a tee proxy's CPU (P6) that way.
+# Lists trimmed per pipeline, with their EXPIREs under 1,000 commands: redis-py packs a
+# larger pipeline in a worker thread, whose hand-off and GIL contention cost the event
+# loop more than the packing itself.
 TRIM_LISTS_PER_PIPELINE = 400
 
 

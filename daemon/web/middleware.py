@@ -1,4 +1,4 @@
-"""HTTP middleware shared by both listeners: JSON errors and request metrics.
+"""HTTP middleware of the API listener (aiohttp): JSON errors and request metrics.
 
 Every error leaves as {"message": ...}: aiohttp's own 404/405/413 included, and an
 unexpected exception as a 500 without a traceback (the traceback goes to the log).

@@ -1,4 +1,4 @@
-"""Every connection of the aiohttp listeners (API, proxy): protocol-level errors as JSON,
+"""Every connection of the aiohttp listener (the API's): protocol-level errors as JSON,
 a header read timeout.
 
 aiohttp answers what fails before a handler runs (a request line or header over the

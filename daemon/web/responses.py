@@ -1,4 +1,4 @@
-"""JSON responses of both listeners: orjson-encoded, errors as {"message": ...}."""
+"""JSON responses of the API listener: orjson-encoded, errors as {"message": ...}."""
 
 from __future__ import annotations
 
