@@ -24,7 +24,7 @@ from daemon.core.model import Namespace
 from daemon.core.ndjson import iter_ndjson
 from daemon.core.parse import LineReport, parse_token_body
 from daemon.core.wire import MAX_ID_BYTES, MAX_REPORTED_ERRORS
-from daemon.web.query.params import QueryError, parse_query
+from daemon.query.params import QueryError, parse_query
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,11 +13,11 @@ import redis
 import redis.asyncio as aioredis
 
 from daemon.core.model import Collection
+from daemon.query.lists import Lists
+from daemon.query.params import parse_query
+from daemon.query.service import QueryService
 from daemon.store.keys import events_key
 from daemon.store.storage import IdEvents, Storage
-from daemon.web.query.lists import Lists
-from daemon.web.query.params import parse_query
-from daemon.web.query.service import QueryService
 
 
 class CountingStorage(Storage):

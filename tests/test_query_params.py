@@ -7,8 +7,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from daemon.core.model import Collection, Namespace
 from daemon.core.wire import DEFAULT_LIMIT
+from daemon.query.params import QueryError, parse_query
 from daemon.web.auth import TokenCheck
-from daemon.web.query.params import QueryError, parse_query
 
 
 def test_defaults() -> None:
@@ -80,7 +80,7 @@ def test_token_check_with_no_tokens_refuses_everything() -> None:
 
 
 def test_filters_parse_and_name_the_parameter() -> None:
-    from daemon.web.query.params import parse_query
+    from daemon.query.params import parse_query
 
     q = parse_query(
         {"since": "2024-05-01T12:00:00Z", "until": "2024-05-01T14:00:00+02:00", "q": "PageView"},
@@ -101,7 +101,7 @@ def test_filters_parse_and_name_the_parameter() -> None:
 
 def test_ids_query_limits_and_defaults() -> None:
     from daemon.core.wire import DEFAULT_IDS_LIMIT, MAX_IDS_LIMIT
-    from daemon.web.query.params import parse_ids_query
+    from daemon.query.params import parse_ids_query
 
     q = parse_ids_query({})
     assert (q.namespace, q.q, q.limit, q.cursor) == (
@@ -119,7 +119,7 @@ def test_ids_query_limits_and_defaults() -> None:
 
 
 def test_reset_needs_ids_or_all_but_not_both() -> None:
-    from daemon.web.query.params import parse_reset
+    from daemon.query.params import parse_reset
 
     assert parse_reset({"namespace": "token", "ids": "a,b,a"}).ids == ("a", "b")
     everything = parse_reset({"all": "true"})

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from daemon.core.cut import PREVIEW_BYTES, preview
-from daemon.web.query.params import parse_query
-from daemon.web.query.selection import Anchor, Selection
+from daemon.query.params import parse_query
+from daemon.query.selection import Anchor, Selection
 
 
 def entry(uid: str, second: int, **fields: str) -> bytes:

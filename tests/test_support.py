@@ -48,7 +48,7 @@ def test_an_error_in_a_handler_reaches_the_daemons_log(
     start_daemon: StartDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `clean_log` in test_e2e_bad_input looks for does show up in-process."""
-    from daemon.web.query.service import QueryService
+    from daemon.query.service import QueryService
 
     async def broken(*_: object) -> None:
         raise ValueError("broken on purpose")

@@ -20,8 +20,8 @@ from daemon.core.model import RedisOperation
 from daemon.core.wire import HEARTBEAT_S, STREAM_PATH
 from daemon.pipeline.tail import TailSwitch
 from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
-from daemon.web.query.handlers import HEALTH, guarded
-from daemon.web.query.params import collection, ids, namespace
+from daemon.query.params import collection, ids, namespace
+from daemon.web.queries import HEALTH, guarded
 from daemon.web.responses import error_response
 
 SEND_TIMEOUT_S = 30.0  # a reader that takes nothing for this long is cut off

@@ -19,6 +19,7 @@ from daemon.metrics import Metrics
 from daemon.metrics.plain import RequestTimes
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
+from daemon.query.service import QueryService
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
@@ -38,8 +39,7 @@ from daemon.web.listeners import (
 from daemon.web.mirror import Mirror
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
 from daemon.web.proxy import Proxy
-from daemon.web.query.handlers import add_query_routes
-from daemon.web.query.service import QueryService
+from daemon.web.queries import add_query_routes
 from daemon.web.tail import Tail, add_tail_routes
 from daemon.web.tee import Tee
 from daemon.web.viewer import add_viewer_routes

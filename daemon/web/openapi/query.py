@@ -15,8 +15,8 @@ from daemon.core.wire import (
     STREAM_PATH,
     TRUNCATED_HEADER,
 )
+from daemon.query.params import MAX_UID_LENGTH
 from daemon.web.openapi.common import error, json_content, query_param, ref
-from daemon.web.query.params import MAX_UID_LENGTH
 
 EVENT = {
     "type": "object",

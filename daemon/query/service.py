@@ -15,12 +15,12 @@ from typing import Any
 
 from daemon.core.limiter import last_minute_total
 from daemon.core.stamp import rfc3339
+from daemon.query.lists import Lists
+from daemon.query.params import CacheQuery, IdsQuery, ResetQuery
+from daemon.query.selection import Anchor, Selection, entry_time, has_uid, parse_entry
 from daemon.store.erase import erase_ids, erase_namespace
 from daemon.store.index import Cursor, index_page
 from daemon.store.storage import Storage
-from daemon.web.query.lists import Lists
-from daemon.web.query.params import CacheQuery, IdsQuery, ResetQuery
-from daemon.web.query.selection import Anchor, Selection, entry_time, has_uid, parse_entry
 
 CHUNK = 500  # ids per pipeline of lengths and limited counts
 SUMMARY_CHUNK = 100  # ids per pipeline of the summary (a default page: one)

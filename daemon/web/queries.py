@@ -15,11 +15,11 @@ from redis.exceptions import RedisError
 
 from daemon.core.model import RedisOperation
 from daemon.core.wire import CACHE_PATH, IDS_PATH, JSON, TRUNCATED_HEADER
+from daemon.query.params import QueryError, parse_ids_query, parse_query, parse_reset
+from daemon.query.service import QueryService
 from daemon.store.health import RedisHealth
 from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import TOKENS, TokenCheck
-from daemon.web.query.params import QueryError, parse_ids_query, parse_query, parse_reset
-from daemon.web.query.service import QueryService
 from daemon.web.responses import error_response, json_response
 
 QUERY = web.AppKey("query", QueryService)

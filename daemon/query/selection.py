@@ -18,7 +18,7 @@ from orjson import dumps
 
 from daemon.core.cut import cut
 from daemon.core.entry import decode
-from daemon.web.query.params import CacheQuery
+from daemon.query.params import CacheQuery
 
 
 def parse_entry(raw: bytes) -> dict[str, Any]:
