@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, replace
 
 import structlog
-from redis.exceptions import RedisError
 
 from daemon import __version__
 from daemon.config import Config, RedisSettings, effective_settings
@@ -35,11 +34,10 @@ from daemon.pipeline.tailhub import TailHub
 from daemon.pipeline.tasks import Supervisor, every
 from daemon.pipeline.trimmer import Trimmer
 from daemon.pipeline.writers import Writers
-from daemon.store.client import StorageConfigError, create_client
+from daemon.store.client import StorageConfigError, StoreUnavailable, create_client
 from daemon.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
-from daemon.store.tail import tail_messages
 from daemon.web.ops import Lifecycle
 from daemon.web.tail import Tail
 from daemon.web.wiring import Listeners, Parts
@@ -173,7 +171,7 @@ class App:
     def _start_loops(self, storage: Storage) -> None:
         trimmer = Trimmer(storage, self.metrics, self.health)
         max_streams = self.config.sidecar.api.max_streams
-        hub = TailHub(lambda: tail_messages(storage.client), self.health, max_streams)
+        hub = TailHub(storage.tail_messages, self.health, max_streams)
         switch = TailSwitch(storage, self.health, lambda: hub.count)
         loops = self._loops = _Loops(
             Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
@@ -225,7 +223,7 @@ class App:
         except TimeoutError:
             late = TimeoutError(f"no answer to PING within {PROBE_TIMEOUT_S:g} s")
             self.health.failed(late, RedisOperation.PING)
-        except (RedisError, OSError) as e:
+        except StoreUnavailable as e:
             self.health.failed(e, RedisOperation.PING)
         else:
             self.health.ok()

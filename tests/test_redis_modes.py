@@ -374,14 +374,13 @@ class _BrokenClient:
         raise SlotNotCoveredError("slot 7 is not covered")
 
 
-async def test_client_internal_errors_surface_as_redis_errors() -> None:
-    """Callers catch RedisError/OSError only: anything else used to kill a writer task."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
+async def test_client_internal_errors_surface_as_the_stores_one_error() -> None:
+    """Callers catch StoreUnavailable only: anything else used to kill a writer task."""
+    from daemon.store.client import StoreUnavailable
     from daemon.store.storage import Storage
 
     storage = Storage(_BrokenClient(), size=10, ttl_s=0)  # type: ignore[arg-type]
-    with pytest.raises(RedisConnectionError, match="AttributeError"):
+    with pytest.raises(StoreUnavailable, match="ClientInternalError: AttributeError"):
         await storage.ping()
-    with pytest.raises(RedisConnectionError, match="SlotNotCoveredError"):
+    with pytest.raises(StoreUnavailable, match="ClusterUnavailableError: SlotNotCoveredError"):
         await storage.ids("token")

@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
-
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import RedisOperation
+from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 
@@ -49,7 +48,7 @@ class LimitedFlusher:
         if pending:
             try:
                 await self._storage.add_limited(pending)
-            except (RedisError, OSError) as e:
+            except StoreUnavailable as e:
                 self._health.failed(e, RedisOperation.LIMITED)
                 if len(pending) <= MAX_PENDING_SLOTS:
                     self._retry = pending

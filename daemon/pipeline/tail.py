@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import orjson
-from redis.exceptions import RedisError
 
 from daemon.core.model import Namespace, RedisOperation
+from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 
@@ -40,7 +40,7 @@ class TailSwitch:
                 await self.announce()
             else:
                 self.on = await self._storage.watched()
-        except (RedisError, OSError) as e:
+        except StoreUnavailable as e:
             self._health.failed(e, RedisOperation.TAIL)
 
     async def announce(self) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 import structlog
-from redis.exceptions import RedisError
 
 from daemon.core.entry import answered
 from daemon.core.model import RedisOperation
+from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 
 MAX_PENDING_BYTES = 1 << 20  # per stream
@@ -169,7 +169,7 @@ class TailHub:
             await self._active.wait()
             try:
                 await self._relay()
-            except (RedisError, OSError) as e:
+            except StoreUnavailable as e:
                 self._health.failed(e, RedisOperation.TAIL)
                 for stream in self._streams:
                     stream.lost(f"Redis subscription lost: {type(e).__name__}")

@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
-
 from daemon.core.model import RedisOperation
 from daemon.metrics import Metrics
+from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 
@@ -50,7 +49,7 @@ class Trimmer:
         started = time.perf_counter()
         try:
             await self._storage.trim(keys, self._clock())
-        except (RedisError, OSError) as e:
+        except StoreUnavailable as e:
             self._dirty |= keys
             self._health.failed(e, RedisOperation.TRIM)
             return

@@ -16,12 +16,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
-
 from daemon.core.model import Collection, DropReason, Namespace, RedisOperation, Target
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.tail import TailSwitch, tail_message
+from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 from daemon.store.keys import events_key
 from daemon.store.storage import Storage
@@ -94,7 +93,7 @@ class Writers:
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 try:
                     await self._storage.ping()
-                except (RedisError, OSError) as e:
+                except StoreUnavailable as e:
                     self._health.failed(e, RedisOperation.PING)
                     continue
                 self._health.ok()
@@ -125,7 +124,7 @@ class Writers:
         started = time.perf_counter()
         try:
             await self._storage.write(lists, ids, self._clock(), tail, size)
-        except (RedisError, OSError) as e:
+        except StoreUnavailable as e:
             self._health.failed(e, RedisOperation.WRITE)
             self._metrics.dropped[DropReason.REDIS_ERROR].inc(len(batch))
             return False

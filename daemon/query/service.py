@@ -18,8 +18,7 @@ from daemon.core.stamp import rfc3339
 from daemon.query.lists import Lists
 from daemon.query.params import CacheQuery, IdsQuery, ResetQuery
 from daemon.query.selection import Anchor, Selection, entry_time, has_uid, parse_entry
-from daemon.store.erase import erase_ids, erase_namespace
-from daemon.store.index import Cursor, index_page
+from daemon.store.index import Cursor
 from daemon.store.storage import Storage
 
 CHUNK = 500  # ids per pipeline of lengths and limited counts
@@ -136,7 +135,7 @@ class QueryService:
 
     async def summary(self, query: IdsQuery, cursor: Cursor | None) -> dict[str, Any]:
         """GET /api/v1/events/ids: the ids the cache holds, most recently active first."""
-        page = await index_page(self._storage.client, query.namespace, query.limit, cursor, query.q)
+        page = await self._storage.index_page(query.namespace, query.limit, cursor, query.q)
         now_s = int(self._wall())
         names = [id_ for id_, _ in page.ids]
         found = []  # a pipeline per SUMMARY_CHUNK ids: each reads their newest errors whole
@@ -165,7 +164,7 @@ class QueryService:
 
     async def reset(self, query: ResetQuery) -> int:
         """DELETE /api/v1/events/cache: how many ids had something to forget."""
-        client, now_s = self._storage.client, int(self._wall())
+        now_s = int(self._wall())
         if query.everything:
-            return await erase_namespace(client, query.namespace, now_s)
-        return await erase_ids(client, query.namespace, query.ids, now_s)
+            return await self._storage.erase_namespace(query.namespace, now_s)
+        return await self._storage.erase_ids(query.namespace, query.ids, now_s)

@@ -70,25 +70,40 @@ def call_timeout(payload_bytes: int) -> float:
     return COMMAND_TIMEOUT_S + payload_bytes / SLOWEST_HEALTHY_BYTES_PER_S
 
 
+class StoreUnavailable(Exception):
+    """The store did not do what was asked: Redis could not be reached, did not answer
+    in time, or failed. The one error the rest of the daemon sees of the store (nothing
+    outside `daemon.store` names Redis); its text says what Redis' client said."""
+
+
 @asynccontextmanager
 async def redis_call(timeout_s: float = COMMAND_TIMEOUT_S) -> AsyncIterator[None]:
-    """One Redis command or pipeline: bounded in time, and any failure surfaces as a
-    RedisError (cancellation passes). A timeout drops the connection (redis-py closes a
-    connection whose read was interrupted), so no late reply is read by a later command.
-    """
+    """One Redis command or pipeline: bounded in time, and any failure surfaces as
+    StoreUnavailable (cancellation passes). A timeout drops the connection (redis-py
+    closes a connection whose read was interrupted), so no late reply is read by a later
+    command."""
     try:
         async with asyncio.timeout(timeout_s):
             yield
-    except (RedisError, asyncio.CancelledError):
+    except asyncio.CancelledError:
         raise
-    except TimeoutError as e:
-        raise RedisTimeoutError(f"Redis did not answer within {timeout_s:g}s") from e
-    except OSError:
+    except StoreUnavailable:
         raise
-    except RedisClusterException as e:
-        raise ClusterUnavailableError(f"{type(e).__name__}: {e}") from e
     except Exception as e:
-        raise ClientInternalError(f"{type(e).__name__}: {e}") from e
+        raise unavailable(e, timeout_s) from e
+
+
+def unavailable(error: BaseException, timeout_s: float = COMMAND_TIMEOUT_S) -> StoreUnavailable:
+    """What the rest of the daemon is told of a failure of Redis' client."""
+    if isinstance(error, StoreUnavailable):
+        return error
+    if isinstance(error, TimeoutError):
+        error = RedisTimeoutError(f"Redis did not answer within {timeout_s:g}s")
+    elif isinstance(error, RedisClusterException):
+        error = ClusterUnavailableError(f"{type(error).__name__}: {error}")
+    elif not isinstance(error, RedisError | OSError):
+        error = ClientInternalError(f"{type(error).__name__}: {error}")
+    return StoreUnavailable(f"{type(error).__name__}: {error}")
 
 
 def _split_hosts(text: str, default_port: int) -> list[tuple[str, int]]:

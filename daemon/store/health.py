@@ -15,6 +15,7 @@ import structlog
 
 from daemon.core.model import RedisOperation
 from daemon.metrics import Metrics
+from daemon.store.client import StoreUnavailable
 
 ERROR_LOG_INTERVAL_S = 10.0
 
@@ -45,7 +46,11 @@ class RedisHealth:
         self._metrics.redis_errors[operation].inc()
         self.up = False
         self._metrics.redis_up.set(0)
-        self.last_error = f"{type(error).__name__}: {error}"
+        self.last_error = (
+            str(error)
+            if isinstance(error, StoreUnavailable)
+            else (f"{type(error).__name__}: {error}")
+        )
         now = self._monotonic()
         if now - self._last_logged >= ERROR_LOG_INTERVAL_S:
             self._last_logged = now

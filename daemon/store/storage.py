@@ -7,14 +7,16 @@ multi-key commands even when the keys share a slot).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
 from daemon.core.model import Collection, Namespace
-from daemon.store.client import RedisClient, call_timeout, database_of, redis_call
+from daemon.store.client import RedisClient, call_timeout, database_of, redis_call, unavailable
+from daemon.store.erase import erase_ids, erase_namespace
+from daemon.store.index import Cursor, IndexPage, index_page
 from daemon.store.keys import (
     LIMITED_KEY_TTL_S,
     TAIL_WATCHERS_KEY,
@@ -23,6 +25,7 @@ from daemon.store.keys import (
     limited_key,
     tail_channel,
 )
+from daemon.store.tail import tail_messages
 
 ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
 # Lists trimmed per pipeline, with their EXPIREs under 1,000 commands: redis-py packs a
@@ -227,6 +230,27 @@ class Storage:
             members = await self.client.zrevrange(index_key(namespace), 0, -1)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
+    async def index_page(
+        self, namespace: str, limit: int, after: Cursor | None = None, q: str = ""
+    ) -> IndexPage:
+        """A page of the id index, most recently written first (`daemon.store.index`)."""
+        return await index_page(self.client, namespace, limit, after, q)
+
+    async def erase_ids(self, namespace: str, ids: Sequence[str], now_s: int) -> int:
+        """Forget `ids`: their lists, index entries and limited counts; how many had any."""
+        return await erase_ids(self.client, namespace, ids, now_s)
+
+    async def erase_namespace(self, namespace: str, now_s: int) -> int:
+        """Forget every id of the namespace; how many had anything."""
+        return await erase_namespace(self.client, namespace, now_s)
+
+    def tail_messages(self) -> AsyncIterator[bytes]:
+        """The batches every sidecar publishes while someone tails (`daemon.store.tail`)."""
+        return tail_messages(self.client)
+
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self.client.aclose()
+        try:
+            await self.client.aclose()
+        except Exception as e:
+            raise unavailable(e) from e

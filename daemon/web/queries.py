@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from daemon.core.model import RedisOperation
 from daemon.core.wire import CACHE_PATH, IDS_PATH, JSON, TRUNCATED_HEADER
 from daemon.query.params import QueryError, parse_ids_query, parse_query, parse_reset
 from daemon.query.service import QueryService
+from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import TOKENS, TokenCheck
@@ -43,7 +43,7 @@ def guarded(operation: RedisOperation) -> Callable[[Handler], Handler]:
                 return await handler(request)
             except QueryError as e:
                 return error_response(400, str(e))
-            except (RedisError, OSError) as e:
+            except StoreUnavailable as e:
                 request.app[HEALTH].failed(e, operation)
                 return error_response(503, f"Redis unavailable: {type(e).__name__}: {e}")
 

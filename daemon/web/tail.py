@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
-from redis.exceptions import RedisError
 
 from daemon.core.model import RedisOperation
 from daemon.core.wire import HEARTBEAT_S, STREAM_PATH
 from daemon.pipeline.tail import TailSwitch
 from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
 from daemon.query.params import collection, ids, namespace
+from daemon.store.client import StoreUnavailable
 from daemon.web.queries import HEALTH, guarded
 from daemon.web.responses import error_response
 
@@ -58,7 +58,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         try:
             await tail.switch.announce()  # writers of every pod publish from now on
-        except (RedisError, OSError) as e:
+        except StoreUnavailable as e:
             # Redis is down: counted here; the subscription says so with a gap when it fails.
             request.app[HEALTH].failed(e, RedisOperation.TAIL)
         # The heartbeat's write is bounded by SEND_TIMEOUT_S: a reader that takes nothing
