@@ -22,31 +22,34 @@ import structlog
 
 from daemon import __version__
 from daemon.config import Config, RedisSettings, effective_settings
+from daemon.config.load import NO_ADMIN_TOKEN
 from daemon.core.limiter import LimitedCounter, RateLimiters
-from daemon.core.model import DropReason, RedisOperation
+from daemon.core.model import DropReason
 from daemon.metrics import Metrics
 from daemon.metrics.summary import totals
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.limited import FLUSH_INTERVAL_S, LimitedFlusher
 from daemon.pipeline.queue import EventQueue
-from daemon.pipeline.tail import CHECK_INTERVAL_S, TailSwitch
 from daemon.pipeline.tailhub import TailHub
+from daemon.pipeline.tailswitch import CHECK_INTERVAL_S, TailSwitch
 from daemon.pipeline.tasks import Supervisor, every
 from daemon.pipeline.trimmer import Trimmer
 from daemon.pipeline.writers import Writers
-from daemon.store.client import StorageConfigError, StoreUnavailable, create_client
+from daemon.query.service import QueryService
+from daemon.store.client import StorageConfigError, create_client
 from daemon.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
+from daemon.web.auth import TokenCheck
+from daemon.web.ingest import Intake
 from daemon.web.ops import Lifecycle
-from daemon.web.tail import Tail
-from daemon.web.wiring import Listeners, Parts
+from daemon.web.sse import SseFraming
+from daemon.web.tailstream import Tail
+from daemon.web.wiring import Listeners, ListenerSettings, Parts
 
-# The health probe: a PING this often, failed when it takes longer than the timeout, so
-# /readyz and events_cache_redis_up show a frozen Redis within 2.5 s, well before a
-# write's own timeout (5 s) would.
+# The health probe: a PING this often (failed past store.health.PROBE_TIMEOUT_S), so
+# /readyz and events_cache_redis_up show a frozen Redis before a write's own timeout would.
 HEALTH_INTERVAL_S = 1.0
-PROBE_TIMEOUT_S = 1.5
 FINAL_BOOKKEEPING_TIMEOUT_S = 2.0
 
 log = structlog.get_logger(__name__)
@@ -118,17 +121,14 @@ class App:
     async def start(self) -> None:
         """Start every part; on failure stop what was started and raise StartupError."""
         if not self.config.admin_tokens:
-            raise StartupError(
-                "server.admin_token is not set (or EVENTS_CACHE_ADMIN_TOKEN, "
-                "or server.admin_token_file): the query API needs one"
-            )
+            raise StartupError(f"server.admin_token {NO_ADMIN_TOKEN}")
         try:
             storage = self._storage = Storage(
                 create_client(await self._redis_settings()),
                 self.config.events.size,
                 self.config.redis.ttl_minutes.events_cache * 60,
             )
-            await self._probe_redis()
+            await self.health.probe(storage.ping)
             self._start_loops(storage)
             assert self._loops is not None
             await self._start_listeners(storage, self._loops)
@@ -171,7 +171,7 @@ class App:
     def _start_loops(self, storage: Storage) -> None:
         trimmer = Trimmer(storage, self.metrics, self.health)
         max_streams = self.config.sidecar.api.max_streams
-        hub = TailHub(storage.tail_messages, self.health, max_streams)
+        hub = TailHub(storage.tail_messages, self.health, max_streams, SseFraming())
         switch = TailSwitch(storage, self.health, lambda: hub.count)
         loops = self._loops = _Loops(
             Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
@@ -190,7 +190,8 @@ class App:
         trim_s = self.config.events.trim_interval_s
         spawn("trim", functools.partial(every, trim_s, trimmer.trim_once))
         spawn("limited-flush", functools.partial(every, FLUSH_INTERVAL_S, loops.flusher.flush_once))
-        spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, self._probe_redis))
+        probe = functools.partial(self.health.probe, storage.ping)
+        spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, probe))
         if self._embedded is not None:
             restarted = self.metrics.embedded_redis_restarts.inc
             spawn("embedded-redis", functools.partial(self._embedded.watch, restarted, self._fail))
@@ -202,31 +203,36 @@ class App:
         self.failed.set()
 
     async def _start_listeners(self, storage: Storage, loops: _Loops) -> None:
+        cfg, metrics = self.config, self.metrics
+        ingest, events, api = cfg.ingest, cfg.events, cfg.sidecar.api
+        intake = Intake(
+            self.admission,
+            metrics,
+            ingest.max_request_bytes,
+            events.max_malformed_event_size_bytes,
+            cfg.server.cache.enabled,
+            ingest.max_events_per_request,
+            ingest.body_read_timeout_seconds,
+        )
+        tokens = TokenCheck(
+            cfg.admin_tokens, cfg.server.allow_token_in_query, metrics.auth_failures
+        )
+        bounds = api.max_response_events, api.max_response_bytes
+        queries = QueryService(storage, events.size, events.time_window_sec, *bounds)
         parts = Parts(
-            self.config,
-            self.metrics,
+            metrics,
             __version__,
             self.lifecycle,
             self.health,
             self.queue,
-            self.admission,
-            storage,
+            intake,
+            tokens,
+            queries,
             loops.tail,
         )
-        await self._listeners.start(parts)
-
-    async def _probe_redis(self) -> None:
-        assert self._storage is not None
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT_S):
-                await self._storage.ping()
-        except TimeoutError:
-            late = TimeoutError(f"no answer to PING within {PROBE_TIMEOUT_S:g} s")
-            self.health.failed(late, RedisOperation.PING)
-        except StoreUnavailable as e:
-            self.health.failed(e, RedisOperation.PING)
-        else:
-            self.health.ok()
+        sidecar = cfg.sidecar
+        settings = ListenerSettings(api, ingest, sidecar.mirror, sidecar.proxy)
+        await self._listeners.start(settings, parts)
 
     # -- stop ----------------------------------------------------------------------------
     async def stop(self) -> None:

@@ -21,7 +21,7 @@ from daemon.core.model import Namespace, RedisOperation, Target
 from daemon.metrics import Metrics
 from daemon.pipeline.limited import LimitedFlusher
 from daemon.pipeline.queue import EventQueue, QueuedEntry
-from daemon.pipeline.tail import TailSwitch
+from daemon.pipeline.tailswitch import TailSwitch
 from daemon.pipeline.trimmer import Trimmer
 from daemon.pipeline.writers import Writers
 from daemon.store.health import RedisHealth

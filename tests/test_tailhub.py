@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from daemon.pipeline.tailhub import entry_frame
+from daemon.web.sse import entry_frame
 
 
 def _data_of(frame: bytes) -> bytes:

@@ -24,6 +24,7 @@ from daemon.config import (
     hint,
     load_config,
 )
+from daemon.config.load import admin_token_gap
 from daemon.log import setup_logging
 from daemon.serve import EXIT_STARTUP_FAILURE, event_loop_runner, run
 from daemon.store.client import settings_problem
@@ -72,7 +73,7 @@ def check_config(path: str | None, fmt: str, strict: bool = False) -> int:
 
 def _with_generated_token(config: Config) -> tuple[Config, str]:
     """The embedded default with no admin token: one generated for this run."""
-    if config.admin_tokens or config.redis.configured:
+    if admin_token_gap(config) != "generate":
         return config, ""
     token = secrets.token_urlsafe(24)
     return replace(config, server=replace(config.server, admin_token=(token,))), token

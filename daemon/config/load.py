@@ -69,6 +69,20 @@ def load_config(
 
 
 MIN_TOKEN_CHARS = 16
+NO_ADMIN_TOKEN = (
+    "must be set when a Redis is configured (or EVENTS_CACHE_ADMIN_TOKEN, or "
+    "server.admin_token_file): the query API needs one; only the embedded default "
+    "generates a token"
+)
+
+
+def admin_token_gap(config: Config) -> str:
+    """The admin-token rule, in one place: "" when tokens are set; "generate" when the
+    embedded default runs without one (the daemon makes one for the run); else "missing"
+    (a configured Redis needs one: check-config refuses, the daemon does not start)."""
+    if config.admin_tokens:
+        return ""
+    return "missing" if config.redis.configured else "generate"
 
 
 def weak_tokens(config: Config) -> list[Problem]:
@@ -180,15 +194,8 @@ def cross_checks(config: Config) -> list[Problem]:
         problems.append(
             Problem("meta.storage.redis.cluster", "cannot be combined with sentinel_master_name")
         )
-    if redis.configured and not config.admin_tokens:
-        problems.append(
-            Problem(
-                "server.admin_token",
-                "must be set when a Redis is configured (or EVENTS_CACHE_ADMIN_TOKEN, or "
-                "server.admin_token_file): the query API needs one; only the embedded "
-                "default generates a token",
-            )
-        )
+    if admin_token_gap(config) == "missing":
+        problems.append(Problem("server.admin_token", NO_ADMIN_TOKEN))
     return problems + _listener_checks(config) + _shared_addresses(config)
 
 

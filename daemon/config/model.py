@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from daemon.config.fields import section, setting
 from daemon.config.redis import RedisSettings
-from daemon.config.sidecar import Ingest, Sidecar
+from daemon.config.sidecar import IngestSettings, SidecarSettings
 from daemon.core.redact import RedactPathError, parse_path
 
 
@@ -26,7 +26,7 @@ def _redact_paths(paths: tuple[str, ...]) -> str | None:
 
 
 @dataclass(frozen=True)
-class Events:
+class EventsSettings:
     """server.cache.events: the per-id capacity, its window and the trim cadence."""
 
     size: int = setting(
@@ -60,7 +60,7 @@ class Events:
 
 
 @dataclass(frozen=True)
-class Pool:
+class PoolSettings:
     """server.cache.pool."""
 
     size: int = setting(
@@ -71,7 +71,7 @@ class Pool:
 
 
 @dataclass(frozen=True)
-class Cache:
+class CacheSettings:
     """server.cache."""
 
     enabled: bool = setting(
@@ -79,12 +79,12 @@ class Cache:
         "`false`: the ingest endpoints answer 503 and nothing is cached; the query API "
         "still serves what Redis holds.",
     )
-    events: Events = section(Events)
-    pool: Pool = section(Pool)
+    events: EventsSettings = section(EventsSettings)
+    pool: PoolSettings = section(PoolSettings)
 
 
 @dataclass(frozen=True)
-class Server:
+class ServerSettings:
     """server: the query API's token and the cache itself."""
 
     admin_token: tuple[str, ...] = setting(
@@ -108,30 +108,30 @@ class Server:
         "`true` also accepts `?token=` as Jitsu Classic did (tokens then end up in access "
         "logs and browser history: keep it off).",
     )
-    cache: Cache = section(Cache)
+    cache: CacheSettings = section(CacheSettings)
 
 
 @dataclass(frozen=True)
-class Storage:
+class StorageSettings:
     """meta.storage."""
 
     redis: RedisSettings = section(RedisSettings)
 
 
 @dataclass(frozen=True)
-class Meta:
+class MetaSettings:
     """meta."""
 
-    storage: Storage = section(Storage)
+    storage: StorageSettings = section(StorageSettings)
 
 
 @dataclass(frozen=True)
 class Config:
     """The whole configuration, in the layout of the YAML file."""
 
-    server: Server = section(Server)
-    meta: Meta = section(Meta)
-    sidecar: Sidecar = section(Sidecar)
+    server: ServerSettings = section(ServerSettings)
+    meta: MetaSettings = section(MetaSettings)
+    sidecar: SidecarSettings = section(SidecarSettings)
     # Unknown keys found in the file (dotted), warned about and ignored.
     warnings: tuple[str, ...] = field(default=(), compare=False, metadata={"internal": True})
     # Settings that work but should not ("key: why"), warned about (errors under --strict).
@@ -143,7 +143,7 @@ class Config:
         return self.server.admin_token
 
     @property
-    def events(self) -> Events:
+    def events(self) -> EventsSettings:
         """server.cache.events."""
         return self.server.cache.events
 
@@ -153,6 +153,6 @@ class Config:
         return self.meta.storage.redis
 
     @property
-    def ingest(self) -> Ingest:
+    def ingest(self) -> IngestSettings:
         """sidecar.ingest."""
         return self.sidecar.ingest

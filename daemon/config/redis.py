@@ -8,7 +8,7 @@ from daemon.config.fields import section, setting
 
 
 @dataclass(frozen=True)
-class TtlMinutes:
+class TtlMinutesSettings:
     """meta.storage.redis.ttl_minutes."""
 
     events_cache: int = setting(
@@ -63,7 +63,7 @@ class RedisSettings:
         "CA bundle to verify the server; setting it also turns TLS on for a plain host.",
         existing_file=True,
     )
-    ttl_minutes: TtlMinutes = section(TtlMinutes)
+    ttl_minutes: TtlMinutesSettings = section(TtlMinutesSettings)
     url: str = setting(
         "",
         "Replaces `host`, `port` and `database` (any URL form of `host`).",

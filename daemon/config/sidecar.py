@@ -13,7 +13,7 @@ LOG_FORMATS = ("json", "console")
 
 
 @dataclass(frozen=True)
-class Ingest:
+class IngestSettings:
     """sidecar.ingest: the pod-private listeners and the queue in front of Redis."""
 
     socket: str = setting(
@@ -77,7 +77,7 @@ class Ingest:
 
 
 @dataclass(frozen=True)
-class Api:
+class ApiSettings:
     """sidecar.api: the listener of the query API and the operations endpoints."""
 
     listen: HostPort | None = setting(
@@ -130,7 +130,7 @@ _TOKEN_FROM_DOC = (
 
 
 @dataclass(frozen=True)
-class Mirror:
+class MirrorSettings:
     """sidecar.mirror: the target of a mirrored copy of the ingest's traffic."""
 
     listen: HostPort | None = setting(
@@ -159,7 +159,7 @@ def _check_upstream(url: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class Proxy:
+class ProxySettings:
     """sidecar.proxy: the tee proxy in front of the ingest container (opt-in)."""
 
     listen: HostPort | None = setting(
@@ -196,7 +196,7 @@ class Proxy:
 
 
 @dataclass(frozen=True)
-class Shutdown:
+class ShutdownSettings:
     """sidecar.shutdown: what SIGTERM does."""
 
     drain_seconds: float = setting(
@@ -213,7 +213,7 @@ class Shutdown:
 
 
 @dataclass(frozen=True)
-class Log:
+class LogSettings:
     """sidecar.log."""
 
     level: str = setting(
@@ -233,12 +233,12 @@ class Log:
 
 
 @dataclass(frozen=True)
-class Sidecar:
+class SidecarSettings:
     """sidecar: everything that is not Jitsu Classic's."""
 
-    ingest: Ingest = section(Ingest)
-    api: Api = section(Api)
-    mirror: Mirror = section(Mirror)
-    proxy: Proxy = section(Proxy)
-    shutdown: Shutdown = section(Shutdown)
-    log: Log = section(Log)
+    ingest: IngestSettings = section(IngestSettings)
+    api: ApiSettings = section(ApiSettings)
+    mirror: MirrorSettings = section(MirrorSettings)
+    proxy: ProxySettings = section(ProxySettings)
+    shutdown: ShutdownSettings = section(ShutdownSettings)
+    log: LogSettings = section(LogSettings)

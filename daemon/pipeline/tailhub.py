@@ -1,10 +1,11 @@
 """The live tail on one sidecar: one subscription to Redis, fanned out to its streams.
 
 The subscription exists only while a stream is open. Each published batch is decoded
-once; each entry is encoded once as a Server-Sent Event frame for every collection some
-stream watches, and the same bytes go to every matching stream. A stream buffers at
-most MAX_PENDING_BYTES for a slow reader; beyond that, frames are counted as missed and
-the reader is told (`event: gap`), so memory stays bounded per stream.
+once; each entry is framed once (`Framing`: Server-Sent Events, `daemon.web.sse`) for
+every collection some stream watches, and the same bytes go to every matching stream.
+A stream buffers at most MAX_PENDING_BYTES for a slow reader; beyond that, frames are
+counted as missed and the reader is told (`event: gap`), so memory stays bounded per
+stream.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
 
-from daemon.core.entry import answered
 from daemon.core.model import RedisOperation
 from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
@@ -47,42 +47,23 @@ class TailFilter:
         )
 
 
-def gap_frame(missed: int | None, reason: str) -> bytes:
-    """`event: gap`: events the reader did not get (None: unknown how many)."""
-    data = orjson.dumps({"missed": missed, "reason": reason})
-    return b"event: gap\r\ndata: " + data + b"\r\n\r\n"
+class Framing(Protocol):
+    """How entries and gaps are framed for the readers (Server-Sent Events: `daemon.web.sse`):
+    each entry is framed once, and the same bytes offered to every stream that watches it."""
 
+    def entry(self, namespace: str, id_: str, collection: str, entry: dict[str, Any]) -> bytes:
+        """One cached entry, as published and parsed."""
 
-def entry_frame(namespace: str, id_: str, collection: str, entry: dict[str, Any]) -> bytes:
-    """`event: entry` for one cached entry (as published, parsed), its data as the query
-    answer shows it."""
-    event = answered(entry, trusted=True)
-    data = orjson.dumps(
-        {"namespace": namespace, "id": id_, "collection": collection, "event": event}
-    )
-    uid = str(event["uid"]).encode()
-    if b"\r" in uid or b"\n" in uid:
-        uid = b""
-    # Stored JSON text is written verbatim: a line break in it (CR LF, LF or CR) starts a
-    # new data line. Bytes methods, not a regex: a frame is built for every entry watched,
-    # and a regex split would cost more than the rest of the frame.
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    lines = data.split(b"\n")
-    return (
-        b"event: entry\r\nid: "
-        + uid
-        + b"\r\n"
-        + b"".join(b"data: " + line + b"\r\n" for line in lines)
-        + b"\r\n"
-    )
+    def gap(self, missed: int | None, reason: str) -> bytes:
+        """Events the reader did not get (None: unknown how many)."""
 
 
 class Stream:
     """One open live-tail stream: frames waiting for its reader, and what it missed."""
 
-    def __init__(self, tail_filter: TailFilter) -> None:
+    def __init__(self, tail_filter: TailFilter, framing: Framing) -> None:
         self.filter = tail_filter
+        self._framing = framing
         self._pending: list[bytes] = []
         self._size = 0
         self._missed = 0
@@ -118,9 +99,9 @@ class Stream:
             return None
         chunk = b"".join(self._pending)
         if self._missed:
-            chunk += gap_frame(self._missed, "the reader was too slow")
+            chunk += self._framing.gap(self._missed, "the reader was too slow")
         if self._lost:
-            chunk += gap_frame(None, self._lost)
+            chunk += self._framing.gap(None, self._lost)
         self._pending, self._size, self._missed, self._lost = [], 0, 0, ""
         return chunk
 
@@ -128,9 +109,12 @@ class Stream:
 class TailHub:
     """The streams of this sidecar and the one subscription that feeds them."""
 
-    def __init__(self, subscribe: Subscribe, health: RedisHealth, max_streams: int) -> None:
+    def __init__(
+        self, subscribe: Subscribe, health: RedisHealth, max_streams: int, framing: Framing
+    ) -> None:
         self._subscribe = subscribe
         self._health = health
+        self._framing = framing
         self.max_streams = max_streams
         self._streams: set[Stream] = set()
         self._active = asyncio.Event()
@@ -145,7 +129,7 @@ class TailHub:
         """A new stream, or None when `max_streams` are open (or the hub stopped)."""
         if self._stopped or len(self._streams) >= self.max_streams:
             return None
-        stream = Stream(tail_filter)
+        stream = Stream(tail_filter, self._framing)
         self._streams.add(stream)
         self._active.set()
         return stream
@@ -172,7 +156,7 @@ class TailHub:
             except StoreUnavailable as e:
                 self._health.failed(e, RedisOperation.TAIL)
                 for stream in self._streams:
-                    stream.lost(f"Redis subscription lost: {type(e).__name__}")
+                    stream.lost(f"Redis subscription lost: {str(e).partition(':')[0]}")
                 await asyncio.sleep(RETRY_S)
 
     async def _relay(self) -> None:
@@ -194,17 +178,18 @@ class TailHub:
                 if entries:
                     watchers = [s for s in streams if s.filter.matches(namespace, id_, collection)]
                     if watchers:
-                        _offer(watchers, namespace, id_, collection, entries)
+                        self._offer(watchers, namespace, id_, collection, entries)
 
-
-def _offer(
-    watchers: list[Stream],
-    namespace: str,
-    id_: str,
-    collection: str,
-    entries: Iterable[dict[str, Any]],
-) -> None:
-    for entry in entries:
-        frame = entry_frame(namespace, id_, collection, entry)
-        for stream in watchers:
-            stream.offer(frame)
+    def _offer(
+        self,
+        watchers: list[Stream],
+        namespace: str,
+        id_: str,
+        collection: str,
+        entries: Iterable[dict[str, Any]],
+    ) -> None:
+        frame_of = self._framing.entry
+        for entry in entries:
+            frame = frame_of(namespace, id_, collection, entry)
+            for stream in watchers:
+                stream.offer(frame)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from daemon.core.model import Collection, DropReason, Namespace, RedisOperation, Target
 from daemon.metrics import Metrics
 from daemon.pipeline.queue import EventQueue, QueuedEntry
-from daemon.pipeline.tail import TailSwitch, tail_message
+from daemon.pipeline.tailswitch import TailSwitch, tail_message
 from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 from daemon.store.keys import events_key

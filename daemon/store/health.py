@@ -8,8 +8,9 @@ and an outage is logged once per interval, never per event.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -18,6 +19,7 @@ from daemon.metrics import Metrics
 from daemon.store.client import StoreUnavailable
 
 ERROR_LOG_INTERVAL_S = 10.0
+PROBE_TIMEOUT_S = 1.5  # a PING slower than this is a failure: a frozen Redis shows soon
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +42,19 @@ class RedisHealth:
             if self.last_error:
                 log.info("redis available again")
             self.last_error = ""
+
+    async def probe(self, ping: Callable[[], Awaitable[None]]) -> None:
+        """One health probe: `ping` answered within PROBE_TIMEOUT_S, or a failure."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                await ping()
+        except TimeoutError:
+            late = TimeoutError(f"no answer to PING within {PROBE_TIMEOUT_S:g} s")
+            self.failed(late, RedisOperation.PING)
+        except StoreUnavailable as e:
+            self.failed(e, RedisOperation.PING)
+        else:
+            self.ok()
 
     def failed(self, error: BaseException, operation: RedisOperation) -> None:
         """Record a failure: counted per operation, logged at most once per interval."""

@@ -19,7 +19,7 @@ from daemon.core.model import Collection
 KEY_PREFIX = "events_cache:"
 LIMITED_KEY_TTL_S = 180  # a minute's hash is read for two minutes, then expires
 # The live tail: a batch's entries are published here while this key exists (any
-# sidecar with an open stream keeps it alive; see daemon.pipeline.tail).
+# sidecar with an open stream keeps it alive; see daemon.pipeline.tailswitch).
 TAIL_CHANNEL = f"{KEY_PREFIX}tail"
 TAIL_WATCHERS_KEY = f"{KEY_PREFIX}tail:watchers"
 

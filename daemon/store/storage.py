@@ -25,7 +25,7 @@ from daemon.store.keys import (
     limited_key,
     tail_channel,
 )
-from daemon.store.tail import tail_messages
+from daemon.store.tailchannel import tail_messages
 
 ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
 # Lists trimmed per pipeline, with their EXPIREs under 1,000 commands: redis-py packs a
@@ -245,7 +245,7 @@ class Storage:
         return await erase_namespace(self.client, namespace, now_s)
 
     def tail_messages(self) -> AsyncIterator[bytes]:
-        """The batches every sidecar publishes while someone tails (`daemon.store.tail`)."""
+        """The batches every sidecar publishes while someone tails (`daemon.store.tailchannel`)."""
         return tail_messages(self.client)
 
     async def aclose(self) -> None:

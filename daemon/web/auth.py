@@ -1,14 +1,23 @@
 """The admin token check of the API listener: constant time, never logged, every
-refusal counted (`events_cache_auth_failures_total`)."""
+refusal counted (`events_cache_auth_failures_total`); and the guard of every admin
+route: the token first, then a parameter's QueryError as 400 (named), the store's
+StoreUnavailable as 503 (reported to RedisHealth under the route's operation, so it is
+counted in `events_cache_redis_errors_total`)."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import Counter
 
+from daemon.core.model import RedisOperation
 from daemon.core.wire import TOKEN_HEADER, UNAUTHORIZED
+from daemon.query.params import QueryError
+from daemon.store.client import StoreUnavailable
+from daemon.store.health import RedisHealth
+from daemon.web.responses import error_response
 
 _BEARER = "bearer "
 
@@ -66,3 +75,34 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 TOKENS = web.AppKey("tokens", TokenCheck)
+HEALTH = web.AppKey("health", RedisHealth)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def install(app: web.Application, tokens: TokenCheck, health: RedisHealth) -> None:
+    """What `guarded` handlers need on `app`, whatever routes are added and in what order."""
+    app[TOKENS] = tokens
+    app[HEALTH] = health
+
+
+def guarded(operation: RedisOperation) -> Callable[[Handler], Handler]:
+    """The admin token first; then QueryError as 400, and Redis failures as 503 and
+    reported as a failure of `operation`."""
+
+    def decorate(handler: Handler) -> Handler:
+        async def guard(request: web.Request) -> web.StreamResponse:
+            refused = request.app[TOKENS].refusal(request)
+            if refused is not None:
+                return error_response(401, refused)
+            try:
+                return await handler(request)
+            except QueryError as e:
+                return error_response(400, str(e))
+            except StoreUnavailable as e:
+                request.app[HEALTH].failed(e, operation)
+                return error_response(503, f"Redis unavailable: {type(e).__name__}: {e}")
+
+        return guard
+
+    return decorate

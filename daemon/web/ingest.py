@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from daemon.config.model import EventsSettings
+from daemon.config.sidecar import IngestSettings
 from daemon.core.accounting import Outcome, ingest_answer
 from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.entry import ParsedEvent
@@ -114,6 +116,27 @@ class Intake:
     max_events: int
     body_timeout_s: float
     listener: ListenerName = ListenerName.INGEST
+
+    @classmethod
+    def from_settings(
+        cls,
+        admission: Admission,
+        metrics: Metrics,
+        ingest: IngestSettings,
+        events: EventsSettings,
+        enabled: bool,
+    ) -> Intake:
+        """The ingest listener's intake: its bounds from `sidecar.ingest`, a malformed
+        body's from `server.cache.events`, `enabled` from `server.cache.enabled`."""
+        return cls(
+            admission,
+            metrics,
+            ingest.max_request_bytes,
+            events.max_malformed_event_size_bytes,
+            enabled,
+            ingest.max_events_per_request,
+            ingest.body_read_timeout_seconds,
+        )
 
     def of(self, listener: ListenerName) -> Intake:
         """The same intake, its refusals counted for `listener`."""

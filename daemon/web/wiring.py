@@ -1,4 +1,5 @@
-"""The daemon's HTTP listeners, built from the configuration and opened in order.
+"""The daemon's HTTP listeners, built from their settings and `daemon.app`'s parts, and
+opened in order.
 
 The API listener first (health, metrics, queries), then the ingest side: the ingest
 listener and, when configured, the mirror and the tee proxy. The ingest side closes as
@@ -12,17 +13,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from daemon.config import Config
+from daemon.config import HostPort
+from daemon.config.sidecar import ApiSettings, IngestSettings, MirrorSettings, ProxySettings
 from daemon.core.model import ListenerName
 from daemon.core.tokenfrom import TokenFinder
 from daemon.metrics import Metrics
 from daemon.metrics.plain import RequestTimes
-from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
 from daemon.query.service import QueryService
 from daemon.store.health import RedisHealth
-from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
+from daemon.web.auth import install as install_guard
 from daemon.web.front.forward import ProxyFront
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.pool import Upstream
@@ -40,23 +41,33 @@ from daemon.web.mirror import Mirror
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
 from daemon.web.proxy import Proxy
 from daemon.web.queries import add_query_routes
-from daemon.web.tail import Tail, add_tail_routes
+from daemon.web.tailstream import Tail, add_tail_routes
 from daemon.web.tee import Tee
 from daemon.web.viewer import add_viewer_routes
 
 
 @dataclass(frozen=True, slots=True)
-class Parts:
-    """What the listeners serve from: the daemon's long-lived parts."""
+class ListenerSettings:
+    """The listeners' sections of the configuration: all this module reads of it."""
 
-    config: Config
+    api: ApiSettings
+    ingest: IngestSettings
+    mirror: MirrorSettings
+    proxy: ProxySettings
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the listeners serve: parts `daemon.app` built from the configuration."""
+
     metrics: Metrics
     version: str
     lifecycle: Lifecycle
     health: RedisHealth
     queue: EventQueue
-    admission: Admission
-    storage: Storage
+    intake: Intake
+    tokens: TokenCheck
+    queries: QueryService
     tail: Tail
 
 
@@ -68,37 +79,43 @@ class Listeners:
         self._ingest_side: list[Listening] = []
         self._proxy: Proxy | None = None
 
-    async def start(self, parts: Parts) -> None:
+    async def start(self, settings: ListenerSettings, parts: Parts) -> None:
         """Listen on every configured address; OSError when one is taken."""
-        await self._start_api(parts)
-        cfg = parts.config
-        intake = Intake(
-            parts.admission,
-            parts.metrics,
-            cfg.ingest.max_request_bytes,
-            cfg.events.max_malformed_event_size_bytes,
-            cfg.server.cache.enabled,
-            cfg.ingest.max_events_per_request,
-            cfg.ingest.body_read_timeout_seconds,
-        )
-        # The ingest side's listeners share one byte budget and one pacer of long steps.
-        shared = (ByteBudget(cfg.ingest.inflight_bytes), Pacer(asyncio.get_running_loop()))
-        front = self._front(parts, IngestRoute(intake), parts.metrics.ingest_times, *shared)
-        await front.start(cfg.ingest.listen, cfg.ingest.socket, cfg.ingest.socket_mode)
-        mirror = cfg.sidecar.mirror
-        if mirror.listen is not None:
-            finder = TokenFinder(mirror.token_from)
-            route = MirrorRoute(Mirror(intake.of(ListenerName.MIRROR), finder))
-            front = self._front(parts, route, parts.metrics.mirror_times, *shared)
-            await front.start(mirror.listen)
-        await self._start_proxy(parts, intake, *shared)
+        await self._start_api(settings, parts)
+        await self._start_ingest_side(settings, parts)
 
+    async def _start_ingest_side(self, settings: ListenerSettings, parts: Parts) -> None:
+        """Ingest, mirror and proxy, built alike: each a listener on the front-door
+        protocol, sharing one byte budget and one pacer of long steps, its requests'
+        events handed to the same intake under its own listener name."""
+        ingest, mirror, proxy = settings.ingest, settings.mirror, settings.proxy
+        budget, pacer = ByteBudget(ingest.inflight_bytes), Pacer(asyncio.get_running_loop())
+        intake, metrics = parts.intake, parts.metrics
+        opening: list[tuple[Listening, HostPort | None, str]] = [
+            (
+                self._front(ingest, IngestRoute(intake), metrics.ingest_times, budget, pacer),
+                ingest.listen,
+                ingest.socket,
+            )
+        ]
+        if mirror.listen is not None:
+            copies = Mirror(intake.of(ListenerName.MIRROR), TokenFinder(mirror.token_from))
+            front = self._front(ingest, MirrorRoute(copies), metrics.mirror_times, budget, pacer)
+            opening.append((front, mirror.listen, ""))
+        if proxy.listen is not None:
+            tee = Tee(intake.of(ListenerName.PROXY), TokenFinder(proxy.token_from), pacer, budget)
+            forwarder = self._proxy = Proxy(_upstream(proxy), tee, metrics)
+            await forwarder.start()
+            opening.append((self._proxy_front(ingest, forwarder, metrics), proxy.listen, ""))
+        for listener, tcp, socket_path in opening:
+            self._ingest_side.append(listener)
+            await listener.start(tcp, socket_path, ingest.socket_mode)
+
+    @staticmethod
     def _front(
-        self, parts: Parts, route: Route, times: RequestTimes, budget: ByteBudget, pacer: Pacer
+        ingest: IngestSettings, route: Route, times: RequestTimes, budget: ByteBudget, pacer: Pacer
     ) -> Front:
-        """An ingest-side listener on the front-door protocol, closed with the others."""
-        ingest = parts.config.ingest
-        front = Front(
+        return Front(
             route,
             times,
             budget,
@@ -108,57 +125,30 @@ class Listeners:
             max_body_bytes=ingest.max_request_bytes,
             shutdown_timeout_s=INGEST_SHUTDOWN_TIMEOUT_S,
         )
-        self._ingest_side.append(front)
-        return front
 
-    async def _start_api(self, parts: Parts) -> None:
-        cfg, metrics = parts.config, parts.metrics
-        events = cfg.events
-        api = api_application(metrics)
-        tokens = TokenCheck(
-            cfg.admin_tokens, cfg.server.allow_token_in_query, metrics.auth_failures
-        )
-        bounds = cfg.sidecar.api.max_response_events, cfg.sidecar.api.max_response_bytes
-        service = QueryService(parts.storage, events.size, events.time_window_sec, *bounds)
-        add_query_routes(api, service, tokens, parts.health)
-        add_tail_routes(api, parts.tail)
-        add_viewer_routes(api, cfg.sidecar.api.viewer)
-        listen, socket_path = cfg.ingest.listen, cfg.ingest.socket
-        ingest_url = f"http://{listen}" if listen else f"http+unix://{socket_path}"
-        state = OpsState(parts.lifecycle, parts.health, parts.queue)
-        add_ops_routes(api, state, metrics, parts.version, ingest_url)
-        options = api_options(cfg.sidecar.api.header_read_timeout_seconds)
-        self._api = Listener.of_app(api, API_SHUTDOWN_TIMEOUT_S, **options)
-        await self._api.start(cfg.sidecar.api.listen)
-
-    async def _start_proxy(
-        self, parts: Parts, intake: Intake, budget: ByteBudget, pacer: Pacer
-    ) -> None:
-        settings = parts.config.sidecar.proxy
-        if settings.listen is None:
-            return
-        upstream = Upstream(
-            settings.upstream,
-            settings.connect_timeout_seconds,
-            settings.read_timeout_seconds,
-            settings.max_upstream_connections,
-        )
-        proxy = self._proxy = Proxy(
-            upstream,
-            Tee(intake.of(ListenerName.PROXY), TokenFinder(settings.token_from), pacer, budget),
-            parts.metrics,
-        )
-        await proxy.start()
-        ingest = parts.config.ingest
-        listener = ProxyFront(
+    @staticmethod
+    def _proxy_front(ingest: IngestSettings, proxy: Proxy, metrics: Metrics) -> ProxyFront:
+        return ProxyFront(
             proxy,
-            parts.metrics.proxy_times,
+            metrics.proxy_times,
             head_timeout_s=ingest.header_read_timeout_seconds,
             body_timeout_s=ingest.body_read_timeout_seconds,
             shutdown_timeout_s=INGEST_SHUTDOWN_TIMEOUT_S,
         )
-        self._ingest_side.append(listener)
-        await listener.start(settings.listen)
+
+    async def _start_api(self, settings: ListenerSettings, parts: Parts) -> None:
+        api = api_application(parts.metrics)
+        install_guard(api, parts.tokens, parts.health)
+        add_query_routes(api, parts.queries)
+        add_tail_routes(api, parts.tail)
+        add_viewer_routes(api, settings.api.viewer)
+        ingest = settings.ingest
+        ingest_url = f"http://{ingest.listen}" if ingest.listen else f"http+unix://{ingest.socket}"
+        state = OpsState(parts.lifecycle, parts.health, parts.queue)
+        add_ops_routes(api, state, parts.metrics, parts.version, ingest_url)
+        options = api_options(settings.api.header_read_timeout_seconds)
+        self._api = Listener.of_app(api, API_SHUTDOWN_TIMEOUT_S, **options)
+        await self._api.start(settings.api.listen)
 
     async def close_ingest_side(self) -> None:
         """Stop taking ingest on every listener at once; in-flight requests finish within
@@ -174,3 +164,12 @@ class Listeners:
         if self._api is not None:
             await self._api.close()
             self._api = None
+
+
+def _upstream(proxy: ProxySettings) -> Upstream:
+    return Upstream(
+        proxy.upstream,
+        proxy.connect_timeout_seconds,
+        proxy.read_timeout_seconds,
+        proxy.max_upstream_connections,
+    )

@@ -17,11 +17,11 @@ from aiohttp_sse import EventSourceResponse
 
 from daemon.core.model import RedisOperation
 from daemon.core.wire import HEARTBEAT_S, STREAM_PATH
-from daemon.pipeline.tail import TailSwitch
 from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
+from daemon.pipeline.tailswitch import TailSwitch
 from daemon.query.params import collection, ids, namespace
 from daemon.store.client import StoreUnavailable
-from daemon.web.queries import HEALTH, guarded
+from daemon.web.auth import HEALTH, guarded
 from daemon.web.responses import error_response
 
 SEND_TIMEOUT_S = 30.0  # a reader that takes nothing for this long is cut off
