@@ -101,7 +101,7 @@ def guarded(operation: RedisOperation) -> Callable[[Handler], Handler]:
                 return error_response(400, str(e))
             except StoreUnavailable as e:
                 request.app[HEALTH].failed(e, operation)
-                return error_response(503, f"Redis unavailable: {type(e).__name__}: {e}")
+                return error_response(503, f"Redis unavailable: {e}")
 
         return guard
 
