@@ -42,6 +42,13 @@ def add_read_commands(commands: Any) -> None:
     events.add_argument("--q", help="only events that contain this text")
     tail = _command(commands, "tail", "follow events as any sidecar caches them (Ctrl-C ends)")
     _add_filters(tail)
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
+        "--last", type=int, metavar="N", help="first the newest N cached events, oldest first"
+    )
+    start.add_argument(
+        "--since", help="first the events cached since: RFC 3339 time, or a duration ago: 10m"
+    )
 
 
 def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -160,7 +167,13 @@ def _events_table(namespace: str, body: dict[str, Any], limit: int | None, out: 
 
 
 def _tail(client: ApiClient, args: argparse.Namespace, output: str, out: TextIO) -> int:
-    params = {"namespace": args.namespace, "ids": args.ids, "status": args.status}
+    params = {
+        "namespace": args.namespace,
+        "ids": args.ids,
+        "status": args.status,
+        "last": None if args.last is None else str(args.last),
+        "since": _time(args.since, "--since"),
+    }
     if output == "table":
         print(table.header(table.EVENT_COLUMNS), file=out, flush=True)
     for sse in client.stream(STREAM_PATH, params):
