@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 
+from tests.support.scrape import list_key as key
 from tests.support.scrape import settle
 from tests.support.sse import Watcher, activate
 
@@ -166,3 +169,33 @@ def test_bad_backfill_parameters_are_400_with_a_message(
     daemon = start_daemon()
     reply = daemon.api(STREAM, {"namespace": "token", **params})
     assert reply.status == 400 and message in reply.json["message"], reply.json
+
+
+def test_entries_with_old_random_uids_take_their_place_by_time(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """Entries cached before uids were time-ordered (version 4) are backfilled in the
+    order of their timestamps among the new ones."""
+    daemon = start_daemon(ROOMY)
+    old_time = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    old = {"original": '{"n": 0}', "timestamp": old_time, "uid": str(uuid.uuid4())}
+    redis_client.lpush(key("token", "shop"), json.dumps(old))
+    for n in (1, 2):
+        daemon.post_token("shop", json.dumps({"n": n}))
+    settle(daemon)
+    watcher = Watcher(daemon.api_port, "namespace=token&ids=shop&last=3").start()
+    backfill = [d for _, _, d in watcher.take(3)]
+    assert [_n(d) for d in backfill] == [0, 1, 2]
+    assert [uuid.UUID(d["event"]["uid"]).version for d in backfill] == [4, 7, 7]
+
+
+def test_a_backfill_cut_by_the_answers_bound_says_so(start_daemon: Any) -> None:
+    daemon = start_daemon({**ROOMY, "sidecar": {"api": {"max_response_events": 3}}})
+    for n in range(5):
+        daemon.post_token("shop", json.dumps({"n": n}))
+    settle(daemon)
+    watcher = Watcher(daemon.api_port, "namespace=token&since=2020-01-01T00:00:00Z").start()
+    *entries, gap = watcher.take(4)
+    assert [kind for _, kind, _ in entries] == ["entry"] * 3
+    assert [_n(d) for _, _, d in entries] == [2, 3, 4]  # the newest that fit, oldest first
+    assert gap[1] == "gap" and gap[2]["missed"] is None and "cut" in gap[2]["reason"]

@@ -75,7 +75,7 @@ async def read_backfill(
     query = CacheQuery(
         namespace=stream.namespace,
         collection=stream.collection,
-        limit=stream.last or max_events,
+        limit=stream.last or size,  # since, after: every entry of an id may match
         ids=ids,
         since=stream.since,
         after=stream.after,
