@@ -199,3 +199,18 @@ def test_a_backfill_cut_by_the_answers_bound_says_so(start_daemon: Any) -> None:
     assert [kind for _, kind, _ in entries] == ["entry"] * 3
     assert [_n(d) for _, _, d in entries] == [2, 3, 4]  # the newest that fit, oldest first
     assert gap[1] == "gap" and gap[2]["missed"] is None and "cut" in gap[2]["reason"]
+
+
+def test_last_n_of_every_id_reads_the_n_most_recently_written_ids(start_daemon: Any) -> None:
+    daemon = start_daemon(ROOMY)
+    for n in range(6):
+        daemon.post_token(f"k{n}", json.dumps({"n": n}))
+        settle(daemon)  # each id written after the one before
+    daemon.post_token("k0", json.dumps({"n": 6}))  # k0 is again the most recent
+    settle(daemon)
+    watcher = Watcher(daemon.api_port, "namespace=token&last=3").start()
+    assert [(d["id"], _n(d)) for _, _, d in watcher.take(3)] == [
+        ("k4", 4),
+        ("k5", 5),
+        ("k0", 6),
+    ]

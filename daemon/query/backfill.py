@@ -68,10 +68,11 @@ async def read_backfill(
 ) -> Backfill:
     """The stream's backfill, read from the ids' lists within the answers' bounds."""
     ids = stream.ids
-    if ids is None:
+    if ids is None and stream.last:  # the N most recently written ids, no more
+        recent = await storage.index_page(stream.namespace, stream.last)
+        ids = tuple(id_ for id_, _ in recent.ids)
+    elif ids is None:
         ids = tuple(await storage.ids(stream.namespace))
-        if stream.last:
-            ids = ids[: stream.last]
     query = CacheQuery(
         namespace=stream.namespace,
         collection=stream.collection,
