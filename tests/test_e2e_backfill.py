@@ -214,3 +214,24 @@ def test_last_n_of_every_id_reads_the_n_most_recently_written_ids(start_daemon: 
         ("k5", 5),
         ("k0", 6),
     ]
+
+
+def test_since_over_every_id_reads_only_the_ids_written_since_then(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """The id index says which ids were written since then: an id last written long
+    before is not read, whatever its entries say (here: one stored by hand, its
+    timestamp recent, its index entry an hour old)."""
+    daemon = start_daemon(ROOMY)
+    now = datetime.now(UTC)
+    stale = {"original": '{"n": 0}', "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    redis_client.lpush(key("token", "stale"), json.dumps({**stale, "uid": str(uuid.uuid4())}))
+    redis_client.zadd("events_cache:index:token", {"stale": now.timestamp() - 3600})
+    for n in (1, 2):
+        daemon.post_token("fresh", json.dumps({"n": n}))
+    settle(daemon)
+    since = (now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    watcher = Watcher(daemon.api_port, f"namespace=token&since={since}").start()
+    assert [(d["id"], _n(d)) for _, _, d in watcher.take(2)] == [("fresh", 1), ("fresh", 2)]
+    daemon.post_token("fresh", json.dumps({"n": 3}))
+    assert [_n(d) for _, _, d in watcher.take(1)] == [3]  # nothing of "stale" came between

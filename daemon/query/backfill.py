@@ -9,6 +9,9 @@ sent oldest first.
 - `since=T`: every cached event whose `timestamp` is at or after T.
 - `after=<uid>` (Last-Event-ID): every cached event after that version 7 uid (the
   selection's `after`: by uid order, an older entry by its timestamp).
+- With every id watched, `since` and `after` read only the ids written since then (the
+  id index's score is an id's last write; AFTER_SLACK_S earlier, for pods' clocks), so a
+  reconnect in a namespace of many ids reads the few that were active meanwhile.
 
 Bounded as an answer of the query API: at most `max_response_events` events and
 `max_response_bytes` bytes of them; `cut` says when those bounds left some out.
@@ -25,10 +28,11 @@ import orjson
 from daemon.core.stamp import uid_time, v7_uid
 from daemon.query.lists import Lists
 from daemon.query.params import CacheQuery, StreamQuery
-from daemon.query.selection import Selection, entry_time
+from daemon.query.selection import AFTER_SLACK_S, Selection, entry_time
 from daemon.store.storage import Storage
 
 CHUNK = 500  # ids per pipeline of heads and lengths
+INDEX_PAGE = 500  # ids per read of the id index
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,22 @@ def _backfilled(id_: str, piece: bytes) -> Backfilled:
     return Backfilled(id_, str(uid or ""), piece, entry_time(doc) or 0.0)
 
 
+async def _written_since(storage: Storage, namespace: str, t: float) -> tuple[str, ...]:
+    """The ids of the namespace written at or after `t` (the index's score is an id's
+    last write), most recently written first: the others hold nothing newer."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = await storage.index_page(namespace, INDEX_PAGE, cursor)
+        for id_, score in page.ids:
+            if score < t:
+                return tuple(ids)
+            ids.append(id_)
+        if page.next is None:
+            return tuple(ids)
+        cursor = page.next
+
+
 async def read_backfill(
     storage: Storage,
     stream: StreamQuery,
@@ -72,7 +92,9 @@ async def read_backfill(
         recent = await storage.index_page(stream.namespace, stream.last)
         ids = tuple(id_ for id_, _ in recent.ids)
     elif ids is None:
-        ids = tuple(await storage.ids(stream.namespace))
+        since = stream.since.timestamp() if stream.since else 0.0
+        start = uid_time(stream.after) if stream.after else since
+        ids = await _written_since(storage, stream.namespace, start - AFTER_SLACK_S)
     query = CacheQuery(
         namespace=stream.namespace,
         collection=stream.collection,
