@@ -110,7 +110,8 @@ async def _backfill(tail: Tail, service: QueryService, query: StreamQuery, opene
         try:
             await asyncio.wait_for(tail.hub.subscribed.wait(), SUBSCRIBE_WAIT_S)
         except TimeoutError:
-            frames.append(gap_frame(None, "the subscription was late: the backfill may miss"))
+            reason = "the subscription was late: events cached meanwhile may be missing"
+            frames.append(gap_frame(None, reason))
         await asyncio.sleep(tail.switch.settle_s())
         backfill = await service.backfill(query)
         opened.skip({e.uid.encode() for e in backfill.events})
