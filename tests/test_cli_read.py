@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -223,3 +225,90 @@ def test_the_cli_prints_an_event_at_any_depth_the_daemon_stores(daemon: Any, dep
     while isinstance(nested, dict) and "n" in nested:
         nested, levels = nested["n"], levels + 1
     assert levels == depth
+
+
+def _tail(url_: str, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTS_CACHE_")}
+    env["EVENTS_CACHE_ADMIN_TOKEN"] = ADMIN_TOKEN
+    return subprocess.Popen(
+        [sys.executable, "-m", "daemon", "tail", "--url", url_, "--output", "ndjson", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _lines(tail: subprocess.Popen[str]) -> queue.Queue[str]:
+    """What the tail prints, line by line, read in a thread (a backfill comes in one
+    chunk: select() on the pipe would not see the lines already buffered)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert tail.stdout is not None
+        for line in tail.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _shown(lines: queue.Queue[str], count: int) -> list[Any]:
+    """The next `count` events the tail prints (each within 10 s)."""
+    return [json.loads(lines.get(timeout=10))["event"] for _ in range(count)]
+
+
+def test_tail_last_and_since_print_cached_events_oldest_first_then_follow(daemon: Any) -> None:
+    with _tail(url(daemon), "--last", "2") as tail:
+        try:
+            lines = _lines(tail)
+            shown = _shown(lines, 2)
+            assert [e.get("malformed") or e["original"] for e in shown] == [
+                "not json {",
+                {"event_type": "click"},
+            ]
+            daemon.post_token("shop", json.dumps({"event_type": "buy"}))
+            assert _shown(lines, 1)[0]["original"] == {"event_type": "buy"}
+        finally:
+            tail.terminate()
+    with _tail(url(daemon), "--since", "10m", "--ids", "shop") as tail:
+        try:
+            shown = _shown(_lines(tail), 3)
+            assert [e.get("malformed") or e["original"]["event_type"] for e in shown] == [
+                "pageview",
+                "not json {",
+                "buy",
+            ]
+        finally:
+            tail.terminate()
+
+
+def test_tail_reconnects_after_its_daemon_restarts_and_misses_nothing(
+    start_daemon: Any, start_daemon_process: Any
+) -> None:
+    """The daemon it follows stops while another pod caches events; once it is back,
+    the tail resumes from the last event it printed (Last-Event-ID): each event once."""
+    other = start_daemon()
+    followed = start_daemon_process()
+    with _tail(f"http://127.0.0.1:{followed.api_port}", "--ids", "r") as tail:
+        try:
+            lines = _lines(tail)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and lines.empty():
+                followed.post_token("r", json.dumps({"n": -1}))  # until it is live
+                time.sleep(0.2)
+            followed.post_token("r", json.dumps({"n": 0}))
+            while _shown(lines, 1)[0]["original"]["n"] != 0:
+                pass
+            assert followed.stop() == 0
+            for n in (1, 2, 3):
+                other.post_token("r", json.dumps({"n": n}))
+            settle(other)
+            followed.start()
+            assert [e["original"]["n"] for e in _shown(lines, 3)] == [1, 2, 3]
+            followed.post_token("r", json.dumps({"n": 4}))
+            assert [e["original"]["n"] for e in _shown(lines, 1)] == [4]
+        finally:
+            tail.terminate()
+        assert tail.stderr is not None
+        assert "reconnecting" in tail.stderr.read()

@@ -380,7 +380,7 @@ def _check_common_fields(entry: dict[str, Any]) -> None:
     assert offset is not None and offset.total_seconds() == 0
     assert entry["timestamp"].endswith("Z")
     assert abs(ts.timestamp() - time.time()) < 600
-    assert uuid.UUID(entry["uid"]).version == 4
+    assert uuid.UUID(entry["uid"]).version == 7
 
 
 def test_entries_are_stored_in_jitsu_format(

@@ -284,11 +284,11 @@ def test_decode_fills_ids_and_survives_garbage() -> None:
     assert answered(b'{"original": "not json text"}')["original"] == "not json text"
 
 
-def test_uid_is_a_version_4_uuid_and_timestamps_are_utc() -> None:
+def test_uid_is_a_version_7_uuid_and_timestamps_are_utc() -> None:
     import uuid
 
     uid = new_uid()
-    assert uuid.UUID(uid).version == 4 and str(uuid.UUID(uid)) == uid
+    assert uuid.UUID(uid).version == 7 and str(uuid.UUID(uid)) == uid
     assert rfc3339(0.5) == "1970-01-01T00:00:00.500000Z"
 
 

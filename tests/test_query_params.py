@@ -7,7 +7,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from daemon.core.model import Collection, Namespace
 from daemon.core.wire import DEFAULT_LIMIT
-from daemon.query.params import QueryError, parse_query
+from daemon.query.params import QueryError, parse_query, parse_stream
 from daemon.web.auth import TokenCheck
 
 
@@ -141,3 +141,37 @@ def test_cursor_round_trip_and_foreign_cursors() -> None:
     for bad in ("", "!!", "bm90IGpzb24", "WzFd", "WyJhIiwiYiJd"):
         with pytest.raises(CursorError):
             Cursor.decode(bad)
+
+
+V7 = "018f33a4-4f63-7a1e-8a07-2f1e4b0c1d2e"
+
+
+def test_stream_backfill_parameters_and_last_event_id() -> None:
+    plain = parse_stream({"namespace": "token"}, "", cap=50)
+    assert (plain.last, plain.since, plain.after, plain.backfills) == (0, None, "", False)
+    assert parse_stream({"last": "20"}, "", cap=50).last == 20
+    assert parse_stream({"last": "500"}, "", cap=50).last == 50  # capped
+    since = parse_stream({"since": "2024-05-01T14:00:00+02:00"}, "", cap=50)
+    assert since.since is not None and since.since.hour == 14 and since.backfills
+    # a version 7 Last-Event-ID replaces last and since: a reconnect resumes
+    resumed = parse_stream({"last": "20"}, V7.upper(), cap=50)
+    assert (resumed.last, resumed.after, resumed.unknown_anchor) == (0, V7, False)
+    # any other is ignored, and said to be unknown; last still holds
+    for other in ("6f1c9a7e-0d4b-4c44-9a57-2f1e4b0c1d2e", "42", V7 + "x" * 64):
+        old = parse_stream({"last": "3"}, other, cap=50)
+        assert (old.last, old.after, old.unknown_anchor) == (3, "", True)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"last": "-1"}, "last must be >= 0"),
+        ({"last": "1.5"}, "last must be int"),
+        ({"since": "10m"}, "since must be RFC 3339"),
+        ({"last": "1", "since": "2024-05-01T12:00:00Z"}, "either last"),
+        ({"status": "ok"}, "status must be"),
+    ],
+)
+def test_bad_stream_parameters_name_themselves(params: dict[str, str], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        parse_stream(params, "", cap=50)

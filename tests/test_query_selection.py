@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,3 +138,42 @@ def test_a_cut_preview_is_bounded_in_json_bytes() -> None:
     assert len(orjson.dumps(preview("\x01" * 100_000))) <= PREVIEW_BYTES
     assert len(orjson.dumps(preview("é" * 100_000))) <= PREVIEW_BYTES
     assert preview("short") == "short"
+
+
+def v7(second: int, seq: int = 0) -> str:
+    """A version 7 uid made at the given second of 2024-05-01T12:00 UTC."""
+    ms = int(datetime(2024, 5, 1, 12, 0, second, tzinfo=UTC).timestamp() * 1000)
+    h = f"{ms:012x}"
+    return f"{h[:8]}-{h[8:]}-7000-8{seq:03x}-000000000000"
+
+
+def select_after(anchor: str, entries: list[bytes]) -> list[str]:
+    query = replace(parse_query({}, size=100), after=anchor)
+    selection = Selection(query, 100, 1 << 24)
+    selection.begin("k")
+    selection.add(entries)
+    return uids(selection)
+
+
+def test_after_a_v7_uid_by_uid_order_and_old_random_uids_by_their_time() -> None:
+    # newest first: v7 uids of seconds 30..20 (two in second 25), then random ones
+    newer = [entry(v7(s), s) for s in range(30, 25, -1)]
+    same_ms = [entry(v7(25, 2), 25), entry(v7(25, 1), 25)]
+    older = [entry(v7(s), s) for s in range(24, 19, -1)]
+    anchor = v7(25, 1)
+    assert select_after(anchor, newer + same_ms + older) == [
+        *(v7(s) for s in range(30, 25, -1)),
+        v7(25, 2),  # the same millisecond, made after the anchor
+    ]
+    # entries cached before uids were time-ordered: after the anchor when their
+    # timestamp is later
+    old = [entry("6f1c9a7e-0d4b-4c44-9a57-2f1e4b0c1d2e", 27), entry("u-old", 24)]
+    assert select_after(anchor, old) == ["6f1c9a7e-0d4b-4c44-9a57-2f1e4b0c1d2e"]
+
+
+def test_after_reads_an_id_on_only_a_few_seconds_past_the_anchor() -> None:
+    """Entries out of their uids' order by less than AFTER_SLACK_S (5 s) are still
+    found; the id's reading ends at the first entry older than that."""
+    out_of_order = [entry(v7(40), 40), entry(v7(35), 35), entry(v7(38), 38)]
+    long_ago = [entry(v7(20), 20), entry(v7(50), 50)]  # 50: never reached
+    assert select_after(v7(36), out_of_order + long_ago) == [v7(40), v7(38)]

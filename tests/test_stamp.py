@@ -42,13 +42,34 @@ def in_threads(count: int, work: Callable[[int], list[str]]) -> list[list[str]]:
     return results
 
 
-def test_uids_taken_by_many_threads_are_all_distinct_version_4_uuids() -> None:
-    """The random pool is shared: each thread's uids use bytes no other uid got."""
-    per_thread = 20 * stamp._RandomPool.SIZE // 16  # each thread empties the pool 20 times
+def test_uids_taken_by_many_threads_are_all_distinct_version_7_uuids() -> None:
+    """The random pool is shared: each thread's uids use bits no other uid got, and
+    each thread's uids still sort in the order it made them."""
+    per_thread = 20 * stamp._RandomPool.SIZE // 6  # each thread empties the pool 20 times
     results = in_threads(4, lambda _: [new_uid() for _ in range(per_thread)])
     uids = [u for r in results for u in r]
     assert len(set(uids)) == len(uids) == 4 * per_thread
-    assert all(uuid.UUID(u).version == 4 for u in uids[:: per_thread // 7])
+    assert all(uuid.UUID(u).version == 7 and str(uuid.UUID(u)) == u for u in uids)
+    assert all(r == sorted(r) for r in results)
+    # the random part differs between consecutive uids (the pool's pieces are not reused)
+    assert len({u[-12:] for u in uids}) == len(uids)
+
+
+def test_uids_sort_by_the_time_they_were_made_and_carry_it() -> None:
+    """Made apart in time, uids sort in that order (as text and as numbers), and
+    uid_time gives the millisecond back; v7_uid tells v7 uids from others."""
+    made = []
+    for _ in range(5):
+        before = time.time()
+        uid = new_uid()
+        made.append(uid)
+        assert before - 0.05 <= stamp.uid_time(uid) <= time.time() + 0.05
+        time.sleep(0.002)
+    assert made == sorted(made) == sorted(made, key=lambda u: uuid.UUID(u).int)
+    assert len({u[:13] for u in made}) == len(made)  # a different millisecond each
+    assert stamp.v7_uid(made[0].upper()) == made[0]
+    assert stamp.v7_uid(str(uuid.uuid4())) is None
+    assert stamp.v7_uid("not a uid") is None
 
 
 def test_times_formatted_by_many_threads_are_each_their_own() -> None:

@@ -1,11 +1,14 @@
-"""The live tail's frames: stored JSON text with line breaks stays valid Server-Sent Events."""
+"""The live tail's frames: stored JSON text with line breaks stays valid Server-Sent Events;
+a stream drops the live frames its backfill sent; the switch's settling time."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from daemon.web.sse import entry_frame
+from daemon.pipeline.tailhub import Stream, TailFilter
+from daemon.pipeline.tailswitch import CHECK_INTERVAL_S, SETTLE_SLACK_S, TailSwitch
+from daemon.web.sse import SseFraming, entry_frame
 
 
 def _data_of(frame: bytes) -> bytes:
@@ -37,3 +40,47 @@ def test_a_frame_without_line_breaks_is_one_data_line() -> None:
     assert frame.count(b"data: ") == 1
     assert frame.startswith(b"event: entry\r\nid: u-2\r\ndata: {")
     assert orjson.loads(_data_of(frame))["event"]["original"] == {"event_type": "pageview"}
+
+
+def _entry(uid: str, n: int) -> dict[str, str]:
+    return {"original": f'{{"n":{n}}}', "uid": uid, "timestamp": "t", "token_id": "k"}
+
+
+async def test_a_stream_drops_the_live_frames_of_what_its_backfill_sent() -> None:
+    """Queued before the backfill was read, or offered after: a frame whose uid the
+    backfill sent is dropped, once; every other frame is kept, in order."""
+    framing = SseFraming()
+    stream = Stream(TailFilter("token", None, "all"), framing)
+    frames = [framing.entry("token", "k", "all", _entry(f"u{n}", n)) for n in range(6)]
+    stream.offer(frames[0])  # published while the backfill was being read
+    stream.offer(frames[1])
+    stream.skip({b"u1", b"u3"})
+    for frame in frames[2:]:
+        stream.offer(frame)
+    stream.offer(frames[3])  # the same uid again is not the backfill's (each is published once)
+    stream.offer(framing.gap(2, "slow"))
+    chunk = await stream.next_chunk()
+    assert chunk == frames[0] + frames[2] + frames[4] + frames[5] + frames[3] + framing.gap(
+        2, "slow"
+    )
+    assert [framing.uid_of(f) for f in frames[:2]] == [b"u0", b"u1"]
+    assert framing.uid_of(framing.gap(None, "x")) is None
+
+
+async def test_the_switch_says_how_long_until_every_sidecar_publishes() -> None:
+    """Off: a whole look (1 s) and its slack; on since t: what is left of it."""
+    now = [100.0]
+
+    class Watchers:
+        async def watch(self, ttl_s: float) -> None:
+            pass
+
+    switch = TailSwitch(Watchers(), None, lambda: 1, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert switch.settle_s() == CHECK_INTERVAL_S + SETTLE_SLACK_S
+    await switch.announce()
+    assert switch.settle_s() == CHECK_INTERVAL_S + SETTLE_SLACK_S
+    now[0] += 1.0
+    assert switch.settle_s() == SETTLE_SLACK_S
+    await switch.announce()  # still on: the time it turned on stays
+    now[0] += 10
+    assert switch.settle_s() == 0.0

@@ -26,7 +26,7 @@ import pytest
 import redis
 
 from tests.support.daemon import ADMIN_TOKEN
-from tests.support.scrape import settle
+from tests.support.scrape import metric_sum, settle
 from tests.support.servers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -707,6 +707,46 @@ def test_live_tail_reconnects_when_the_sidecar_comes_back(
     time.sleep(1.1)
     second.post_token("js.quiet", json.dumps({"event_type": "after-the-blip"}))
     page.wait(lambda: page.events()[0]["summary"] == "after-the-blip", timeout=2, message="tail")
+
+
+def test_live_tail_resumes_from_the_last_event_after_a_restart(
+    start_daemon: Any, start_daemon_process: Any, page: Page
+) -> None:
+    """The page got an entry live; the sidecar goes away while another pod caches one;
+    the reconnect sends the last uid (Last-Event-ID) and the sidecar sends what followed
+    (the page's own catch-up is not used when it resumes)."""
+    first, other = start_daemon(), start_daemon()
+    seed(first)
+    page.open(base_url(first))
+    page.login()
+    page.select("js.quiet")
+    _live_on(page)
+    time.sleep(1.1)  # every pod publishes (the switch is looked at once a second)
+    other.post_token("js.quiet", json.dumps({"event_type": "before-the-blip"}))
+    page.wait(lambda: page.events()[0]["summary"] == "before-the-blip", message="live entry")
+    first.stop()
+    page.wait(lambda: "Reconnecting" in page.text("#tail-state"), message="reconnecting shown")
+    other.post_token("js.quiet", json.dumps({"event_type": "during-the-blip"}))
+    settle(other)
+    port = first.api_port
+    second = start_daemon_process(
+        {"sidecar": {"api": {"listen": f"127.0.0.1:{port}"}}}, wait_ready=False
+    )
+    second.api_port = port
+    wait_for(lambda: _answers(second), timeout=15)
+    page.wait(
+        lambda: page.events()[0]["summary"] == "during-the-blip",
+        timeout=20,
+        message="resumed after reconnecting",
+    )
+    summaries = [e["summary"] for e in page.events()]
+    assert summaries.count("during-the-blip") == summaries.count("before-the-blip") == 1
+    pages_read = metric_sum(
+        second.metrics(),
+        "events_cache_http_request_duration_seconds_count",
+        'route="/api/v1/events/cache"',
+    )
+    assert pages_read == 0, "the stream's resume brought it, not a page read"
 
 
 def _answers(daemon: Any) -> bool:

@@ -88,13 +88,17 @@ class ApiClient:
         return cls(self._host, self._port, timeout=timeout)
 
     def _send(
-        self, path: str, params: Mapping[str, str], timeout: float | None
+        self,
+        path: str,
+        params: Mapping[str, str | None],
+        timeout: float | None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         target = f"{self._prefix}{path}" + (f"?{query}" if query else "")
         conn = self._connection(timeout)
         try:
-            conn.request("GET", target, headers={TOKEN_HEADER: self._token})
+            conn.request("GET", target, headers={**(headers or {}), TOKEN_HEADER: self._token})
             response = conn.getresponse()
         except OSError as e:
             conn.close()
@@ -120,9 +124,13 @@ class ApiClient:
             conn.close()
         return Answer(body, truncated)
 
-    def stream(self, path: str, params: Mapping[str, str]) -> Iterator[SseEvent]:
-        """Follow a Server-Sent Events stream until the daemon ends it."""
-        conn, response = self._send(path, params, None)
+    def stream(
+        self, path: str, params: Mapping[str, str | None], last_event_id: str = ""
+    ) -> Iterator[SseEvent]:
+        """Follow a Server-Sent Events stream until the daemon ends it (a reconnect
+        passes the id of the last event it got)."""
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else None
+        conn, response = self._send(path, params, None, headers)
         try:
             yield from _events(response)
         finally:

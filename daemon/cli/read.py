@@ -11,17 +11,20 @@ import argparse
 import os
 import re
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from daemon.cli import deepjson, table
-from daemon.cli.http import TOKEN_HELP, ApiClient, ApiError, admin_token
+from daemon.cli.http import TOKEN_HELP, ApiClient, ApiError, SseEvent, admin_token
 from daemon.core.wire import CACHE_PATH, DEFAULT_IDS_LIMIT, DEFAULT_LIMIT, IDS_PATH, STREAM_PATH
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "EVENTS_CACHE_API_URL"
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+RECONNECT_S = 1.0  # tail: between attempts to connect again
+RECONNECT_TRIES = 60  # and how many, before it gives up
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -42,6 +45,13 @@ def add_read_commands(commands: Any) -> None:
     events.add_argument("--q", help="only events that contain this text")
     tail = _command(commands, "tail", "follow events as any sidecar caches them (Ctrl-C ends)")
     _add_filters(tail)
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
+        "--last", type=int, metavar="N", help="first the newest N cached events, oldest first"
+    )
+    start.add_argument(
+        "--since", help="first the events cached since: RFC 3339 time, or a duration ago: 10m"
+    )
 
 
 def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -160,23 +170,51 @@ def _events_table(namespace: str, body: dict[str, Any], limit: int | None, out: 
 
 
 def _tail(client: ApiClient, args: argparse.Namespace, output: str, out: TextIO) -> int:
-    params = {"namespace": args.namespace, "ids": args.ids, "status": args.status}
+    params = {
+        "namespace": args.namespace,
+        "ids": args.ids,
+        "status": args.status,
+        "last": None if args.last is None else str(args.last),
+        "since": _time(args.since, "--since"),
+    }
     if output == "table":
         print(table.header(table.EVENT_COLUMNS), file=out, flush=True)
-    for sse in client.stream(STREAM_PATH, params):
-        data = deepjson.loads(sse.data)
-        if sse.event == "gap":
-            missed = data.get("missed")
-            count = "some" if missed is None else str(missed)
-            print(f"-- {count} events missed: {data.get('reason', '')} --", file=sys.stderr)
-            continue
-        if output == "table":
-            line = table.event_row(data["namespace"], data["id"], data["event"])
-        else:
-            line = _json(data)
-        print(line, file=out, flush=True)
-    print("events-cache tail: the daemon ended the stream", file=sys.stderr)
-    return 0
+    last_id, tries, first = "", 0, True
+    while True:
+        try:
+            for sse in client.stream(STREAM_PATH, params, last_id):
+                tries = 0
+                last_id = _print_event(sse, output, out) or last_id
+        except ApiError:
+            if first or tries >= RECONNECT_TRIES:
+                raise  # the first connection, or the daemon stays away
+        except OSError:
+            pass  # the connection broke: connect again
+        first = False
+        if tries == 0:
+            print(
+                "events-cache tail: the stream ended; reconnecting (from the last event "
+                "shown, so nothing is missed)",
+                file=sys.stderr,
+            )
+        tries += 1
+        time.sleep(RECONNECT_S)
+
+
+def _print_event(sse: SseEvent, output: str, out: TextIO) -> str:
+    """Print one event of the stream; its id when it is an entry."""
+    data = deepjson.loads(sse.data)
+    if sse.event == "gap":
+        missed = data.get("missed")
+        count = "some" if missed is None else str(missed)
+        print(f"-- {count} events missed: {data.get('reason', '')} --", file=sys.stderr)
+        return ""
+    if output == "table":
+        line = table.event_row(data["namespace"], data["id"], data["event"])
+    else:
+        line = _json(data)
+    print(line, file=out, flush=True)
+    return sse.id
 
 
 def _time(text: str | None, name: str) -> str | None:

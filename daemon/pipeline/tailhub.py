@@ -57,6 +57,9 @@ class Framing(Protocol):
     def gap(self, missed: int | None, reason: str) -> bytes:
         """Events the reader did not get (None: unknown how many)."""
 
+    def uid_of(self, frame: bytes) -> bytes | None:
+        """The uid of the entry an entry's frame carries (None: another frame)."""
+
 
 class Stream:
     """One open live-tail stream: frames waiting for its reader, and what it missed."""
@@ -70,9 +73,26 @@ class Stream:
         self._lost = ""  # the subscription broke: the reader missed an unknown number
         self._closed = False
         self._wake = asyncio.Event()
+        self._sent: set[bytes] = set()  # uids the backfill sent: their live frames are not
+
+    def skip(self, uids: set[bytes]) -> None:
+        """The backfill sent these entries: drop their frames, queued or to come."""
+        self._sent = uids
+        kept = [f for f in self._pending if not self._was_sent(f)]
+        self._size = sum(len(f) for f in kept)
+        self._pending = kept
+
+    def _was_sent(self, frame: bytes) -> bool:
+        uid = self._framing.uid_of(frame)
+        if uid is not None and uid in self._sent:
+            self._sent.discard(uid)  # each entry is published once
+            return True
+        return False
 
     def offer(self, frame: bytes) -> None:
         """Queue a frame, or count it as missed when the reader is too far behind."""
+        if self._sent and self._was_sent(frame):
+            return
         if self._size + len(frame) > MAX_PENDING_BYTES:
             self._missed += 1
         else:
@@ -118,6 +138,7 @@ class TailHub:
         self.max_streams = max_streams
         self._streams: set[Stream] = set()
         self._active = asyncio.Event()
+        self.subscribed = asyncio.Event()  # set while the subscription to Redis is on
         self._stopped = False
 
     @property
@@ -163,11 +184,13 @@ class TailHub:
         messages = self._subscribe()
         try:
             async for message in messages:
+                self.subscribed.set()  # b"" first, once subscribed
                 if message:
                     self.dispatch(message)
                 if not self._streams:
                     return
         finally:
+            self.subscribed.clear()
             await messages.aclose()  # type: ignore[attr-defined]
 
     def dispatch(self, message: bytes) -> None:

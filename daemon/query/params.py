@@ -13,6 +13,7 @@ from datetime import datetime
 
 from daemon.core.ids import check_id
 from daemon.core.model import Collection, Namespace
+from daemon.core.stamp import v7_uid
 from daemon.core.wire import DEFAULT_IDS_LIMIT, DEFAULT_LIMIT, MAX_IDS_LIMIT, MAX_QUERY_TEXT
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
@@ -36,11 +37,32 @@ class CacheQuery:
     q: str = ""  # lower case
     before: str = ""  # a uid
     uid: str = ""  # just the entry with this uid, whole
+    after: str = ""  # a version 7 uid: only entries cached after it (the stream's resume)
 
     @property
     def filtered(self) -> bool:
         """Whether anything beyond Jitsu's own parameters narrows the answer."""
-        return bool(self.since or self.until or self.q or self.before or self.uid)
+        return bool(self.since or self.until or self.q or self.before or self.uid or self.after)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamQuery:
+    """The parsed parameters of GET /api/v1/events/stream: what it watches, and what it
+    sends first (the backfill): the newest `last` cached events, or those since `since`,
+    or (on a reconnect) those cached after `after`."""
+
+    namespace: Namespace
+    collection: Collection
+    ids: tuple[str, ...] | None
+    last: int = 0
+    since: datetime | None = None
+    after: str = ""  # Last-Event-ID, a version 7 uid
+    unknown_anchor: bool = False  # a Last-Event-ID was given that is not a version 7 uid
+
+    @property
+    def backfills(self) -> bool:
+        """Whether the stream starts with cached events."""
+        return bool(self.last or self.since or self.after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +176,29 @@ def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
         q=_text(params, "q", MAX_QUERY_TEXT).lower(),
         before=before,
         uid=uid,
+    )
+
+
+def parse_stream(params: Mapping[str, str], last_event_id: str, cap: int) -> StreamQuery:
+    """GET /api/v1/events/stream; `last` is capped at `cap`. A Last-Event-ID that is a
+    version 7 uid replaces `last` and `since` (a reconnect resumes where it left off);
+    any other is ignored (and said so: `unknown_anchor`)."""
+    last = _integer(params, "last", 0, "last must be int")
+    if last < 0:
+        raise QueryError("last must be >= 0")
+    since = _time(params, "since")
+    if last and since:
+        raise QueryError("give either last (the newest N events) or since (a time), not both")
+    after = (v7_uid(last_event_id) if len(last_event_id) <= MAX_UID_LENGTH else None) or ""
+    watched = ids(params)
+    return StreamQuery(
+        namespace=namespace(params),
+        collection=collection(params),
+        ids=watched,
+        last=0 if after else min(last, cap),
+        since=None if after else since,
+        after=after,
+        unknown_anchor=bool(last_event_id.strip()) and not after,
     )
 
 

@@ -18,6 +18,7 @@ from orjson import dumps
 
 from daemon.core.cut import cut
 from daemon.core.entry import decode
+from daemon.core.stamp import uid_time, v7_uid
 from daemon.query.params import CacheQuery
 
 
@@ -55,6 +56,12 @@ class Anchor:
     time: float | None
 
 
+# `after`: an id's list (newest first) is read on past its first entry older than the
+# anchor, until entries are older by this much: writers of several pods and shards push
+# entries out of their uids' order by less than this.
+AFTER_SLACK_S = 5.0
+
+
 def _contains(doc: dict[str, Any], needle: str) -> bool:
     return any(isinstance(v, str) and needle in v.lower() for v in doc.values())
 
@@ -75,6 +82,7 @@ class Selection:
         self._skipping = False  # `before`, in the anchor's own list: until it is passed
         self._older_than: float | None = None  # `before`, in another id's list
         self._nothing = False  # `before` names an entry no list holds (trimmed away)
+        self._passed = False  # `after`: the current id's list is read past the anchor
 
     @property
     def room(self) -> int:
@@ -84,6 +92,7 @@ class Selection:
     def begin(self, id_: str) -> None:
         """The pages that follow are id_'s."""
         self._taken = 0
+        self._passed = False
         before, anchor = self._query.before, self.anchor
         self._nothing = bool(before) and anchor is None
         self._skipping = bool(before) and anchor is not None and anchor.id == id_
@@ -101,6 +110,8 @@ class Selection:
             entries = entries[: query.limit - self._taken]
         for raw in entries:
             if query.filtered and not self._matches(raw):
+                if self._passed:
+                    return False
                 continue
             if self.full:
                 self.truncated = True  # a match with no room left
@@ -138,6 +149,8 @@ class Selection:
         if query.uid and not has_uid(raw, query.uid):
             return False
         doc = parse_entry(raw)
+        if query.after and not self._after(doc):
+            return False
         since = query.since.timestamp() if query.since else None
         until = query.until.timestamp() if query.until else None
         older_than = self._older_than
@@ -148,3 +161,21 @@ class Selection:
             if older_than is not None and t >= older_than:
                 return False
         return not query.q or _contains(doc, query.q)
+
+    def _after(self, doc: dict[str, Any]) -> bool:
+        """`after`: whether the entry was cached after the anchor uid: a version 7 uid by
+        its order, an older entry (a random uid) by its `timestamp` against the anchor's
+        time. Entries older than the anchor by AFTER_SLACK_S end the id's reading."""
+        anchor = self._query.after
+        uid = doc.get("uid")
+        ordered = v7_uid(uid) if isinstance(uid, str) else None
+        if ordered is not None:
+            if ordered > anchor:
+                return True
+            t: float | None = uid_time(ordered)
+        else:
+            t = entry_time(doc)
+            if t is not None and t > uid_time(anchor):
+                return True
+        self._passed = t is not None and t < uid_time(anchor) - AFTER_SLACK_S
+        return False

@@ -15,8 +15,9 @@ from typing import Any
 
 from daemon.core.limiter import last_minute_total
 from daemon.core.stamp import rfc3339
+from daemon.query.backfill import Backfill, read_backfill
 from daemon.query.lists import Lists
-from daemon.query.params import CacheQuery, IdsQuery, ResetQuery
+from daemon.query.params import CacheQuery, IdsQuery, ResetQuery, StreamQuery
 from daemon.query.selection import Anchor, Selection, entry_time, has_uid, parse_entry
 from daemon.store.index import Cursor
 from daemon.store.storage import Storage
@@ -113,6 +114,17 @@ class QueryService:
                     if not selection.add(page):
                         break
         return CacheAnswer(_answer(selection.events, total, limited, self), selection.truncated)
+
+    @property
+    def max_events(self) -> int:
+        """`max_response_events`: no answer (nor a stream's backfill) holds more."""
+        return self._max_events
+
+    async def backfill(self, query: StreamQuery) -> Backfill:
+        """What a live-tail stream sends before it follows (`daemon.query.backfill`)."""
+        return await read_backfill(
+            self._storage, query, self.size, self._max_events, self._max_bytes, int(self._wall())
+        )
 
     def _lists(self, query: CacheQuery, count: int) -> Lists:
         return Lists(self._storage, query.namespace, query.collection, count, self._max_bytes)

@@ -16,13 +16,17 @@ POLL_TIMEOUT_S = 1.0  # the subscription checks its caller's cancellation this o
 
 
 async def tail_messages(client: RedisClient) -> AsyncIterator[bytes]:
-    """Published batches until the caller stops iterating, and b"" after each quiet
+    """Published batches until the caller stops iterating; b"" once Redis confirmed the
+    subscription (what is published from then on comes here) and after each quiet
     POLL_TIMEOUT_S, so the caller may stop; RedisError when the connection fails (the
     caller resubscribes)."""
     pubsub: Any = client.pubsub()
     try:
         async with redis_call():
             await pubsub.subscribe(tail_channel(database_of(client)))
+            confirmed = await pubsub.get_message(timeout=POLL_TIMEOUT_S)
+        if confirmed is not None:
+            yield b""
         while True:
             async with redis_call():
                 message = await pubsub.get_message(

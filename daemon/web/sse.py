@@ -16,6 +16,9 @@ def gap_frame(missed: int | None, reason: str) -> bytes:
     return b"event: gap\r\ndata: " + data + b"\r\n\r\n"
 
 
+ENTRY_HEAD = b"event: entry\r\nid: "
+
+
 def entry_frame(namespace: str, id_: str, collection: str, entry: dict[str, Any]) -> bytes:
     """`event: entry` for one cached entry (as published, parsed), its data as the query
     answer shows it."""
@@ -23,7 +26,23 @@ def entry_frame(namespace: str, id_: str, collection: str, entry: dict[str, Any]
     data = orjson.dumps(
         {"namespace": namespace, "id": id_, "collection": collection, "event": event}
     )
-    uid = str(event["uid"]).encode()
+    return _frame(str(event["uid"]).encode(), data)
+
+
+def answered_frame(namespace: str, id_: str, collection: str, uid: str, event: bytes) -> bytes:
+    """`event: entry` for one entry already answered as JSON text (the backfill's)."""
+    data = orjson.dumps(
+        {
+            "namespace": namespace,
+            "id": id_,
+            "collection": collection,
+            "event": orjson.Fragment(event),
+        }
+    )
+    return _frame(uid.encode(), data)
+
+
+def _frame(uid: bytes, data: bytes) -> bytes:
     if b"\r" in uid or b"\n" in uid:
         uid = b""
     # Stored JSON text is written verbatim: a line break in it (CR LF, LF or CR) starts a
@@ -33,7 +52,7 @@ def entry_frame(namespace: str, id_: str, collection: str, entry: dict[str, Any]
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     lines = data.split(b"\n")
     return (
-        b"event: entry\r\nid: "
+        ENTRY_HEAD
         + uid
         + b"\r\n"
         + b"".join(b"data: " + line + b"\r\n" for line in lines)
@@ -51,3 +70,9 @@ class SseFraming:
     def gap(self, missed: int | None, reason: str) -> bytes:
         """`event: gap`."""
         return gap_frame(missed, reason)
+
+    def uid_of(self, frame: bytes) -> bytes | None:
+        """The `id:` of an `event: entry` frame."""
+        if not frame.startswith(ENTRY_HEAD):
+            return None
+        return frame[len(ENTRY_HEAD) : frame.find(b"\r\n", len(ENTRY_HEAD))]

@@ -29,6 +29,7 @@ class Watcher:
     status: int = 0
     conn: http.client.HTTPConnection | None = None
     clock: Callable[[], float] = time.monotonic  # when an event or comment arrived
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Last-Event-ID
 
     def start(self) -> Watcher:
         threading.Thread(target=self._run, daemon=True).start()
@@ -43,7 +44,11 @@ class Watcher:
     def _run(self) -> None:
         conn = self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            conn.request("GET", f"{STREAM_PATH}?{self.params}", headers={TOKEN_HEADER: ADMIN_TOKEN})
+            conn.request(
+                "GET",
+                f"{STREAM_PATH}?{self.params}",
+                headers={**self.headers, TOKEN_HEADER: ADMIN_TOKEN},
+            )
             response = conn.getresponse()
             self.status = response.status
             self.connected.set()

@@ -506,7 +506,8 @@ def round_trip(daemon: DaemonClient, ids: Sequence[str], per_id: int = 3, tag: s
 
 def look_around(daemon: DaemonClient, id_: str) -> None:
     """Everything the query side sends to Redis, once: the summary, a filtered query, a
-    live-tail stream that sees an event, and a reset of the id."""
+    live-tail stream that sees an event, one that backfills the newest events of every
+    id, and a reset of the id."""
     from tests.support.sse import Watcher, activate
 
     rows = daemon.api("/api/v1/events/ids", {"namespace": "token", "q": id_}).json["ids"]
@@ -516,6 +517,9 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
     watcher = Watcher(daemon.api_port, "namespace=token&ids=tail-probe").start()
     activate(daemon, watcher, token="tail-probe")  # an id of its own: never rate limited
     watcher.close()
+    backfilled = Watcher(daemon.api_port, "namespace=token&last=2").start()
+    assert [kind for _, kind, _ in backfilled.take(2)] == ["entry", "entry"]
+    backfilled.close()
     reply = daemon.api("/api/v1/events/cache", {"namespace": "token", "ids": id_}, method="DELETE")
     assert reply.status == 200 and reply.json["deleted_ids"] == 1, reply.raw
     assert daemon.query(namespace="token", ids=id_)["total_events"] == 0

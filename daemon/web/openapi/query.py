@@ -216,8 +216,39 @@ def _stream_get() -> dict[str, Any]:
         "security": _SECURITY,
         "description": "`event: entry` with `id: <uid>` and `data: {namespace, id, collection, "
         "event}`; `event: gap` with `data: {missed, reason}` when the reader missed events; "
-        "a comment line at least every 10 s.",
-        "parameters": [_NAMESPACE, _IDS, _ID, _STATUS],
+        "a comment line at least every 10 s. With `last` or `since`, or a `Last-Event-ID` "
+        "header, the stream first sends cached events (the backfill), oldest first, then "
+        "follows, with neither a gap nor a duplicate between the two. The backfill is "
+        "bounded as a query answer is (sidecar.api.max_response_events and "
+        "max_response_bytes); when they cut it, an `event: gap` follows it.",
+        "parameters": [
+            _NAMESPACE,
+            _IDS,
+            _ID,
+            _STATUS,
+            query_param(
+                "last",
+                {"type": "integer", "minimum": 0, "maximum": 10**18 - 1, "default": 0},
+                "First the newest N cached events of the ids watched (capped at "
+                "sidecar.api.max_response_events), oldest first. Not with `since` (400).",
+            ),
+            query_param(
+                "since",
+                _TIME,
+                "First every cached event at or after this time (RFC 3339, on the entry's "
+                "`timestamp`), oldest first. Not with `last` (400).",
+            ),
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "schema": {"type": "string", "maxLength": MAX_UID_LENGTH},
+                "description": "On a reconnect (EventSource sends it), the uid of the last "
+                "entry received: the stream first sends the matching events cached after it, "
+                "oldest first, instead of `last` or `since`. A uid that is not time-ordered "
+                "(UUID version 7; entries cached by earlier versions have random ones) is "
+                "ignored, and an `event: gap` with `missed: null` says so first.",
+            },
+        ],
         "responses": {
             "200": {"description": "The stream.", "content": {"text/event-stream": {}}},
             **_ERRORS,

@@ -104,13 +104,16 @@ const MAX_BACKOFF_MS = 15000;
 
 /**
  * Follow the live tail until `stop()`: reconnects with backoff after a network blip or
- * when the sidecar restarts. `on.state(state, detail)` with state connecting, live,
- * retrying or refused; `on.entry(data)`, `on.gap(data)`.
+ * when the sidecar restarts, sending the uid of the last entry it got as Last-Event-ID
+ * (as EventSource does), so the sidecar first sends what was cached meanwhile.
+ * `on.state(state, detail)` with state connecting, live (detail.resumed: from the last
+ * entry), retrying or refused; `on.entry(data)`, `on.gap(data)`.
  */
 export function follow(params, on) {
   const stopper = new AbortController();
   let attempt = 0;
   let connectedBefore = false;
+  let lastId = ""; // the uid of the last entry received: where a reconnect resumes
 
   async function once() {
     const conn = new AbortController();
@@ -122,14 +125,17 @@ export function follow(params, on) {
       silence = setTimeout(abort, SILENCE_MS);
     };
     try {
+      const headers = { "X-Admin-Token": token.get(), Accept: "text/event-stream" };
+      const resumed = lastId !== "";
+      if (resumed) headers["Last-Event-ID"] = lastId;
       const response = await fetch(url("stream", params), {
         signal: conn.signal,
         cache: "no-store",
-        headers: { "X-Admin-Token": token.get(), Accept: "text/event-stream" },
+        headers,
       });
       if (!response.ok) throw new ApiError(response.status, await messageOf(response));
       attempt = 0;
-      on.state("live", { reconnected: connectedBefore });
+      on.state("live", { reconnected: connectedBefore, resumed });
       connectedBefore = true;
       await readEvents(response.body, (frame) => {
         let data;
@@ -138,7 +144,10 @@ export function follow(params, on) {
         } catch {
           return;
         }
-        if (frame.event === "entry") on.entry(data);
+        if (frame.event === "entry") {
+          if (frame.id) lastId = frame.id;
+          on.entry(data);
+        }
         else if (frame.event === "gap") on.gap(data);
       }, beat);
       return null; // the sidecar ended the stream (it stops): connect again

@@ -263,7 +263,7 @@ export class EventView {
       },
       gap: (data) => {
         const missed = data.missed === null ? "some" : data.missed;
-        this.tailState("gap", { missed });
+        this.tailState("gap", { missed, reason: data.reason });
       },
     });
   }
@@ -280,16 +280,18 @@ export class EventView {
     el.className = `tail-${state}`;
     if (state === "live") {
       el.textContent = "● Live: new events appear at the top";
-      if (detail.reconnected) this.catchUp();
+      // Resumed from the last entry: the sidecar sent what was cached meanwhile first.
+      if (detail.reconnected && !detail.resumed) this.catchUp();
     } else if (state === "connecting") el.textContent = "Connecting…";
     else if (state === "retrying") {
       const why = detail.error ? detail.error.message : "the stream ended";
       el.textContent = `Reconnecting in ${Math.ceil(detail.delay / 1000)} s (${why})`;
-    } else if (state === "gap") el.textContent = `● Live; ${detail.missed} events were missed (the page was too slow): reload to see them`;
+    } else if (state === "gap") el.textContent = `● Live; ${detail.missed} events were missed (${detail.reason}): reload to see them`;
     else if (state === "refused") this.hooks.failed(detail.error, () => this.retail(), this.stateEl);
   }
 
-  /** After a reconnect: what was cached meanwhile, from the newest page. */
+  /** After a reconnect with no entry to resume from: what was cached meanwhile, from the
+   * newest page. */
   async catchUp() {
     try {
       const result = await this.fetchPage(this.filters(), null, () => false);
