@@ -15,6 +15,7 @@ from aiohttp import web
 from daemon.metrics import Metrics
 from daemon.pipeline.tailhub import TailHub
 from daemon.pipeline.tailswitch import TailSwitch
+from daemon.query.service import QueryService
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck, install
@@ -34,7 +35,8 @@ async def tail_only() -> AsyncIterator[str]:
     storage = Storage(client, size=10, ttl_s=0)
     hub = TailHub(storage.tail_messages, health, 4, SseFraming())
     app = api_application(metrics)
-    add_tail_routes(app, Tail(hub, TailSwitch(storage, health, lambda: hub.count)))
+    tail = Tail(hub, TailSwitch(storage, health, lambda: hub.count))
+    add_tail_routes(app, tail, QueryService(storage, 10, 60, 10_000, 1 << 24))
     install(app, TokenCheck((TOKEN,), False), health)  # after the routes: order is free
     runner = web.AppRunner(app)
     await runner.setup()

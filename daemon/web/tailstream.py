@@ -44,7 +44,6 @@ from daemon.query.params import StreamQuery, parse_stream
 from daemon.query.service import QueryService
 from daemon.store.client import StoreUnavailable
 from daemon.web.auth import HEALTH, guarded
-from daemon.web.queries import QUERY
 from daemon.web.responses import error_response
 from daemon.web.sse import answered_frame, gap_frame
 
@@ -68,7 +67,7 @@ TAIL = web.AppKey("tail", Tail)
 @guarded(RedisOperation.TAIL)
 async def stream(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/events/stream."""
-    service = request.app[QUERY]
+    service = request.app[TAIL_READS]
     last_event_id = request.headers.get("Last-Event-ID", "")
     query = parse_stream(request.query, last_event_id, service.max_events)
     watched = frozenset(query.ids) if query.ids is not None else None
@@ -144,7 +143,11 @@ async def _pump(response: EventSourceResponse, opened: Stream, first: bytes) -> 
         response.stop_streaming()
 
 
-def add_tail_routes(app: web.Application, tail: Tail) -> None:
-    """Serve the live tail on `app`."""
+TAIL_READS = web.AppKey("tail_reads", QueryService)
+
+
+def add_tail_routes(app: web.Application, tail: Tail, reads: QueryService) -> None:
+    """Serve the live tail on `app`; its backfill read through `reads`."""
     app[TAIL] = tail
+    app[TAIL_READS] = reads
     app.router.add_get(STREAM_PATH, stream)

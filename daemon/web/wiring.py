@@ -140,7 +140,7 @@ class Listeners:
         api = api_application(parts.metrics)
         install_guard(api, parts.tokens, parts.health)
         add_query_routes(api, parts.queries)
-        add_tail_routes(api, parts.tail)
+        add_tail_routes(api, parts.tail, parts.queries)
         add_viewer_routes(api, settings.api.viewer)
         ingest = settings.ingest
         ingest_url = f"http://{ingest.listen}" if ingest.listen else f"http+unix://{ingest.socket}"
