@@ -99,6 +99,18 @@ class ParsedEvent:
         self._original = text
         self._value = None
 
+    def original_value(self) -> Any:
+        """The original parsed (the value NDJSON gave, else its text parsed); None when
+        there is none or its text is not JSON."""
+        if self._value is not None:
+            return self._value
+        if not self._original:
+            return None
+        try:
+            return orjson.loads(self._original)
+        except orjson.JSONDecodeError:
+            return None
+
     @property
     def is_error(self) -> bool:
         """Errors and malformed entries also go to the errors-only list."""
