@@ -194,7 +194,8 @@ def _journey(client: ApiClient, event_id: str, output: str, out: TextIO) -> int:
             print(table.event_row(Namespace.TOKEN, id_, event), file=out)
         for outcome in body["destinations"]:
             id_, event = outcome["destination_id"], outcome["event"]
-            print(table.event_row(Namespace.DESTINATION, id_, event), file=out)
+            row = table.event_row(Namespace.DESTINATION, id_, event, outcome["status"])
+            print(row, file=out)
         print(
             f"(event {event_id}: received {len(body['received'])} time(s) by the API key, "
             f"{len(body['destinations'])} destination outcome(s))",
