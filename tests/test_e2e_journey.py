@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from daemon.store.journey import JOURNEY_BUCKET_S
+from daemon.store.journey import JOURNEY_BUCKET_S, MAX_JOURNEY_LISTS
 from tests.support.scrape import settle
 
 pytestmark = pytest.mark.e2e
@@ -150,3 +150,20 @@ def test_no_rules_no_index(start_daemon: Any, redis_client: redis.Redis) -> None
     settle(daemon)
     assert list(redis_client.scan_iter("events_cache:journey:*")) == []
     assert journey(daemon, "e")[0] == 404
+
+
+def test_a_look_up_reads_at_most_max_journey_lists_and_says_it_was_cut(start_daemon: Any) -> None:
+    daemon = start_daemon(NO_REFILL)
+    event = {"event_id": "everywhere"}
+    many = MAX_JOURNEY_LISTS + 5
+    lines = [destination(f"d{n:03}", event, skip="x") for n in range(many)]
+    assert daemon.post_ndjson(lines).status == 202
+    settle(daemon)
+    reply = daemon.api(JOURNEY, {"event_id": "everywhere"})
+    assert reply.status == 200
+    assert len(reply.json["destinations"]) == MAX_JOURNEY_LISTS
+    assert reply.headers.get("X-Events-Cache-Truncated") == "true"
+    assert daemon.post_ndjson([destination("one", {"event_id": "once"}, skip="x")]).status == 202
+    settle(daemon)
+    reply = daemon.api(JOURNEY, {"event_id": "once"})
+    assert reply.status == 200 and "X-Events-Cache-Truncated" not in reply.headers

@@ -33,7 +33,8 @@ class JourneyNotFound(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class JourneyAnswer:
-    """The journey as the API answers it, and whether `max_response_bytes` cut it."""
+    """The journey as the API answers it, and whether it was cut: at `max_response_bytes`,
+    or at MAX_JOURNEY_LISTS lists read."""
 
     doc: dict[str, Any]
     truncated: bool
@@ -72,12 +73,12 @@ class Journeys:
     async def journey(self, event_id: str) -> JourneyAnswer:
         """The token entries and destination outcomes of `event_id`, newest first (the
         destinations by id); JourneyNotFound when no cached entry carries it."""
-        found = await self._storage.journey_lists(event_id, self._wall())
+        found, truncated = await self._storage.journey_lists(event_id, self._wall())
         needle = event_id.encode() if _PLAIN.fullmatch(event_id) else None
         received: list[dict[str, Any]] = []
         destinations: list[tuple[str, dict[str, Any]]] = []
         seen: set[str] = set()
-        room, truncated = self._max_bytes, False
+        room = self._max_bytes
         for location, entries in found:
             for raw in entries:
                 if needle is not None and needle not in raw and _ESCAPE not in raw:

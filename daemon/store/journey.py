@@ -84,16 +84,18 @@ class JourneyIndex:
         if bucket is not None and bucket > self._expiring:
             self._expiring = bucket
 
-    async def locations(self, client: RedisClient, event_id: str, now: float) -> list[Location]:
+    async def locations(
+        self, client: RedisClient, event_id: str, now: float
+    ) -> tuple[list[Location], bool]:
         """The lists entries carrying `event_id` went to, newest window first, each once,
-        at most MAX_JOURNEY_LISTS. A window ahead of `now` is read too: another
-        sidecar's clock may be ahead."""
+        at most MAX_JOURNEY_LISTS, and whether there were more. A window ahead of `now`
+        is read too: another sidecar's clock may be ahead."""
         first = int((now - self.retention_s) // JOURNEY_BUCKET_S)
         last = int(now // JOURNEY_BUCKET_S) + 1
         low, high = f"[{event_id}{_SEP}", f"({event_id}\x01"
         pipe = client.pipeline(transaction=False)
         for bucket in range(last, first - 1, -1):
-            pipe.zrangebylex(journey_key(bucket), low, high, start=0, num=MAX_JOURNEY_LISTS)
+            pipe.zrangebylex(journey_key(bucket), low, high, start=0, num=MAX_JOURNEY_LISTS + 1)
         async with redis_call():
             replies = await pipe.execute()
         found: dict[Location, None] = {}
@@ -102,7 +104,8 @@ class JourneyIndex:
                 location = _location(member)
                 if location is not None:
                     found.setdefault(location)
-        return list(found)[:MAX_JOURNEY_LISTS]
+        every = list(found)
+        return every[:MAX_JOURNEY_LISTS], len(every) > MAX_JOURNEY_LISTS
 
 
 def journey_index(settings: JourneySettings, ttl: TtlMinutesSettings) -> JourneyIndex | None:

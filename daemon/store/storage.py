@@ -224,20 +224,24 @@ class Storage:
             for _ in ids
         ]
 
-    async def journey_lists(self, event_id: str, now: float) -> list[tuple[Location, list[bytes]]]:
-        """Every list the journey index says holds entries carrying `event_id`, each with
-        its entries (newest first, at most `size`), in one pipeline after the index's."""
+    async def journey_lists(
+        self, event_id: str, now: float
+    ) -> tuple[list[tuple[Location, list[bytes]]], bool]:
+        """The lists the journey index says hold entries carrying `event_id` (at most
+        MAX_JOURNEY_LISTS), each with its entries (newest first, at most `size`), in one
+        pipeline after the index's; and whether the index named more lists."""
         if self.journey is None:
-            return []
-        locations = await self.journey.locations(self.client, event_id, now)
+            return [], False
+        locations, more = await self.journey.locations(self.client, event_id, now)
         if not locations:
-            return []
+            return [], more
         pipe = self.client.pipeline(transaction=False)
         for location in locations:
             pipe.lrange(location.key, 0, self.size - 1)
         async with redis_call():
             replies = await pipe.execute()
-        return [(loc, list(reply)) for loc, reply in zip(locations, replies, strict=True)]
+        found = [(loc, list(reply)) for loc, reply in zip(locations, replies, strict=True)]
+        return found, more
 
     async def watched(self) -> bool:
         """Whether a live-tail stream is open on any sidecar sharing this Redis."""

@@ -1,15 +1,18 @@
-"""OpenAPI of the query API: Jitsu's cache endpoint, the summary, reset, the live tail."""
+"""OpenAPI of the query API: Jitsu's cache endpoint, the summary, reset, the live tail,
+the journey."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from daemon.core.eventid import MAX_EVENT_ID
 from daemon.core.ids import IDS_PATTERN
 from daemon.core.wire import (
     CACHE_PATH,
     DEFAULT_IDS_LIMIT,
     DEFAULT_LIMIT,
     IDS_PATH,
+    JOURNEY_PATH,
     MAX_IDS_LIMIT,
     MAX_QUERY_TEXT,
     STREAM_PATH,
@@ -51,6 +54,33 @@ CACHE_RESPONSE = {
         "interval_seconds": {"type": "integer"},
         "response_events": {"type": "integer"},
         "events": {"type": "array", "items": ref("Event")},
+    },
+}
+
+JOURNEY_RESPONSE = {
+    "type": "object",
+    "required": ["event_id", "received", "destinations"],
+    "properties": {
+        "event_id": {"type": "string"},
+        "received": {
+            "type": "array",
+            "items": ref("Event"),
+            "description": "The API keys' entries whose original carries the id, newest first.",
+        },
+        "destinations": {
+            "type": "array",
+            "description": "Each destination's entries for the event, by destination id, "
+            "newest first within one.",
+            "items": {
+                "type": "object",
+                "required": ["destination_id", "status", "event"],
+                "properties": {
+                    "destination_id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["success", "error", "skip"]},
+                    "event": ref("Event"),
+                },
+            },
+        },
     },
 }
 
@@ -226,10 +256,37 @@ def _stream_get() -> dict[str, Any]:
     }
 
 
+def _journey_get() -> dict[str, Any]:
+    event_id = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_EVENT_ID,
+        "pattern": "^[^\\u0000]+$",
+    }
+    return {
+        "summary": "One event's journey: the API key's entries and every destination's outcome",
+        "operationId": "getJourney",
+        "security": _SECURITY,
+        "description": "From every pod. The id is found with sidecar.journey.event_id_from "
+        "in originals and in destinations' success records; an id can be found for "
+        "sidecar.journey.retention_minutes after it was cached, while its entries are in "
+        f"the lists. Bounded by sidecar.api.max_response_bytes (`{TRUNCATED_HEADER}`).",
+        "parameters": [
+            {**query_param("event_id", event_id, "The event's own id (no NUL)."), "required": True}
+        ],
+        "responses": {
+            "200": {"description": "The journey.", "content": json_content(ref("JourneyResponse"))},
+            "404": error("No cached entry carries the event id."),
+            **_ERRORS,
+        },
+    }
+
+
 def query_paths() -> dict[str, Any]:
     """The endpoints of the query API."""
     return {
         CACHE_PATH: {"get": _cache_get(), "delete": _cache_delete()},
         IDS_PATH: {"get": _ids_get()},
         STREAM_PATH: {"get": _stream_get()},
+        JOURNEY_PATH: {"get": _journey_get()},
     }
