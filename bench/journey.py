@@ -93,9 +93,9 @@ def j1(s: Settings, server: RedisServer, requests: int, smoke: bool) -> list[Row
     server.client().flushall()
     settings = {"sidecar": {"ingest": {"queue_size": 2_000_000, "queue_bytes": 1 << 30}}}
     daemon = Daemon(s.workdir / "daemon-J1", server.url, settings)
-    daemon.start()
     client = server.client()
     try:
+        daemon.start()
         lines = _lines(tokens, destinations, per_id)
         bodies = [
             b"\n".join(lines[k : k + LINES_PER_BODY]) for k in range(0, len(lines), LINES_PER_BODY)
