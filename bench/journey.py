@@ -69,7 +69,7 @@ def _bare_journey(client: redis.Redis, event_id: str, now: float) -> int:
             start=0,
             num=MAX_JOURNEY_LISTS + 1,
         )
-    keys = {}
+    keys: dict[str, None] = {}
     for members in pipe.execute():
         for member in members:
             _, namespace, collection, id_ = member.decode().split("\0", 3)
