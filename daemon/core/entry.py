@@ -72,7 +72,8 @@ class ParsedEvent:
         token_id: str = "",
         destination_id: str = "",
         *,
-        value: Any = None,  # the original as a parsed value (must be encodable), if no text
+        value: Any = None,  # the original as a parsed value (must be encodable); with a text
+        # too, the text is what is stored and the value only read (the event's own id)
     ) -> None:
         self.namespace = namespace
         self.id = id
