@@ -23,6 +23,7 @@ import structlog
 from daemon import __version__
 from daemon.config import Config, RedisSettings, effective_settings
 from daemon.config.load import NO_ADMIN_TOKEN
+from daemon.core.eventid import EventIdFinder
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import DropReason
 from daemon.metrics import Metrics
@@ -35,10 +36,12 @@ from daemon.pipeline.tailswitch import CHECK_INTERVAL_S, TailSwitch
 from daemon.pipeline.tasks import Supervisor, every
 from daemon.pipeline.trimmer import Trimmer
 from daemon.pipeline.writers import Writers
+from daemon.query.journey import Journeys
 from daemon.query.service import QueryService
 from daemon.store.client import StorageConfigError, create_client
 from daemon.store.embedded import EmbeddedRedis, EmbeddedRedisError, find_server_binary
 from daemon.store.health import RedisHealth
+from daemon.store.journey import journey_index
 from daemon.store.storage import Storage
 from daemon.web.auth import TokenCheck
 from daemon.web.ingest import Intake
@@ -99,8 +102,9 @@ class App:
         )
         self.limiters = RateLimiters(events.size, events.time_window_sec)
         self.limited = LimitedCounter()
+        self.event_ids = EventIdFinder(config.sidecar.journey.event_id_from)
         self.admission = Admission(
-            self.queue, self.limiters, self.limited, self.metrics, events.redact
+            self.queue, self.limiters, self.limited, self.metrics, events.redact, self.event_ids
         )
         self._supervisor = Supervisor()
         self._embedded: EmbeddedRedis | None = None
@@ -127,6 +131,7 @@ class App:
                 create_client(await self._redis_settings()),
                 self.config.events.size,
                 self.config.redis.ttl_minutes.events_cache * 60,
+                journey_index(self.config.sidecar.journey, self.config.redis.ttl_minutes),
             )
             await self.health.probe(storage.ping)
             self._start_loops(storage)
@@ -229,6 +234,7 @@ class App:
             tokens,
             queries,
             loops.tail,
+            Journeys(storage, self.event_ids, api.max_response_bytes),
         )
         sidecar = cfg.sidecar
         settings = ListenerSettings(api, ingest, sidecar.mirror, sidecar.proxy)

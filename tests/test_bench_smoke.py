@@ -28,6 +28,7 @@ FIGURES = (
     "P4 query 50 id(s)",
     "P5 RSS under overload",
     "F1 summary page of 100 of 10,000 ids",
+    "J1 journey of 1 of 1,000 entries",
     "T1 tail, 1 watcher",
     "T1 tail, 10 watchers",
     "T2 P1b unix with 10 watchers",

@@ -312,3 +312,40 @@ def test_tail_reconnects_after_its_daemon_restarts_and_misses_nothing(
             tail.terminate()
         assert tail.stderr is not None
         assert "reconnecting" in tail.stderr.read()
+
+
+def test_journey_as_a_table_json_and_ndjson_and_an_unknown_id(start_daemon: Any) -> None:
+    first, second = start_daemon(), start_daemon()
+    event = {"event_type": "purchase", "eventn_ctx": {"event_id": "buy-1"}}
+    first.post_token("shop", json.dumps(event))
+    second.post_ndjson(
+        [
+            {"namespace": "destination", "id": "pg", "original": event, "success": {}},
+            {"namespace": "destination", "id": "bq", "original": event, "error": "no table"},
+        ]
+    )
+    settle(first)
+    settle(second)
+    table = cli("journey", "buy-1", "--url", url(first), "--output", "table")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["TIME", "ID", "STATUS"]
+    assert [row.split()[1:3] for row in rows] == [
+        ["shop", "success"],
+        ["bq", "error"],
+        ["pg", "success"],
+    ]
+    assert "received 1 time(s) by the API key, 2 destination outcome(s)" in table.stderr
+    piped = json.loads(cli("journey", "buy-1", "--url", url(second)).stdout)  # not a terminal
+    assert piped["event_id"] == "buy-1"
+    assert [(d["destination_id"], d["status"]) for d in piped["destinations"]] == [
+        ("bq", "error"),
+        ("pg", "success"),
+    ]
+    lines = cli("journey", "buy-1", "--url", url(first), "--output", "ndjson").stdout
+    kinds = [json.loads(line)["namespace"] for line in lines.splitlines()]
+    assert kinds == ["token", "destination", "destination"]
+    unknown = cli("journey", "nope", "--url", url(first))
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert "answered 404: no cached entry carries event id 'nope'" in unknown.stderr
+    assert "is --url the API listener" not in unknown.stderr

@@ -161,14 +161,16 @@ def _events(response: http.client.HTTPResponse) -> Iterator[SseEvent]:
 
 def _failure(status: int, body: bytes, url: str) -> str:
     try:
-        message = str(orjson.loads(body).get("message", ""))
+        message, ours = str(orjson.loads(body).get("message", "")), True
     except (orjson.JSONDecodeError, AttributeError):
-        message = body[:200].decode("utf-8", "replace")
+        message, ours = body[:200].decode("utf-8", "replace"), False
     if status == 401:
         return (
             f"{url} refused the admin token ({message}): give the one the daemon was "
             f"started with ({TOKEN_ENV} or --token-file)"
         )
+    if status == 404 and ours:  # the API's own answer (an event id not cached, say)
+        return f"{url} answered 404: {message}"
     if status == 404:
         return (
             f"{url} answered 404: {message} (is --url the API listener, "

@@ -1,4 +1,4 @@
-"""`events-cache ids | events | tail`: the cache from a terminal, through the query API.
+"""`events-cache ids | events | tail | journey`: the cache from a terminal, through the query API.
 
 A table on a terminal, JSON (or NDJSON) otherwise, so the same command serves a person
 and a pipe. The admin token comes from a file or the environment (`http.TOKEN_HELP`),
@@ -17,7 +17,15 @@ from typing import Any, TextIO
 
 from daemon.cli import deepjson, table
 from daemon.cli.http import TOKEN_HELP, ApiClient, ApiError, SseEvent, admin_token
-from daemon.core.wire import CACHE_PATH, DEFAULT_IDS_LIMIT, DEFAULT_LIMIT, IDS_PATH, STREAM_PATH
+from daemon.core.model import Namespace
+from daemon.core.wire import (
+    CACHE_PATH,
+    DEFAULT_IDS_LIMIT,
+    DEFAULT_LIMIT,
+    IDS_PATH,
+    JOURNEY_PATH,
+    STREAM_PATH,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "EVENTS_CACHE_API_URL"
@@ -30,7 +38,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def add_read_commands(commands: Any) -> None:
-    """The `ids`, `events` and `tail` sub-commands."""
+    """The `ids`, `events`, `tail` and `journey` sub-commands."""
     ids = _command(commands, "ids", "which ids the cache holds, most recently active first")
     ids.add_argument("--q", help="only ids that contain this text")
     ids.add_argument("--limit", type=int, default=DEFAULT_IDS_LIMIT, help="ids per page")
@@ -53,8 +61,15 @@ def add_read_commands(commands: Any) -> None:
         "--since", help="first the events cached since: RFC 3339 time, or a duration ago: 10m"
     )
 
+    journey = _command(
+        commands, "journey", "what every destination made of one event", namespaced=False
+    )
+    journey.add_argument("event_id", metavar="EVENT_ID", help="the event's own id")
 
-def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+
+def _command(
+    commands: Any, name: str, help_text: str, namespaced: bool = True
+) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=help_text, description=help_text, epilog=TOKEN_HELP
     )
@@ -68,9 +83,10 @@ def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParse
         default=os.environ.get(URL_ENV, DEFAULT_URL),
         help=f"the daemon's API listener (default: ${URL_ENV} or {DEFAULT_URL})",
     )
-    parser.add_argument(
-        "--namespace", choices=("token", "destination"), default="token", help="default: token"
-    )
+    if namespaced:
+        parser.add_argument(
+            "--namespace", choices=("token", "destination"), default="token", help="default: token"
+        )
     parser.add_argument(
         "--output",
         choices=("table", "json", "ndjson"),
@@ -85,7 +101,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def read_command(args: argparse.Namespace) -> int:
-    """Run `ids`, `events` or `tail`; a clear message and exit 1 when the API fails."""
+    """Run `ids`, `events`, `tail` or `journey`; a clear message and exit 1 when the API fails."""
     out = sys.stdout
     output = args.output or ("table" if out.isatty() else "json")
     try:
@@ -94,6 +110,8 @@ def read_command(args: argparse.Namespace) -> int:
             return _ids(client, args, output, out)
         if args.command == "events":
             return _events(client, args, output, out)
+        if args.command == "journey":
+            return _journey(client, args.event_id, output, out)
         return _tail(client, args, args.output or ("table" if out.isatty() else "ndjson"), out)
     except ApiError as e:
         print(f"events-cache {args.command}: {e}", file=sys.stderr)
@@ -167,6 +185,36 @@ def _events_table(namespace: str, body: dict[str, Any], limit: int | None, out: 
             f"{body['cache_capacity_per_interval']} per {body['interval_seconds']} s per id)"
         )
     print(f"({summary})", file=sys.stderr)
+
+
+def _journey(client: ApiClient, event_id: str, output: str, out: TextIO) -> int:
+    """One event's entries: the API key's, then each destination's outcome."""
+    answer = client.get(JOURNEY_PATH, {"event_id": event_id})
+    body = answer.body
+    if output == "json":
+        _write_json(body, out)
+    elif output == "ndjson":
+        for event in body["received"]:
+            print(_json({"namespace": "token", "event": event}), file=out)
+        for outcome in body["destinations"]:
+            print(_json({"namespace": "destination", **outcome}), file=out)
+    else:
+        print(table.header(table.EVENT_COLUMNS), file=out)
+        for event in body["received"]:
+            id_ = table.event_id(Namespace.TOKEN, event)
+            print(table.event_row(Namespace.TOKEN, id_, event), file=out)
+        for outcome in body["destinations"]:
+            id_, event = outcome["destination_id"], outcome["event"]
+            row = table.event_row(Namespace.DESTINATION, id_, event, outcome["status"])
+            print(row, file=out)
+        print(
+            f"(event {event_id}: received {len(body['received'])} time(s) by the API key, "
+            f"{len(body['destinations'])} destination outcome(s))",
+            file=sys.stderr,
+        )
+    if answer.truncated:
+        print("(answer cut at sidecar.api.max_response_bytes)", file=sys.stderr)
+    return 0
 
 
 def _tail(client: ApiClient, args: argparse.Namespace, output: str, out: TextIO) -> int:

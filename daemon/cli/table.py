@@ -72,9 +72,10 @@ def header(columns: Sequence[tuple[str, int]]) -> str:
     return row([name for name, _ in columns], columns)
 
 
-def event_row(namespace: str, id_: str, event: dict[str, Any]) -> str:
-    """An event as one line: time, id, status, type or error."""
-    cells = (event.get("timestamp", ""), id_, status(namespace, event), _summary(event))
+def event_row(namespace: str, id_: str, event: dict[str, Any], state: str = "") -> str:
+    """An event as one line: time, id, status (`state` when the API said it), type or
+    error."""
+    cells = (event.get("timestamp", ""), id_, state or status(namespace, event), _summary(event))
     return row(cells, EVENT_COLUMNS)
 
 

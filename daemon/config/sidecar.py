@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from daemon.config.fields import HostPort, OctalMode, section, setting
+from daemon.core.eventid import check_event_id_rules
 from daemon.core.tokenfrom import check_rules
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -196,6 +197,34 @@ class ProxySettings:
 
 
 @dataclass(frozen=True)
+class JourneySettings:
+    """sidecar.journey: finding one event in every list (`/api/v1/events/journey`)."""
+
+    event_id_from: tuple[str, ...] = setting(
+        (
+            "json:eventn_ctx.event_id",
+            "json:eventn_ctx_event_id",
+            "json:event_id",
+            "json:message_id",
+            "json:messageId",
+            "record:eventn_ctx_event_id",
+        ),
+        "Where an event's own id is, tried in order; the first rule that finds a string "
+        "(or integer) wins: `json:<dotted.path>` (fields of the original), "
+        "`record:<field>` (the value of that field in a destination's `success.record`). "
+        "`[]` turns the journey index off.",
+        check=check_event_id_rules,
+    )
+    retention_minutes: int = setting(
+        60,
+        "How long an event id can be looked up after it was cached (or the lists' TTL, "
+        "`ttl_minutes.events_cache`, if shorter).",
+        minimum=1,
+        maximum=1440,
+    )
+
+
+@dataclass(frozen=True)
 class ShutdownSettings:
     """sidecar.shutdown: what SIGTERM does."""
 
@@ -240,5 +269,6 @@ class SidecarSettings:
     api: ApiSettings = section(ApiSettings)
     mirror: MirrorSettings = section(MirrorSettings)
     proxy: ProxySettings = section(ProxySettings)
+    journey: JourneySettings = section(JourneySettings)
     shutdown: ShutdownSettings = section(ShutdownSettings)
     log: LogSettings = section(LogSettings)

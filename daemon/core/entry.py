@@ -72,7 +72,8 @@ class ParsedEvent:
         token_id: str = "",
         destination_id: str = "",
         *,
-        value: Any = None,  # the original as a parsed value (must be encodable), if no text
+        value: Any = None,  # the original as a parsed value (must be encodable); with a text
+        # too, the text is what is stored and the value only read (the event's own id)
     ) -> None:
         self.namespace = namespace
         self.id = id
@@ -98,6 +99,18 @@ class ParsedEvent:
         """Replace the original's text (redaction); the parsed object is dropped."""
         self._original = text
         self._value = None
+
+    def original_value(self) -> Any:
+        """The original parsed (the value NDJSON gave, else its text parsed); None when
+        there is none or its text is not JSON."""
+        if self._value is not None:
+            return self._value
+        if not self._original:
+            return None
+        try:
+            return orjson.loads(self._original)
+        except orjson.JSONDecodeError:
+            return None
 
     @property
     def is_error(self) -> bool:

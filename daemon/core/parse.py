@@ -74,11 +74,11 @@ def parse_token_body(
     except orjson.JSONDecodeError as e:
         return [_malformed(token, body, max_malformed_bytes, json_problem(body, e))]
     if isinstance(doc, dict):
-        # Valid JSON is valid UTF-8: keep the ingest's own text, no re-encoding.
+        # Valid JSON is valid UTF-8: keep the ingest's own text, no re-encoding; the parsed
+        # document goes along, so that the event's own id is found without parsing again.
+        text = body.decode().strip()
         return [
-            ParsedEvent(
-                Namespace.TOKEN, token, original=body.decode().strip(), skip=skip, token_id=token
-            )
+            ParsedEvent(Namespace.TOKEN, token, original=text, skip=skip, token_id=token, value=doc)
         ]
     if isinstance(doc, list):
         if 0 < max_events < len(doc):
@@ -108,7 +108,9 @@ def _array_events(
             continue
         if isinstance(item, dict):
             events.append(
-                ParsedEvent(Namespace.TOKEN, token, original=text, skip=skip, token_id=token)
+                ParsedEvent(
+                    Namespace.TOKEN, token, original=text, skip=skip, token_id=token, value=item
+                )
             )
         else:
             problem = f"array element {n} is {kind_of(item)}, not an object"

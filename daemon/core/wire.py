@@ -28,6 +28,7 @@ ANY_PATH: Final = "/{tail:.*}"
 CACHE_PATH: Final = "/api/v1/events/cache"  # GET (Jitsu's answer, filters), DELETE (reset)
 IDS_PATH: Final = "/api/v1/events/ids"  # the summary: which ids the cache holds
 STREAM_PATH: Final = "/api/v1/events/stream"  # live tail, Server-Sent Events
+JOURNEY_PATH: Final = "/api/v1/events/journey"  # one event through every destination
 METRICS_PATH: Final = "/metrics"
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"

@@ -14,6 +14,7 @@ from itertools import islice
 
 from daemon.core.accounting import Outcome
 from daemon.core.entry import ParsedEvent, encode
+from daemon.core.eventid import EventIdFinder
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import Collection, DropReason, Namespace, Target
 from daemon.core.redact import Redactor, Unredactable, unredactable
@@ -47,6 +48,7 @@ class Admission:
         limited: LimitedCounter,
         metrics: Metrics,
         redact: Sequence[str] = (),
+        event_ids: EventIdFinder | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -58,6 +60,8 @@ class Admission:
         self._wall = wall
         # server.cache.events.redact: None when empty, so the hot path pays one test
         self._redact = Redactor(redact) if redact else None
+        # sidecar.journey.event_id_from: None when empty (no journey index), one test
+        self._event_ids = event_ids if event_ids is not None and event_ids.on else None
 
     def submit(self, events: Iterable[ParsedEvent]) -> Outcome:
         """Limit, encode and queue `events`; update the counters once.
@@ -68,7 +72,7 @@ class Admission:
         """
         now, wall = self._monotonic(), self._wall()
         allow, put = self._limiters.allow, self._queue.put
-        redact = self._redact
+        redact, eid = self._redact, (self._event_id if self._event_ids else None)
         all_, error_ = Collection.ALL, Collection.ERROR
         accepted = rate_limited = dropped = malformed = 0
         counts = _Counts()
@@ -98,7 +102,7 @@ class Admission:
                 continue
             if redact is not None:
                 self._redact_event(redact, event)
-            if put(QueuedEntry(ns, id_, target, encode(event, wall))):
+            if put(QueuedEntry(ns, id_, target, encode(event, wall), eid(event) if eid else "")):
                 if target & _ALL:
                     accepted += 1
                 else:
@@ -131,6 +135,11 @@ class Admission:
             dropped += outcome.dropped
             yield
         return Outcome(accepted, rate_limited, dropped)
+
+    def _event_id(self, event: ParsedEvent) -> str:
+        """The event's own id, for the journey index (after redaction: as stored)."""
+        assert self._event_ids is not None
+        return self._event_ids.find(event.original_value(), event.success) or ""
 
     def _redact_event(self, redact: Redactor, event: ParsedEvent) -> None:
         """Mask the redact paths in the original and the result; what cannot be redacted

@@ -29,6 +29,7 @@ class QueuedEntry(NamedTuple):
     id: str
     target: int  # Target bits, as a plain int (IntFlag operators are slow on the hot path)
     data: bytes
+    event_id: str = ""  # the event's own id (sidecar.journey.event_id_from), "" if none
 
 
 class EventQueue:

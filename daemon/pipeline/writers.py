@@ -22,6 +22,7 @@ from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.tailswitch import TailSwitch, tail_message
 from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
+from daemon.store.journey import journey_member
 from daemon.store.keys import events_key
 from daemon.store.storage import Storage
 
@@ -104,7 +105,10 @@ class Writers:
         written. The caller tells the queue it is done with the batch."""
         # Group per id first: one key string per list, not one per entry.
         per_id: dict[tuple[Namespace, str], tuple[list[bytes], list[bytes]]] = {}
-        for namespace, id_, target, data in batch:
+        journey: set[str] = set()  # the journey index's members (one per event id and list)
+        for namespace, id_, target, data, event_id in batch:
+            if event_id:
+                journey.add(journey_member(event_id, namespace, id_, not target & _ALL))
             values = per_id.get((namespace, id_))
             if values is None:
                 values = per_id[namespace, id_] = ([], [])
@@ -123,7 +127,7 @@ class Writers:
         tail = tail_message(per_id) if self._tail is not None and self._tail.on else None
         started = time.perf_counter()
         try:
-            await self._storage.write(lists, ids, self._clock(), tail, size)
+            await self._storage.write(lists, ids, self._clock(), tail, size, journey)
         except StoreUnavailable as e:
             self._health.failed(e, RedisOperation.WRITE)
             self._metrics.dropped[DropReason.REDIS_ERROR].inc(len(batch))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from daemon.core.eventid import MAX_EVENT_ID, as_event_id
 from daemon.core.ids import check_id
 from daemon.core.model import Collection, Namespace
 from daemon.core.stamp import v7_uid
@@ -229,3 +230,13 @@ def parse_reset(params: Mapping[str, str]) -> ResetQuery:
             "ids is required (comma-separated, or repeated id=), or all=true to reset the namespace"
         )
     return ResetQuery(namespace(params), named or (), everything)
+
+
+def parse_journey(params: Mapping[str, str]) -> str:
+    """GET /api/v1/events/journey: `event_id`, required, at most MAX_EVENT_ID characters."""
+    event_id = params.get("event_id", "")
+    if not event_id:
+        raise QueryError("event_id is required")
+    if as_event_id(event_id) is None:
+        raise QueryError(f"event_id must be at most {MAX_EVENT_ID} characters, with no NUL")
+    return event_id

@@ -17,6 +17,7 @@ from daemon.core.model import Collection, Namespace
 from daemon.store.client import RedisClient, call_timeout, database_of, redis_call, unavailable
 from daemon.store.erase import erase_ids, erase_namespace
 from daemon.store.index import Cursor, IndexPage, index_page
+from daemon.store.journey import JourneyIndex, Location
 from daemon.store.keys import (
     LIMITED_KEY_TTL_S,
     TAIL_WATCHERS_KEY,
@@ -65,8 +66,11 @@ def _slots(*minutes: dict[bytes, bytes]) -> dict[int, int]:
 class Storage:
     """The sidecar's Redis operations; one client shared by writers, trimmer and queries."""
 
-    def __init__(self, client: RedisClient, size: int, ttl_s: int) -> None:
+    def __init__(
+        self, client: RedisClient, size: int, ttl_s: int, journey: JourneyIndex | None = None
+    ) -> None:
         self.client = client
+        self.journey = journey  # None: no journey index is written
         self.size = size
         self.tail_channel = tail_channel(database_of(client))
         self.ttl_s = ttl_s
@@ -85,9 +89,11 @@ class Storage:
         now: float,
         tail: bytes | None = None,
         size: int = 0,
+        journey: Iterable[str] = (),
     ) -> None:
         """One pipeline: one multi-value LPUSH per list, one ZADD per namespace index,
-        and, while someone watches the live tail, one PUBLISH of the batch. `size` (the
+        the journey index's members (`daemon.store.journey`: one ZADD, an EXPIREAT per
+        window), and, while someone watches the live tail, one PUBLISH of the batch. `size` (the
         values' bytes) lengthens its time limit, so a large batch is not taken for a
         Redis that is down.
 
@@ -101,11 +107,15 @@ class Storage:
         for namespace, namespace_ids in ids.items():
             scores = {id_: now + n * ID_SCORE_STEP_S for n, id_ in enumerate(namespace_ids)}
             pipe.zadd(index_key(namespace), scores)
+        members = set(journey)
+        window = self.journey.add(pipe, members, now) if self.journey and members else None
         cluster = isinstance(self.client, RedisCluster)
         if tail is not None and not cluster:
             pipe.publish(self.tail_channel, tail)
         async with redis_call(call_timeout(size + (len(tail) if tail else 0))):
             await pipe.execute()
+            if self.journey is not None:
+                self.journey.expiring(window)
             if tail is not None and cluster:  # a cluster pipeline refuses PUBLISH
                 await self.client.publish(self.tail_channel, tail)
 
@@ -213,6 +223,25 @@ class Storage:
             )
             for _ in ids
         ]
+
+    async def journey_lists(
+        self, event_id: str, now: float
+    ) -> tuple[list[tuple[Location, list[bytes]]], bool]:
+        """The lists the journey index says hold entries carrying `event_id` (at most
+        MAX_JOURNEY_LISTS), each with its entries (newest first, at most `size`), in one
+        pipeline after the index's; and whether the index named more lists."""
+        if self.journey is None:
+            return [], False
+        locations, more = await self.journey.locations(self.client, event_id, now)
+        if not locations:
+            return [], more
+        pipe = self.client.pipeline(transaction=False)
+        for location in locations:
+            pipe.lrange(location.key, 0, self.size - 1)
+        async with redis_call():
+            replies = await pipe.execute()
+        found = [(loc, list(reply)) for loc, reply in zip(locations, replies, strict=True)]
+        return found, more
 
     async def watched(self) -> bool:
         """Whether a live-tail stream is open on any sidecar sharing this Redis."""

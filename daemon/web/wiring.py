@@ -20,6 +20,7 @@ from daemon.core.tokenfrom import TokenFinder
 from daemon.metrics import Metrics
 from daemon.metrics.plain import RequestTimes
 from daemon.pipeline.queue import EventQueue
+from daemon.query.journey import Journeys
 from daemon.query.service import QueryService
 from daemon.store.health import RedisHealth
 from daemon.web.auth import TokenCheck
@@ -30,6 +31,7 @@ from daemon.web.front.pool import Upstream
 from daemon.web.front.routes import IngestRoute, MirrorRoute, Route
 from daemon.web.front.server import ByteBudget, Front, Listening
 from daemon.web.ingest import Intake
+from daemon.web.journeys import add_journey_routes
 from daemon.web.listeners import (
     API_SHUTDOWN_TIMEOUT_S,
     INGEST_SHUTDOWN_TIMEOUT_S,
@@ -69,6 +71,7 @@ class Parts:
     tokens: TokenCheck
     queries: QueryService
     tail: Tail
+    journeys: Journeys
 
 
 class Listeners:
@@ -140,6 +143,7 @@ class Listeners:
         api = api_application(parts.metrics)
         install_guard(api, parts.tokens, parts.health)
         add_query_routes(api, parts.queries)
+        add_journey_routes(api, parts.journeys)
         add_tail_routes(api, parts.tail, parts.queries)
         add_viewer_routes(api, settings.api.viewer)
         ingest = settings.ingest

@@ -435,8 +435,8 @@ def short_tmp() -> Path:
 # -- the daemon through a topology ---------------------------------------------------------
 
 ACL_COMMANDS = (
-    "ping", "lpush", "zadd", "ltrim", "expire", "zremrangebyscore", "hincrby",
-    "llen", "lrange", "lindex", "hgetall", "zrevrange", "zrange",
+    "ping", "lpush", "zadd", "ltrim", "expire", "zremrangebyscore", "hincrby", "expireat",
+    "llen", "lrange", "lindex", "hgetall", "zrevrange", "zrange", "zrangebylex",
     "exists", "set", "publish", "subscribe", "unsubscribe",
     "del", "zrem", "scan",
     "client|setname", "client|setinfo",
@@ -506,14 +506,20 @@ def round_trip(daemon: DaemonClient, ids: Sequence[str], per_id: int = 3, tag: s
 
 def look_around(daemon: DaemonClient, id_: str) -> None:
     """Everything the query side sends to Redis, once: the summary, a filtered query, a
-    live-tail stream that sees an event, one that backfills the newest events of every
-    id, and a reset of the id."""
+    journey (its index written with the batch and read), a live-tail stream that sees an
+    event, one that backfills the newest events of every id, and a reset of the id."""
     from tests.support.sse import Watcher, activate
 
     rows = daemon.api("/api/v1/events/ids", {"namespace": "token", "q": id_}).json["ids"]
     assert id_ in [row["id"] for row in rows], rows
     found = daemon.query(namespace="token", ids=id_, q='"n"', since="2000-01-01T00:00:00Z")
     assert found["response_events"] > 0, found
+    event = json.dumps({"event_id": f"probe-of-{id_}"})
+    assert daemon.post_token("journey-probe", event).status == 202
+    journey = "/api/v1/events/journey"
+    wait_for(lambda: daemon.api(journey, {"event_id": f"probe-of-{id_}"}).status == 200)
+    reply = daemon.api(journey, {"event_id": f"probe-of-{id_}"})
+    assert [e["token_id"] for e in reply.json["received"]] == ["journey-probe"], reply.raw
     watcher = Watcher(daemon.api_port, "namespace=token&ids=tail-probe").start()
     activate(daemon, watcher, token="tail-probe")  # an id of its own: never rate limited
     watcher.close()

@@ -11,8 +11,14 @@ from typing import Any
 from daemon.core.wire import TOKEN_HEADER
 from daemon.web.openapi.common import MESSAGE
 from daemon.web.openapi.ingest import INGEST_RESULT, NDJSON_LINE, ingest_paths
+from daemon.web.openapi.journey import JOURNEY_RESPONSE
 from daemon.web.openapi.ops import ops_paths
-from daemon.web.openapi.query import CACHE_RESPONSE, EVENT, IDS_RESPONSE, query_paths
+from daemon.web.openapi.query import (
+    CACHE_RESPONSE,
+    EVENT,
+    IDS_RESPONSE,
+    query_paths,
+)
 
 
 def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
@@ -37,6 +43,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                 "IngestResult": INGEST_RESULT,
                 "CacheResponse": CACHE_RESPONSE,
                 "IdsResponse": IDS_RESPONSE,
+                "JourneyResponse": JOURNEY_RESPONSE,
             },
         },
     }

@@ -45,3 +45,13 @@ MESSAGE = {
     "required": ["message"],
     "properties": {"message": {"type": "string"}},
 }
+
+
+# The admin routes' answers beside their own: a parameter, the token, Redis.
+ERRORS = {
+    "400": error("A parameter is invalid; the message names it."),
+    "401": error("Admin token does not match."),
+    "503": error("Redis is unreachable."),
+}
+# Either: X-Admin-Token, or Authorization: Bearer with the same token.
+SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}, {"bearer": []}]

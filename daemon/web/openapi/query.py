@@ -1,4 +1,5 @@
-"""OpenAPI of the query API: Jitsu's cache endpoint, the summary, reset, the live tail."""
+"""OpenAPI of the query API: Jitsu's cache endpoint, the summary, reset, the live tail,
+the journey (`daemon.web.openapi.journey`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from daemon.core.wire import (
     DEFAULT_IDS_LIMIT,
     DEFAULT_LIMIT,
     IDS_PATH,
+    JOURNEY_PATH,
     MAX_IDS_LIMIT,
     MAX_QUERY_TEXT,
     STREAM_PATH,
     TRUNCATED_HEADER,
 )
 from daemon.query.params import MAX_UID_LENGTH
-from daemon.web.openapi.common import error, json_content, query_param, ref
+from daemon.web.openapi.common import ERRORS, SECURITY, error, json_content, query_param, ref
+from daemon.web.openapi.journey import journey_get
 
 EVENT = {
     "type": "object",
@@ -103,13 +106,6 @@ _ID = {
 _STATUS = query_param("status", {"type": "string", "enum": ["", "error"]})
 _TEXT = {"type": "string", "maxLength": MAX_QUERY_TEXT}
 _TIME = {"type": "string", "format": "date-time"}
-_ERRORS = {
-    "400": error("A parameter is invalid; the message names it."),
-    "401": error("Admin token does not match."),
-    "503": error("Redis is unreachable."),
-}
-# Either: X-Admin-Token, or Authorization: Bearer with the same token.
-_SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}, {"bearer": []}]
 
 
 def _cache_get() -> dict[str, Any]:
@@ -117,7 +113,7 @@ def _cache_get() -> dict[str, Any]:
     return {
         "summary": "Last cached events per id, Jitsu Classic's response shape",
         "operationId": "getEventsCache",
-        "security": _SECURITY,
+        "security": SECURITY,
         "parameters": [
             _NAMESPACE,
             _IDS,
@@ -158,7 +154,7 @@ def _cache_get() -> dict[str, Any]:
                 },
                 "content": json_content(ref("CacheResponse")),
             },
-            **_ERRORS,
+            **ERRORS,
         },
     }
 
@@ -167,7 +163,7 @@ def _cache_delete() -> dict[str, Any]:
     return {
         "summary": "Forget ids: their events, index entry and limited counts",
         "operationId": "resetEventsCache",
-        "security": _SECURITY,
+        "security": SECURITY,
         "parameters": [
             _NAMESPACE,
             _IDS,
@@ -185,7 +181,7 @@ def _cache_delete() -> dict[str, Any]:
                     }
                 ),
             },
-            **_ERRORS,
+            **ERRORS,
         },
     }
 
@@ -195,7 +191,7 @@ def _ids_get() -> dict[str, Any]:
     return {
         "summary": "Which ids the cache holds, most recently active first",
         "operationId": "getIds",
-        "security": _SECURITY,
+        "security": SECURITY,
         "parameters": [
             _NAMESPACE,
             query_param("q", _TEXT, "Only ids that contain this text (any case)."),
@@ -204,7 +200,7 @@ def _ids_get() -> dict[str, Any]:
         ],
         "responses": {
             "200": {"description": "One page of ids.", "content": json_content(ref("IdsResponse"))},
-            **_ERRORS,
+            **ERRORS,
         },
     }
 
@@ -213,7 +209,7 @@ def _stream_get() -> dict[str, Any]:
     return {
         "summary": "Live tail: every event cached from now on, as Server-Sent Events",
         "operationId": "streamEvents",
-        "security": _SECURITY,
+        "security": SECURITY,
         "description": "`event: entry` with `id: <uid>` and `data: {namespace, id, collection, "
         "event}`; `event: gap` with `data: {missed, reason}` when the reader missed events; "
         "a comment line at least every 10 s. With `last` or `since`, or a `Last-Event-ID` "
@@ -251,7 +247,7 @@ def _stream_get() -> dict[str, Any]:
         ],
         "responses": {
             "200": {"description": "The stream.", "content": {"text/event-stream": {}}},
-            **_ERRORS,
+            **ERRORS,
             "503": error("Redis is unreachable, or sidecar.api.max_streams are open."),
         },
     }
@@ -263,4 +259,5 @@ def query_paths() -> dict[str, Any]:
         CACHE_PATH: {"get": _cache_get(), "delete": _cache_delete()},
         IDS_PATH: {"get": _ids_get()},
         STREAM_PATH: {"get": _stream_get()},
+        JOURNEY_PATH: {"get": journey_get()},
     }

@@ -1,0 +1,117 @@
+"""The journey's index: where the entries that carry an event id went.
+
+`events_cache:journey:<bucket>` is a Sorted Set per JOURNEY_BUCKET_S window of time, all
+scores 0, one member per event id and list written in that window:
+`<event id> NUL <namespace> NUL <a|e> NUL <id>` (`e`: the entry went to the id's
+errors-only list alone, its all-events list being rate limited). A batch adds its members
+with one ZADD; each sidecar sets the window's EXPIREAT once (absolute, so every sidecar
+sets the same), `retention_s` after the window ends. A look-up is one ZRANGEBYLEX of the
+prefix `<event id> NUL` per window still kept, in one pipeline: its cost does not grow
+with the cache, only with the lists that carry the id. Every command touches one key
+(Cluster). The index holds one member per cached entry that carries an id, at most: it
+is bounded as the lists are (rate limits, `size`) and expires with its windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection as Members
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.config.redis import TtlMinutesSettings
+from daemon.config.sidecar import JourneySettings
+from daemon.core.model import Collection, Namespace
+from daemon.store.client import RedisClient, redis_call
+from daemon.store.keys import events_key, journey_key
+
+JOURNEY_BUCKET_S = 300  # one key per five minutes: at most 289 windows in a day's retention
+MAX_JOURNEY_LISTS = 100  # lists one look-up reads (per window, and in all)
+_SEP = "\0"
+
+
+def journey_member(event_id: str, namespace: str, id_: str, error_only: bool) -> str:
+    """The index member saying that an entry carrying `event_id` went to a list of `id_`."""
+    return f"{event_id}{_SEP}{namespace}{_SEP}{'e' if error_only else 'a'}{_SEP}{id_}"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A list that holds (or held) an entry carrying the event id."""
+
+    namespace: Namespace
+    id: str
+    collection: Collection
+
+    @property
+    def key(self) -> str:
+        """The list's key."""
+        return events_key(self.namespace, self.id, self.collection)
+
+
+def _location(member: bytes | str) -> Location | None:
+    text = member.decode("utf-8", "replace") if isinstance(member, bytes) else member
+    parts = text.split(_SEP, 3)
+    if len(parts) != 4 or parts[1] not in (Namespace.TOKEN, Namespace.DESTINATION):
+        return None  # not one of ours
+    collection = Collection.ERROR if parts[2] == "e" else Collection.ALL
+    return Location(Namespace(parts[1]), parts[3], collection)
+
+
+class JourneyIndex:
+    """Writes and reads the journey's index; `retention_s` is how long after its window
+    an event id can be found."""
+
+    def __init__(self, retention_s: int) -> None:
+        self.retention_s = retention_s
+        self._expiring = -1  # the newest window this sidecar has given its EXPIREAT
+
+    def add(self, pipe: Any, members: Members[str], now: float) -> int | None:
+        """Queue the batch's members on `pipe`: one ZADD, and the window's EXPIREAT when
+        this sidecar has not set it yet. Returns that window, for `expiring` once the
+        pipeline has run (a failed one sets it again next time), else None."""
+        if not members:
+            return None
+        bucket = int(now // JOURNEY_BUCKET_S)
+        key = journey_key(bucket)
+        pipe.zadd(key, dict.fromkeys(members, 0))
+        if bucket == self._expiring:
+            return None
+        pipe.expireat(key, (bucket + 1) * JOURNEY_BUCKET_S + self.retention_s)
+        return bucket
+
+    def expiring(self, bucket: int | None) -> None:
+        """The window whose EXPIREAT went to Redis."""
+        if bucket is not None and bucket > self._expiring:
+            self._expiring = bucket
+
+    async def locations(
+        self, client: RedisClient, event_id: str, now: float
+    ) -> tuple[list[Location], bool]:
+        """The lists entries carrying `event_id` went to, newest window first, each once,
+        at most MAX_JOURNEY_LISTS, and whether there were more. A window ahead of `now`
+        is read too: another sidecar's clock may be ahead."""
+        first = int((now - self.retention_s) // JOURNEY_BUCKET_S)
+        last = int(now // JOURNEY_BUCKET_S) + 1
+        low, high = f"[{event_id}{_SEP}", f"({event_id}\x01"
+        pipe = client.pipeline(transaction=False)
+        for bucket in range(last, first - 1, -1):
+            pipe.zrangebylex(journey_key(bucket), low, high, start=0, num=MAX_JOURNEY_LISTS + 1)
+        async with redis_call():
+            replies = await pipe.execute()
+        found: dict[Location, None] = {}
+        for members in replies:
+            for member in members:
+                location = _location(member)
+                if location is not None:
+                    found.setdefault(location)
+        every = list(found)
+        return every[:MAX_JOURNEY_LISTS], len(every) > MAX_JOURNEY_LISTS
+
+
+def journey_index(settings: JourneySettings, ttl: TtlMinutesSettings) -> JourneyIndex | None:
+    """The journey's index, kept `retention_minutes` (or the lists' TTL, if shorter);
+    None when no `event_id_from` rule is configured."""
+    minutes = settings.retention_minutes
+    if ttl.events_cache:
+        minutes = min(minutes, ttl.events_cache)
+    return JourneyIndex(minutes * 60) if settings.event_id_from else None
