@@ -66,7 +66,7 @@ def test_bench_smoke_prints_every_figure() -> None:
     rows = [
         line
         for line in out.stdout.splitlines()
-        if line.startswith(("| P", "| F", "| T", "| B", "| S"))
+        if line.startswith(("| P", "| F", "| J", "| T", "| B", "| S"))
     ]
     for figure in FIGURES + REPORTED:
         matching = [r for r in rows if r.startswith(f"| {figure}")]
