@@ -43,7 +43,7 @@ def test_volatile_lru_without_ttl_evicts_nothing_and_writes_fail(
     outcome = fill(start_daemon, server.url)
     client = server.client()
     # Only keys with a TTL can go, the journey's index: every id's list is still there.
-    ids = client.zrange(index_key("token"), 0, -1)
+    ids: list[bytes] = client.zrange(index_key("token"), 0, -1)  # type: ignore[assignment]
     assert ids and all(client.exists(events_key("token", i.decode())) for i in ids)
     assert outcome["dropped"] > 0 and outcome["write_errors"] > 0, outcome
 
