@@ -1,6 +1,7 @@
 """The transport side of a front-door connection: one timer at a time, reading paused
 for as long as any reason to pause remains, closing, and the parser's calls held while
-an answer is worked out in slices (so that answers leave in the order requests came)."""
+an answer is worked out in slices (so that answers leave in the order requests came);
+and the bounds of a request's head, the same on every front-door listener."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httptools
+
+from daemon.core.wire import MAX_TARGET_BYTES
+from daemon.web.front.wire import MAX_FIELD_BYTES, MAX_HEAD_BYTES, parse_error
 
 
 class Flow(asyncio.Protocol):
@@ -30,9 +34,17 @@ class Flow(asyncio.Protocol):
         self.work: object | None = None  # an answer being worked out in slices
         self.held: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self.replaying = False
+        self.target = b""  # the request target read so far
+        self.head_bytes = 0  # the header bytes read so far
+        self.problem = ""  # why the request cannot be read, when a callback stopped it
 
     def unreadable(self, error: Exception) -> None:
-        """What the parser could not read, met while replaying held calls."""
+        """A request the parser cannot read (met in a read, or while replaying held
+        calls): the 400 that says why."""
+        self._refuse_connection(self.problem or f"bad request: {parse_error(error)}")
+
+    def _refuse_connection(self, text: str) -> None:
+        """Answer 400 with `text`, then close: nothing after it can be framed."""
         raise NotImplementedError
 
     def waiting_for(self) -> str:
@@ -135,3 +147,29 @@ class Flow(asyncio.Protocol):
                     self.unreadable(e)
         finally:
             self.replaying = False
+
+    # -- the bounds of a request's head, the same on every front-door listener ---------
+    def on_url(self, url: bytes) -> None:
+        """httptools: a piece of the request target, bounded by MAX_TARGET_BYTES."""
+        if (self.work is not None or self.held) and self._later(self.on_url, url):
+            return
+        self.target += url
+        if len(self.target) > MAX_TARGET_BYTES:
+            self._unreadable(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
+
+    def _count_header(self, name: bytes, value: bytes) -> None:
+        """Count a header against MAX_FIELD_BYTES (alone) and MAX_HEAD_BYTES (all)."""
+        size = len(name) + len(value)
+        self.head_bytes += size
+        if size > MAX_FIELD_BYTES:
+            self._unreadable(
+                f"header {name.decode('latin-1')[:64]} exceeds {MAX_FIELD_BYTES} bytes"
+            )
+        if self.head_bytes > MAX_HEAD_BYTES:
+            self._unreadable(f"the headers exceed {MAX_HEAD_BYTES} bytes")
+
+    def _unreadable(self, text: str) -> None:
+        """Stop parsing: the parser wraps what a callback raises, so the reason is kept
+        here for the 400 that follows."""
+        self.problem = text
+        raise httptools.HttpParserError(text)

@@ -15,7 +15,6 @@ from typing import cast
 import httptools
 import structlog
 
-from daemon.core.wire import MAX_TARGET_BYTES
 from daemon.metrics.plain import RequestTimes
 from daemon.web.front.exchange import Exchange
 from daemon.web.front.flow import Flow
@@ -23,9 +22,6 @@ from daemon.web.front.heads import Fields
 from daemon.web.front.server import KEEPALIVE_S, Listening
 from daemon.web.front.wire import (
     CONTINUE,
-    MAX_FIELD_BYTES,
-    MAX_HEAD_BYTES,
-    parse_error,
     response_bytes,
 )
 from daemon.web.ingest import message
@@ -68,14 +64,11 @@ class ProxyConnection(Flow):
         self.front = front
         self.parser = httptools.HttpRequestParser(self)
         self.remote = b""
-        self.target = b""
         self.fields: Fields = []
-        self.head_bytes = 0
         self.exchange: Exchange | None = None
         self.keep_alive = True
         self.http11 = True
         self.served = False
-        self.problem = ""
 
     def stopping(self) -> bool:
         """The listener is closing: answers from now on close their connection."""
@@ -152,9 +145,6 @@ class ProxyConnection(Flow):
             log.debug("request headers not received in time; connection closed")
             self.close()
 
-    def unreadable(self, error: Exception) -> None:
-        self._refuse_connection(self.problem or f"bad request: {parse_error(error)}")
-
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
         if (self.work is not None or self.held) and self._later(self.on_message_begin):
@@ -162,24 +152,10 @@ class ProxyConnection(Flow):
         self.in_request = True
         self.target, self.fields, self.head_bytes = b"", [], 0
 
-    def on_url(self, url: bytes) -> None:
-        if (self.work is not None or self.held) and self._later(self.on_url, url):
-            return
-        self.target += url
-        if len(self.target) > MAX_TARGET_BYTES:
-            self._unreadable(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
-
     def on_header(self, name: bytes, value: bytes) -> None:
         if (self.work is not None or self.held) and self._later(self.on_header, name, value):
             return
-        size = len(name) + len(value)
-        self.head_bytes += size
-        if size > MAX_FIELD_BYTES:
-            self._unreadable(
-                f"header {name.decode('latin-1')[:64]} exceeds {MAX_FIELD_BYTES} bytes"
-            )
-        if self.head_bytes > MAX_HEAD_BYTES:
-            self._unreadable(f"the headers exceed {MAX_HEAD_BYTES} bytes")
+        self._count_header(name, value)
         self.fields.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -251,11 +227,6 @@ class ProxyConnection(Flow):
             self.resume("work")
             self._replay()
         self._clock()
-
-    def _unreadable(self, text: str) -> None:
-        """Stop parsing; the reason is kept for the 400 that follows."""
-        self.problem = text
-        raise httptools.HttpParserError(text)
 
     def _refuse_connection(self, text: str) -> None:
         """A request that cannot be read: its forward dropped, a 400 saying why unless

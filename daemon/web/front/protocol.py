@@ -22,16 +22,12 @@ from typing import TYPE_CHECKING, cast
 import httptools
 import structlog
 
-from daemon.core.wire import MAX_TARGET_BYTES
 from daemon.web.front.flow import Flow
 from daemon.web.front.routes import INLINE_BODY_BYTES, INTERNAL_ERROR, Head, in_steps
 from daemon.web.front.wire import (
     CONTINUE,
     MAX_DISCARD_BYTES,
-    MAX_FIELD_BYTES,
-    MAX_HEAD_BYTES,
     content_length,
-    parse_error,
     response_bytes,
 )
 from daemon.web.ingest import Answer, Work, message
@@ -52,15 +48,12 @@ class HttpConnection(Flow):
         super().__init__(front.loop, front.head_timeout_s, front.body_timeout_s, front.keepalive_s)
         self.front = front
         self.parser = httptools.HttpRequestParser(self)
-        self.target = b""
         self.headers: dict[bytes, bytes] = {}
-        self.head_bytes = 0
         self.chunks: list[bytes] = []
         self.body_bytes = 0
         self.head: Head | None = None  # the request under way, once its head is read
         self.started = 0.0
         self.close_after = False  # the answer written said Connection: close
-        self.problem = ""  # why the request cannot be read, when a callback stopped it
         self.keep_alive = True  # of the request under way, as its head said
         self.work: Work | None = None
         self.feeding = False  # within a read being parsed
@@ -98,10 +91,6 @@ class HttpConnection(Flow):
         # first byte; between requests the keep-alive timeout applies.
         return "head" if self.in_request or not self.served else "idle"
 
-    def unreadable(self, error: Exception) -> None:
-        """A request the parser cannot read: the 400 that says why."""
-        self._refuse_connection(self.problem or f"bad request: {parse_error(error)}")
-
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self.closing = True
@@ -117,24 +106,10 @@ class HttpConnection(Flow):
         self.target, self.headers, self.head_bytes = b"", {}, 0
         self.chunks, self.body_bytes, self.head, self.close_after = [], 0, None, False
 
-    def on_url(self, url: bytes) -> None:
-        if (self.work is not None or self.held) and self._later(self.on_url, url):
-            return
-        self.target += url
-        if len(self.target) > MAX_TARGET_BYTES:
-            self._unreadable(f"the request target exceeds {MAX_TARGET_BYTES} bytes")
-
     def on_header(self, name: bytes, value: bytes) -> None:
         if (self.work is not None or self.held) and self._later(self.on_header, name, value):
             return
-        size = len(name) + len(value)
-        self.head_bytes += size
-        if size > MAX_FIELD_BYTES:
-            self._unreadable(
-                f"header {name.decode('latin-1')[:64]} exceeds {MAX_FIELD_BYTES} bytes"
-            )
-        if self.head_bytes > MAX_HEAD_BYTES:
-            self._unreadable(f"the headers exceed {MAX_HEAD_BYTES} bytes")
+        self._count_header(name, value)
         self.headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
@@ -282,12 +257,6 @@ class HttpConnection(Flow):
         elif self.work is None and (self.head is None or self.head.refusal is None):
             self._write(self.front.route.body_timeout())
         self.close()  # an answer already written is still sent
-
-    def _unreadable(self, text: str) -> None:
-        """Stop parsing: the parser wraps what a callback raises, so the reason is kept
-        here for the 400 that follows."""
-        self.problem = text
-        raise httptools.HttpParserError(text)
 
     def _refuse_connection(self, text: str) -> None:
         """A request the parser cannot read: a 400 saying why, then the connection closes
