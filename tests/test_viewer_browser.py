@@ -453,7 +453,10 @@ def test_an_ids_events_newest_first_with_statuses_and_details(
     assert [p.find_element(By.TAG_NAME, "h3").text.lower() for p in panels] == [
         "original",
         "result",
+        "journey",
     ]
+    panels = panels[:2]
+    page.wait(lambda: "no event id" in page.text(".details .panel-journey"), message="no id said")
     left, right = (p.rect for p in panels)
     assert abs(left["y"] - right["y"]) < 2 and right["x"] > left["x"] + left["width"] - 1
     original = panels[0].find_element(By.TAG_NAME, "pre").text

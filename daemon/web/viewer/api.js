@@ -58,6 +58,9 @@ export const summary = (params, opts) => call("ids", params, opts);
 export const events = (params, opts) => call("cache", params, opts);
 // `id=`: the id taken whole, as stored (one written before the id rule may hold a comma).
 export const reset = (namespace, id) => call("cache", { namespace, id }, { method: "DELETE" });
+export const journey = (eventId, opts) => call("journey", { event_id: eventId }, opts);
+export const activity = (params, opts) => call("activity", params, opts);
+export const errors = (params, opts) => call("../errors", params, opts); // GET /api/v1/errors
 
 const sleep = (ms, signal) =>
   new Promise((resolve) => {

@@ -1,19 +1,26 @@
-// The viewer: the admin token once per tab, then the id list and one id's events.
+// The viewer: the admin token once per tab, then the id list beside the namespace's
+// overview or one id's events.
 // Everything it shows comes from the public query API; event content is text only.
 
 import * as api from "./api.js";
-import { $, fill, h } from "./dom.js";
+import { $, fill, h, hashOf } from "./dom.js";
 import { EventView } from "./events.js";
 import { IdList } from "./ids.js";
+import { Overview } from "./overview.js";
 
 const NAMESPACES = ["token", "destination"];
-const state = { namespace: "token", id: null };
+const state = { namespace: "token", id: null, at: {} };
 
-// -- where we are: the URL fragment holds the namespace and id (never the token) -------
+// -- where we are: the URL fragment holds the namespace and id, and what a link to it
+// names (uid: an entry; status, q: filters); never the token --------------------------
 
 function readHash() {
-  const [ns, ...rest] = location.hash.slice(1).split("/");
+  const raw = location.hash.slice(1);
+  const mark = raw.indexOf("?");
+  const [ns, ...rest] = (mark < 0 ? raw : raw.slice(0, mark)).split("/");
+  const params = new URLSearchParams(mark < 0 ? "" : raw.slice(mark + 1));
   state.namespace = NAMESPACES.includes(ns) ? ns : "token";
+  state.at = { uid: params.get("uid") || "", status: params.get("status") || "", q: params.get("q") || "" };
   try {
     state.id = rest.length ? decodeURIComponent(rest.join("/")) || null : null;
   } catch {
@@ -22,7 +29,7 @@ function readHash() {
 }
 
 function writeHash() {
-  const hash = `#${state.namespace}${state.id !== null ? "/" + encodeURIComponent(state.id) : ""}`;
+  const hash = hashOf(state.namespace, state.id);
   if (location.hash !== hash) history.replaceState(null, "", hash);
 }
 
@@ -49,24 +56,30 @@ function failed(error, retry, target) {
 // -- the parts -------------------------------------------------------------------------
 
 const ids = new IdList({ select: (id) => select(id), failed });
-const view = new EventView({ failed, reset: (id) => confirmReset(id) });
+const arrived = () => ids.refresh();
+const view = new EventView({ failed, reset: (id) => confirmReset(id), arrived, left: () => writeHash() });
+const overview = new Overview({ failed, arrived });
 
-function select(id) {
+/** Show an id (null: the overview); `at`: what a link named (an entry, filters). */
+function select(id, at = {}) {
   state.id = id;
-  writeHash();
+  if (!at.uid && !at.status && !at.q) writeHash();
   ids.mark(id);
   $("main").classList.toggle("has-selection", id !== null);
-  view.open(state.namespace, id);
+  view.open(state.namespace, id, at);
+  if (id === null) overview.show(state.namespace);
+  else overview.hide();
   if (id !== null && window.matchMedia("(max-width: 760px)").matches) window.scrollTo(0, 0);
 }
 
-function switchNamespace(namespace) {
+/** Show a namespace's ids, and its overview or one of its ids. */
+function switchNamespace(namespace, id = null, at = {}) {
   state.namespace = namespace;
   for (const button of document.querySelectorAll(".ns button")) {
     button.setAttribute("aria-pressed", String(button.dataset.ns === namespace));
   }
-  select(null);
-  ids.show(namespace, null);
+  select(id, at);
+  ids.show(namespace, id);
 }
 
 function confirmReset(id) {
@@ -112,6 +125,7 @@ function showLogin(message) {
 function signOut(message) {
   api.token.clear();
   view.open(state.namespace, null);
+  overview.hide();
   showLogin(message);
 }
 
@@ -145,12 +159,16 @@ function start() {
   $("main").hidden = false;
   $("signout").hidden = false;
   $("ns").hidden = false;
-  switchNamespaceTo(state.namespace, state.id);
+  switchNamespace(state.namespace, state.id, state.at);
 }
 
-function switchNamespaceTo(namespace, id) {
-  switchNamespace(namespace);
-  if (id !== null) select(id);
+/** A link of the page (a journey's step, a stream row, a signature's id) was followed. */
+function followed() {
+  if (!api.token.get() || $("main").hidden) return;
+  const shown = state.namespace;
+  readHash();
+  if (state.namespace !== shown) switchNamespace(state.namespace, state.id, state.at);
+  else select(state.id, state.at);
 }
 
 // -- wiring ----------------------------------------------------------------------------
@@ -161,6 +179,7 @@ for (const button of document.querySelectorAll(".ns button")) {
   });
 }
 $("login-form").addEventListener("submit", login);
+window.addEventListener("hashchange", followed);
 $("signout").addEventListener("click", () => signOut(""));
 $("back").addEventListener("click", () => select(null));
 $("skip").addEventListener("click", () => $("events-pane").focus());

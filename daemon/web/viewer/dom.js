@@ -131,3 +131,11 @@ export async function copyText(text) {
   area.remove();
   return copied;
 }
+
+/** The page's fragment for an id (and what to show of it: uid, status, q). */
+export function hashOf(namespace, id, params = {}) {
+  let hash = `#${namespace}${id !== null && id !== undefined ? "/" + encodeURIComponent(id) : ""}`;
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
+  if (id !== null && id !== undefined && query.size) hash += "?" + query.toString();
+  return hash;
+}

@@ -2,8 +2,9 @@
 // expand to the original and its result, and the live tail.
 
 import * as api from "./api.js";
-import { $, fill, h, localTime, pretty, shownId, statusOf, summaryOf, timeOf } from "./dom.js";
-import { fieldPanel, wholeEntry } from "./panels.js";
+import { detailsOf } from "./details.js";
+import { $, fill, h, hashOf, localTime, shownId, statusOf, summaryOf, timeOf } from "./dom.js";
+import * as download from "./download.js";
 
 const PAGE = 50;
 const SCAN_PAGE = 200; // per request while a status is filtered in the page
@@ -14,7 +15,8 @@ const TOP_PX = 40;
 const serverStatus = (status) => (status === "error" || status === "malformed" ? "error" : "");
 
 export class EventView {
-  /** `hooks.failed(error, retry, stateEl)`, `hooks.reset(id)`. */
+  /** `hooks.failed(error, retry, stateEl)`, `hooks.reset(id)`, `hooks.arrived()` (a live
+   * entry came), `hooks.left()` (the filters changed: no longer at one entry). */
   constructor(hooks) {
     this.hooks = hooks;
     this.namespace = "token";
@@ -25,6 +27,7 @@ export class EventView {
     this.buffer = [];
     this.paused = false;
     this.tail = null;
+    this.at = null; // a uid: the list starts at that entry (a link to it)
     this.list = $("events");
     this.stateEl = $("events-state");
     this.pane = $("events-pane");
@@ -34,6 +37,7 @@ export class EventView {
     $("tail-pause").addEventListener("click", () => this.setPaused(!this.paused));
     $("tail-show").addEventListener("click", () => this.flush(true));
     $("reset").addEventListener("click", () => this.hooks.reset(this.id));
+    $("download").addEventListener("click", () => this.download());
     const onScroll = () => {
       if (!this.paused && this.buffer.length && this.atTop()) this.flush(false);
     };
@@ -43,6 +47,8 @@ export class EventView {
 
   bindFilters() {
     const reload = () => {
+      if (this.at) this.hooks.left();
+      this.at = null;
       this.load();
       this.retail();
     };
@@ -95,11 +101,19 @@ export class EventView {
     return !f.q || JSON.stringify(event).toLowerCase().includes(f.q.toLowerCase());
   }
 
-  /** Show an id (null: none). */
-  open(namespace, id) {
+  /** Show an id (null: none); `at.uid`: from that entry on; `at.status`, `at.q`: those
+   * filters (the others cleared). */
+  open(namespace, id, at = {}) {
     this.namespace = namespace;
     this.id = id;
-    $("events-none").hidden = id !== null;
+    this.at = at.uid || null;
+    if (at.uid || at.status || at.q) {
+      for (const field of ["f-status", "f-time", "f-q", "f-since", "f-until"]) $(field).value = "";
+      $("f-custom").hidden = true;
+      $("f-status").value = at.status || "";
+      $("f-q").value = at.q || "";
+    }
+    $("download-state").textContent = "";
     $("events-view").hidden = id === null;
     this.stopTail();
     if (id === null) return;
@@ -119,6 +133,7 @@ export class EventView {
     const f = this.filters();
     if (!older) {
       this.before = null;
+      $("at-note").hidden = true;
       this.loading = true; // live entries wait in the buffer meanwhile
       this.buffer = [];
       this.showNew();
@@ -128,7 +143,9 @@ export class EventView {
     $("older").disabled = true;
     let result;
     try {
-      result = await this.fetchPage(f, older ? this.before : null, () => seq !== this.seq);
+      const first = !older && this.at ? await this.entryAt(() => seq !== this.seq) : [];
+      result = await this.fetchPage(f, older ? this.before : this.at, () => seq !== this.seq);
+      if (result) result.events = first.concat(result.events);
     } catch (error) {
       if (seq !== this.seq) return;
       this.list.removeAttribute("aria-busy");
@@ -148,10 +165,32 @@ export class EventView {
     const rows = result.events.filter((e) => !this.seen.has(e.uid)).map((e) => this.row(e));
     if (older) this.list.append(...rows);
     else fill(this.list, rows);
+    if (!older && this.at) this.markAt();
     if (!older && this.buffer.length) this.incoming([]); // what arrived while loading
     $("older").hidden = !result.more;
     this.header(result.answer, result.truncated);
     this.stateNote(f, older, result);
+  }
+
+  /** The entry a link named, alone (it may have expired: then the newest page). */
+  async entryAt(stale) {
+    const { body } = await api.events({ namespace: this.namespace, id: this.id, uid: this.at });
+    if (stale() || body.events.length) return body.events;
+    this.at = null;
+    fill($("at-note"), "That entry is no longer cached: the newest events are shown.");
+    $("at-note").hidden = false;
+    return [];
+  }
+
+  /** The entry a link named: opened, marked, in view; a note leads back to the newest. */
+  markAt() {
+    const li = [...this.list.children].find((row) => row.dataset.uid === this.at);
+    if (!li) return;
+    li.classList.add("at");
+    li.querySelector(".event-btn").click();
+    fill($("at-note"), "Starting at the linked entry, then older ones. ",
+      h("a", { href: hashOf(this.namespace, this.id), text: "Show the newest events" }));
+    $("at-note").hidden = false;
   }
 
   /** Pages of the API until a page's worth matched (a status filtered here) or no more. */
@@ -226,28 +265,34 @@ export class EventView {
   }
 
   details(event) {
-    const whole = (uid) => wholeEntry({ namespace: this.namespace, id: this.id, status: serverStatus(this.filters().status) }, uid);
-    const left = event.malformed !== undefined
-      ? fieldPanel(event, "malformed", "Malformed body", "original", String(event.malformed), whole)
-      : fieldPanel(event, "original", "Original", "original", pretty(event.original), whole);
-    let right;
-    if (event.success !== undefined) right = fieldPanel(event, "success", "Result", "result", pretty(event.success), whole);
-    else if (event.error) right = fieldPanel(event, "error", "Error", "error", String(event.error), whole);
-    else if (event.skip) right = fieldPanel(event, "skip", "Skipped", "skipped", String(event.skip), whole);
-    else if (this.namespace === "token") right = fieldPanel(event, "", "Result", "result", "Taken by the ingest: the destinations' results are under Destinations.", whole);
-    else right = fieldPanel(event, "", "Pending", "pending", "No result yet.", whole);
-    const meta = h("dl", { class: "meta" },
-      ...[["uid", event.uid], ["cached at", event.timestamp], ["API key", event.token_id && shownId(event.token_id)], ["destination", event.destination_id && shownId(event.destination_id)]]
-        .filter(([, v]) => v)
-        .flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { class: "mono", text: v })]));
-    return h("div", { class: "details" }, left, right, meta);
+    return detailsOf(event, { namespace: this.namespace, id: this.id, status: serverStatus(this.filters().status) });
+  }
+
+  /** What the filters select, as an NDJSON file. */
+  async download() {
+    const button = $("download");
+    const note = $("download-state");
+    const f = this.filters();
+    const params = { namespace: this.namespace, id: this.id, status: serverStatus(f.status), since: f.since, until: f.until, q: f.q };
+    button.disabled = true;
+    note.textContent = "Reading the events…";
+    try {
+      const lines = await download.selected({ params, keep: (e) => this.matches(e, f, false), progress: (n) => (note.textContent = `Reading the events… ${n}`) });
+      const name = download.save(lines, this.namespace, this.id);
+      note.textContent = `${lines.length} event${lines.length === 1 ? "" : "s"} saved as ${name} (NDJSON)`;
+      note.dataset.count = String(lines.length);
+    } catch (error) {
+      note.textContent = `The download failed: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // -- live tail --------------------------------------------------------------------
 
   retail() {
     this.stopTail();
-    const on = $("live").checked && this.id !== null;
+    const on = $("live").checked && this.id !== null && !this.at; // at an entry: no tail
     $("tail-bar").hidden = !on;
     if (!on) {
       this.setPaused(false);
@@ -259,6 +304,7 @@ export class EventView {
       state: (state, detail) => this.tailState(state, detail),
       entry: (data) => {
         const current = this.filters();
+        this.hooks.arrived();
         if (data.id === this.id && this.matches(data.event, current, true)) this.incoming([data.event]);
       },
       gap: (data) => {

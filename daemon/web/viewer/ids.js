@@ -5,6 +5,7 @@ import { $, ago, copyText, fill, h, shownId } from "./dom.js";
 
 const PAGE = 50;
 const EMPTY_POLL_MS = 3000;
+const REFRESH_MS = 5000; // while a tail brings events: the list again, at most this often
 
 const FIRST_EVENT = {
   token:
@@ -25,6 +26,9 @@ export class IdList {
     this.cursor = null;
     this.seq = 0;
     this.poll = null;
+    this.refreshed = 0;
+    this.pending = null;
+    this.appended = false;
     this.list = $("ids");
     this.stateEl = $("ids-state");
     this.search = $("id-search");
@@ -54,11 +58,25 @@ export class IdList {
     }
   }
 
-  /** Load the first page again (or the next one with `append`). */
-  async load({ append = false } = {}) {
+  /** A tail brought an event: the first page again, at most every REFRESH_MS (not while
+   * more pages are shown, which a reload would drop). */
+  refresh() {
+    if (this.pending || this.appended) return;
+    const wait = Math.max(0, this.refreshed + REFRESH_MS - Date.now());
+    this.pending = setTimeout(() => {
+      this.pending = null;
+      this.refreshed = Date.now();
+      this.load({ quiet: true });
+    }, wait);
+  }
+
+  /** Load the first page again (or the next one with `append`); `quiet`: keep the
+   * focus on the id it was on, say nothing on failure (the next refresh tries again). */
+  async load({ append = false, quiet = false } = {}) {
     const seq = ++this.seq;
     clearTimeout(this.poll);
     const q = this.search.value.trim();
+    this.appended = append;
     if (!append) {
       this.cursor = null;
       this.list.setAttribute("aria-busy", "true");
@@ -71,6 +89,10 @@ export class IdList {
       page = (await api.summary({ namespace: this.namespace, q, limit: PAGE, cursor: append ? this.cursor : "" })).body;
     } catch (error) {
       if (seq !== this.seq) return;
+      if (quiet) {
+        this.list.removeAttribute("aria-busy");
+        return;
+      }
       this.list.removeAttribute("aria-busy");
       if (!append) fill(this.list);
       more.hidden = true;
@@ -84,8 +106,10 @@ export class IdList {
     this.cursor = page.next_cursor;
     more.hidden = !this.cursor;
     const rows = page.ids.map((s) => this.row(s));
+    const focused = document.activeElement?.closest?.("#ids .id-btn")?.dataset.id;
     if (append) this.list.append(...rows);
     else fill(this.list, rows);
+    if (focused !== undefined) [...this.list.querySelectorAll(".id-btn")].find((b) => b.dataset.id === focused)?.focus();
     this.empty(q, append);
   }
 
