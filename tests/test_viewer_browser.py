@@ -1075,26 +1075,32 @@ def test_the_page_works_under_a_path_prefix_behind_nginx(
 
 def realistic(now: datetime) -> list[dict[str, Any]]:
     """An hour of a small shop's traffic: keys of a site, an app and a server, and three
-    destinations, one of them failing."""
+    destinations, one of them failing; the site's events (each with its event id) go to
+    all three, so each has a journey."""
     import random
 
     rng = random.Random(10)
     kinds = ["pageview", "click", "signup", "add_to_cart", "purchase", "identify"]
     lines: list[dict[str, Any]] = []
+    sent: list[tuple[str, dict[str, Any]]] = []  # the site's events, to the destinations
     for key in ("js.8f2c1d9a", "js.shop-frontend", "srv.billing-api", "js.landing"):
         for n in range(rng.randint(12, 30)):
             when = iso(now - timedelta(seconds=rng.randint(5, 3600)))
             original = {
                 "event_type": rng.choice(kinds),
                 "eventn_ctx": {
+                    "event_id": f"{rng.getrandbits(128):032x}",
                     "url": f"https://shop.example/p/{n}",
                     "referer": "https://search.example/",
                 },
-                "user": {"anonymous_id": f"a{rng.randint(0, 99999):05d}"},
+                "user": {"anonymous_id": f"a{rng.randint(0, 99999):05d}", "id": f"u{n}"},
+                "revenue": "42.50",
                 "utc_time": when,
             }
             skip = {"skip": "bot filtered (user agent)"} if rng.random() < 0.08 else {}
             lines.append(_token(key, original, when, **skip))
+            if key == "js.8f2c1d9a" and not skip:
+                sent.append((when, original))
         if key in ("js.shop-frontend", "srv.billing-api"):
             lines.append(
                 {
@@ -1105,18 +1111,19 @@ def realistic(now: datetime) -> list[dict[str, Any]]:
                     "timestamp": iso(now - timedelta(seconds=rng.randint(5, 900))),
                 }
             )
-    for dest in ("pg_main", "clickhouse_events", "webhook_crm"):
-        for n in range(rng.randint(12, 25)):
-            when = iso(now - timedelta(seconds=rng.randint(5, 3600)))
-            original = {"event_type": rng.choice(kinds), "user_id": f"u{n}", "revenue": "42.50"}
+    columns = ["revenue", "price", "discount"]
+    for when, original in sent:
+        for dest in ("pg_main", "clickhouse_events", "webhook_crm"):
             roll = rng.random()
             if dest == "webhook_crm" and roll < 0.4:
+                port = rng.choice([8443, 9443])
                 outcome: dict[str, Any] = {
-                    "error": "POST https://crm.example/hook: 502 Bad Gateway"
+                    "error": f"POST https://crm.example:{port}/hook: 502 Bad Gateway"
                 }
-            elif dest == "pg_main" and roll < 0.15:
-                outcome = {"error": 'pq: column "revenue" is of type numeric, not text'}
-            elif roll < 0.12:
+            elif dest == "pg_main" and roll < 0.3:
+                column = rng.choice(columns)
+                outcome = {"error": f'pq: column "{column}" is of type numeric, not text'}
+            elif roll < 0.08:
                 outcome = {"skip": "filtered by destination rule"}
             elif dest == "webhook_crm":
                 outcome = {
@@ -1129,7 +1136,9 @@ def realistic(now: datetime) -> list[dict[str, Any]]:
                     }
                 }
             else:
-                record = [{"field": k, "type": "text", "value": v} for k, v in original.items()]
+                flat = {"event_type": original["event_type"], "revenue": original["revenue"]}
+                flat["eventn_ctx_event_id"] = original["eventn_ctx"]["event_id"]
+                record = [{"field": k, "type": "text", "value": v} for k, v in flat.items()]
                 outcome = {"success": {"destination_id": dest, "table": "events", "record": record}}
             lines.append(
                 {
@@ -1145,25 +1154,41 @@ def realistic(now: datetime) -> list[dict[str, Any]]:
 
 
 def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
+    """docs/viewer.png, viewer-dark.png, viewer-overview.png and viewer-journey.png (copied
+    from $EVENTS_CACHE_ARTIFACTS by hand when the page changes)."""
     daemon = start_daemon()
     lines = realistic(datetime.now(UTC))
     assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
     settle(daemon)
     page.open(base_url(daemon))
     page.login()
+    page.d.set_window_size(1366, 900)
     page.namespace("destination")
+    page.wait(lambda: len(page.js("return [...document.querySelectorAll('#ov-events > li')]")) >= 30)
+    time.sleep(1.5)  # the signatures and charts
+    page.shot("docs-viewer-overview")
+
     page.select("pg_main")
     page.el("#live").click()
     page.wait(lambda: "Live" in page.text("#tail-state"), message="live")
-    page.d.set_window_size(1366, 900)
     page.js("document.querySelector('#events > li[data-status=error] .event-btn').click()")
     assert {"success", "error"} <= {e["status"] for e in page.events()}
+    page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, ".j-step")) == 4)
     page.shot("docs-viewer")
 
-    page.emulate(dark=True, size=(1366, 900))
     page.namespace("token")
+    page.select("js.8f2c1d9a")
+    page.js("""const rows = [...document.querySelectorAll('#events > li[data-status=success]')];
+        rows[1].querySelector('.event-btn').click()""")
+    page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, ".j-step")) == 4)
+    page.js("document.querySelector('.details').scrollIntoView({block: 'center'})")
+    page.shot("docs-viewer-journey")
+
+    page.emulate(dark=True, size=(1366, 900))
     page.select("js.shop-frontend")
     page.js("document.querySelector('#events > li[data-status=malformed] .event-btn').click()")
+    page.js("document.querySelector('#events > li[data-status=success] .event-btn').click()")
+    page.js("document.getElementById('events-pane').scrollTop = 0")
     assert {"success", "malformed"} <= {e["status"] for e in page.events()}
     page.shot("docs-viewer-dark")
 
@@ -1240,10 +1265,11 @@ XSS_CLASSES = {
     ),
 }
 
-# What an injection would leave in the page: an element the viewer never makes, an
-# inline handler attribute, or a javascript: link or source.
+# What an injection would leave in the page: an element the viewer never makes (its own
+# SVG elements are the overview's charts, class "spark"), an inline handler attribute, or
+# a javascript: link or source.
 _INJECTED = """return [...document.querySelectorAll(
-    'img, svg, iframe, object, embed, frame, script:not([src]), input[autofocus],'
+    'img, svg:not(.spark), iframe, object, embed, frame, script:not([src]), input[autofocus],'
     + '[href^="javascript:" i], [src^="javascript:" i], [srcdoc]')].length
   + [...document.querySelectorAll('*')].filter(
       e => [...e.attributes].some(a => a.name.toLowerCase().startsWith('on'))).length"""

@@ -46,8 +46,7 @@ function step({ kind, namespace, id, entry, status, current }) {
   return h("li", { class: `j-step s-${status}`, "data-status": status, "data-id": id, "data-uid": entry.uid || "" },
     h("span", { class: `badge s-${status}`, text: status }),
     h("span", { class: "j-kind muted", text: kind }),
-    link,
-    current ? h("span", { class: "j-here", text: "this entry" }) : null,
+    h("span", { class: "j-who" }, link, current ? h("span", { class: "j-here", text: "this entry" }) : null),
     h("time", { class: "j-time mono muted", datetime: t, title: t, text: localTime(t) }),
     h("span", { class: "j-what", text: kind === "API key" ? `received: ${summaryOf(entry)}` : outcome(entry, status) }));
 }
