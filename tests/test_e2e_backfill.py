@@ -9,7 +9,9 @@ time-ordered uid is said to be unknown.
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +19,9 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support.daemon import ADMIN_TOKEN
 from tests.support.scrape import list_key as key
-from tests.support.scrape import settle
+from tests.support.scrape import metric_sum, settle
 from tests.support.sse import Watcher, activate
 
 pytestmark = pytest.mark.e2e
@@ -235,3 +238,29 @@ def test_since_over_every_id_reads_only_the_ids_written_since_then(
     assert [(d["id"], _n(d)) for _, _, d in watcher.take(2)] == [("fresh", 1), ("fresh", 2)]
     daemon.post_token("fresh", json.dumps({"n": 3}))
     assert [_n(d) for _, _, d in watcher.take(1)] == [3]  # nothing of "stale" came between
+
+
+def test_a_reader_gone_before_the_backfill_is_sent_is_no_error(start_daemon: Any) -> None:
+    """A page that asks for a backfill and leaves at once (the viewer's overview, left for
+    an id within a second): the stream ends quietly, not as a 500 with a traceback."""
+    daemon = start_daemon()
+    daemon.post_ndjson([{"namespace": "token", "id": "k", "original": {"n": 1}}])
+    settle(daemon)
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", daemon.api_port)) as s:
+            s.sendall(
+                f"GET {STREAM}?namespace=token&last=5 HTTP/1.1\r\nHost: x\r\n"
+                f"X-Admin-Token: {ADMIN_TOKEN}\r\n\r\n".encode()
+            )
+    route = f'route="{STREAM}"'
+
+    def answered() -> float:
+        return metric_sum(daemon.metrics(), "events_cache_http_request_duration_seconds_count", route)
+
+    deadline = time.monotonic() + 10
+    while answered() < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    samples = daemon.metrics()
+    name = "events_cache_http_request_duration_seconds_count"
+    assert metric_sum(samples, name, route) == 3
+    assert metric_sum(samples, name, route, 'status="500"') == 0

@@ -62,6 +62,9 @@ class Tail:
 
 
 TAIL = web.AppKey("tail", Tail)
+# A reader gone before its stream began (a page left at once): nobody to answer, counted
+# with nginx's "client closed request" rather than as a server error.
+CLIENT_GONE = 499
 
 
 @guarded(RedisOperation.TAIL)
@@ -89,6 +92,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         first = TAILING
         if query.backfills or query.unknown_anchor:
             first += await _backfill(tail, service, query, opened)
+        if request.transport is None:  # the reader left while the backfill was read
+            return web.Response(status=CLIENT_GONE)
         # The heartbeat's write is bounded by SEND_TIMEOUT_S: a reader that takes nothing
         # for that long is cut off there (its transport aborted), not on every write.
         response = EventSourceResponse(ping_interval=HEARTBEAT_S, send_timeout=SEND_TIMEOUT_S)
