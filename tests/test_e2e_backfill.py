@@ -255,7 +255,9 @@ def test_a_reader_gone_before_the_backfill_is_sent_is_no_error(start_daemon: Any
     route = f'route="{STREAM}"'
 
     def answered() -> float:
-        return metric_sum(daemon.metrics(), "events_cache_http_request_duration_seconds_count", route)
+        return metric_sum(
+            daemon.metrics(), "events_cache_http_request_duration_seconds_count", route
+        )
 
     deadline = time.monotonic() + 10
     while answered() < 3 and time.monotonic() < deadline:

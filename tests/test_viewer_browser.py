@@ -1082,14 +1082,15 @@ def realistic(now: datetime) -> list[dict[str, Any]]:
     rng = random.Random(10)
     kinds = ["pageview", "click", "signup", "add_to_cart", "purchase", "identify"]
     lines: list[dict[str, Any]] = []
-    sent: list[tuple[str, dict[str, Any]]] = []  # the site's events, to the destinations
+    sent: list[tuple[str, str, dict[str, Any]]] = []  # the site's events, to the destinations
     for key in ("js.8f2c1d9a", "js.shop-frontend", "srv.billing-api", "js.landing"):
         for n in range(rng.randint(12, 30)):
             when = iso(now - timedelta(seconds=rng.randint(5, 3600)))
-            original = {
+            event_id = f"{rng.getrandbits(128):032x}"
+            original: dict[str, Any] = {
                 "event_type": rng.choice(kinds),
                 "eventn_ctx": {
-                    "event_id": f"{rng.getrandbits(128):032x}",
+                    "event_id": event_id,
                     "url": f"https://shop.example/p/{n}",
                     "referer": "https://search.example/",
                 },
@@ -1100,7 +1101,7 @@ def realistic(now: datetime) -> list[dict[str, Any]]:
             skip = {"skip": "bot filtered (user agent)"} if rng.random() < 0.08 else {}
             lines.append(_token(key, original, when, **skip))
             if key == "js.8f2c1d9a" and not skip:
-                sent.append((when, original))
+                sent.append((when, event_id, original))
         if key in ("js.shop-frontend", "srv.billing-api"):
             lines.append(
                 {
@@ -1112,7 +1113,7 @@ def realistic(now: datetime) -> list[dict[str, Any]]:
                 }
             )
     columns = ["revenue", "price", "discount"]
-    for when, original in sent:
+    for when, event_id, original in sent:
         for dest in ("pg_main", "clickhouse_events", "webhook_crm"):
             roll = rng.random()
             if dest == "webhook_crm" and roll < 0.4:
@@ -1137,7 +1138,7 @@ def realistic(now: datetime) -> list[dict[str, Any]]:
                 }
             else:
                 flat = {"event_type": original["event_type"], "revenue": original["revenue"]}
-                flat["eventn_ctx_event_id"] = original["eventn_ctx"]["event_id"]
+                flat["eventn_ctx_event_id"] = event_id
                 record = [{"field": k, "type": "text", "value": v} for k, v in flat.items()]
                 outcome = {"success": {"destination_id": dest, "table": "events", "record": record}}
             lines.append(
@@ -1164,7 +1165,9 @@ def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
     page.login()
     page.d.set_window_size(1366, 900)
     page.namespace("destination")
-    page.wait(lambda: len(page.js("return [...document.querySelectorAll('#ov-events > li')]")) >= 30)
+    page.wait(
+        lambda: len(page.js("return [...document.querySelectorAll('#ov-events > li')]")) >= 30
+    )
     time.sleep(1.5)  # the signatures and charts
     page.shot("docs-viewer-overview")
 

@@ -5,6 +5,10 @@ entry), the ids list refreshing while a tail runs, an event's journey in its det
 of what the filters select. (The browser, the page helper and the seed data are
 test_viewer_browser's.)"""
 
+# The browser's fixtures are imported from test_viewer_browser, so a test's `page`
+# parameter names the imported fixture: F811 is what that looks like to ruff.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import json
@@ -18,10 +22,11 @@ import redis
 from selenium.webdriver.common.by import By
 
 from tests.support.scrape import settle
+from tests.support.servers import wait_for
 from tests.test_viewer_browser import (  # noqa: F401 (fixtures)
+    _INJECTED,
     XSS,
     Page,
-    _INJECTED,
     api_ids,
     artifacts,
     base_url,
@@ -107,15 +112,18 @@ def test_the_overview_streams_every_id_backfilled_pausable(start_daemon: Any, pa
     page.wait(lambda: bool(page.uids()) and page.uids()[0] == target["uid"], message="at")
     assert page.text("#events-title").endswith("js.quiet")
     assert page.uids()[0] == target["uid"]
-    assert page.js("return document.querySelector('#events > li.at')?.dataset.uid") == (
-        target["uid"]
+    assert (
+        page.js("return document.querySelector('#events > li.at')?.dataset.uid") == (target["uid"])
     )
     assert page.visible("#events > li.at .details")
     assert not page.visible("#overview")
     assert "uid=" in page.d.current_url
     page.el("#at-note a").click()  # back to the newest events
     page.wait(
-        lambda: page.uids() == [e["uid"] for e in daemon.query(namespace="token", ids="js.quiet")["events"]],
+        lambda: (
+            page.uids()
+            == [e["uid"] for e in daemon.query(namespace="token", ids="js.quiet")["events"]]
+        ),
         message="the newest events again",
     )
 
@@ -195,7 +203,7 @@ def journey_seed(daemon: Any) -> dict[str, Any]:
     return event
 
 
-def journey_steps(page: Page) -> list[dict[str, str]]:
+def journey_steps(page: Page) -> list[dict[str, Any]]:
     return list(
         page.js("""return [...document.querySelectorAll('.panel-journey .j-step')].map(s => ({
             status: s.dataset.status, id: s.dataset.id, uid: s.dataset.uid,
@@ -205,9 +213,7 @@ def journey_steps(page: Page) -> list[dict[str, str]]:
     )
 
 
-def test_an_events_details_show_its_journey_each_step_a_link(
-    start_daemon: Any, page: Page
-) -> None:
+def test_an_events_details_show_its_journey_each_step_a_link(start_daemon: Any, page: Page) -> None:
     daemon = start_daemon(NO_REFILL)
     journey_seed(daemon)
     answer = daemon.api("/api/v1/events/journey", {"event_id": "ev-42"}).json
@@ -236,7 +242,9 @@ def test_an_events_details_show_its_journey_each_step_a_link(
     page.shot("32-journey")
 
     # The other event has no id: said so, no lookup.
-    page.js("document.querySelector('#events > li:not(.at) .event-btn[aria-expanded=false]').click()")
+    page.js(
+        "document.querySelector('#events > li:not(.at) .event-btn[aria-expanded=false]').click()"
+    )
     page.wait(lambda: "no event id" in page.text("#events"), message="no event id said")
 
     # A step's link opens that destination's list at that entry, with its own journey.
@@ -287,7 +295,12 @@ def test_originals_and_results_fold_and_are_highlighted(start_daemon: Any, page:
     }
     big = {"event_type": "big", "rows": [{"i": i} for i in range(1200)]}
     lines = [
-        {"namespace": "destination", "id": "pg", "original": original, "success": {"table": "t", "row": original}},
+        {
+            "namespace": "destination",
+            "id": "pg",
+            "original": original,
+            "success": {"table": "t", "row": original},
+        },
         {"namespace": "destination", "id": "pg", "original": big, "skip": "too big"},
     ]
     assert daemon.post_ndjson(lines).json["accepted"] == 2
@@ -317,7 +330,12 @@ def test_originals_and_results_fold_and_are_highlighted(start_daemon: Any, page:
         f"return getComputedStyle(document.querySelector('{user} > .j-open'), '::after').content"
     )
     assert '"tags"' not in page.d.find_element(By.CSS_SELECTOR, pre).text
-    assert page.js(f"return document.querySelector('{user} > .j-toggle').getAttribute('aria-expanded')") == "false"
+    assert (
+        page.js(
+            f"return document.querySelector('{user} > .j-toggle').getAttribute('aria-expanded')"
+        )
+        == "false"
+    )
     page.shot("33-json-folded")
     page.js(f"document.querySelector('{user} > .j-toggle').click()")
     assert '"tags"' in page.d.find_element(By.CSS_SELECTOR, pre).text
@@ -374,11 +392,23 @@ def test_download_saves_what_the_filters_select_as_ndjson(
     fetched whole; the page says how many."""
     daemon = start_daemon({"sidecar": {"api": {"max_response_bytes": 131072}}, **NO_REFILL})
     lines: list[dict[str, Any]] = [
-        {"namespace": "token", "id": "js.bulk", "original": {"event_type": f"e{n}", "pad": "x" * 5000}}
+        {
+            "namespace": "token",
+            "id": "js.bulk",
+            "original": {"event_type": f"e{n}", "pad": "x" * 5000},
+        }
         for n in range(60)
     ]
-    lines.append({"namespace": "token", "id": "js.bulk", "original": {"event_type": "huge", "pad": "y" * 200_000}})
-    lines.append({"namespace": "token", "id": "js.bulk", "original": {"event_type": "bot"}, "skip": "bot"})
+    lines.append(
+        {
+            "namespace": "token",
+            "id": "js.bulk",
+            "original": {"event_type": "huge", "pad": "y" * 200_000},
+        }
+    )
+    lines.append(
+        {"namespace": "token", "id": "js.bulk", "original": {"event_type": "bot"}, "skip": "bot"}
+    )
     assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
     seed(daemon)
     where = tmp_path / "downloads"
@@ -422,9 +452,163 @@ def test_download_saves_what_the_filters_select_as_ndjson(
     page.shot("34-download")
 
 
-def _list(daemon: Any, key: str) -> list[bytes]:
+def _list(daemon: Any, key: str) -> list[Any]:
     client = redis.Redis.from_url(daemon.config["meta"]["storage"]["redis"]["host"])
     try:
         return list(client.lrange(f"events_cache:token#{key}", 0, -1))
     finally:
         client.close()
+
+
+# -- what fails most, and each id's last hour ----------------------------------------------
+
+
+def _settled_api(daemon: Any, path: str, params: dict[str, Any], done: Any) -> Any:
+    """The answer once every pod's counts reached Redis (they are added once a second)."""
+    answer: Any = None
+
+    def ready() -> bool:
+        nonlocal answer
+        reply = daemon.api(path, params)
+        assert reply.status == 200, (reply.status, reply.raw)
+        answer = reply.json
+        return bool(done(answer))
+
+    wait_for(ready, timeout=10)
+    return answer
+
+
+def shown_signatures(page: Page) -> list[tuple[str, str, int]]:
+    return [
+        (s["namespace"], s["text"], int(s["count"]))
+        for s in page.js("""return [...document.querySelectorAll('#ov-signatures .sig')]
+            .map(li => ({
+            namespace: li.dataset.namespace, text: li.querySelector('.sig-text').textContent,
+            count: li.querySelector('.sig-count').dataset.count}))""")
+    ]
+
+
+def test_the_overview_shows_what_fails_most_and_opens_the_errors_behind_it(
+    start_daemon: Any, page: Page
+) -> None:
+    daemon = start_daemon(NO_REFILL)
+
+    def dest(id_: str, error: str) -> dict[str, Any]:
+        return {"namespace": "destination", "id": id_, "original": {"n": 1}, "error": error}
+
+    lines = [
+        dest("pg_main", f'pq: column "{c}" is of type numeric') for c in ("a", "b", "c", "d", "e")
+    ]
+    lines += [dest("bq", 'pq: column "x" is of type numeric')]
+    lines += [
+        dest("webhook", f"POST https://crm.example/hook: {code} Bad Gateway") for code in (502, 503)
+    ]
+    lines += [
+        {"namespace": "destination", "id": "pg_main", "original": {"n": 2}, "success": {"t": 1}}
+    ]
+    lines += [
+        {"namespace": "token", "id": "js.app", "malformed": "{", "error": "invalid JSON at 1"}
+    ]
+    assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
+    settle(daemon)
+    answers = {
+        ns: _settled_api(
+            daemon,
+            "/api/v1/errors",
+            {"namespace": ns},
+            lambda a, ns=ns: (
+                sum(s["count"] for s in a["signatures"]) == (8 if ns == "destination" else 1)
+            ),
+        )
+        for ns in ("destination", "token")
+    }
+    expected = sorted(
+        ((ns, s["signature"], s["count"]) for ns, a in answers.items() for s in a["signatures"]),
+        key=lambda row: -row[2],
+    )
+    assert expected[0] == ("destination", "pq: column <q> is of type numeric", 6)
+    page.open(base_url(daemon))
+    page.login()
+    page.wait(lambda: shown_signatures(page) == expected, message=f"signatures {expected}")
+    page.el("#ov-signatures .sig-btn").click()
+    links = page.js("""return [...document.querySelectorAll('.sig-details .sig-id')].map(
+        a => [a.textContent, a.getAttribute('href')])""")
+    assert [text for text, _ in links] == ["pg_main", "bq"]
+    assert links[0][1] == "#destination/pg_main?status=error&q=is+of+type+numeric"
+    page.shot("35-overview-signatures")
+
+    page.el(".sig-details .sig-id").click()  # pg_main's errors of that kind
+    page.wait(lambda: page.text("#events-title").endswith("pg_main"), message="pg_main opened")
+    behind = [
+        e["uid"]
+        for e in daemon.query(
+            namespace="destination", ids="pg_main", status="error", q="is of type numeric"
+        )["events"]
+    ]
+    assert len(behind) == 5
+    page.wait_uids(behind)
+    assert page.js(
+        "return [document.getElementById('f-status').value, document.getElementById('f-q').value]"
+    ) == [
+        "error",
+        "is of type numeric",
+    ]
+
+    page.d.back()  # the overview again; the example opens its entry
+    page.wait(lambda: page.visible("#overview") and bool(shown_signatures(page)), message="back")
+    page.el("#ov-signatures .sig-btn").click()
+    example = answers["destination"]["signatures"][0]["example"]
+    page.el(".sig-details .sig-open").click()
+    page.wait(lambda: bool(page.uids()) and page.uids()[0] == example["uid"], message="example")
+    assert (
+        page.js("return document.querySelector('#events > li.at')?.dataset.uid") == example["uid"]
+    )
+
+
+def test_the_overview_charts_each_ids_last_hour(start_daemon: Any, page: Page) -> None:
+    """Received, cached, errors and rate limited per minute, as the activity answer says:
+    one chart per id, its totals those of the answer."""
+    daemon = start_daemon({"server": {"cache": {"events": {"size": 4, "time_window_sec": 3600}}}})
+    lines: list[Any] = [
+        {"namespace": "token", "id": "js.busy", "original": {"n": n}} for n in range(6)
+    ]
+    lines += [{"namespace": "token", "id": "js.calm", "original": {"n": 1}}]
+    lines += [{"namespace": "token", "id": "js.calm", "malformed": "{", "error": "bad"}]
+    assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
+    settle(daemon)
+    answer = _settled_api(
+        daemon,
+        "/api/v1/events/activity",
+        {"namespace": "token", "minutes": 60},
+        lambda a: sum(sum(i["received"]) for i in a["ids"]) == 8,
+    )
+    totals = {
+        i["id"]: {
+            "received": sum(i["received"]),
+            "errors": sum(i["errors"]),
+            "limited": sum(i["rate_limited"]),
+        }
+        for i in answer["ids"]
+    }
+    assert totals["js.busy"] == {"received": 6, "errors": 0, "limited": 2}
+    assert totals["js.calm"]["received"] == 2 and totals["js.calm"]["errors"] == 1
+    page.open(base_url(daemon))
+    page.login()
+
+    def charts() -> dict[str, dict[str, int]]:
+        rows = page.js("""return [...document.querySelectorAll('#ov-charts .chart')].map(li => ({
+            id: li.dataset.id, received: li.dataset.received, errors: li.dataset.errors,
+            limited: li.dataset.limited}))""")
+        return {r["id"]: {k: int(r[k]) for k in ("received", "errors", "limited")} for r in rows}
+
+    page.wait(lambda: charts() == totals, message=f"charts {totals}, shown {charts()}")
+    points = page.js("""return [...document.querySelectorAll('#ov-charts .spark .line-received')]
+        .map(l => l.getAttribute('points').split(' ').length)""")
+    assert points == [len(answer["minutes"])] * len(totals)
+    assert "6 received" in page.text("#ov-charts .chart[data-id='js.busy'] .chart-totals")
+    assert "js.busy" in page.js(
+        "return document.querySelector(\"#ov-charts .chart[data-id='js.busy'] title\").textContent"
+    )
+    page.shot("36-overview-charts")
+    page.emulate(dark=True)
+    page.shot("36b-overview-charts-dark")
