@@ -46,9 +46,10 @@ export class Overview {
     $("overview").hidden = false;
     $("ov-title").textContent = `Overview: ${namespace === "token" ? "API keys" : "destinations"}`;
     fill(this.list);
+    fill($("ov-signatures")); // a new visit: none unfolded (a refresh keeps them)
     this.seen.clear();
     this.setPaused(false);
-    fill($("ov-stream-state"), "Nothing cached yet: events appear here as they arrive.");
+    fill($("ov-stream-state"), "The newest events of every id show here, then each one as it is cached.");
     this.follow();
     this.refresh();
   }
