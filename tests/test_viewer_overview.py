@@ -574,7 +574,7 @@ def test_the_overview_charts_each_ids_last_hour(start_daemon: Any, page: Page) -
     ]
     lines += [{"namespace": "token", "id": "js.calm", "original": {"n": 1}}]
     lines += [{"namespace": "token", "id": "js.calm", "malformed": "{", "error": "bad"}]
-    assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
+    assert daemon.post_ndjson(lines).status == 202  # 2 of js.busy's are rate limited
     settle(daemon)
     answer = _settled_api(
         daemon,

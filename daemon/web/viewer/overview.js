@@ -149,15 +149,15 @@ export class Overview {
     const text = `${shownId(a.id)}, last ${body.minutes.length} minutes: ${totals.received} received, ${totals.cached} cached, ${totals.errors} errors, ${totals.limited} rate limited`;
     const chart = sparkline([
       { name: "received", values: a.received || [], area: true },
-      { name: "limited", values: a.rate_limited || [] },
-      { name: "errors", values: a.errors || [] },
+      { name: "limited", values: totals.limited ? a.rate_limited : [] },
+      { name: "errors", values: totals.errors ? a.errors : [] },
     ], text);
     return h("li", { class: "chart", "data-id": a.id, "data-received": totals.received, "data-errors": totals.errors, "data-limited": totals.limited },
       h("a", { class: "chart-id mono", href: hashOf(this.namespace, a.id), title: text, text: shownId(a.id) }),
       chart,
       h("span", { class: "chart-totals muted" },
         `${totals.received} received`,
-        totals.errors ? h("span", { class: "chart-errors", text: ` · ${totals.errors} errors` }) : null,
+        totals.errors ? h("span", { class: "chart-errors", text: ` · ${plural(totals.errors, "error")}` }) : null,
         totals.limited ? h("span", { class: "chart-limited", text: ` · ${totals.limited} limited` }) : null));
   }
 
