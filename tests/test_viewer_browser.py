@@ -977,6 +977,7 @@ http {{
   scgi_temp_path {dir}/scgi;
   server {{
     listen 127.0.0.1:{port};
+{extra}
     # As ingress-nginx does: HTTP/1.1 upstream, response buffering on (the stream
     # turns it off itself with X-Accel-Buffering: no).
     location /some/prefix/ {{
@@ -992,7 +993,8 @@ http {{
 
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Any]:
-    """nginx(upstream_port) -> the proxy's base URL under /some/prefix/."""
+    """nginx(upstream_port, extra="") -> the proxy's base URL under /some/prefix/; `extra`:
+    more of its server block (locations answered by nginx itself)."""
     binary = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
@@ -1000,12 +1002,14 @@ def nginx(tmp_path: Path) -> Iterator[Any]:
         pytest.skip("nginx is not installed (apt-get install nginx; .ci/run installs it)")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(upstream: int) -> str:
+    def start(upstream: int, extra: str = "") -> str:
         directory = tmp_path / "nginx"
         directory.mkdir()
         port = free_port()
         user = "user root;" if os.geteuid() == 0 else ""
-        conf = NGINX_CONF.format(dir=directory, port=port, upstream=upstream, user=user)
+        conf = NGINX_CONF.format(
+            dir=directory, port=port, upstream=upstream, user=user, extra=extra
+        )
         (directory / "nginx.conf").write_text(conf)
         process = subprocess.Popen(
             [

@@ -31,6 +31,7 @@ from tests.test_viewer_browser import (  # noqa: F401 (fixtures)
     artifacts,
     base_url,
     driver,
+    nginx,
     page,
     seed,
 )
@@ -612,3 +613,38 @@ def test_the_overview_charts_each_ids_last_hour(start_daemon: Any, page: Page) -
     page.shot("36-overview-charts")
     page.emulate(dark=True)
     page.shot("36b-overview-charts-dark")
+
+
+# An older sidecar, as the page meets it: the two endpoints answer 404 (nginx answers for
+# them, in front of the real daemon).
+OLDER_SIDECAR = """
+    location = /some/prefix/api/v1/errors {
+      default_type application/json; return 404 '{"message": "no such route"}'; }
+    location = /some/prefix/api/v1/events/activity {
+      default_type application/json; return 404 '{"message": "no such route"}'; }
+"""
+
+
+def test_the_overview_without_signatures_or_activity_leaves_them_out(
+    start_daemon: Any, page: Page, nginx: Any
+) -> None:
+    daemon = start_daemon()
+    seed(daemon)
+    base = nginx(daemon.api_port, OLDER_SIDECAR)
+    page.open(base)
+    page.login()
+    page.wait(lambda: len(stream_rows(page)) == 14, message="the stream works")
+
+    def asked(path: str) -> bool:
+        urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
+        return any(u.startswith(base + path) for u in urls)
+
+    page.wait(
+        lambda: page.js("return document.getElementById('overview').dataset.refreshed") == "1",
+        message="the signatures' and the activity's answers handled",
+    )
+    assert asked("api/v1/errors?") and asked("api/v1/events/activity?")
+    assert not page.visible("#ov-errors") and not page.visible("#ov-activity")
+    assert page.js("return document.querySelectorAll('#overview .banner').length") == 0
+    assert page.visible("#ov-stream")
+    assert not [e for e in page.console() if "Uncaught" in e["message"]]

@@ -67,6 +67,7 @@ export class Overview {
     clearTimeout(this.timer);
     const namespace = this.namespace;
     await Promise.all([this.signatures(), this.activity()]);
+    $("overview").dataset.refreshed = String(Number($("overview").dataset.refreshed || 0) + 1);
     if (this.namespace === namespace && !$("overview").hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
   }
 
