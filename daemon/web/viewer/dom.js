@@ -135,7 +135,7 @@ export async function copyText(text) {
 /** The page's fragment for an id (and what to show of it: uid, status, q). */
 export function hashOf(namespace, id, params = {}) {
   let hash = `#${namespace}${id !== null && id !== undefined ? "/" + encodeURIComponent(id) : ""}`;
-  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
-  if (id !== null && id !== undefined && query.size) hash += "?" + query.toString();
+  const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString();
+  if (id !== null && id !== undefined && query) hash += "?" + query;
   return hash;
 }

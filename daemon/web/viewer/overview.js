@@ -34,6 +34,7 @@ export class Overview {
     this.timer = null;
     this.paused = false;
     this.buffer = [];
+    this.held = 0; // entries come while paused (the buffer keeps the newest MAX_ROWS)
     this.seen = new Set();
     this.list = $("ov-events");
     $("ov-pause").addEventListener("click", () => this.setPaused(!this.paused));
@@ -61,6 +62,7 @@ export class Overview {
     clearTimeout(this.timer);
     this.timer = null;
     this.buffer = [];
+    this.held = 0;
   }
 
   async refresh() {
@@ -171,6 +173,8 @@ export class Overview {
         this.hooks.arrived();
         if (this.seen.has(data.event.uid) || this.buffer.some((b) => b.event.uid === data.event.uid)) return;
         this.buffer.unshift(data);
+        this.buffer.length = Math.min(this.buffer.length, MAX_ROWS); // the newest are shown
+        this.held += 1;
         if (this.paused) this.showNew();
         else this.flush();
       },
@@ -203,6 +207,7 @@ export class Overview {
   flush() {
     const rows = this.buffer.map((data) => this.row(data));
     this.buffer = [];
+    this.held = 0;
     for (const r of rows) r.classList.add("arrived");
     this.list.prepend(...rows);
     while (this.list.childElementCount > MAX_ROWS) {
@@ -223,10 +228,10 @@ export class Overview {
   }
 
   showNew() {
-    const n = this.buffer.length;
+    const n = this.held;
     const note = $("ov-new");
     note.hidden = !this.paused;
     note.textContent = n ? `paused, ${n} new` : "paused";
-    $("ov-show").hidden = !n;
+    $("ov-show").hidden = !this.buffer.length;
   }
 }
