@@ -197,7 +197,7 @@ def test_replay_puts_the_key_in_a_header_and_lists_failures(
         "--rate", "0",
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
-    assert done.stdout.splitlines()[0] == "sent 3 original(s) (200: 2, 500: 1)"
+    assert done.stdout.splitlines()[0] == "sent 3 originals (200: 2, 500: 1)"
     assert 'key k1: 500 {"error":"boom"}' in done.stdout
     by_n = {json.loads(r.body)["n"]: r for r in recorder.requests}
     assert {n: r.headers["x-auth-token"] for n, r in by_n.items()} == {1: "k1", 2: "k1", 3: "k2"}
@@ -223,7 +223,7 @@ def test_dry_run_prints_what_a_replay_sends(daemon: Any, recorder: Recorder) -> 
     assert dry.returncode == 0, dry.stderr
     requests = [json.loads(line) for line in dry.stdout.splitlines()]
     assert recorder.requests == []
-    assert "would send 5 original(s)" in dry.stderr
+    assert "would send 5 originals" in dry.stderr
     assert {r["url"] for r in requests} == {recorder.url("/e?token=dry")}
     assert sorted(r["body"]["n"] for r in requests) == list(range(5))
     sent = cli("replay", "--url", url_of(daemon), "--to", to, "--rate", "0")
@@ -286,3 +286,12 @@ def test_replay_of_destination_errors_goes_through_the_journeys(
     done = cli(*base, "--namespace", "destination", "--status", "error", "--ids", "bq")
     assert done.returncode == 0, done.stderr
     assert [json.loads(r.body)["n"] for r in recorder.requests] == [1]
+
+
+def test_replay_to_a_collector_that_does_not_answer_fails(daemon: Any) -> None:
+    feed_token(daemon, "nobody", [{"n": 1}])
+    to = f"http://127.0.0.1:{free_port()}/{{token}}"
+    done = cli("replay", "--url", url_of(daemon), "--to", to, "--ids", "nobody", "--rate", "0")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines()[0] == "sent 1 original (no answer: 1)"
+    assert "key nobody: no answer (ConnectionRefusedError" in done.stdout

@@ -110,23 +110,34 @@ class Summary:
         """The summary for a person."""
         counts = ", ".join(f"{status}: {n}" for status, n in sorted(self.statuses.items()))
         verb = "would send" if dry_run else "sent"
-        out = [f"{verb} {self.sent} original(s)" + (f" ({counts})" if counts else "")]
+        out = [f"{verb} {_count(self.sent, 'original')}" + (f" ({counts})" if counts else "")]
         for failure in self.failures:
-            status = failure["status"] or "no answer"
-            out.append(
-                f"  failed: uid {failure['uid']} key {failure['key']}: {status} {failure['answer']}"
-            )
-        out += [f"  ... and {self.failed - len(self.failures)} more"] * (
-            self.failed > len(self.failures)
-        )
+            answer = failure["answer"]
+            said = f"{failure['status']} {answer}" if failure["status"] else f"no answer ({answer})"
+            out.append(f"  failed: uid {failure['uid']} key {failure['key']}: {said}")
+        if self.failed > len(self.failures):
+            out.append(f"  ... and {self.failed - len(self.failures)} more")
         if self.malformed:
-            out.append(f"skipped {self.malformed} malformed entr(y/ies): no original to send")
+            out.append(f"skipped {_count(self.malformed, 'malformed entry')}: no original")
         if self.not_replayable:
-            out.append(f"{self.not_replayable} entr(y/ies) not replayable:")
+            out.append(f"not replayable: {_count(self.not_replayable, 'entry')}")
             out += [f"  uid {u['uid']}: {u['reason']}" for u in self.unreplayable]
+            if self.not_replayable > len(self.unreplayable):
+                out.append(f"  ... and {self.not_replayable - len(self.unreplayable)} more")
         if self.already_sent:
-            out.append(f"{self.already_sent} destination entr(y/ies) share an original sent once")
+            out.append(
+                f"{_count(self.already_sent, 'more destination entry')} of events already "
+                "sent (each original is sent once)"
+            )
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    """ "1 entry", "2 entries", "3 originals"."""
+    if n == 1:
+        return f"1 {noun}"
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {plural}"
 
 
 class Sender:
