@@ -9,7 +9,7 @@ import { sparkline } from "./spark.js";
 
 const BACKFILL = 30; // events the stream starts with
 const MAX_ROWS = 200; // rows of the stream kept; older ones drop off
-const REFRESH_MS = 15000; // signatures and charts, while shown
+const REFRESH_MS = 15000; // signatures and charts, while shown (and the tab is seen)
 const TOP_SIGNATURES = 10;
 const MAX_CHARTS = 30;
 const PLACEHOLDER = /<(?:n|q|uuid|addr|hex)>/;
@@ -68,7 +68,7 @@ export class Overview {
   async refresh() {
     clearTimeout(this.timer);
     const namespace = this.namespace;
-    await Promise.all([this.signatures(), this.activity()]);
+    if (!document.hidden || !$("ov-signatures").childElementCount) await Promise.all([this.signatures(), this.activity()]);
     $("overview").dataset.refreshed = String(Number($("overview").dataset.refreshed || 0) + 1);
     if (this.namespace === namespace && !$("overview").hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
   }
