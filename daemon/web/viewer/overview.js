@@ -52,6 +52,7 @@ export class Overview {
     this.setPaused(false);
     fill($("ov-stream-state"), "The newest events of every id show here, then each one as it is cached.");
     this.follow();
+    this.first = true; // read once even in a background tab
     this.refresh();
   }
 
@@ -68,7 +69,8 @@ export class Overview {
   async refresh() {
     clearTimeout(this.timer);
     const namespace = this.namespace;
-    if (!document.hidden || !$("ov-signatures").childElementCount) await Promise.all([this.signatures(), this.activity()]);
+    if (!document.hidden || this.first) await Promise.all([this.signatures(), this.activity()]);
+    this.first = false;
     $("overview").dataset.refreshed = String(Number($("overview").dataset.refreshed || 0) + 1);
     if (this.namespace === namespace && !$("overview").hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
   }
