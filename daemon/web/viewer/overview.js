@@ -69,8 +69,9 @@ export class Overview {
   async refresh() {
     clearTimeout(this.timer);
     const namespace = this.namespace;
-    if (!document.hidden || this.first) await Promise.all([this.signatures(), this.activity()]);
+    const first = this.first;
     this.first = false;
+    if (!document.hidden || first) await Promise.all([this.signatures(), this.activity()]);
     $("overview").dataset.refreshed = String(Number($("overview").dataset.refreshed || 0) + 1);
     if (this.namespace === namespace && !$("overview").hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
   }
