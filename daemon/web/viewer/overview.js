@@ -35,6 +35,7 @@ export class Overview {
     this.paused = false;
     this.buffer = [];
     this.held = 0; // entries come while paused (the buffer keeps the newest MAX_ROWS)
+    this.visit = 0; // answers of an earlier visit (another namespace) are dropped
     this.seen = new Set();
     this.list = $("ov-events");
     $("ov-pause").addEventListener("click", () => this.setPaused(!this.paused));
@@ -44,6 +45,7 @@ export class Overview {
   show(namespace) {
     this.hide();
     this.namespace = namespace;
+    this.visit += 1;
     $("overview").hidden = false;
     $("ov-title").textContent = `Overview: ${namespace === "token" ? "API keys" : "destinations"}`;
     fill(this.list);
@@ -68,22 +70,25 @@ export class Overview {
 
   async refresh() {
     clearTimeout(this.timer);
-    const namespace = this.namespace;
+    const visit = this.visit;
     const first = this.first;
     this.first = false;
     if (!document.hidden || first) await Promise.all([this.signatures(), this.activity()]);
     $("overview").dataset.refreshed = String(Number($("overview").dataset.refreshed || 0) + 1);
-    if (this.namespace === namespace && !$("overview").hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
+    if (this.visit === visit && !$("overview").hidden) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
   }
 
   // -- what fails most ----------------------------------------------------------------
 
   async signatures() {
     const section = $("ov-errors");
+    const visit = this.visit;
     let answers;
     try {
       answers = await Promise.all(["destination", "token"].map((namespace) => api.errors({ namespace })));
+      if (visit !== this.visit) return;
     } catch (error) {
+      if (visit !== this.visit) return;
       if (error.status === 404) {
         section.hidden = true; // a sidecar without GET /api/v1/errors
         return;
@@ -139,10 +144,13 @@ export class Overview {
 
   async activity() {
     const section = $("ov-activity");
+    const visit = this.visit;
     let body;
     try {
       body = (await api.activity({ namespace: this.namespace, minutes: 60 })).body;
+      if (visit !== this.visit) return;
     } catch (error) {
+      if (visit !== this.visit) return;
       section.hidden = true; // 404: a sidecar without it; other errors: the stream says
       return;
     }
