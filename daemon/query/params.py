@@ -260,14 +260,14 @@ def _reset_captured(
     params: Mapping[str, str], tag: str, everything: bool, named: tuple[str, ...] | None
 ) -> ResetQuery:
     if everything:
-        raise QueryError("give capture with ids, or alone (the most recently active ids), not all")
+        raise QueryError("give capture with ids or alone, not with all=true")
     if named is not None and len(named) > MAX_CAPTURE_RESET_IDS:
         raise QueryError(
             f"with capture, give at most {MAX_CAPTURE_RESET_IDS} ids a request, got {len(named)}"
         )
     cursor = _text(params, "cursor", 4 * MAX_QUERY_TEXT)
     if cursor and named is not None:
-        raise QueryError("cursor pages through the id index: give it without ids")
+        raise QueryError("with capture, cursor pages through the id index: give it without ids")
     return ResetQuery(namespace(params), named or (), False, tag, cursor, by_index=named is None)
 
 

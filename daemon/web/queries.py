@@ -69,7 +69,7 @@ async def _reset_captured(request: web.Request, query: ResetQuery) -> web.Stream
     try:
         cursor = Cursor.decode(query.cursor) if query.cursor else None
     except CursorError as e:
-        raise QueryError(str(e)) from e
+        raise QueryError(f"with capture, {e}") from e
     answer = await request.app[QUERY].reset_captured(query, cursor)
     log.info(
         "cache reset by capture tag",

@@ -7,12 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.core.capture import MAX_CAPTURE_BYTES
+from daemon.core.ids import TAG_PATTERN
 from daemon.core.wire import MAX_QUERY_TEXT
 from daemon.query.params import MAX_CAPTURE_RESET_IDS
 from daemon.web.openapi.common import query_param
 
-# A tag's bytes are at most MAX_CAPTURE_BYTES: its characters are no more than that.
-TAG = {"type": "string", "minLength": 1, "maxLength": MAX_CAPTURE_BYTES}
+# A tag's bytes are at most MAX_CAPTURE_BYTES (its characters no more than that), and
+# the Cc and Cf code points past U+FFFF are stated in words, as for ids.
+TAG = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_CAPTURE_BYTES,
+    "pattern": TAG_PATTERN,
+    "description": f"At most {MAX_CAPTURE_BYTES} bytes (UTF-8), no control or format "
+    "characters (Unicode Cc, Cf), no whitespace at its ends.",
+}
 
 ENTRY_FIELD = {
     "type": "string",
