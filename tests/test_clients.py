@@ -671,6 +671,33 @@ def test_the_daemons_rate_limit_is_counted(steps: Callable[..., Driven], start_d
     assert cached(daemon, "limited") == 5
 
 
+def test_a_tagged_call_beats_the_daemons_rate_limit(
+    steps: Callable[..., Driven], start_daemon: Any
+) -> None:
+    """capture= on a call (incoming and processed): of the 5 events an hour an id may
+    cache, all are spent, yet the tagged events are cached, carrying their tag."""
+    daemon = start_daemon(
+        roomy({"server": {"cache": {"events": {"size": 5, "time_window_sec": 3600}}}})
+    )
+    client = steps("--socket", daemon.socket_path)
+    client("incoming", id="busy", body="{}", count=5)
+    client("incoming", id="busy", body='[{"a": 1}, {"a": 2}]', capture="run-7", count=1)
+    client("incoming", id="busy", body="{}", count=2)
+    result = {"original": "{}", "success": {"ok": True}}
+    client("processed", id="pg-busy", **result, count=5)
+    client("processed", id="pg-busy", **result, capture="run-7", count=1)
+    stats = client("close")["stats"]
+    assert (stats["accepted"], stats["rate_limited"]) == (13, 2), stats
+    agree(daemon, stats)
+    tagged = daemon.query(namespace="token", ids="busy", capture="run-7")["events"]
+    assert [e["original"] for e in tagged] == [{"a": 2}, {"a": 1}]
+    assert all(e["capture"] == "run-7" for e in tagged)
+    [result_entry] = daemon.query(ids="pg-busy", capture="run-7")["events"]
+    assert result_entry["success"] == {"ok": True}
+    assert daemon.metric("events_cache_captured_total", cache_namespace="token") == 2
+    assert daemon.metric("events_cache_captured_total", cache_namespace="destination") == 1
+
+
 @pytest.mark.fault
 def test_the_daemons_own_queue_drops_are_counted(
     steps: Callable[..., Driven], start_daemon: Any, spawn_redis: Any
