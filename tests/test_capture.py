@@ -14,7 +14,7 @@ from daemon.config.sidecar import CaptureSettings
 from daemon.core.capture import CaptureFinder, check_capture, check_capture_rules
 from daemon.core.entry import ParsedEvent, decode, encode
 from daemon.core.limiter import LimitedCounter, RateLimiters
-from daemon.core.model import Namespace
+from daemon.core.model import Collection, Namespace
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.queue import EventQueue
@@ -114,7 +114,7 @@ def test_the_budget_is_spent_only_beyond_the_limits_and_refills() -> None:
     outcome = adm.submit([event(original="{}", capture="t") for _ in range(3)] + [event()])
     assert (outcome.accepted, outcome.rate_limited) == (2, 2)
     assert metrics.captured[TOKEN].value == 2
-    assert metrics.rate_limited[TOKEN, "all"].value == 2
+    assert metrics.rate_limited[TOKEN, Collection.ALL].value == 2
     clock[0] += 30.0  # half a minute: one of the budget's two is back
     outcome = adm.submit([event(original="{}", capture="t") for _ in range(2)])
     assert (outcome.accepted, outcome.rate_limited) == (1, 1)

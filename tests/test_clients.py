@@ -683,9 +683,9 @@ def test_a_tagged_call_beats_the_daemons_rate_limit(
     client("incoming", id="busy", body="{}", count=5)
     client("incoming", id="busy", body='[{"a": 1}, {"a": 2}]', capture="run-7", count=1)
     client("incoming", id="busy", body="{}", count=2)
-    result = {"original": "{}", "success": {"ok": True}}
-    client("processed", id="pg-busy", **result, count=5)
-    client("processed", id="pg-busy", **result, capture="run-7", count=1)
+    success = {"ok": True}
+    client("processed", id="pg-busy", original="{}", success=success, count=5)
+    client("processed", id="pg-busy", original="{}", success=success, capture="run-7")
     stats = client("close")["stats"]
     assert (stats["accepted"], stats["rate_limited"]) == (13, 2), stats
     agree(daemon, stats)
