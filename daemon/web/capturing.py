@@ -29,6 +29,11 @@ def raw_header(headers: Mapping[bytes, bytes]) -> HeaderText:
     return get
 
 
+def raw_tags(finder: CaptureFinder | None, headers: Mapping[bytes, bytes]) -> Tags:
+    """request_tags() from the ingest server's raw headers (nothing made without rules)."""
+    return None if finder is None else finder.request_tags(raw_header(headers))
+
+
 def request_tags(finder: CaptureFinder | None, header: HeaderText) -> Tags:
     """The tags the header rules find in the request (None when there are no rules)."""
     return finder.request_tags(header) if finder is not None else None

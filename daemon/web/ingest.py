@@ -221,7 +221,7 @@ class Intake:
             return body
         ingest_error = header_text(headers[_ERROR_HEADER]) if _ERROR_HEADER in headers else None
         finder = self.admission.capture_finder
-        tags = cap.request_tags(finder, cap.raw_header(headers))
+        tags = cap.raw_tags(finder, headers)
         if not ingest_error and _first_byte(body) != b"[" and cap.untagged(finder, body, tags):
             # One event, whatever the body is (only an array makes more): when the lists
             # it could go to are limited, its outcome is known without building it.
@@ -289,7 +289,7 @@ class Intake:
             return accepted(outcome, report.invalid, report.errors)
 
         max_bytes, finder = self.max_malformed_bytes, self.admission.capture_finder
-        tags = cap.request_tags(finder, cap.raw_header(headers))
+        tags = cap.raw_tags(finder, headers)
         limited = cap.unless_tagged(finder, body, tags, partial(self.admission.all_limited, _TOKEN))
         if lines <= SLICE_EVENTS:
             events = cap.tagged(finder, tags, iter_ndjson(body, max_bytes, report, limited))
