@@ -154,6 +154,10 @@ def test_own_suite_with_its_live_test(drive: list[str], start_daemon: Any, reque
     if language == "python":
         argv = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests"]
         done = ["passed"]
+        # This checkout's client, whichever one the venv installed (a shared venv's
+        # editable install may point at another checkout).
+        source = str(CLIENTS / "python" / "src")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     elif language == "go":
         env = {**request.getfixturevalue("go_build")["env"], **env}
         argv = ["go", "test", "-count=1", "-v", "./..."]
