@@ -105,7 +105,7 @@ class App:
         self.event_ids = EventIdFinder(config.sidecar.journey.event_id_from)
         self.admission = Admission(
             self.queue, self.limiters, self.limited, self.metrics, events.redact, self.event_ids
-        )
+        ).capturing(config.sidecar.capture)
         self._supervisor = Supervisor()
         self._embedded: EmbeddedRedis | None = None
         self._storage: Storage | None = None

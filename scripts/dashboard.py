@@ -196,6 +196,19 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 unit="ops",
             ),
             Panel(
+                "Captured beyond the limits per cache namespace",
+                "How many tagged events (sidecar.capture) per second are cached although "
+                "their id's rate limit was reached, within each pod's budget_per_minute?",
+                [
+                    (
+                        f"sum by (cache_namespace) "
+                        f"(rate(events_cache_captured_total{{{CACHE}}}{RATE}))",
+                        "{{cache_namespace}}",
+                    )
+                ],
+                unit="ops",
+            ),
+            Panel(
                 "Dropped per reason",
                 "Are accepted events lost, and why: queue full (Redis slow or away), Redis "
                 "error (a failed batch), shutdown (the flush ran out of time)?",

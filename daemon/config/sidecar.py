@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from daemon.config.fields import HostPort, OctalMode, section, setting
 from daemon.config.reply import MirrorReplySettings
+from daemon.core.capture import check_capture_rules
 from daemon.core.eventid import check_event_id_rules
 from daemon.core.tokenfrom import check_rules
 
@@ -227,6 +228,25 @@ class JourneySettings:
 
 
 @dataclass(frozen=True)
+class CaptureSettings:
+    """sidecar.capture: a test run's tagged events are never lost to the rate limit."""
+
+    from_: tuple[str, ...] = setting(
+        (),
+        "Where a test run's tag is, tried in order: `header:<name>` (a header of the request, "
+        "for all its events) or `json:<dotted.path>` (a string in each event's original). "
+        'An NDJSON line may carry its own, `"capture": "<tag>"`, whatever this says.',
+        check=check_capture_rules,
+    )
+    budget_per_minute: int = setting(
+        1000,
+        "Tagged events this pod caches per minute beyond their id's rate limit (counted in "
+        "`events_cache_captured_total`); beyond it they are limited like any other. 0: none.",
+        minimum=0,
+    )
+
+
+@dataclass(frozen=True)
 class ShutdownSettings:
     """sidecar.shutdown: what SIGTERM does."""
 
@@ -272,5 +292,6 @@ class SidecarSettings:
     mirror: MirrorSettings = section(MirrorSettings)
     proxy: ProxySettings = section(ProxySettings)
     journey: JourneySettings = section(JourneySettings)
+    capture: CaptureSettings = section(CaptureSettings)
     shutdown: ShutdownSettings = section(ShutdownSettings)
     log: LogSettings = section(LogSettings)

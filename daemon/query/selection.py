@@ -1,5 +1,5 @@
 """Choosing the events of an answer: Jitsu's newest `limit` per id, narrowed by the
-filters (`since`, `until`, `q`, `before`, `uid`) and bounded by `max_response_events`
+filters (`since`, `until`, `q`, `before`, `uid`, `capture`) and bounded by `max_response_events`
 and `max_response_bytes`.
 
 Pure: it takes the stored bytes of each id's list, newest first, a page at a time, and
@@ -17,7 +17,7 @@ import orjson
 from orjson import dumps
 
 from daemon.core.cut import cut
-from daemon.core.entry import decode
+from daemon.core.entry import CAPTURE, decode
 from daemon.core.stamp import uid_time, v7_uid
 from daemon.query.params import CacheQuery
 
@@ -83,6 +83,7 @@ class Selection:
         self._older_than: float | None = None  # `before`, in another id's list
         self._nothing = False  # `before` names an entry no list holds (trimmed away)
         self._passed = False  # `after`: the current id's list is read past the anchor
+        self._tag = dumps(query.capture)[1:-1]  # `capture`, as JSON writes it in an entry
 
     @property
     def room(self) -> int:
@@ -148,7 +149,11 @@ class Selection:
             return False
         if query.uid and not has_uid(raw, query.uid):
             return False
+        if query.capture and self._tag not in raw:
+            return False  # cheap: the tag as the entry's JSON holds it, or no match
         doc = parse_entry(raw)
+        if query.capture and doc.get(CAPTURE) != query.capture:
+            return False
         if query.after and not self._after(doc):
             return False
         since = query.since.timestamp() if query.since else None
