@@ -45,12 +45,33 @@ GONE_CHECK_S = 0.25  # how often a wait looks whether its client left
 SUBSCRIBE_WAIT_S = 5.0  # the subscription not confirmed by then: Redis is not answering
 SUBSCRIBE_STEP_S = 0.01
 _PLAIN = re.compile(r"[^\"\\\x00-\x1f]+")  # stored as is in JSON text: a `q` prefilter
+REMEMBERED_IDS = 4096  # entries' event ids kept for the other waits of the same batch
+
+
+class SharedFinder:
+    """Event ids of published entries, found once for all the waits that look (each
+    would otherwise parse the same original), remembered by uid, boundedly."""
+
+    def __init__(self, finder: EventIdFinder) -> None:
+        self.finder = finder
+        self._found: dict[str, str | None] = {}
+
+    def of_entry(self, entry: dict[str, Any]) -> str | None:
+        """The entry's event id (`EventIdFinder.find_in_entry`)."""
+        uid = entry.get("uid")
+        if not isinstance(uid, str):
+            return self.finder.find_in_entry(entry)
+        if uid not in self._found:
+            if len(self._found) >= REMEMBERED_IDS:
+                self._found.clear()
+            self._found[uid] = self.finder.find_in_entry(entry)
+        return self._found[uid]
 
 
 class Waiter:
     """One open wait: a sink of the hub that keeps the first `count` matching events."""
 
-    def __init__(self, query: WaitQuery, finder: EventIdFinder, max_bytes: int) -> None:
+    def __init__(self, query: WaitQuery, finder: SharedFinder, max_bytes: int) -> None:
         watched = frozenset(query.ids) if query.ids is not None else None
         self._filter = TailFilter(query.namespace, watched, query.collection)
         self.query = query
@@ -97,7 +118,7 @@ class Waiter:
             return False
         if query.q and not contains(entry, query.q):
             return False
-        return not query.event_id or self._finder.find_in_entry(entry) == query.event_id
+        return not query.event_id or self._finder.of_entry(entry) == query.event_id
 
     def take_read(self, events: list[Backfilled]) -> None:
         """Events the lists' read found (answered form; `since` and `q` already applied)."""
@@ -115,7 +136,7 @@ class Waiter:
         text = success if isinstance(success, str) or success is None else orjson.dumps(success)
         if isinstance(text, bytes):
             text = text.decode()
-        return self._finder.find(doc.get("original"), text) == self.query.event_id
+        return self._finder.finder.find(doc.get("original"), text) == self.query.event_id
 
     def _add(self, uid: str, namespace: str, id_: str, collection: str, event: bytes) -> None:
         if uid in self._seen:
@@ -173,6 +194,7 @@ class Waits:
         self._parts = parts
         self._clock = clock
         self._open: set[Waiter] = set()
+        self._finder = SharedFinder(parts.finder)
         self.max_waits = parts.max_waits
 
     @property
@@ -189,7 +211,7 @@ class Waits:
         """A new wait fed by the hub; None when `max_waits` are open or the hub stopped."""
         if len(self._open) >= self.max_waits:
             return None
-        waiter = Waiter(query, self._parts.finder, self._parts.max_bytes)
+        waiter = Waiter(query, self._finder, self._parts.max_bytes)
         if not self._parts.hub.attach(waiter):
             return None
         self._open.add(waiter)
