@@ -158,6 +158,10 @@ class TailHub:
         self.max_streams = max_streams
         self._streams: set[Stream] = set()
         self._sinks: set[Sink] = set()
+        # By id, so that a batch's entries meet only the sinks of their ids (and those of
+        # every id): a hundred waits on other ids cost an entry one look-up, not a hundred.
+        self._sinks_of: dict[tuple[str, str], set[Sink]] = {}
+        self._sinks_of_all: dict[str, set[Sink]] = {}  # by namespace: every id watched
         self._active = asyncio.Event()
         self.subscribed = asyncio.Event()  # set while the subscription to Redis is on
         self._stopped = False
@@ -178,12 +182,29 @@ class TailHub:
         if self._stopped:
             return False
         self._sinks.add(sink)
+        for key in self._keys(sink):
+            self._sinks_of.setdefault(key, set()).add(sink)
+        if sink.filter.ids is None:
+            self._sinks_of_all.setdefault(sink.filter.namespace, set()).add(sink)
         self._active.set()
         return True
 
+    @staticmethod
+    def _keys(sink: Sink) -> list[tuple[str, str]]:
+        ids = sink.filter.ids
+        return [(sink.filter.namespace, id_) for id_ in ids] if ids is not None else []
+
     def detach(self, sink: Sink) -> None:
         """Forget a sink (its wait is over)."""
+        if sink not in self._sinks:
+            return
         self._sinks.discard(sink)
+        for key in self._keys(sink):
+            self._sinks_of[key].discard(sink)
+            if not self._sinks_of[key]:
+                del self._sinks_of[key]
+        if sink.filter.ids is None:
+            self._sinks_of_all[sink.filter.namespace].discard(sink)
         if not self.watching:
             self._active.clear()
 
@@ -241,16 +262,18 @@ class TailHub:
 
     def dispatch(self, message: bytes) -> None:
         """Hand one published batch to the streams that watch its entries."""
-        streams, sinks = self._streams, self._sinks
+        streams, sinks_of, sinks_of_all = self._streams, self._sinks_of, self._sinks_of_all
         for namespace, id_, all_entries, error_entries in orjson.loads(message):
+            sinks = sinks_of.get((namespace, id_), ()), sinks_of_all.get(namespace, ())
             for collection, entries in (("all", all_entries), ("error", error_entries)):
                 if entries:
                     watchers = [s for s in streams if s.filter.matches(namespace, id_, collection)]
                     if watchers:
                         self._offer(watchers, namespace, id_, collection, entries)
-                    for sink in sinks:
-                        if sink.filter.matches(namespace, id_, collection):
-                            sink.take(namespace, id_, collection, entries)
+                    for group in sinks:
+                        for sink in group:
+                            if sink.filter.collection == collection:
+                                sink.take(namespace, id_, collection, entries)
 
     def _offer(
         self,
