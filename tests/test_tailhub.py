@@ -115,7 +115,7 @@ def test_sinks_get_the_entries_of_their_ids_and_collection_only() -> None:
     every = _Sink(TailFilter("token", None, "all"))
     other = _Sink(TailFilter("destination", None, "all"))
     for sink in (one, both, every, other):
-        assert hub.attach(sink)  # type: ignore[arg-type]
+        assert hub.attach(sink)
     assert hub.watching == 4 and hub.count == 0
     e = [{"n": n} for n in range(4)]
     hub.dispatch(orjson.dumps([["token", "a", [e[0], e[1]], [e[1]]], ["token", "b", [e[2]], []]]))
@@ -123,15 +123,15 @@ def test_sinks_get_the_entries_of_their_ids_and_collection_only() -> None:
     assert both.got == [("token", "a", "error", [1])]
     assert every.got == [("token", "a", "all", [0, 1]), ("token", "b", "all", [2])]
     assert other.got == []
-    hub.detach(one)  # type: ignore[arg-type]
-    hub.detach(one)  # type: ignore[arg-type]  # twice: nothing more
+    hub.detach(one)
+    hub.detach(one)  # twice: nothing more
     hub.dispatch(orjson.dumps([["token", "a", [e[3]], []]]))
     assert one.got == [("token", "a", "all", [0, 1])]
     assert every.got[-1] == ("token", "a", "all", [3])
     assert hub.watching == 3
     hub.stop()
     assert every.closed and both.closed and other.closed and not one.closed
-    assert not hub.attach(_Sink(TailFilter("token", None, "all")))  # type: ignore[arg-type]
+    assert not hub.attach(_Sink(TailFilter("token", None, "all")))
 
 
 async def _never_subscribed() -> AsyncIterator[bytes]:
