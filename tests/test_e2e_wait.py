@@ -22,7 +22,7 @@ import redis
 from daemon.store.keys import TAIL_WATCHERS_KEY, tail_channel
 from tests.support.daemon import ADMIN_TOKEN, Reply
 from tests.support.scrape import settle
-from tests.support.servers import wait_for
+from tests.support.servers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +82,7 @@ def test_timeout_answers_matched_false_with_what_matched_so_far(
     start_daemon: Any, waits: Waits
 ) -> None:
     daemon = start_daemon(ROOMY)
-    answer = waits.open(daemon, ids="slow", count=2, timeout=2)
+    answer = waits.open(daemon, ids="slow", count=2, timeout=4)
     _open_waits(daemon)
     daemon.post_token("slow", json.dumps({"n": 1}))
     reply = answer.result(timeout=30)
@@ -224,6 +224,13 @@ def test_a_stop_answers_open_waits(start_daemon: Any, waits: Waits) -> None:
     stopper.join(timeout=60)
     assert reply.status == 200
     assert reply.json == {"matched": False, "events": []}
+
+
+def test_redis_down_is_a_503(start_daemon: Any) -> None:
+    daemon = start_daemon(url=f"redis://127.0.0.1:{free_port()}/0")
+    reply = daemon.api(WAIT, {"namespace": "token", "timeout": "1"})
+    assert reply.status == 503 and "Redis unavailable" in reply.json["message"]
+    assert daemon.metric("events_cache_waits") == 0
 
 
 def _published_uids(pubsub: Any) -> set[str]:
