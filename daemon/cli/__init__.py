@@ -3,6 +3,7 @@
 - `events-cache [--config PATH]` runs the daemon; `check-config` validates its file;
 - `ids`, `events`, `tail`, `journey` read the cache of a running daemon through its query API;
 - `expect` waits until matching events are cached (exit 0), for tests and CI;
+- `export` writes every matching event as NDJSON, `replay` sends the originals again;
 - `demo` sends realistic synthetic events to a running sidecar.
 """
 
@@ -15,7 +16,9 @@ from collections.abc import Sequence
 from daemon import __version__
 from daemon.cli.demo import add_demo_command, demo_command
 from daemon.cli.expect import add_expect_command, expect_command
+from daemon.cli.export import add_export_command, export_command
 from daemon.cli.read import add_read_commands, read_command
+from daemon.cli.replay import add_replay_command, replay_command
 from daemon.cli.run import check_config, run_command
 from daemon.config import CONFIG_ENV
 
@@ -49,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     add_read_commands(commands)
     add_expect_command(commands)
     add_demo_command(commands)
+    add_export_command(commands)
+    add_replay_command(commands)
     return parser
 
 
@@ -62,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_command(args)
         if args.command == "expect":
             return expect_command(args)
+        if args.command == "export":
+            return export_command(args)
+        if args.command == "replay":
+            return replay_command(args)
         if args.command:
             return read_command(args)
         return run_command(args.config)

@@ -30,7 +30,12 @@ TOKEN_HELP = (
 
 
 class ApiError(Exception):
-    """The query API could not answer; the message says why and what to do."""
+    """The query API could not answer; the message says why and what to do; `status`
+    is the HTTP status when the API answered with one (0 otherwise)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def admin_token(token_file: str | None, environ: Mapping[str, str]) -> str:
@@ -109,7 +114,7 @@ class ApiClient:
         if response.status != 200:
             body = response.read()
             conn.close()
-            raise ApiError(_failure(response.status, body, self.url))
+            raise ApiError(_failure(response.status, body, self.url), response.status)
         return conn, response
 
     def get(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import Any, NamedTuple, NewType
 
 # A file mode written in octal (YAML reads 0660 as the octal number it is).
 OctalMode = NewType("OctalMode", int)
@@ -29,6 +29,17 @@ class HostPort:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class HeaderMap(NamedTuple):
+    """HTTP header names and values, in the order given (a mapping in the YAML; kept as
+    pairs so that the settings stay frozen; not a dataclass, which would be a section)."""
+
+    items: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, str]:
+        """The mapping, as the YAML had it."""
+        return dict(self.items)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config.fields import (
+    HeaderMap,
     HostPort,
     OctalMode,
     Rules,
@@ -56,6 +57,8 @@ def _typed(kind: Any, rules: Rules, value: Any) -> Any:
         return _strings(rules, value)
     if kind is OctalMode:
         return parse_octal_mode(value)
+    if kind is HeaderMap:
+        return _header_map(value, got)
     if kind == LISTEN:
         if not isinstance(value, str):
             raise ValueError(f"must be host:port, got {got}")
@@ -69,6 +72,24 @@ def _number(kind: type, value: Any, got: str) -> int | float:
     if kind is int and not isinstance(value, int):
         raise ValueError(f"must be an integer, got {got}")
     return int(value) if kind is int else float(value)
+
+
+def _header_map(value: Any, got: str) -> HeaderMap:
+    """A mapping of header names to values; a number value is kept as its text (YAML
+    reads `Access-Control-Max-Age: 600` as one)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of header names to values, got {got}")
+    items, wrong = [], []
+    for name, text in value.items():
+        if isinstance(text, int | float) and not isinstance(text, bool):
+            text = str(text)
+        if isinstance(name, str) and isinstance(text, str):
+            items.append((name, text))
+        else:
+            wrong.append(f"{name!r} must be a string naming a string, got {kind_name(type(text))}")
+    if wrong:
+        raise ValueError("; ".join(wrong))
+    return HeaderMap(tuple(items))
 
 
 def _strings(rules: Rules, value: Any) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, get_type_hints
 
-from daemon.config.fields import HostPort, OctalMode, Rules, rules_of
+from daemon.config.fields import HeaderMap, HostPort, OctalMode, Rules, rules_of
 from daemon.config.leaves import LISTEN, STRINGS
 from daemon.config.load import CONFIG_ENV
 from daemon.config.model import Config
@@ -46,6 +46,8 @@ def plain(value: Any) -> Any:
     """A value as YAML and JSON write it: modes in octal text, listen addresses as text."""
     if isinstance(value, HostPort):
         return str(value)
+    if isinstance(value, HeaderMap):
+        return value.as_dict()
     if value is None:
         return ""
     if isinstance(value, tuple):
@@ -138,6 +140,9 @@ def _leaf_schema(leaf: Leaf) -> dict[str, Any]:
         schema = {"type": ["string", "integer"], "pattern": "^0?[0-7]{3}$"}
     elif kind == LISTEN:
         schema = {"type": "string", "pattern": _LISTEN_PATTERN}
+    elif kind is HeaderMap:
+        value = {"type": ["string", "integer"]}
+        schema = {"type": "object", "additionalProperties": value}
     else:
         raise TypeError(f"{leaf.key}: no JSON Schema for {kind!r}")
     return {"description": rules.doc, **schema, "default": _default(leaf)}
@@ -167,7 +172,7 @@ def _yaml(leaf: Leaf) -> str:
         return "true" if value else "false"
     if isinstance(value, str) and (leaf.kind is not str or value == ""):
         return json.dumps(value)  # "" and "0660" need quotes in YAML
-    return json.dumps(value) if isinstance(value, list) else str(value)
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 def _cell(text: str) -> str:

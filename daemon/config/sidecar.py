@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from daemon.config.fields import HostPort, OctalMode, section, setting
+from daemon.config.reply import MirrorReplySettings
 from daemon.core.eventid import check_event_id_rules
 from daemon.core.tokenfrom import check_rules
 
@@ -142,11 +143,12 @@ class MirrorSettings:
     listen: HostPort | None = setting(
         None,
         'Mirror listener, e.g. `0.0.0.0:8002`; `""` turns it off. Takes any method and '
-        "path, answers 202 at once and caches the body as `POST /v1/token/{token}/events` "
+        "path, answers at once (`reply`) and caches the body as `POST /v1/token/{token}/events` "
         "would; a request without a key is counted in `events_cache_invalid_total`. "
         "Reachable from the pod network when set: see docs/feeding.md.",
     )
     token_from: tuple[str, ...] = setting((), _TOKEN_FROM_DOC, check=check_rules)
+    reply: MirrorReplySettings = section(MirrorReplySettings)
 
 
 def _check_upstream(url: str) -> str | None:

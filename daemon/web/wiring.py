@@ -42,7 +42,7 @@ from daemon.web.listeners import (
     api_application,
     api_options,
 )
-from daemon.web.mirror import Mirror
+from daemon.web.mirror import Mirror, Reply
 from daemon.web.ops import Lifecycle, OpsState, add_ops_routes
 from daemon.web.proxy import Proxy
 from daemon.web.queries import add_query_routes
@@ -106,7 +106,8 @@ class Listeners:
             )
         ]
         if mirror.listen is not None:
-            copies = Mirror(intake.of(ListenerName.MIRROR), TokenFinder(mirror.token_from))
+            finder, reply = TokenFinder(mirror.token_from), Reply.of(mirror.reply)
+            copies = Mirror(intake.of(ListenerName.MIRROR), finder, reply)
             front = self._front(ingest, MirrorRoute(copies), metrics.mirror_times, budget, pacer)
             opening.append((front, mirror.listen, ""))
         if proxy.listen is not None:

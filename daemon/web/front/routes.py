@@ -148,17 +148,18 @@ class MirrorRoute:
 
     def head(self, method: str, target: bytes, headers: RawHeaders, length: int | None) -> Head:
         head = Head(ANY_PATH_LABEL, method, target)
+        framed = self.mirror.reply.framed
         if not self.intake.enabled:
-            head.refusal = message(503, DISABLED)
+            head.refusal = framed(message(503, DISABLED))
         elif length is not None and length > self.intake.max_request_bytes:
-            head.refusal = self.intake.too_large(length)
+            head.refusal = framed(self.intake.too_large(length))
         return head
 
     def answer(self, head: Head, headers: RawHeaders, body: bytes) -> Answer | Work:
         return self.mirror.mirrored(head.method, head.target, headers, body)
 
     def too_large(self) -> Answer:
-        return self.intake.too_large()
+        return self.mirror.reply.framed(self.intake.too_large())
 
     def body_timeout(self) -> Answer:
-        return self.intake.body_timeout()
+        return self.mirror.reply.framed(self.intake.body_timeout())
