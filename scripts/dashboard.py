@@ -320,6 +320,17 @@ ROWS: list[tuple[str, list[Panel]]] = [
                     )
                 ],
             ),
+            Panel(
+                "Waits (long polls)",
+                "How many waits (GET /api/v1/events/wait) are open on each pod "
+                "(limit: sidecar.api.max_waits)?",
+                [
+                    (
+                        f"sum by (namespace, pod) (events_cache_waits{{{POD}}})",
+                        "{{namespace}}/{{pod}}",
+                    )
+                ],
+            ),
         ],
     ),
     (

@@ -32,8 +32,9 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("EVENTS_CACHE_FUZZ_EXAMPLES", "200"))
 INGEST_PATHS = ("/v1/token/{token_id}/events", "/v1/events")
-# The live tail never ends by itself: its parameters are checked in test_e2e_tail.py.
-NOT_FUZZED = ("GET /api/v1/events/stream",)
+# The live tail never ends by itself: its parameters are checked in test_e2e_tail.py; a
+# long poll waits for its timeout (up to 120 s): its parameters, in test_e2e_wait.py.
+NOT_FUZZED = ("GET /api/v1/events/stream", "GET /api/v1/events/wait")
 # Rules a schema cannot state, each a 400 whose message names what is wrong:
 # DELETE needs `ids` or `all=true`, not both, and GET takes `uid` or `before`, not both
 # (OpenAPI 3.0 cannot relate query parameters); a summary cursor must be one the API

@@ -117,6 +117,11 @@ class ApiSettings:
         "refused with 503.",
         minimum=0,
     )
+    max_waits: int = setting(
+        256,
+        "Concurrent long polls (`/api/v1/events/wait`) per pod; more are refused with 503.",
+        minimum=0,
+    )
     viewer: bool = setting(
         True,
         "Serve the viewer page at `/ui/` (and redirect `/` to it): the cache in a browser, "

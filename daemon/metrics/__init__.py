@@ -214,6 +214,11 @@ class Metrics:
         self.streams = Gauge(
             "events_cache_streams", "Live-tail streams open on this sidecar.", registry=r
         )
+        self.waits = Gauge(
+            "events_cache_waits",
+            "Long polls (GET /api/v1/events/wait) open on this sidecar.",
+            registry=r,
+        )
         self._http_metrics(r)
 
     def _http_metrics(self, r: CollectorRegistry) -> None:

@@ -63,6 +63,7 @@ class StreamQuery:
     since: datetime | None = None
     after: str = ""  # Last-Event-ID, a version 7 uid
     unknown_anchor: bool = False  # a Last-Event-ID was given that is not a version 7 uid
+    q: str = ""  # lower case: only entries with a text field holding it (the wait's read)
 
     @property
     def backfills(self) -> bool:

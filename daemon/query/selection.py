@@ -62,7 +62,8 @@ class Anchor:
 AFTER_SLACK_S = 5.0
 
 
-def _contains(doc: dict[str, Any], needle: str) -> bool:
+def contains(doc: dict[str, Any], needle: str) -> bool:
+    """The `q` filter: whether a text field of the stored entry holds `needle` (lower case)."""
     return any(isinstance(v, str) and needle in v.lower() for v in doc.values())
 
 
@@ -165,7 +166,7 @@ class Selection:
                 return False
             if older_than is not None and t >= older_than:
                 return False
-        return not query.q or _contains(doc, query.q)
+        return not query.q or contains(doc, query.q)
 
     def _after(self, doc: dict[str, Any]) -> bool:
         """`after`: whether the entry was cached after the anchor uid: a version 7 uid by
