@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from daemon.config.fields import HostPort, OctalMode, section, setting
+from daemon.config.process import LogSettings, ShutdownSettings
 from daemon.config.reply import MirrorReplySettings
 from daemon.core.capture import check_capture_rules
 from daemon.core.eventid import check_event_id_rules
 from daemon.core.tokenfrom import check_rules
-
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-LOG_FORMATS = ("json", "console")
 
 
 @dataclass(frozen=True)
@@ -248,43 +246,6 @@ class CaptureSettings:
         "Tagged events this pod caches per minute beyond their id's rate limit (counted in "
         "`events_cache_captured_total`); beyond it they are limited like any other. 0: none.",
         minimum=0,
-    )
-
-
-@dataclass(frozen=True)
-class ShutdownSettings:
-    """sidecar.shutdown: what SIGTERM does."""
-
-    drain_seconds: float = setting(
-        5.0,
-        "After SIGTERM, keep taking ingest this long (the ingest container is stopping too).",
-        minimum=0,
-    )
-    flush_timeout_seconds: float = setting(
-        10.0,
-        "Then write what is queued within this time; the rest is counted as "
-        '`dropped{reason="shutdown"}`.',
-        minimum=0,
-    )
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    """sidecar.log."""
-
-    level: str = setting(
-        "info",
-        "`debug`, `info`, `warning`, `error`, `critical`.",
-        choices=LOG_LEVELS,
-        env="EVENTS_CACHE_LOG_LEVEL",
-        lower=True,
-    )
-    format: str = setting(
-        "json",
-        "`json` (one object per line) or `console`.",
-        choices=LOG_FORMATS,
-        env="EVENTS_CACHE_LOG_FORMAT",
-        lower=True,
     )
 
 
