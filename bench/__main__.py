@@ -19,6 +19,7 @@ from pathlib import Path
 from bench import authtiming, follow, front, hostile, journey, memory
 from bench import proxy as px
 from bench import scenarios as sc
+from bench import wait as wt
 from bench.procs import Daemon, valkey_server
 from tests.support.servers import RedisServer
 
@@ -35,6 +36,8 @@ SCENARIOS = (
     "J1",
     "T1",
     "T2",
+    "W1",
+    "W2",
     "B1",
     "B2",
     "S1",
@@ -167,6 +170,7 @@ def _scenario(
         "P6": px.p6,
         "B1": hostile.b1,
         "T2": follow.t2,
+        "W2": wt.w2,
         "S1": authtiming.s1,
     }
     if name in with_server:
@@ -179,6 +183,8 @@ def _scenario(
         return journey.j1(s, server, repeat, smoke)
     if name == "T1":
         return follow.t1(s, server, repeat)
+    if name == "W1":
+        return wt.w1(s, server, repeat)
     # B2: 20 s paused then 20 s back (1 s each in the smoke run)
     return memory.b2(s, s.p5_seconds / 3, s.p5_seconds / 3)
 

@@ -105,7 +105,7 @@ class App:
         self.event_ids = EventIdFinder(config.sidecar.journey.event_id_from)
         self.admission = Admission(
             self.queue, self.limiters, self.limited, self.metrics, events.redact, self.event_ids
-        )
+        ).capturing(config.sidecar.capture)
         self._supervisor = Supervisor()
         self._embedded: EmbeddedRedis | None = None
         self._storage: Storage | None = None
@@ -177,7 +177,7 @@ class App:
         trimmer = Trimmer(storage, self.metrics, self.health)
         max_streams = self.config.sidecar.api.max_streams
         hub = TailHub(storage.tail_messages, self.health, max_streams, SseFraming())
-        switch = TailSwitch(storage, self.health, lambda: hub.count)
+        switch = TailSwitch(storage, self.health, lambda: hub.watching)
         loops = self._loops = _Loops(
             Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
             trimmer,

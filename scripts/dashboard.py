@@ -196,6 +196,19 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 unit="ops",
             ),
             Panel(
+                "Captured beyond the limits per cache namespace",
+                "How many tagged events (sidecar.capture) per second are cached although "
+                "their id's rate limit was reached, within each pod's budget_per_minute?",
+                [
+                    (
+                        f"sum by (cache_namespace) "
+                        f"(rate(events_cache_captured_total{{{CACHE}}}{RATE}))",
+                        "{{cache_namespace}}",
+                    )
+                ],
+                unit="ops",
+            ),
+            Panel(
                 "Dropped per reason",
                 "Are accepted events lost, and why: queue full (Redis slow or away), Redis "
                 "error (a failed batch), shutdown (the flush ran out of time)?",
@@ -303,6 +316,17 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 [
                     (
                         f"sum by (namespace, pod) (events_cache_streams{{{POD}}})",
+                        "{{namespace}}/{{pod}}",
+                    )
+                ],
+            ),
+            Panel(
+                "Waits (long polls)",
+                "How many waits (GET /api/v1/events/wait) are open on each pod "
+                "(limit: sidecar.api.max_waits)?",
+                [
+                    (
+                        f"sum by (namespace, pod) (events_cache_waits{{{POD}}})",
                         "{{namespace}}/{{pod}}",
                     )
                 ],

@@ -32,6 +32,8 @@ FIGURES = (
     "T1 tail, 1 watcher",
     "T1 tail, 10 watchers",
     "T2 P1b unix with 10 watchers",
+    "W1 wait: ingest on another daemon to the wait's answer p99",
+    "W2 P1b unix with 100 waits / with none: req/s",
     "B1 /healthz, hostile 1 MiB bodies to ingest and mirror: max",
     "B2 peak RSS",
     "P6 tee proxy, 16 connections: CPU per request",

@@ -154,6 +154,10 @@ def test_own_suite_with_its_live_test(drive: list[str], start_daemon: Any, reque
     if language == "python":
         argv = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests"]
         done = ["passed"]
+        # This checkout's client, whichever one the venv installed (a shared venv's
+        # editable install may point at another checkout).
+        source = str(CLIENTS / "python" / "src")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     elif language == "go":
         env = {**request.getfixturevalue("go_build")["env"], **env}
         argv = ["go", "test", "-count=1", "-v", "./..."]
@@ -669,6 +673,33 @@ def test_the_daemons_rate_limit_is_counted(steps: Callable[..., Driven], start_d
     assert (stats["sent"], stats["accepted"], stats["rate_limited"]) == (12, 5, 7), stats
     agree(daemon, stats)
     assert cached(daemon, "limited") == 5
+
+
+def test_a_tagged_call_beats_the_daemons_rate_limit(
+    steps: Callable[..., Driven], start_daemon: Any
+) -> None:
+    """capture= on a call (incoming and processed): of the 5 events an hour an id may
+    cache, all are spent, yet the tagged events are cached, carrying their tag."""
+    daemon = start_daemon(
+        roomy({"server": {"cache": {"events": {"size": 5, "time_window_sec": 3600}}}})
+    )
+    client = steps("--socket", daemon.socket_path)
+    client("incoming", id="busy", body="{}", count=5)
+    client("incoming", id="busy", body='[{"a": 1}, {"a": 2}]', capture="run-7", count=1)
+    client("incoming", id="busy", body="{}", count=2)
+    success = {"ok": True}
+    client("processed", id="pg-busy", original="{}", success=success, count=5)
+    client("processed", id="pg-busy", original="{}", success=success, capture="run-7")
+    stats = client("close")["stats"]
+    assert (stats["accepted"], stats["rate_limited"]) == (13, 2), stats
+    agree(daemon, stats)
+    tagged = daemon.query(namespace="token", ids="busy", capture="run-7")["events"]
+    assert [e["original"] for e in tagged] == [{"a": 2}, {"a": 1}]
+    assert all(e["capture"] == "run-7" for e in tagged)
+    [result_entry] = daemon.query(ids="pg-busy", capture="run-7")["events"]
+    assert result_entry["success"] == {"ok": True}
+    assert daemon.metric("events_cache_captured_total", cache_namespace="token") == 2
+    assert daemon.metric("events_cache_captured_total", cache_namespace="destination") == 1
 
 
 @pytest.mark.fault

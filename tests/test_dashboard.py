@@ -108,6 +108,7 @@ def ingest_load(daemon: InProcessDaemon, stop: threading.Event) -> None:
                 {"namespace": "destination", "id": "pg", "original": {"n": n}, "success": {}},
                 {"namespace": "destination", "id": "pg", "original": {"n": n}, "error": "down"},
                 {"namespace": "nowhere"},
+                {"namespace": "token", "id": "key-0", "original": {"n": n}, "capture": "dash"},
             ]
         )
         time.sleep(0.1)

@@ -3,10 +3,12 @@ a stream drops the live frames its backfill sent; the switch's settling time."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import orjson
 import pytest
 
-from daemon.pipeline.tailhub import Stream, TailFilter
+from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
 from daemon.pipeline.tailswitch import CHECK_INTERVAL_S, SETTLE_SLACK_S, TailSwitch
 from daemon.web.sse import SseFraming, entry_frame
 
@@ -84,3 +86,54 @@ async def test_the_switch_says_how_long_until_every_sidecar_publishes() -> None:
     await switch.announce()  # still on: the time it turned on stays
     now[0] += 10
     assert switch.settle_s() == 0.0
+
+
+class _Sink:
+    """A sink that records what the hub hands it."""
+
+    def __init__(self, tail_filter: TailFilter) -> None:
+        self.filter = tail_filter
+        self.got: list[tuple[str, str, str, list[int]]] = []
+        self.closed = False
+
+    def take(self, namespace: str, id_: str, collection: str, entries: list[object]) -> None:
+        self.got.append((namespace, id_, collection, [e["n"] for e in entries]))  # type: ignore[index]
+
+    def lost(self, reason: str) -> None:
+        raise AssertionError(reason)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_sinks_get_the_entries_of_their_ids_and_collection_only() -> None:
+    """Waits ride on the hub: routed by id (and namespace-wide), detached cleanly, and
+    closed when the hub stops; they count as watchers for the switch."""
+    hub = TailHub(_never_subscribed, None, 4, SseFraming())  # type: ignore[arg-type]
+    one = _Sink(TailFilter("token", frozenset({"a"}), "all"))
+    both = _Sink(TailFilter("token", frozenset({"a", "b"}), "error"))
+    every = _Sink(TailFilter("token", None, "all"))
+    other = _Sink(TailFilter("destination", None, "all"))
+    for sink in (one, both, every, other):
+        assert hub.attach(sink)
+    assert hub.watching == 4 and hub.count == 0
+    e = [{"n": n} for n in range(4)]
+    hub.dispatch(orjson.dumps([["token", "a", [e[0], e[1]], [e[1]]], ["token", "b", [e[2]], []]]))
+    assert one.got == [("token", "a", "all", [0, 1])]
+    assert both.got == [("token", "a", "error", [1])]
+    assert every.got == [("token", "a", "all", [0, 1]), ("token", "b", "all", [2])]
+    assert other.got == []
+    hub.detach(one)
+    hub.detach(one)  # twice: nothing more
+    hub.dispatch(orjson.dumps([["token", "a", [e[3]], []]]))
+    assert one.got == [("token", "a", "all", [0, 1])]
+    assert every.got[-1] == ("token", "a", "all", [3])
+    assert hub.watching == 3
+    hub.stop()
+    assert every.closed and both.closed and other.closed and not one.closed
+    assert not hub.attach(_Sink(TailFilter("token", None, "all")))
+
+
+async def _never_subscribed() -> AsyncIterator[bytes]:
+    raise AssertionError("not subscribed in this test")
+    yield b""

@@ -14,21 +14,26 @@ import (
 )
 
 // Mark qualifies a token event: Skip says why the ingest skipped it, Error why the
-// ingest rejected it (the body is then stored as malformed with that error).
+// ingest rejected it (the body is then stored as malformed with that error), Capture
+// is a test run's tag: the sidecar caches the event beyond its id's rate limit (within
+// its budget) and keeps the tag, so that ?capture= finds it.
 type Mark struct {
-	Skip  string
-	Error string
+	Skip    string
+	Error   string
+	Capture string
 }
 
 // Result is what a destination made of an event: exactly one of Success (the result
 // object: a value for encoding/json, or raw JSON as []byte/json.RawMessage), Error or
-// Skip; TokenID optionally names the API key the event came with. A result with none
-// or several is sent as it is, and the sidecar counts the line as invalid.
+// Skip; TokenID optionally names the API key the event came with; Capture is a test
+// run's tag, as in Mark. A result with none or several outcomes is sent as it is, and
+// the sidecar counts the line as invalid.
 type Result struct {
 	Success any
 	Error   string
 	Skip    string
 	TokenID string
+	Capture string
 }
 
 // Client buffers events and sends them in the background. Safe for concurrent use.
@@ -76,7 +81,7 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Incoming(tokenID string, body []byte, mark ...Mark) {
 	it := item{kind: kindTokenRaw, id: tokenID, body: append([]byte(nil), body...), at: time.Now().UnixNano()}
 	if len(mark) > 0 {
-		it.skip, it.errorText = mark[0].Skip, mark[0].Error
+		it.marked(mark[0])
 	}
 	c.put(&it)
 }
@@ -92,7 +97,7 @@ func (c *Client) IncomingValue(tokenID string, event any, mark ...Mark) {
 	}
 	it := item{kind: kindTokenRaw, id: tokenID, body: data, at: time.Now().UnixNano()}
 	if len(mark) > 0 {
-		it.skip, it.errorText = mark[0].Skip, mark[0].Error
+		it.marked(mark[0])
 	}
 	if len(data) > 0 && data[0] == '{' && it.errorText == "" {
 		it.kind = kindTokenJSON
@@ -100,11 +105,19 @@ func (c *Client) IncomingValue(tokenID string, event any, mark ...Mark) {
 	c.put(&it)
 }
 
+// marked applies a token event's Mark (an extra only for a tagged one).
+func (it *item) marked(mark Mark) {
+	it.skip, it.errorText = mark.Skip, mark.Error
+	if mark.Capture != "" {
+		it.extra = &extra{capture: mark.Capture}
+	}
+}
+
 // Processed hands over what destination destinationID made of an event. original is
 // the event: raw JSON ([]byte, json.RawMessage or string: an object is stored as one,
 // other text as text) or a value encoded with encoding/json in the call.
 func (c *Client) Processed(destinationID string, original any, result Result) {
-	x := &extra{tokenID: result.TokenID}
+	x := &extra{tokenID: result.TokenID, capture: result.Capture}
 	it := item{kind: kindDestination, id: destinationID, at: time.Now().UnixNano(),
 		errorText: result.Error, skip: result.Skip, extra: x}
 	var err error

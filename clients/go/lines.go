@@ -27,19 +27,20 @@ type item struct {
 	extra     *extra
 }
 
-// extra holds what only destination entries and flush markers need.
+// extra holds what only destination entries, flush markers and tagged events need.
 type extra struct {
 	success   []byte
 	successOK bool
 	successJS bool // success was encoded in the call
 	tokenID   string
+	capture   string        // a test run's tag: the lines' "capture" (never held back)
 	done      chan struct{} // a flush marker's
 }
 
 func (it *item) size() int {
 	n := len(it.id) + len(it.body) + len(it.errorText) + len(it.skip) + 64
 	if it.extra != nil {
-		n += len(it.extra.success) + len(it.extra.tokenID)
+		n += len(it.extra.success) + len(it.extra.tokenID) + len(it.extra.capture)
 	}
 	return n
 }
@@ -48,9 +49,14 @@ func (it *item) size() int {
 type lineBuilder struct {
 	maxMalformed int
 	timestamps   bool
+	capture      string // the tag of the item being built (its every line carries it)
 }
 
 func (b *lineBuilder) lines(it *item, out [][]byte) [][]byte {
+	b.capture = ""
+	if it.extra != nil {
+		b.capture = it.extra.capture
+	}
 	switch it.kind {
 	case kindDestination:
 		return append(out, b.destination(it))
@@ -62,6 +68,10 @@ func (b *lineBuilder) lines(it *item, out [][]byte) [][]byte {
 }
 
 func (b *lineBuilder) tail(dst []byte, at int64) []byte {
+	if b.capture != "" {
+		dst = append(dst, `,"capture":`...)
+		dst = appendQuoted(dst, b.capture)
+	}
 	if b.timestamps {
 		dst = append(dst, `,"timestamp":"`...)
 		dst = time.Unix(0, at).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z")

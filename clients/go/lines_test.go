@@ -145,3 +145,24 @@ func TestQuotingMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestACaptureTagIsOnEveryLineOfItsCallOnly(t *testing.T) {
+	tagged := raw(`[{"a": 1}, 2]`)
+	tagged.marked(Mark{Capture: "run \"42\""})
+	lines := build(t, tagged)
+	if len(lines) != 2 || lines[0]["capture"] != "run \"42\"" || lines[1]["capture"] != "run \"42\"" {
+		t.Fatalf("%v", lines)
+	}
+	dest := item{kind: kindDestination, id: "pg", body: []byte(`{"n":1}`), errorText: "down",
+		extra: &extra{capture: "run-1"}}
+	if l := build(t, dest); l[0]["capture"] != "run-1" || l[0]["error"] != "down" {
+		t.Fatalf("%v", l)
+	}
+	// The builder is reused: the next, untagged, item carries no tag.
+	b := lineBuilder{maxMalformed: 10000}
+	b.lines(&tagged, nil)
+	plain := raw(`{"b": 2}`)
+	if line := string(b.lines(&plain, nil)[0]); strings.Contains(line, "capture") {
+		t.Fatalf("%s", line)
+	}
+}

@@ -64,6 +64,8 @@ export interface Outcome {
   skip?: string;
   /** The API key the event came with. */
   tokenId?: string;
+  /** A test run's tag: cached beyond the id's rate limit (within the sidecar's budget). */
+  capture?: string;
 }
 
 export declare class Client {
@@ -72,7 +74,11 @@ export declare class Client {
   constructor(options?: Options);
   readonly settings: Required<Options>;
   /** An event as the ingest received it: the raw body, or a parsed value. Never throws. */
-  incoming(tokenId: string, body: Raw | object, marks?: { skip?: string; error?: string }): void;
+  incoming(
+    tokenId: string,
+    body: Raw | object,
+    marks?: { skip?: string; error?: string; capture?: string },
+  ): void;
   /** What a destination made of an event: exactly one of success, error, skip. Never throws. */
   processed(destinationId: string, original: Raw | object, outcome?: Outcome): void;
   stats(): Stats;

@@ -162,15 +162,18 @@ class Client {
    * An event as the ingest received it for API key tokenId: the raw body (Buffer,
    * Uint8Array or string; split like the sidecar's raw endpoint) or a parsed value
    * (encoded now: a snapshot). skip: why it was skipped; error: why the ingest
-   * rejected it (stored as malformed). Never throws.
+   * rejected it (stored as malformed); capture: a test run's tag (the sidecar caches
+   * the event beyond its id's rate limit, within its budget, and keeps the tag: it is
+   * found with ?capture=). Never throws.
    * @param {string} tokenId
    * @param {Buffer | Uint8Array | string | object} body
-   * @param {{skip?: string, error?: string}} [marks]
+   * @param {{skip?: string, error?: string, capture?: string}} [marks]
    */
   incoming(tokenId, body, marks) {
     try {
       const skip = marks && marks.skip;
       const error = marks && marks.error;
+      const capture = (marks && marks.capture) || undefined;
       let kind = TOKEN_RAW;
       /** @type {Buffer | string} */
       let data;
@@ -180,7 +183,8 @@ class Client {
         data = encode(body);
         if (body !== null && typeof body === 'object' && !Array.isArray(body) && !error) kind = TOKEN_JSON;
       }
-      this._put({ kind, id: tokenId, body: data, skip, error, at: Date.now(), size: data.length + 64 });
+      const size = data.length + (capture ? 80 + capture.length : 64);
+      this._put({ kind, id: tokenId, body: data, skip, error, capture, at: Date.now(), size });
     } catch (e) {
       this._unencodable(e);
     }
@@ -189,12 +193,12 @@ class Client {
   /**
    * What destination destinationId made of an event: exactly one of success (the
    * result object), error (why it failed) or skip (why it was skipped); tokenId
-   * optionally names the API key. original: raw JSON (Buffer/string: an object is
+   * optionally names the API key; capture as for incoming(). original: raw JSON (Buffer/string: an object is
    * stored as one, other text as text) or a value encoded now. A line with none or
    * several outcomes is sent as it is and the sidecar counts it invalid. Never throws.
    * @param {string} destinationId
    * @param {Buffer | Uint8Array | string | object} original
-   * @param {{success?: Buffer | string | object, error?: string, skip?: string, tokenId?: string}} [outcome]
+   * @param {{success?: Buffer | string | object, error?: string, skip?: string, tokenId?: string, capture?: string}} [outcome]
    */
   processed(destinationId, original, outcome = {}) {
     try {
@@ -202,7 +206,8 @@ class Client {
       /** @type {import('./lib/lines.js').Item} */
       const item = {
         kind: DESTINATION, id: destinationId, body, encoded, error: outcome.error,
-        skip: outcome.skip, tokenId: outcome.tokenId, at: Date.now(), size: body.length + 96,
+        skip: outcome.skip, tokenId: outcome.tokenId, capture: outcome.capture || undefined,
+        at: Date.now(), size: body.length + 96 + (outcome.capture ? outcome.capture.length + 16 : 0),
       };
       if (outcome.success !== undefined && outcome.success !== null) {
         [item.success, item.successEncoded] = value(outcome.success);

@@ -2,6 +2,7 @@
 
 - `events-cache [--config PATH]` runs the daemon; `check-config` validates its file;
 - `ids`, `events`, `tail`, `journey` read the cache of a running daemon through its query API;
+- `expect` waits until matching events are cached (exit 0), for tests and CI;
 - `export` writes every matching event as NDJSON, `replay` sends the originals again;
 - `demo` sends realistic synthetic events to a running sidecar.
 """
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from daemon import __version__
 from daemon.cli.demo import add_demo_command, demo_command
+from daemon.cli.expect import add_expect_command, expect_command
 from daemon.cli.export import add_export_command, export_command
 from daemon.cli.read import add_read_commands, read_command
 from daemon.cli.replay import add_replay_command, replay_command
@@ -48,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         help="unknown keys are errors (with the nearest known key as a hint)",
     )
     add_read_commands(commands)
+    add_expect_command(commands)
     add_demo_command(commands)
     add_export_command(commands)
     add_replay_command(commands)
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config(args.check_config_path or args.config, args.format, args.strict)
         if args.command == "demo":
             return demo_command(args)
+        if args.command == "expect":
+            return expect_command(args)
         if args.command == "export":
             return export_command(args)
         if args.command == "replay":

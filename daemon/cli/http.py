@@ -117,9 +117,11 @@ class ApiClient:
             raise ApiError(_failure(response.status, body, self.url), response.status)
         return conn, response
 
-    def get(self, path: str, params: Mapping[str, str | None]) -> Answer:
-        """GET a JSON answer."""
-        conn, response = self._send(path, params, TIMEOUT_S)
+    def get(
+        self, path: str, params: Mapping[str, str | None], timeout: float = TIMEOUT_S
+    ) -> Answer:
+        """GET a JSON answer (`timeout`: a long poll's socket timeout is longer)."""
+        conn, response = self._send(path, params, timeout)
         try:
             body = deepjson.loads(response.read())
             truncated = response.getheader(TRUNCATED_HEADER) == "true"

@@ -77,6 +77,12 @@ def section(factory: Callable[[], Any], doc: str = "") -> Any:
     return dataclasses.field(default_factory=factory, metadata={RULES: Rules(doc)})
 
 
+def key_of(field: dataclasses.Field[Any]) -> str:
+    """The YAML key of a field: its name, without the "_" that a name clashing with a
+    Python keyword ends in (`from_` is `from`)."""
+    return field.name.removesuffix("_")
+
+
 def rules_of(field: dataclasses.Field[Any]) -> Rules:
     """The declared rules of a field."""
     rules: Rules = field.metadata[RULES]

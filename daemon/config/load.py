@@ -18,7 +18,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from daemon.config.fields import kind_name, rules_of
+from daemon.config.fields import key_of, kind_name, rules_of
 from daemon.config.leaves import parse_leaf
 from daemon.config.model import Config
 
@@ -129,13 +129,13 @@ class _Loader:
         """An instance of the section `cls` from its mapping `raw`."""
         hints = get_type_hints(cls)
         fields = [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
-        known = {f.name for f in fields if rules_of(f).yaml}
+        known = {key_of(f) for f in fields if rules_of(f).yaml}
         self.unknown += [f"{prefix}{key}" for key in raw if key not in known]
         values: dict[str, Any] = {}
         for field in fields:
-            loc = f"{prefix}{field.name}"
+            loc = f"{prefix}{key_of(field)}"
             kind = hints[field.name]
-            given = raw.get(field.name) if rules_of(field).yaml else None
+            given = raw.get(key_of(field)) if rules_of(field).yaml else None
             if isinstance(kind, type) and dataclasses.is_dataclass(kind):
                 if given is not None and not isinstance(given, dict):
                     self.problems.append(Problem(loc, f"must be a mapping, got {_kind(given)}"))
@@ -264,7 +264,7 @@ def known_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
     for field in dataclasses.fields(cls):
         if field.metadata.get("internal") or not rules_of(field).yaml:
             continue
-        key = f"{prefix}{field.name}"
+        key = f"{prefix}{key_of(field)}"
         keys.append(key)
         if dataclasses.is_dataclass(hints[field.name]):
             keys += known_keys(hints[field.name], key + ".")

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, get_type_hints
 
-from daemon.config.fields import HeaderMap, HostPort, OctalMode, Rules, rules_of
+from daemon.config.fields import HeaderMap, HostPort, OctalMode, Rules, key_of, rules_of
 from daemon.config.leaves import LISTEN, STRINGS
 from daemon.config.load import CONFIG_ENV
 from daemon.config.model import Config
@@ -35,7 +35,7 @@ def leaves(cls: type[Any] = Config, prefix: str = "") -> Iterator[Leaf]:
         if field.metadata.get("internal"):
             continue
         kind = hints[field.name]
-        key = f"{prefix}{field.name}"
+        key = f"{prefix}{key_of(field)}"
         if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             yield from leaves(kind, key + ".")
         else:
@@ -70,7 +70,7 @@ def _shown(leaf: Leaf, value: Any) -> Any:
 def _get(config: Config, key: str) -> Any:
     node: Any = config
     for part in key.split("."):
-        node = getattr(node, part)
+        node = getattr(node, part if hasattr(node, part) else f"{part}_")
     return node
 
 

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from daemon.config.fields import HostPort, OctalMode, section, setting
+from daemon.config.process import LogSettings, ShutdownSettings
 from daemon.config.reply import MirrorReplySettings
+from daemon.core.capture import check_capture_rules
 from daemon.core.eventid import check_event_id_rules
 from daemon.core.tokenfrom import check_rules
-
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-LOG_FORMATS = ("json", "console")
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,11 @@ class ApiSettings:
         32,
         "Concurrent live-tail streams (`/api/v1/events/stream`) per pod; more are "
         "refused with 503.",
+        minimum=0,
+    )
+    max_waits: int = setting(
+        256,
+        "Concurrent long polls (`/api/v1/events/wait`) per pod; more are refused with 503.",
         minimum=0,
     )
     viewer: bool = setting(
@@ -227,39 +231,21 @@ class JourneySettings:
 
 
 @dataclass(frozen=True)
-class ShutdownSettings:
-    """sidecar.shutdown: what SIGTERM does."""
+class CaptureSettings:
+    """sidecar.capture: a test run's tagged events are never lost to the rate limit."""
 
-    drain_seconds: float = setting(
-        5.0,
-        "After SIGTERM, keep taking ingest this long (the ingest container is stopping too).",
+    from_: tuple[str, ...] = setting(
+        (),
+        "Where a test run's tag is, tried in order: `header:<name>` (a header of the request, "
+        "for all its events) or `json:<dotted.path>` (a string in each event's original). "
+        'An NDJSON line may carry its own, `"capture": "<tag>"`, whatever this says.',
+        check=check_capture_rules,
+    )
+    budget_per_minute: int = setting(
+        1000,
+        "Tagged events this pod caches per minute beyond their id's rate limit (counted in "
+        "`events_cache_captured_total`); beyond it they are limited like any other. 0: none.",
         minimum=0,
-    )
-    flush_timeout_seconds: float = setting(
-        10.0,
-        "Then write what is queued within this time; the rest is counted as "
-        '`dropped{reason="shutdown"}`.',
-        minimum=0,
-    )
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    """sidecar.log."""
-
-    level: str = setting(
-        "info",
-        "`debug`, `info`, `warning`, `error`, `critical`.",
-        choices=LOG_LEVELS,
-        env="EVENTS_CACHE_LOG_LEVEL",
-        lower=True,
-    )
-    format: str = setting(
-        "json",
-        "`json` (one object per line) or `console`.",
-        choices=LOG_FORMATS,
-        env="EVENTS_CACHE_LOG_FORMAT",
-        lower=True,
     )
 
 
@@ -272,5 +258,6 @@ class SidecarSettings:
     mirror: MirrorSettings = section(MirrorSettings)
     proxy: ProxySettings = section(ProxySettings)
     journey: JourneySettings = section(JourneySettings)
+    capture: CaptureSettings = section(CaptureSettings)
     shutdown: ShutdownSettings = section(ShutdownSettings)
     log: LogSettings = section(LogSettings)

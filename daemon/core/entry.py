@@ -1,7 +1,8 @@
 """The cached entry: Jitsu Classic's format, written and read.
 
 An entry is one JSON object with the string fields `malformed`, `original`, `success`,
-`error`, `skip`, `timestamp`, `uid`, `destination_id`, `token_id`, empty ones omitted.
+`error`, `skip`, `timestamp`, `uid`, `destination_id`, `token_id`, empty ones omitted,
+and ours alone may carry `capture` (a test run's tag), which Jitsu's readers ignore.
 `original` and `success` hold JSON text (double-encoded), as the original stored them,
 so a Jitsu Classic server sharing the Redis reads our entries and we read its: Jitsu
 answers them as json.RawMessage, so what we store there is always valid JSON text.
@@ -33,7 +34,11 @@ _NAMES = (
     "timestamp",
     "token_id",
     "destination_id",
+    "capture",
 )
+# A test run's tag (`daemon.core.capture`): an extra field, written and answered only when
+# present (Jitsu's readers ignore fields they do not know), last.
+CAPTURE = "capture"
 
 
 class ParsedEvent:
@@ -48,6 +53,7 @@ class ParsedEvent:
     __slots__ = (
         "_original",
         "_value",
+        "capture",
         "destination_id",
         "error",
         "id",
@@ -74,6 +80,7 @@ class ParsedEvent:
         *,
         value: Any = None,  # the original as a parsed value (must be encodable); with a text
         # too, the text is what is stored and the value only read (the event's own id)
+        capture: str | None = None,  # a test run's tag (daemon.core.capture)
     ) -> None:
         self.namespace = namespace
         self.id = id
@@ -86,6 +93,7 @@ class ParsedEvent:
         self.timestamp = timestamp
         self.token_id = token_id
         self.destination_id = destination_id
+        self.capture = capture
 
     @property
     def original(self) -> str | None:
@@ -129,6 +137,7 @@ class ParsedEvent:
             self.timestamp,
             self.token_id,
             self.destination_id,
+            self.capture,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -162,6 +171,8 @@ def encode(event: ParsedEvent, now: float) -> bytes:
         doc["destination_id"] = event.destination_id
     if event.token_id:
         doc["token_id"] = event.token_id
+    if event.capture is not None:
+        doc[CAPTURE] = event.capture
     # A copy of exactly its size: the bytes orjson returns keep its whole output buffer
     # (several times a typical entry's size), and queued entries live until Redis takes them.
     return b"%s" % orjson.dumps(doc)
@@ -204,6 +215,9 @@ def answered(doc: dict[str, Any], trusted: bool = False) -> dict[str, Any]:
     for name in ALWAYS:
         value = doc.get(name)
         out[name] = value if isinstance(value, str) else ("" if value is None else str(value))
+    tag = doc.get(CAPTURE)
+    if isinstance(tag, str) and tag:
+        out[CAPTURE] = tag
     return out
 
 

@@ -42,6 +42,8 @@ _SPACE = "\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205
 # patterns), but its length in bytes, the `:error` suffix (no lookahead: the fuzzer's
 # generator takes none) and ASTRAL_CC_CF, which the document's description states.
 ID_PATTERN = f"^[^,{_CC_CF}{_SPACE}](?:[^,{_CC_CF}]*[^,{_CC_CF}{_SPACE}])?$"
+# A capture tag (daemon.core.capture): the id rule's characters and ends, commas allowed.
+TAG_PATTERN = f"^[^{_CC_CF}{_SPACE}](?:[^{_CC_CF}]*[^{_CC_CF}{_SPACE}])?$"
 # The query API's `ids`: comma-separated ids, stripped at their ends (same exceptions).
 IDS_PATTERN = f"^[^{_CC_CF}]*$"
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from daemon.core.entry import MAX_ENCODABLE_DEPTH, ParsedEvent
+from daemon.core.capture import check_capture
+from daemon.core.entry import CAPTURE, MAX_ENCODABLE_DEPTH, ParsedEvent
 from daemon.core.ids import check_id
 from daemon.core.jsontext import json_problem
 from daemon.core.model import Namespace
@@ -131,9 +132,15 @@ def _entry(doc: dict[str, Any], max_malformed_bytes: int, lazy: bool = False) ->
         timestamp = _optional_text(doc, "timestamp")
         if timestamp is not None:
             timestamp = _jitsu_timestamp(timestamp)
+        tag = doc.get(CAPTURE)
+        if tag is not None and (problem := check_capture(tag)):
+            raise Invalid(f'"capture" {problem}')
         if namespace == Namespace.TOKEN:
-            return _token_entry(doc, timestamp, max_malformed_bytes, lazy)
-        return _destination_entry(doc, timestamp, lazy)
+            event = _token_entry(doc, timestamp, max_malformed_bytes, lazy)
+        else:
+            event = _destination_entry(doc, timestamp, lazy)
+        event.capture = tag
+        return event
     except Invalid as e:
         return str(e)
 

@@ -114,6 +114,15 @@ class Metrics:
             {(ns.value, c.value): count for (ns, c), count in self.rate_limited.items()},
             registry=r,
         )
+        self.captured = {ns: PlainCount() for ns in Namespace}
+        PlainCounters(
+            "events_cache_captured",
+            "Tagged events (sidecar.capture) cached beyond their id's rate limit, within "
+            "the pod's budget_per_minute.",
+            ["cache_namespace"],
+            {(ns.value,): count for ns, count in self.captured.items()},
+            registry=r,
+        )
 
     def _event_counters(self, r: CollectorRegistry) -> None:
         """What happened to events; label children resolved once, for the hot path."""
@@ -204,6 +213,11 @@ class Metrics:
         )
         self.streams = Gauge(
             "events_cache_streams", "Live-tail streams open on this sidecar.", registry=r
+        )
+        self.waits = Gauge(
+            "events_cache_waits",
+            "Long polls (GET /api/v1/events/wait) open on this sidecar.",
+            registry=r,
         )
         self._http_metrics(r)
 

@@ -12,7 +12,9 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
+from daemon.config.sidecar import CaptureSettings
 from daemon.core.accounting import Outcome
+from daemon.core.capture import CaptureFinder
 from daemon.core.entry import ParsedEvent, encode
 from daemon.core.eventid import EventIdFinder
 from daemon.core.limiter import LimitedCounter, RateLimiters
@@ -20,6 +22,7 @@ from daemon.core.model import Collection, DropReason, Namespace, Target
 from daemon.core.redact import Redactor, Unredactable, unredactable
 from daemon.core.unbuilt import is_one_object
 from daemon.metrics import Metrics
+from daemon.pipeline.capture import CaptureBudget
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 
 _ALL, _ERROR = int(Target.ALL), int(Target.ERROR)  # plain ints on the hot path
@@ -51,6 +54,7 @@ class Admission:
         event_ids: EventIdFinder | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        capture: CaptureBudget | None = None,
     ) -> None:
         self._queue = queue
         self._limiters = limiters
@@ -62,6 +66,18 @@ class Admission:
         self._redact = Redactor(redact) if redact else None
         # sidecar.journey.event_id_from: None when empty (no journey index), one test
         self._event_ids = event_ids if event_ids is not None and event_ids.on else None
+        # sidecar.capture: the budget is asked only for a tagged event a bucket refused;
+        # the finder is None when `from` is empty (the listeners then look for no tag)
+        self._capture = capture or CaptureBudget(0, monotonic(), metrics.captured)
+        self.capture_finder: CaptureFinder | None = None
+
+    def capturing(self, settings: CaptureSettings) -> Admission:
+        """This admission with `sidecar.capture`: its budget, and its rules for the
+        listeners (`daemon.web.ingest`) to find tags with."""
+        per_minute = settings.budget_per_minute
+        self._capture = CaptureBudget(per_minute, self._monotonic(), self._metrics.captured)
+        self.capture_finder = CaptureFinder(settings.from_) if settings.from_ else None
+        return self
 
     def submit(self, events: Iterable[ParsedEvent]) -> Outcome:
         """Limit, encode and queue `events`; update the counters once.
@@ -71,7 +87,7 @@ class Admission:
         the shared counter.
         """
         now, wall = self._monotonic(), self._wall()
-        allow, put = self._limiters.allow, self._queue.put
+        allow, put, spend = self._limiters.allow, self._queue.put, self._capture.spend
         redact, eid = self._redact, (self._event_id if self._event_ids else None)
         all_, error_ = Collection.ALL, Collection.ERROR
         accepted = rate_limited = dropped = malformed = 0
@@ -82,7 +98,7 @@ class Admission:
             ns, id_ = event.namespace, event.id
             received[ns] = received.get(ns, 0) + 1
             key = (ns, id_, all_)
-            if allow(key, now):
+            if allow(key, now) or (event.capture is not None and spend(event, now)):
                 target = _ALL
             else:
                 target = 0
@@ -91,7 +107,7 @@ class Admission:
                 malformed += 1
             if event.error or event.malformed:  # event.is_error, without the call
                 error_key = (ns, id_, error_)
-                if allow(error_key, now):
+                if allow(error_key, now) or (event.capture is not None and spend(event, now)):
                     target |= _ERROR
                 else:
                     limited_keys[error_key] = limited_keys.get(error_key, 0) + 1

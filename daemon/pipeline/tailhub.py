@@ -6,6 +6,9 @@ every collection some stream watches, and the same bytes go to every matching st
 A stream buffers at most MAX_PENDING_BYTES for a slow reader; beyond that, frames are
 counted as missed and the reader is told (`event: gap`), so memory stays bounded per
 stream.
+
+Sinks (the long polls of GET /api/v1/events/wait) ride on the same subscription: each
+gets the parsed entries it watches, and keeps what it needs of them itself.
 """
 
 from __future__ import annotations
@@ -59,6 +62,23 @@ class Framing(Protocol):
 
     def uid_of(self, frame: bytes) -> bytes | None:
         """The uid of the entry an entry's frame carries (None: another frame)."""
+
+
+class Sink(Protocol):
+    """A watcher that takes parsed entries, not frames (a long poll: `daemon.query.wait`)."""
+
+    @property
+    def filter(self) -> TailFilter:
+        """What it watches."""
+
+    def take(self, namespace: str, id_: str, collection: str, entries: list[Any]) -> None:
+        """Entries of a watched id's collection, as published and parsed."""
+
+    def lost(self, reason: str) -> None:
+        """The subscription broke: entries may have been missed."""
+
+    def close(self) -> None:
+        """The hub stopped (shutdown)."""
 
 
 class Stream:
@@ -137,6 +157,11 @@ class TailHub:
         self._framing = framing
         self.max_streams = max_streams
         self._streams: set[Stream] = set()
+        self._sinks: set[Sink] = set()
+        # By id, so that a batch's entries meet only the sinks of their ids (and those of
+        # every id): a hundred waits on other ids cost an entry one look-up, not a hundred.
+        self._sinks_of: dict[tuple[str, str], set[Sink]] = {}
+        self._sinks_of_all: dict[str, set[Sink]] = {}  # by namespace: every id watched
         self._active = asyncio.Event()
         self.subscribed = asyncio.Event()  # set while the subscription to Redis is on
         self._stopped = False
@@ -145,6 +170,43 @@ class TailHub:
     def count(self) -> int:
         """Open streams."""
         return len(self._streams)
+
+    @property
+    def watching(self) -> int:
+        """Open streams and sinks: while any, every sidecar publishes (`TailSwitch`)."""
+        return len(self._streams) + len(self._sinks)
+
+    def attach(self, sink: Sink) -> bool:
+        """Feed `sink` from the subscription; False when the hub stopped (its caller
+        bounds how many it attaches)."""
+        if self._stopped:
+            return False
+        self._sinks.add(sink)
+        for key in self._keys(sink):
+            self._sinks_of.setdefault(key, set()).add(sink)
+        if sink.filter.ids is None:
+            self._sinks_of_all.setdefault(sink.filter.namespace, set()).add(sink)
+        self._active.set()
+        return True
+
+    @staticmethod
+    def _keys(sink: Sink) -> list[tuple[str, str]]:
+        ids = sink.filter.ids
+        return [(sink.filter.namespace, id_) for id_ in ids] if ids is not None else []
+
+    def detach(self, sink: Sink) -> None:
+        """Forget a sink (its wait is over)."""
+        if sink not in self._sinks:
+            return
+        self._sinks.discard(sink)
+        for key in self._keys(sink):
+            self._sinks_of[key].discard(sink)
+            if not self._sinks_of[key]:
+                del self._sinks_of[key]
+        if sink.filter.ids is None:
+            self._sinks_of_all[sink.filter.namespace].discard(sink)
+        if not self.watching:
+            self._active.clear()
 
     def open(self, tail_filter: TailFilter) -> Stream | None:
         """A new stream, or None when `max_streams` are open (or the hub stopped)."""
@@ -159,7 +221,7 @@ class TailHub:
         """Forget a stream (its reader went away)."""
         self._streams.discard(stream)
         stream.close()
-        if not self._streams:
+        if not self.watching:
             self._active.clear()
 
     def stop(self) -> None:
@@ -167,6 +229,8 @@ class TailHub:
         self._stopped = True
         for stream in list(self._streams):
             self.close(stream)
+        for sink in list(self._sinks):
+            sink.close()
 
     async def run(self) -> None:
         """Subscribe while streams are open; fan out what arrives (a supervised loop)."""
@@ -176,8 +240,11 @@ class TailHub:
                 await self._relay()
             except StoreUnavailable as e:
                 self._health.failed(e, RedisOperation.TAIL)
+                reason = f"Redis subscription lost: {str(e).partition(':')[0]}"
                 for stream in self._streams:
-                    stream.lost(f"Redis subscription lost: {str(e).partition(':')[0]}")
+                    stream.lost(reason)
+                for sink in list(self._sinks):
+                    sink.lost(reason)
                 await asyncio.sleep(RETRY_S)
 
     async def _relay(self) -> None:
@@ -187,7 +254,7 @@ class TailHub:
                 self.subscribed.set()  # b"" first, once subscribed
                 if message:
                     self.dispatch(message)
-                if not self._streams:
+                if not self.watching:
                     return
         finally:
             self.subscribed.clear()
@@ -195,13 +262,18 @@ class TailHub:
 
     def dispatch(self, message: bytes) -> None:
         """Hand one published batch to the streams that watch its entries."""
-        streams = self._streams
+        streams, sinks_of, sinks_of_all = self._streams, self._sinks_of, self._sinks_of_all
         for namespace, id_, all_entries, error_entries in orjson.loads(message):
+            sinks = sinks_of.get((namespace, id_), ()), sinks_of_all.get(namespace, ())
             for collection, entries in (("all", all_entries), ("error", error_entries)):
                 if entries:
                     watchers = [s for s in streams if s.filter.matches(namespace, id_, collection)]
                     if watchers:
                         self._offer(watchers, namespace, id_, collection, entries)
+                    for group in sinks:
+                        for sink in group:
+                            if sink.filter.collection == collection:
+                                sink.take(namespace, id_, collection, entries)
 
     def _offer(
         self,

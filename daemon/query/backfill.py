@@ -102,6 +102,7 @@ async def read_backfill(
         ids=ids,
         since=stream.since,
         after=stream.after,
+        q=stream.q,
     )
     count = max(size, query.limit) if query.filtered else min(size, query.limit)
     selection = Selection(query, max_events, max_bytes)

@@ -70,6 +70,11 @@ class Journeys:
         self._max_bytes = max_bytes
         self._wall = wall
 
+    @property
+    def finder(self) -> EventIdFinder:
+        """How event ids are found (the long poll's `event_id` uses the same rules)."""
+        return self._finder
+
     async def journey(self, event_id: str) -> JourneyAnswer:
         """The token entries and destination outcomes of `event_id`, newest first (the
         destinations by id); JourneyNotFound when no cached entry carries it."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from daemon.core.capture import check_capture
 from daemon.core.eventid import MAX_EVENT_ID, as_event_id
 from daemon.core.ids import check_id
 from daemon.core.model import Collection, Namespace
@@ -39,11 +40,14 @@ class CacheQuery:
     before: str = ""  # a uid
     uid: str = ""  # just the entry with this uid, whole
     after: str = ""  # a version 7 uid: only entries cached after it (the stream's resume)
+    capture: str = ""  # only entries carrying this capture tag
 
     @property
     def filtered(self) -> bool:
         """Whether anything beyond Jitsu's own parameters narrows the answer."""
-        return bool(self.since or self.until or self.q or self.before or self.uid or self.after)
+        return any(
+            (self.since, self.until, self.q, self.before, self.uid, self.after, self.capture)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class StreamQuery:
     since: datetime | None = None
     after: str = ""  # Last-Event-ID, a version 7 uid
     unknown_anchor: bool = False  # a Last-Event-ID was given that is not a version 7 uid
+    q: str = ""  # lower case: only entries with a text field holding it (the wait's read)
 
     @property
     def backfills(self) -> bool:
@@ -83,6 +88,9 @@ class ResetQuery:
     namespace: Namespace
     ids: tuple[str, ...]  # empty with everything=True
     everything: bool
+    capture: str = ""  # only the entries carrying this tag (ids: those, or a page of the index)
+    cursor: str = ""  # with capture and no ids: where the index page starts
+    by_index: bool = False  # with capture and no ids: a page of the id index is read
 
 
 def namespace(params: Mapping[str, str]) -> Namespace:
@@ -177,7 +185,17 @@ def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
         q=_text(params, "q", MAX_QUERY_TEXT).lower(),
         before=before,
         uid=uid,
+        capture=capture_tag(params),
     )
+
+
+def capture_tag(params: Mapping[str, str]) -> str:
+    """`capture`: a tag as the ingest takes it (daemon.core.capture), or "" (none)."""
+    tag = params.get("capture", "")
+    problem = check_capture(tag) if tag else None
+    if problem:
+        raise QueryError(f"capture {problem}")
+    return tag
 
 
 def parse_stream(params: Mapping[str, str], last_event_id: str, cap: int) -> StreamQuery:
@@ -223,6 +241,9 @@ def parse_reset(params: Mapping[str, str]) -> ResetQuery:
         raise QueryError(f"all must be 'true' or 'false', got {everything_text[:100]!r}")
     everything = everything_text == "true"
     named = ids(params)
+    tag = capture_tag(params)
+    if tag:
+        return _reset_captured(params, tag, everything, named)
     if everything and named:
         raise QueryError("give either ids or all=true, not both")
     if not everything and not named:
@@ -230,6 +251,25 @@ def parse_reset(params: Mapping[str, str]) -> ResetQuery:
             "ids is required (comma-separated, or repeated id=), or all=true to reset the namespace"
         )
     return ResetQuery(namespace(params), named or (), everything)
+
+
+# DELETE by capture: the ids whose lists one request reads (given, or a page of the index).
+MAX_CAPTURE_RESET_IDS = 200
+
+
+def _reset_captured(
+    params: Mapping[str, str], tag: str, everything: bool, named: tuple[str, ...] | None
+) -> ResetQuery:
+    if everything:
+        raise QueryError("give capture with ids or alone, not with all=true")
+    if named is not None and len(named) > MAX_CAPTURE_RESET_IDS:
+        raise QueryError(
+            f"with capture, give at most {MAX_CAPTURE_RESET_IDS} ids a request, got {len(named)}"
+        )
+    cursor = _text(params, "cursor", 4 * MAX_QUERY_TEXT)
+    if cursor and named is not None:
+        raise QueryError("with capture, cursor pages through the id index: give it without ids")
+    return ResetQuery(namespace(params), named or (), False, tag, cursor, by_index=named is None)
 
 
 def parse_journey(params: Mapping[str, str]) -> str:

@@ -1,5 +1,5 @@
 """Choosing the events of an answer: Jitsu's newest `limit` per id, narrowed by the
-filters (`since`, `until`, `q`, `before`, `uid`) and bounded by `max_response_events`
+filters (`since`, `until`, `q`, `before`, `uid`, `capture`) and bounded by `max_response_events`
 and `max_response_bytes`.
 
 Pure: it takes the stored bytes of each id's list, newest first, a page at a time, and
@@ -17,7 +17,7 @@ import orjson
 from orjson import dumps
 
 from daemon.core.cut import cut
-from daemon.core.entry import decode
+from daemon.core.entry import CAPTURE, decode
 from daemon.core.stamp import uid_time, v7_uid
 from daemon.query.params import CacheQuery
 
@@ -62,7 +62,8 @@ class Anchor:
 AFTER_SLACK_S = 5.0
 
 
-def _contains(doc: dict[str, Any], needle: str) -> bool:
+def contains(doc: dict[str, Any], needle: str) -> bool:
+    """The `q` filter: whether a text field of the stored entry holds `needle` (lower case)."""
     return any(isinstance(v, str) and needle in v.lower() for v in doc.values())
 
 
@@ -83,6 +84,7 @@ class Selection:
         self._older_than: float | None = None  # `before`, in another id's list
         self._nothing = False  # `before` names an entry no list holds (trimmed away)
         self._passed = False  # `after`: the current id's list is read past the anchor
+        self._tag = dumps(query.capture)[1:-1]  # `capture`, as JSON writes it in an entry
 
     @property
     def room(self) -> int:
@@ -148,7 +150,11 @@ class Selection:
             return False
         if query.uid and not has_uid(raw, query.uid):
             return False
+        if query.capture and self._tag not in raw:
+            return False  # cheap: the tag as the entry's JSON holds it, or no match
         doc = parse_entry(raw)
+        if query.capture and doc.get(CAPTURE) != query.capture:
+            return False
         if query.after and not self._after(doc):
             return False
         since = query.since.timestamp() if query.since else None
@@ -160,7 +166,7 @@ class Selection:
                 return False
             if older_than is not None and t >= older_than:
                 return False
-        return not query.q or _contains(doc, query.q)
+        return not query.q or contains(doc, query.q)
 
     def _after(self, doc: dict[str, Any]) -> bool:
         """`after`: whether the entry was cached after the anchor uid: a version 7 uid by

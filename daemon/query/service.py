@@ -17,7 +17,13 @@ from daemon.core.limiter import last_minute_total
 from daemon.core.stamp import rfc3339
 from daemon.query.backfill import Backfill, read_backfill
 from daemon.query.lists import Lists
-from daemon.query.params import CacheQuery, IdsQuery, ResetQuery, StreamQuery
+from daemon.query.params import (
+    MAX_CAPTURE_RESET_IDS,
+    CacheQuery,
+    IdsQuery,
+    ResetQuery,
+    StreamQuery,
+)
 from daemon.query.selection import Anchor, Selection, entry_time, has_uid, parse_entry
 from daemon.store.index import Cursor
 from daemon.store.storage import Storage
@@ -180,3 +186,18 @@ class QueryService:
         if query.everything:
             return await self._storage.erase_namespace(query.namespace, now_s)
         return await self._storage.erase_ids(query.namespace, query.ids, now_s)
+
+    async def reset_captured(self, query: ResetQuery, cursor: Cursor | None) -> dict[str, Any]:
+        """DELETE /api/v1/events/cache?capture=: the entries carrying the tag, from the
+        lists of the ids given, or of a page of the id index (most recently active first,
+        MAX_CAPTURE_RESET_IDS of them: `next_cursor` goes on)."""
+        ids, after = list(query.ids), None
+        if query.by_index:
+            page = await self._storage.index_page(query.namespace, MAX_CAPTURE_RESET_IDS, cursor)
+            ids, after = [id_ for id_, _ in page.ids], page.next
+        deleted = await self._storage.erase_captured(query.namespace, ids, query.capture)
+        return {
+            "deleted_events": deleted,
+            "scanned_ids": len(ids),
+            "next_cursor": after.encode() if after else None,
+        }

@@ -27,6 +27,7 @@ from daemon.store.keys import (
     tail_channel,
 )
 from daemon.store.tailchannel import tail_messages
+from daemon.store.uncapture import erase_captured
 
 ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
 # Lists trimmed per pipeline, with their EXPIREs under 1,000 commands: redis-py packs a
@@ -268,6 +269,10 @@ class Storage:
     async def erase_ids(self, namespace: str, ids: Sequence[str], now_s: int) -> int:
         """Forget `ids`: their lists, index entries and limited counts; how many had any."""
         return await erase_ids(self.client, namespace, ids, now_s)
+
+    async def erase_captured(self, namespace: str, ids: Sequence[str], tag: str) -> int:
+        """Remove the entries carrying capture `tag` from the lists of `ids`; how many."""
+        return await erase_captured(self.client, namespace, ids, tag, self.size)
 
     async def erase_namespace(self, namespace: str, now_s: int) -> int:
         """Forget every id of the namespace; how many had anything."""

@@ -28,7 +28,9 @@ from daemon.core.parse import LineError, LineReport, TooManyEvents, parse_token_
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
+from daemon.web import capturing as cap
 
+_TOKEN = Namespace.TOKEN
 _JSON_SPACE = b" \t\r\n"  # the whitespace JSON allows around a value
 # The 413's "limit": which bound the request met, so a client splits by that measure.
 LIMIT_BYTES, LIMIT_EVENTS = "bytes", "events"
@@ -218,7 +220,9 @@ class Intake:
         if isinstance(body, Answer):
             return body
         ingest_error = header_text(headers[_ERROR_HEADER]) if _ERROR_HEADER in headers else None
-        if not ingest_error and _first_byte(body) != b"[":
+        finder = self.admission.capture_finder
+        tags = cap.raw_tags(finder, headers)
+        if not ingest_error and _first_byte(body) != b"[" and cap.untagged(finder, body, tags):
             # One event, whatever the body is (only an array makes more): when the lists
             # it could go to are limited, its outcome is known without building it.
             outcome = self.admission.limited_outright(Namespace.TOKEN, token, body)
@@ -226,7 +230,7 @@ class Intake:
                 return accepted(outcome)
         skip = header_text(headers.get(_SKIP_HEADER))
         try:
-            events = self.events(body, token, skip=skip, ingest_error=ingest_error)
+            events = self.events(body, token, skip=skip, ingest_error=ingest_error, tags=tags)
         except TooManyEvents as e:
             return self.too_many_events(e.count)
         return self.admit(events, len(events), accepted)
@@ -238,10 +242,11 @@ class Intake:
         parsed: tuple[Any] | None = None,
         skip: str | None = None,
         ingest_error: str | None = None,
+        tags: cap.Tags = None,
     ) -> list[ParsedEvent]:
-        """The events of a raw token body, within this listener's bounds; TooManyEvents
-        when it holds more than max_events_per_request."""
-        return parse_token_body(
+        """The events of a raw token body, within this listener's bounds, tagged by the
+        capture rules; TooManyEvents when it holds more than max_events_per_request."""
+        events = parse_token_body(
             body,
             token,
             self.max_malformed_bytes,
@@ -250,6 +255,8 @@ class Intake:
             parsed=parsed,
             max_events=self.max_events,
         )
+        cap.tag_all(self.admission.capture_finder, events, tags)
+        return events
 
     def admit(
         self, events: Iterable[ParsedEvent], count: int, finish: Callable[[Outcome], Answer]
@@ -281,11 +288,13 @@ class Intake:
                 self.metrics.invalid.inc(report.invalid)
             return accepted(outcome, report.invalid, report.errors)
 
-        max_bytes = self.max_malformed_bytes
-        limited = partial(self.admission.all_limited, Namespace.TOKEN)
+        max_bytes, finder = self.max_malformed_bytes, self.admission.capture_finder
+        tags = cap.raw_tags(finder, headers)
+        limited = cap.unless_tagged(finder, body, tags, partial(self.admission.all_limited, _TOKEN))
         if lines <= SLICE_EVENTS:
-            events = iter_ndjson(body, max_bytes, report, limited)
+            events = cap.tagged(finder, tags, iter_ndjson(body, max_bytes, report, limited))
             return finish(self.admission.submit(events))
         # Sliced by lines, not by events: an invalid line costs its parse and its message.
         slices = ndjson_slices(body, max_bytes, report, SLICE_EVENTS, limited)
-        return self._in_slices(self.admission.submit_slices(slices), finish)
+        steps = self.admission.submit_slices(cap.tagged_slices(finder, tags, slices))
+        return self._in_slices(steps, finish)

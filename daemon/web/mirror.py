@@ -23,6 +23,7 @@ from daemon.core.accounting import Outcome
 from daemon.core.model import RejectReason
 from daemon.core.parse import LineError, TooManyEvents
 from daemon.core.tokenfrom import TokenFinder, split_target
+from daemon.web.capturing import request_tags
 from daemon.web.ingest import Answer, Intake, RawHeaders, Work, accepted
 
 log = structlog.get_logger(__name__)
@@ -107,7 +108,8 @@ class Mirror:
             log.debug("mirrored request not cached", reason="no body", method=method)
             return reply.preflight() if method == "OPTIONS" else reply.accepted(Outcome())
         path, query = split_target(target)
-        found = self.finder.find(path, query, TextHeaders(headers), body)
+        text_headers = TextHeaders(headers)
+        found = self.finder.find(path, query, text_headers, body)
         if found.bad_id:
             intake.count_refusal(RejectReason.BAD_ID)
             log.debug("mirrored request not cached", reason=found.bad_id, method=method)
@@ -118,7 +120,8 @@ class Mirror:
             log.debug("mirrored request not cached", reason=reason, method=method)
             return reply.accepted(Outcome(), 1, [LineError(1, reason)])
         try:
-            events = intake.events(body, found.token, parsed=found.parsed)
+            tags = request_tags(intake.admission.capture_finder, text_headers.get)
+            events = intake.events(body, found.token, parsed=found.parsed, tags=tags)
         except TooManyEvents as e:
             return reply.framed(intake.too_many_events(e.count))
         return intake.admit(events, len(events), reply.accepted)

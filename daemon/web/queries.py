@@ -8,7 +8,13 @@ from aiohttp import web
 
 from daemon.core.model import RedisOperation
 from daemon.core.wire import CACHE_PATH, IDS_PATH, JSON, TRUNCATED_HEADER
-from daemon.query.params import QueryError, parse_ids_query, parse_query, parse_reset
+from daemon.query.params import (
+    QueryError,
+    ResetQuery,
+    parse_ids_query,
+    parse_query,
+    parse_reset,
+)
 from daemon.query.service import QueryService
 from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import guarded
@@ -45,6 +51,8 @@ async def ids_summary(request: web.Request) -> web.StreamResponse:
 async def reset(request: web.Request) -> web.StreamResponse:
     """DELETE /api/v1/events/cache: forget ids (or a whole namespace)."""
     query = parse_reset(request.query)
+    if query.capture:
+        return await _reset_captured(request, query)
     deleted = await request.app[QUERY].reset(query)
     log.info(
         "cache reset",
@@ -54,6 +62,23 @@ async def reset(request: web.Request) -> web.StreamResponse:
         deleted_ids=deleted,
     )
     return json_response({"deleted_ids": deleted})
+
+
+async def _reset_captured(request: web.Request, query: ResetQuery) -> web.StreamResponse:
+    """DELETE /api/v1/events/cache?capture=: a test run's entries, the others kept."""
+    try:
+        cursor = Cursor.decode(query.cursor) if query.cursor else None
+    except CursorError as e:
+        raise QueryError(f"with capture, {e}") from e
+    answer = await request.app[QUERY].reset_captured(query, cursor)
+    log.info(
+        "cache reset by capture tag",
+        namespace=str(query.namespace),
+        capture=query.capture,  # a test run's tag, not a secret
+        requested_ids=len(query.ids),
+        deleted_events=answer["deleted_events"],
+    )
+    return json_response(answer)
 
 
 def add_query_routes(app: web.Application, service: QueryService) -> None:

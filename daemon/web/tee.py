@@ -20,6 +20,7 @@ from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.model import RejectReason, TeeOutcome
 from daemon.core.parse import TooManyEvents
 from daemon.core.tokenfrom import TokenFinder
+from daemon.web.capturing import request_tags
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.routes import INLINE_BODY_BYTES
 from daemon.web.front.server import ByteBudget
@@ -196,7 +197,8 @@ class Tee:
             log.debug("proxied request not cached", reason=reason)
             return TeeOutcome.BAD_ID if found.bad_id else TeeOutcome.NO_KEY
         try:
-            events = self.intake.events(body, found.token, parsed=found.parsed)
+            tags = request_tags(self.intake.admission.capture_finder, headers.get)
+            events = self.intake.events(body, found.token, parsed=found.parsed, tags=tags)
         except TooManyEvents:
             return TeeOutcome.TOO_MANY_EVENTS
         admission = self.intake.admission

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from daemon.config import HostPort
 from daemon.config.sidecar import ApiSettings, IngestSettings, MirrorSettings, ProxySettings
 from daemon.core.model import ListenerName
@@ -22,6 +24,7 @@ from daemon.metrics.plain import RequestTimes
 from daemon.pipeline.queue import EventQueue
 from daemon.query.journey import Journeys
 from daemon.query.service import QueryService
+from daemon.query.wait import WaitParts, Waits
 from daemon.store.health import RedisHealth
 from daemon.web.auth import TokenCheck
 from daemon.web.auth import install as install_guard
@@ -46,6 +49,7 @@ from daemon.web.queries import add_query_routes
 from daemon.web.tailstream import Tail, add_tail_routes
 from daemon.web.tee import Tee
 from daemon.web.viewer import add_viewer_routes
+from daemon.web.waits import add_wait_routes
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,7 @@ class Listeners:
         add_query_routes(api, parts.queries)
         add_journey_routes(api, parts.journeys)
         add_tail_routes(api, parts.tail, parts.queries)
+        self._add_waits(api, settings.api, parts)
         add_viewer_routes(api, settings.api.viewer)
         ingest = settings.ingest
         ingest_url = f"http://{ingest.listen}" if ingest.listen else f"http+unix://{ingest.socket}"
@@ -154,6 +159,15 @@ class Listeners:
         options = api_options(settings.api.header_read_timeout_seconds)
         self._api = Listener.of_app(api, API_SHUTDOWN_TIMEOUT_S, **options)
         await self._api.start(settings.api.listen)
+
+    @staticmethod
+    def _add_waits(api: web.Application, settings: ApiSettings, parts: Parts) -> None:
+        tail, bounds = parts.tail, (settings.max_waits, settings.max_response_bytes)
+        waits = Waits(
+            WaitParts(tail.hub, tail.switch, parts.queries, parts.journeys.finder, *bounds)
+        )
+        parts.metrics.waits.set_function(lambda: waits.count)
+        add_wait_routes(api, waits, settings.max_response_events)
 
     async def close_ingest_side(self) -> None:
         """Stop taking ingest on every listener at once; in-flight requests finish within

@@ -438,7 +438,7 @@ ACL_COMMANDS = (
     "ping", "lpush", "zadd", "ltrim", "expire", "zremrangebyscore", "hincrby", "expireat",
     "llen", "lrange", "lindex", "hgetall", "zrevrange", "zrange", "zrangebylex",
     "exists", "set", "publish", "subscribe", "unsubscribe",
-    "del", "zrem", "scan",
+    "del", "zrem", "scan", "lrem",
     "client|setname", "client|setinfo",
 )  # fmt: skip
 ACL_COMMANDS_DATABASE = ("select",)  # only when meta.storage.redis.database != 0
@@ -526,6 +526,13 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
     backfilled = Watcher(daemon.api_port, "namespace=token&last=2").start()
     assert [kind for _, kind, _ in backfilled.take(2)] == ["entry", "entry"]
     backfilled.close()
+    capture_probe = {"namespace": "token", "id": "capture-probe", "original": {}, "capture": "t"}
+    assert daemon.post_ndjson([capture_probe]).json["accepted"] == 1
+    wait_for(lambda: daemon.query(namespace="token", ids="capture-probe", capture="t")["events"])
+    for ids in ({"ids": "capture-probe"}, {}):  # the ids given, a page of the index
+        params = {"namespace": "token", "capture": "t", **ids}
+        reply = daemon.api("/api/v1/events/cache", params, method="DELETE")
+        assert reply.status == 200, reply.raw
     reply = daemon.api("/api/v1/events/cache", {"namespace": "token", "ids": id_}, method="DELETE")
     assert reply.status == 200 and reply.json["deleted_ids"] == 1, reply.raw
     assert daemon.query(namespace="token", ids=id_)["total_events"] == 0

@@ -35,6 +35,7 @@ function trim(text) {
  * @property {Buffer | string} [success]
  * @property {boolean} [successEncoded]
  * @property {string} [tokenId]
+ * @property {string} [capture] a test run's tag: every line of the item carries it
  * @property {number} at milliseconds since the epoch, at the call
  * @property {number} size bytes counted against the buffer's bound
  */
@@ -90,11 +91,14 @@ class LineBuilder {
   constructor(maxMalformedBytes, timestamps) {
     this.maxMalformedBytes = maxMalformedBytes;
     this.timestamps = timestamps;
+    /** @type {string | undefined} the tag of the item being built */
+    this.capture = undefined;
   }
 
   /** The lines of one item (strings without the newline); throws when unencodable.
    * @param {Item} item @returns {string[]} */
   lines(item) {
+    this.capture = item.capture;
     if (item.kind === DESTINATION) return [this.destination(item)];
     if (item.kind === TOKEN_JSON) return [this.token(item.id, /** @type {string} */ (item.body), item.skip, item.at)];
     return this.tokenRaw(item);
@@ -102,7 +106,8 @@ class LineBuilder {
 
   /** @param {number} at */
   tail(at) {
-    return this.timestamps ? `,"timestamp":"${timestamp(at)}"}` : '}';
+    const tag = this.capture ? ',"capture":' + JSON.stringify(this.capture) : '';
+    return tag + (this.timestamps ? `,"timestamp":"${timestamp(at)}"}` : '}');
   }
 
   /** @param {string} id @param {string} original @param {string | undefined} skip @param {number} at */

@@ -84,3 +84,15 @@ test('timestamps can be left out', () => {
   const [l] = new LineBuilder(100, false).lines({ kind: TOKEN_JSON, id: 'k', body: '{}', at: AT, size: 0 });
   assert.equal(JSON.parse(l).timestamp, undefined);
 });
+
+test('a capture tag is on every line of its call only', () => {
+  const lines = raw('[{"a": 1}, 2]', { capture: 'run "42"' });
+  assert.deepEqual(lines.map((l) => l.capture), ['run "42"', 'run "42"']);
+  const [dest] = build({ kind: DESTINATION, body: '{"n":1}', error: 'down', capture: 'run-1' });
+  assert.equal(dest.capture, 'run-1');
+  assert.equal(dest.error, 'down');
+  const builder = new LineBuilder(10000, false);
+  builder.lines({ kind: TOKEN_JSON, id: 'k', body: '{}', capture: 't', at: AT, size: 0 });
+  const [plain] = builder.lines({ kind: TOKEN_JSON, id: 'k', body: '{}', at: AT, size: 0 });
+  assert.ok(!plain.includes('capture'), plain);
+});

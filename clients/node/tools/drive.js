@@ -177,11 +177,11 @@ async function step(client, c) {
   let call;
   if (c.op === 'incoming') {
     const body = Buffer.from(c.body);
-    const marks = { skip: c.skip || undefined, error: c.error || undefined };
+    const marks = { skip: c.skip || undefined, error: c.error || undefined, capture: c.capture || undefined };
     call = () => client.incoming(c.id, body, marks);
   } else if (c.op === 'processed') {
     const original = Buffer.from(c.original);
-    const outcome = { success: c.success ?? undefined, error: c.error ?? undefined, skip: c.skip ?? undefined, tokenId: c.token_id ?? undefined };
+    const outcome = { success: c.success ?? undefined, error: c.error ?? undefined, skip: c.skip ?? undefined, tokenId: c.token_id ?? undefined, capture: c.capture ?? undefined };
     call = () => client.processed(c.id, original, outcome);
   } else {
     console.error(`unknown command ${JSON.stringify(c.op)}`);

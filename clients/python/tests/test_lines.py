@@ -131,3 +131,20 @@ def test_timestamps_are_rfc3339_utc() -> None:
         assert RFC3339.match(json.loads(raw)["timestamp"])
     [raw] = LineBuilder(100, timestamps=False).lines(token_item("k", {}, None, None, NOW))
     assert "timestamp" not in json.loads(raw)
+
+
+def test_a_capture_tag_is_on_every_line_of_its_call_only() -> None:
+    builder = LineBuilder(10_000)
+    tagged = token_item("k", b'[{"a": 1}, 2]', None, None, NOW, capture='run "42"')
+    lines = [json.loads(line) for line in builder.lines(tagged)]
+    assert [line["capture"] for line in lines] == ['run "42"', 'run "42"']
+    assert json.loads(builder.lines(token_item("k", {"v": 1}, None, None, NOW, "t"))[0]) == {
+        "namespace": "token",
+        "id": "k",
+        "original": {"v": 1},
+        "capture": "t",
+        "timestamp": "2024-05-01T12:00:00.250000Z",
+    }
+    dest = destination_item("pg", {"n": 1}, None, "down", None, None, NOW, "run-1")
+    assert json.loads(builder.lines(dest)[0])["capture"] == "run-1"
+    assert "capture" not in json.loads(builder.lines(token_item("k", {}, None, None, NOW))[0])

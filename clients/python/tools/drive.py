@@ -16,9 +16,10 @@ processed(dest, bytes, success=dict); mixed: the three in turn plus processed(er
 from stdin and answers each with one JSON line on stdout, so that a test can change the
 sidecar between two steps (stop it, restart it, pause it):
 
-    {"op": "incoming", "id": "k", "body": "{}", "count": 1, "skip": null, "error": null}
+    {"op": "incoming", "id": "k", "body": "{}", "count": 1, "skip": null, "error": null,
+     "capture": null}
     {"op": "processed", "id": "pg", "original": "{}", "success": {}, "error": null,
-     "skip": null, "token_id": null, "count": 1}
+     "skip": null, "token_id": null, "capture": null, "count": 1}
         -> {"max_call_ns": N, "stats": {...}} (the counters right after the calls)
     {"op": "flush", "timeout": 5}  -> {"flushed": true, "took_s": S, "stats": {...}}
     {"op": "close", "timeout": 5}  -> {"flushed": true, "took_s": S, "stats": {...}}
@@ -145,7 +146,9 @@ def _calls(client: Client | AsyncClient, c: dict[str, Any]) -> dict[str, Any]:
         body = c["body"].encode()
 
         def call() -> None:
-            client.incoming(c["id"], body, skip=c.get("skip"), error=c.get("error"))
+            client.incoming(
+                c["id"], body, skip=c.get("skip"), error=c.get("error"), capture=c.get("capture")
+            )
 
     elif c["op"] == "processed":
         original = c["original"].encode()
@@ -158,6 +161,7 @@ def _calls(client: Client | AsyncClient, c: dict[str, Any]) -> dict[str, Any]:
                 error=c.get("error"),
                 skip=c.get("skip"),
                 token_id=c.get("token_id"),
+                capture=c.get("capture"),
             )
 
     else:

@@ -19,6 +19,7 @@ from daemon.web.openapi.query import (
     IDS_RESPONSE,
     query_paths,
 )
+from daemon.web.openapi.wait import WAIT_RESPONSE, wait_paths
 
 
 def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
             "version": version,
             "description": "Jitsu Classic compatible events cache sidecar.",
         },
-        "paths": {**ingest_paths(ingest_url), **query_paths(), **ops_paths()},
+        "paths": {**ingest_paths(ingest_url), **query_paths(), **wait_paths(), **ops_paths()},
         "components": {
             "securitySchemes": {
                 "adminToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
@@ -44,6 +45,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                 "CacheResponse": CACHE_RESPONSE,
                 "IdsResponse": IDS_RESPONSE,
                 "JourneyResponse": JOURNEY_RESPONSE,
+                "WaitResponse": WAIT_RESPONSE,
             },
         },
     }

@@ -12,6 +12,7 @@ from daemon.core.wire import (
     SKIP_HEADER,
     TOKEN_EVENTS_PATH,
 )
+from daemon.web.openapi.capture import LINE_FIELD
 from daemon.web.openapi.common import ID, error, json_content, ref
 
 _ACCEPTED = {
@@ -71,6 +72,7 @@ NDJSON_LINE = {
         "skip": {"type": "string"},
         "timestamp": {"type": "string", "format": "date-time"},
         "token_id": {"type": "string"},
+        "capture": LINE_FIELD,
     },
 }
 

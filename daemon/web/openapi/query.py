@@ -18,6 +18,7 @@ from daemon.core.wire import (
     TRUNCATED_HEADER,
 )
 from daemon.query.params import MAX_UID_LENGTH
+from daemon.web.openapi import capture
 from daemon.web.openapi.common import ERRORS, SECURITY, error, json_content, query_param, ref
 from daemon.web.openapi.journey import journey_get
 
@@ -34,6 +35,7 @@ EVENT = {
         "uid": {"type": "string"},
         "destination_id": {"type": "string"},
         "token_id": {"type": "string"},
+        "capture": capture.ENTRY_FIELD,
         "cut": {
             "type": "object",
             "additionalProperties": {"type": "integer"},
@@ -140,6 +142,7 @@ def _cache_get() -> dict[str, Any]:
                 "whole even when longer than sidecar.api.max_response_bytes: the viewer's "
                 "'show all' of a cut event. Not with `before` (400).",
             ),
+            capture.GET_PARAM,
         ],
         "responses": {
             "200": {
@@ -169,16 +172,20 @@ def _cache_delete() -> dict[str, Any]:
             _IDS,
             _ID,
             query_param("all", {"type": "string", "enum": ["true", "false"]}, "true: every id."),
+            *capture.DELETE_PARAMS,
         ],
         "responses": {
             "200": {
-                "description": "How many ids had something to forget.",
+                "description": "How many ids had something to forget (with `capture`: how "
+                "many tagged events were removed).",
                 "content": json_content(
-                    {
-                        "type": "object",
-                        "required": ["deleted_ids"],
-                        "properties": {"deleted_ids": {"type": "integer"}},
-                    }
+                    capture.delete_answer(
+                        {
+                            "type": "object",
+                            "required": ["deleted_ids"],
+                            "properties": {"deleted_ids": {"type": "integer"}},
+                        }
+                    )
                 ),
             },
             **ERRORS,

@@ -221,6 +221,7 @@ type command struct {
 	Error    string          `json:"error"`
 	Skip     string          `json:"skip"`
 	TokenID  string          `json:"token_id"`
+	Capture  string          `json:"capture"`
 	Count    *int            `json:"count"`
 	Timeout  *float64        `json:"timeout"`
 }
@@ -273,9 +274,10 @@ func step(client *eventscache.Client, c command) map[string]any {
 	switch c.Op {
 	case "incoming":
 		body := []byte(c.Body)
-		call = func() { client.Incoming(c.ID, body, eventscache.Mark{Skip: c.Skip, Error: c.Error}) }
+		mark := eventscache.Mark{Skip: c.Skip, Error: c.Error, Capture: c.Capture}
+		call = func() { client.Incoming(c.ID, body, mark) }
 	case "processed":
-		result := eventscache.Result{Error: c.Error, Skip: c.Skip, TokenID: c.TokenID}
+		result := eventscache.Result{Error: c.Error, Skip: c.Skip, TokenID: c.TokenID, Capture: c.Capture}
 		if len(c.Success) > 0 && string(c.Success) != "null" {
 			result.Success = c.Success
 		}

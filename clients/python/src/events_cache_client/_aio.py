@@ -153,10 +153,11 @@ class AsyncClient:
         body: bytes | str | Any,
         skip: str | None = None,
         error: str | None = None,
+        capture: str | None = None,
     ) -> None:
         """As `Client.incoming`."""
         try:
-            item = token_item(token_id, body, skip, error, time.time())
+            item = token_item(token_id, body, skip, error, time.time(), capture)
         except Exception as e:  # never raise into the application
             self._core.call_failed(e)
             return
@@ -170,11 +171,12 @@ class AsyncClient:
         error: str | None = None,
         skip: str | None = None,
         token_id: str | None = None,
+        capture: str | None = None,
     ) -> None:
         """As `Client.processed`."""
         try:
             item = destination_item(
-                destination_id, original, success, error, skip, token_id, time.time()
+                destination_id, original, success, error, skip, token_id, time.time(), capture
             )
         except Exception as e:  # never raise into the application
             self._core.call_failed(e)

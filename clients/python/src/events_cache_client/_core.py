@@ -163,18 +163,27 @@ class Buffer:
         return len(self.items) + self.in_flight
 
 
-def token_item(token_id: str, body: Any, skip: str | None, error: str | None, now: float) -> Item:
+def token_item(
+    token_id: str,
+    body: Any,
+    skip: str | None,
+    error: str | None,
+    now: float,
+    capture: str | None = None,
+) -> Item:
     """The buffered form of incoming(): raw text is kept as is (immutable), a parsed
-    value is encoded now (a snapshot: the application may change it afterwards)."""
+    value is encoded now (a snapshot: the application may change it afterwards).
+    `capture`: the tag of a test run, sent as the line's "capture" (never held back)."""
+    pad = 64 if capture is None else 80 + len(capture)
     if isinstance(body, (bytes, str)):
-        return (TOKEN_RAW, token_id, body, skip, error, now, len(body) + 64)
+        return (TOKEN_RAW, token_id, body, skip, error, now, capture, len(body) + pad)
     if isinstance(body, (bytearray, memoryview)):
         raw = bytes(body)
-        return (TOKEN_RAW, token_id, raw, skip, error, now, len(raw) + 64)
+        return (TOKEN_RAW, token_id, raw, skip, error, now, capture, len(raw) + pad)
     text = encode(body)
     if isinstance(body, dict) and not error:
-        return (TOKEN_JSON, token_id, text, skip, None, now, len(text) + 64)
-    return (TOKEN_RAW, token_id, text, skip, error, now, len(text) + 64)
+        return (TOKEN_JSON, token_id, text, skip, None, now, capture, len(text) + pad)
+    return (TOKEN_RAW, token_id, text, skip, error, now, capture, len(text) + pad)
 
 
 def _value(value: Any) -> Any:
@@ -193,6 +202,7 @@ def destination_item(
     skip: str | None,
     token_id: str | None,
     now: float,
+    capture: str | None = None,
 ) -> Item:
     """The buffered form of processed(). Exactly one outcome is expected: a line with
     none or several is sent as it is and the sidecar reports it as invalid."""
@@ -208,7 +218,8 @@ def destination_item(
         outcome.append(("skip", skip))
         size += len(skip)
     value = _value(original)
-    return (DESTINATION, destination_id, value, outcome, token_id, now, size + len(value))
+    size += len(value) + (len(capture) + 16 if capture is not None else 0)
+    return (DESTINATION, destination_id, value, outcome, token_id, now, capture, size)
 
 
 class Backoff:

@@ -20,9 +20,11 @@ except ImportError:  # pragma: no cover - CPython always has _json
 Raw = Union[bytes, str]
 
 # Item kinds (the first field of a buffered item).
-TOKEN_RAW = 0  # (kind, token_id, body: bytes | str, skip, error, ts, size)
-TOKEN_JSON = 1  # (kind, token_id, event_text: str, skip, None, ts, size)
-DESTINATION = 2  # (kind, destination_id, original, [(field, value)], token_id, ts, size)
+# `capture`: the call's capture tag or None (the line's "capture": the sidecar caches the
+# event beyond its id's rate limit, within its budget); `size` is always last.
+TOKEN_RAW = 0  # (kind, token_id, body: bytes | str, skip, error, ts, capture, size)
+TOKEN_JSON = 1  # (kind, token_id, event_text: str, skip, None, ts, capture, size)
+DESTINATION = 2  # (kind, destination_id, original, [(field, value)], token_id, ts, capture, size)
 
 _WHITESPACE = " \t\r\n"
 
@@ -114,14 +116,21 @@ class LineBuilder:
         if kind == DESTINATION:
             return [self._destination(item)]
         if kind == TOKEN_JSON:
-            return [self._token(item[1], item[2], item[3], None, item[5])]
+            return [self._token(item[1], item[2], item[3], None, item[5], item[6])]
         return self._token_raw(item)
 
-    def _tail(self, ts: float) -> str:
-        return f',"timestamp":"{self._clock.format(ts)}"}}' if self.timestamps else "}"
+    def _tail(self, ts: float, capture: str | None) -> str:
+        tag = ',"capture":' + _quote(capture) if capture is not None else ""
+        return tag + (f',"timestamp":"{self._clock.format(ts)}"}}' if self.timestamps else "}")
 
     def _token(
-        self, token_id: str, original: str, skip: str | None, error: str | None, ts: float
+        self,
+        token_id: str,
+        original: str,
+        skip: str | None,
+        error: str | None,
+        ts: float,
+        capture: str | None,
     ) -> bytes:
         head = '{"namespace":"token","id":' + _quote(token_id) + ',"original":'
         marks = ""
@@ -129,11 +138,13 @@ class LineBuilder:
             marks += ',"skip":' + _quote(skip)
         if error:
             marks += ',"error":' + _quote(error)
-        return (head + one_line(original) + marks + self._tail(ts)).encode(
+        return (head + one_line(original) + marks + self._tail(ts, capture)).encode(
             "utf-8", "backslashreplace"
         )
 
-    def _malformed(self, token_id: str, body: Raw, error: str, ts: float) -> bytes:
+    def _malformed(
+        self, token_id: str, body: Raw, error: str, ts: float, capture: str | None
+    ) -> bytes:
         text = _cut(body, self.max_malformed_bytes)
         return (
             '{"namespace":"token","id":'
@@ -142,31 +153,37 @@ class LineBuilder:
             + _quote(text)
             + ',"error":'
             + _quote(error)
-            + self._tail(ts)
+            + self._tail(ts, capture)
         ).encode("utf-8", "backslashreplace")
 
     def _token_raw(self, item: tuple[Any, ...]) -> list[bytes]:
-        _, token_id, body, skip, error, ts, _ = item
+        _, token_id, body, skip, error, ts, tag, _ = item
         if error:
-            return [self._malformed(token_id, body, error, ts)]
+            return [self._malformed(token_id, body, error, ts, tag)]
         text = _text(body)
         if text is None:
-            return [self._malformed(token_id, body, "invalid JSON: not valid UTF-8", ts)]
+            return [self._malformed(token_id, body, "invalid JSON: not valid UTF-8", ts, tag)]
         if not text.strip(_WHITESPACE):
-            return [self._malformed(token_id, body, "empty body", ts)]
+            return [self._malformed(token_id, body, "empty body", ts, tag)]
         try:
             doc = _loads(text)
         except (ValueError, RecursionError) as e:
-            return [self._malformed(token_id, body, f"invalid JSON: {e}", ts)]
+            return [self._malformed(token_id, body, f"invalid JSON: {e}", ts, tag)]
         if isinstance(doc, dict):
-            return [self._token(token_id, text.strip(_WHITESPACE), skip, None, ts)]
+            return [self._token(token_id, text.strip(_WHITESPACE), skip, None, ts, tag)]
         if isinstance(doc, list):
-            return self._array(token_id, doc, body, skip, ts)
+            return self._array(token_id, doc, body, skip, ts, tag)
         problem = f"body is {_kind(doc)}, not an object or an array of objects"
-        return [self._malformed(token_id, body, problem, ts)]
+        return [self._malformed(token_id, body, problem, ts, tag)]
 
     def _array(
-        self, token_id: str, doc: list[Any], body: Raw, skip: str | None, ts: float
+        self,
+        token_id: str,
+        doc: list[Any],
+        body: Raw,
+        skip: str | None,
+        ts: float,
+        tag: str | None,
     ) -> list[bytes]:
         out = []
         for n, element in enumerate(doc):
@@ -174,17 +191,17 @@ class LineBuilder:
                 text = encode(element)
             except (ValueError, RecursionError) as e:
                 problem = f"array element {n}: JSON nested too deeply to store ({e})"
-                out.append(self._malformed(token_id, body, problem, ts))
+                out.append(self._malformed(token_id, body, problem, ts, tag))
                 continue
             if isinstance(element, dict):
-                out.append(self._token(token_id, text, skip, None, ts))
+                out.append(self._token(token_id, text, skip, None, ts, tag))
             else:
                 problem = f"array element {n} is {_kind(element)}, not an object"
-                out.append(self._malformed(token_id, text, problem, ts))
+                out.append(self._malformed(token_id, text, problem, ts, tag))
         return out
 
     def _destination(self, item: tuple[Any, ...]) -> bytes:
-        _, destination_id, original, outcome, token_id, ts, _ = item
+        _, destination_id, original, outcome, token_id, ts, tag, _ = item
         parts = [
             '{"namespace":"destination","id":',
             _quote(destination_id),
@@ -195,7 +212,7 @@ class LineBuilder:
             parts += [f',"{field}":', raw_value(value) if field == "success" else _quote(value)]
         if token_id:
             parts += [',"token_id":', _quote(token_id)]
-        parts.append(self._tail(ts))
+        parts.append(self._tail(ts, tag))
         return "".join(parts).encode("utf-8", "backslashreplace")
 
 

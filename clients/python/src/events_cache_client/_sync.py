@@ -127,15 +127,18 @@ class Client:
         body: bytes | str | Any,
         skip: str | None = None,
         error: str | None = None,
+        capture: str | None = None,
     ) -> None:
         """An event as the ingest received it for API key `token_id`: the raw body
         (bytes/str, split like the sidecar's raw endpoint) or a parsed value; `skip`:
-        why it was skipped; `error`: why the ingest rejected it (stored as malformed)."""
+        why it was skipped; `error`: why the ingest rejected it (stored as malformed);
+        `capture`: a test run's tag (the sidecar caches the event beyond its id's rate
+        limit, within its budget, and keeps the tag: `?capture=` finds it)."""
         try:
-            if type(body) is bytes:  # the common case, inline
-                item = (TOKEN_RAW, token_id, body, skip, error, _now(), len(body) + 64)
+            if type(body) is bytes and capture is None:  # the common case, inline
+                item = (TOKEN_RAW, token_id, body, skip, error, _now(), None, len(body) + 64)
             else:
-                item = token_item(token_id, body, skip, error, _now())
+                item = token_item(token_id, body, skip, error, _now(), capture)
         except Exception as e:  # never raise into the application
             self._core.call_failed(e)
             return
@@ -152,12 +155,14 @@ class Client:
         error: str | None = None,
         skip: str | None = None,
         token_id: str | None = None,
+        capture: str | None = None,
     ) -> None:
         """What destination `destination_id` made of an event: exactly one of `success`
-        (the result object), `error` (why it failed) or `skip` (why it was skipped)."""
+        (the result object), `error` (why it failed) or `skip` (why it was skipped);
+        `capture` as for incoming()."""
         try:
             item = destination_item(
-                destination_id, original, success, error, skip, token_id, _now()
+                destination_id, original, success, error, skip, token_id, _now(), capture
             )
         except Exception as e:  # never raise into the application
             self._core.call_failed(e)
