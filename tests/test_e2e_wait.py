@@ -275,3 +275,31 @@ def test_the_switch_second_an_event_cached_before_the_other_pod_publishes_is_see
             )
             return
     pytest.fail("the other pod published every time: the switch second was never built")
+
+
+def test_capture_waits_for_the_tests_own_events_on_a_spent_key(
+    start_daemon: Any, waits: Waits
+) -> None:
+    """A busy key's bucket is spent; the test's tagged event still comes, and only it
+    counts: live (published) and read from the lists (since)."""
+    tight = {"server": {"cache": {"events": {"size": 2, "time_window_sec": 3600}}}}
+    first, second = start_daemon(tight), start_daemon(tight)
+    for n in range(5):  # spend the bucket on the second pod
+        second.post_token("busy", json.dumps({"n": n}))
+    answer = waits.open(first, ids="busy", capture="run-1-test-a", timeout=30)
+    _open_waits(first)
+    second.post_token("busy", json.dumps({"n": 6}))  # limited: not cached
+    lines = [
+        {"namespace": "token", "id": "busy", "original": {"n": 7}, "capture": "run-1-test-b"},
+        {"namespace": "token", "id": "busy", "original": {"n": 8}, "capture": "run-1-test-a"},
+    ]
+    second.post_ndjson(lines)
+    reply = answer.result(timeout=40)
+    assert reply.json["matched"] is True
+    assert [(_n(e), e["event"]["capture"]) for e in reply.json["events"]] == [(8, "run-1-test-a")]
+    settle(second)
+    since = "2000-01-01T00:00:00Z"
+    read = waits.open(first, ids="busy", capture="run-1-test-b", since=since, timeout=0)
+    assert [_n(e) for e in read.result(timeout=30).json["events"]] == [7]
+    bad = first.api(WAIT, {"namespace": "token", "capture": " padded", "timeout": 0})
+    assert bad.status == 400 and "capture" in bad.json["message"]

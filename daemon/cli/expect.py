@@ -42,6 +42,7 @@ def add_expect_command(commands: Any) -> None:
     add_filters(expect)
     expect.add_argument("--event-id", help="only the event with this id (journey's rules)")
     expect.add_argument("--q", help="only events that contain this text")
+    expect.add_argument("--capture", help="only events carrying this capture tag")
     expect.add_argument(
         "--since",
         help="count events cached since (RFC 3339, or a duration ago: 10m) too; by default "
@@ -74,6 +75,7 @@ def expect_command(args: argparse.Namespace) -> int:
             "status": args.status,
             "event_id": args.event_id,
             "q": args.q,
+            "capture": args.capture,
             "since": moment(args.since, "--since"),
             "count": str(args.count),
             "timeout": f"{timeout:g}",

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from daemon.core.entry import answered
+from daemon.core.entry import CAPTURE, answered
 from daemon.core.eventid import EventIdFinder
 from daemon.core.stamp import new_uid
 from daemon.pipeline.tailhub import TailFilter, TailHub
@@ -118,6 +118,8 @@ class Waiter:
             return False
         if query.q and not contains(entry, query.q):
             return False
+        if query.capture and entry.get(CAPTURE) != query.capture:
+            return False
         return not query.event_id or self._finder.of_entry(entry) == query.event_id
 
     def take_read(self, events: list[Backfilled]) -> None:
@@ -126,12 +128,16 @@ class Waiter:
         for e in events:
             if self.matched:
                 return
-            if query.event_id and not self._read_match(e.event):
+            if (query.event_id or query.capture) and not self._read_match(e.event):
                 continue
             self._add(e.uid, query.namespace, e.id, query.collection, e.event)
 
     def _read_match(self, event: bytes) -> bool:
         doc = orjson.loads(event)
+        if self.query.capture and doc.get(CAPTURE) != self.query.capture:
+            return False
+        if not self.query.event_id:
+            return True
         success = doc.get("success")
         text = success if isinstance(success, str) or success is None else orjson.dumps(success)
         if isinstance(text, bytes):
@@ -272,6 +278,8 @@ class Waits:
         query = waiter.query
         event_id = query.event_id
         q = query.q or (event_id.lower() if event_id and _PLAIN.fullmatch(event_id) else "")
+        if not q and query.capture and _PLAIN.fullmatch(query.capture):
+            q = query.capture.lower()  # only entries holding the tag's text can carry it
         stream = StreamQuery(
             namespace=query.namespace,
             collection=query.collection,

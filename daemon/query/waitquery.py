@@ -12,7 +12,7 @@ from datetime import datetime
 from daemon.core.eventid import MAX_EVENT_ID, as_event_id
 from daemon.core.model import Collection, Namespace
 from daemon.core.wire import MAX_QUERY_TEXT
-from daemon.query.params import QueryError, collection, ids, namespace
+from daemon.query.params import QueryError, capture_tag, collection, ids, namespace
 from daemon.query.params import _integer as integer
 from daemon.query.params import _text as text
 from daemon.query.params import _time as moment
@@ -26,13 +26,15 @@ _SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?s?")
 class WaitQuery:
     """What a long poll waits for: `count` cached events of the namespace's ids (None:
     any id) and collection, carrying `event_id` (empty: any), holding `q` (lower case,
-    empty: any), and cached after the wait began, or since `since` when given."""
+    empty: any), carrying the capture tag `capture` (empty: any), and cached after the
+    wait began, or since `since` when given."""
 
     namespace: Namespace
     collection: Collection
     ids: tuple[str, ...] | None
     event_id: str
     q: str
+    capture: str
     since: datetime | None
     count: int
     timeout_s: float
@@ -76,6 +78,7 @@ def parse_wait(params: Mapping[str, str], max_events: int, rules_on: bool) -> Wa
         ids=ids(params),
         event_id=_event_id(params, rules_on),
         q=text(params, "q", MAX_QUERY_TEXT).lower(),
+        capture=capture_tag(params),
         since=moment(params, "since"),
         count=count,
         timeout_s=_timeout(params),

@@ -7,6 +7,7 @@ from typing import Any
 from daemon.core.eventid import MAX_EVENT_ID
 from daemon.core.wire import TRUNCATED_HEADER, WAIT_PATH
 from daemon.query.waitquery import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
+from daemon.web.openapi import capture
 from daemon.web.openapi.common import ERRORS, SECURITY, error, json_content, query_param, ref
 from daemon.web.openapi.query import _ID as ID
 from daemon.web.openapi.query import _IDS as IDS
@@ -66,6 +67,7 @@ def _wait_get() -> dict[str, Any]:
                 "when that is empty).",
             ),
             query_param("q", TEXT, "Only events that contain this text (any case)."),
+            capture.GET_PARAM,
             query_param("since", TIME, "Count events cached at or after this time too."),
             query_param("count", {"type": "integer", "minimum": 1, "default": 1}),
             query_param(

@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import pytest
 
@@ -59,12 +59,12 @@ class EventsCache:
         ids: Ids = None,
         *,
         namespace: str = "token",
-        event_id: Optional[str] = None,
-        status: Optional[str] = None,
-        q: Optional[str] = None,
+        event_id: str | None = None,
+        status: str | None = None,
+        q: str | None = None,
         count: int = 1,
         timeout: float = 30.0,
-        since: Optional[str] = None,
+        since: str | None = None,
         tagged: bool = True,
     ) -> list[dict[str, Any]]:
         """Wait until `count` matching events are cached and return them; fail the test
@@ -98,9 +98,7 @@ class EventsCache:
         self, ids: Ids = None, *, namespace: str = "token", limit: int = 100
     ) -> list[dict[str, Any]]:
         """This test's tagged events cached now, newest first (no waiting)."""
-        params = _params(
-            namespace=namespace, ids=_joined(ids), capture=self.tag, limit=str(limit)
-        )
+        params = _params(namespace=namespace, ids=_joined(ids), capture=self.tag, limit=str(limit))
         answer = self._get("/api/v1/events/cache", params, 10)
         return list(answer.get("events", []))
 
@@ -157,11 +155,11 @@ class EventsCache:
         return answer if isinstance(answer, dict) else {}
 
 
-def _params(**values: Optional[str]) -> dict[str, str]:
+def _params(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _joined(ids: Ids) -> Optional[str]:
+def _joined(ids: Ids) -> str | None:
     return ",".join(ids) if isinstance(ids, list) else ids
 
 
