@@ -140,6 +140,11 @@ class Metrics:
             "deep to write back): stored as a note saying why, never as they came.",
             registry=r,
         )
+        self.activity_lost = Counter(
+            "events_cache_activity_lost_total",
+            "Activity counts this pod could not keep: its in-memory cells were full.",
+            registry=r,
+        )
         self.invalid = Counter(
             "events_cache_invalid_total",
             "NDJSON lines, and mirrored requests without an API key, rejected as invalid "
