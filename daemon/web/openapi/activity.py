@@ -42,6 +42,17 @@ ACTIVITY_RESPONSE = {
 }
 
 
+_ID = {
+    **query_param(
+        "id",
+        {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "One id taken whole, as stored (repeat for several); added to `ids`.",
+    ),
+    "style": "form",
+    "explode": True,
+}
+
+
 def _activity_get() -> dict[str, Any]:
     minutes = {"type": "integer", "minimum": 1, "maximum": MAX_ACTIVITY_MINUTES}
     return {
@@ -64,15 +75,7 @@ def _activity_get() -> dict[str, Any]:
                 f"absent (and no `id`): the {MAX_ACTIVITY_IDS} ids written most recently "
                 "within the minutes asked for; empty: none.",
             ),
-            {
-                **query_param(
-                    "id",
-                    {"type": "array", "items": {"type": "string", "minLength": 1}},
-                    "One id taken whole, as stored (repeat for several); added to `ids`.",
-                ),
-                "style": "form",
-                "explode": True,
-            },
+            _ID,
             query_param(
                 "minutes",
                 {**minutes, "default": MAX_ACTIVITY_MINUTES},
