@@ -253,8 +253,8 @@ class App:
     # -- stop ----------------------------------------------------------------------------
     async def stop(self) -> None:
         """Drain, close the ingest, flush within the timeout, then close the rest."""
-        cfg = self.config.sidecar
-        drain_s = cfg.shutdown.drain_seconds
+        shutdown = self.config.sidecar.shutdown
+        drain_s = shutdown.drain_seconds
         self.lifecycle.draining = True
         if self._loops is not None:
             self._loops.tail.hub.stop()  # live-tail streams end now, not after the drain
@@ -267,7 +267,7 @@ class App:
         dropped_before = totals(self.metrics.registry)["dropped"]
         if self._loops is not None:
             writers = self._supervisor.tasks(f"writer-{n}" for n in range(self.queue.shards))
-            await self._loops.writers.drain(writers, cfg.shutdown.flush_timeout_seconds or None)
+            await self._loops.writers.drain(writers, shutdown.flush_timeout_seconds or None)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._loops.final_bookkeeping(), FINAL_BOOKKEEPING_TIMEOUT_S)
         await self._close_started()
