@@ -256,6 +256,16 @@ def test_cluster_round_trip_across_all_masters(cluster: Cluster, start_daemon: S
     # the 3 new entries are written asynchronously: the query sees them once written
     wait_for(lambda: daemon.query(namespace="token")["total_events"] == 30 * 2 + 3)
     wait_for(lambda: daemon.query(namespace="token", ids="k0")["last_minute_limited"] == 7)
+    # every id's activity, its hashes on every master: 2 each; k0 2 + 10, 7 limited
+    expected = {i: (2, 2, 0) for i in ids} | {"k0": (12, 5, 7)}
+
+    def counted() -> bool:
+        answer = daemon.api("/api/v1/events/activity", {"namespace": "token", "ids": ",".join(ids)})
+        kinds = ("received", "cached", "rate_limited")
+        found = {r["id"]: tuple(sum(r[k]) for k in kinds) for r in answer.json["ids"]}
+        return found == expected
+
+    wait_for(counted)
     # Several ids on every master in one query: one cluster pipeline of LLEN, LRANGE and
     # HGETALLs, split per node by redis-py; the replies come back in the ids' order.
     several = ["k0", *(f"k{n}" for n in range(1, 30, 3))]

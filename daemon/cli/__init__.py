@@ -1,7 +1,8 @@
 """Command line of `events-cache` (and `python -m daemon`).
 
 - `events-cache [--config PATH]` runs the daemon; `check-config` validates its file;
-- `ids`, `events`, `tail`, `journey` read the cache of a running daemon through its query API;
+- `ids`, `events`, `tail`, `journey`, `activity` read the cache of a running daemon
+  through its query API;
 - `expect` waits until matching events are cached (exit 0), for tests and CI;
 - `export` writes every matching event as NDJSON, `replay` sends the originals again;
 - `demo` sends realistic synthetic events to a running sidecar.

@@ -87,6 +87,7 @@ class RedisOperation(StrEnum):
     WRITE = "write"  # a writer's batch (LPUSH, ZADD, PUBLISH)
     TRIM = "trim"  # the trim loop (LTRIM, EXPIRE)
     LIMITED = "limited"  # the limited-count flush (HINCRBY, EXPIRE)
+    ACTIVITY = "activity"  # the activity-count flush (HINCRBY, EXPIREAT)
     PING = "ping"  # the health probe, and a writer waiting for Redis to return
     QUERY = "query"  # GET /api/v1/events/cache
     SUMMARY = "summary"  # GET /api/v1/events/ids

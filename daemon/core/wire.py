@@ -30,6 +30,7 @@ IDS_PATH: Final = "/api/v1/events/ids"  # the summary: which ids the cache holds
 STREAM_PATH: Final = "/api/v1/events/stream"  # live tail, Server-Sent Events
 JOURNEY_PATH: Final = "/api/v1/events/journey"  # one event through every destination
 WAIT_PATH: Final = "/api/v1/events/wait"  # long poll: until matching events are cached
+ACTIVITY_PATH: Final = "/api/v1/events/activity"  # per id and minute, for charts
 METRICS_PATH: Final = "/metrics"
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"

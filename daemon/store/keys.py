@@ -10,6 +10,8 @@ and the sidecar's own bookkeeping, under the same prefix:
 - `events_cache:journey:<bucket>` which lists the event ids cached in a five-minute
   window went to (the journey's index, expiring `sidecar.journey.retention_minutes`
   after the window);
+- `events_cache:activity:<namespace>#<id>:<hour>` an id's activity counts of every
+  sidecar in one hour, one hash field per minute and kind (`daemon.store.activity`);
 - `events_cache:tail:watchers` exists while a live-tail stream is open on any sidecar,
   and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to
   (`events_cache:tail:db<N>` on database N > 0: channels are server-wide, keys are not).
@@ -54,3 +56,8 @@ def journey_key(bucket: int) -> str:
     """The Sorted Set of the event ids cached in one JOURNEY_BUCKET_S window (`bucket` is
     its start over the width), each with the lists it went to (`daemon.store.journey`)."""
     return f"{KEY_PREFIX}journey:{bucket}"
+
+
+def activity_key(namespace: str, id_: str, hour: int) -> str:
+    """The hash of an id's activity counts in one hour (seconds since the epoch // 3600)."""
+    return f"{KEY_PREFIX}activity:{namespace}#{id_}:{hour}"

@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from daemon.core.model import Collection, Namespace
+from daemon.store.activity import ActivityStore
 from daemon.store.client import RedisClient, call_timeout, database_of, redis_call, unavailable
 from daemon.store.erase import erase_ids, erase_namespace
 from daemon.store.index import Cursor, IndexPage, index_page
@@ -72,6 +73,7 @@ class Storage:
     ) -> None:
         self.client = client
         self.journey = journey  # None: no journey index is written
+        self.activity = ActivityStore(client)  # per id and minute, every sidecar's counts
         self.size = size
         self.tail_channel = tail_channel(database_of(client))
         self.ttl_s = ttl_s

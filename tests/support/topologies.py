@@ -506,8 +506,9 @@ def round_trip(daemon: DaemonClient, ids: Sequence[str], per_id: int = 3, tag: s
 
 def look_around(daemon: DaemonClient, id_: str) -> None:
     """Everything the query side sends to Redis, once: the summary, a filtered query, a
-    journey (its index written with the batch and read), a live-tail stream that sees an
-    event, one that backfills the newest events of every id, and a reset of the id."""
+    journey (its index written with the batch and read), the activity (counts added once a
+    second, read for the ids of the index), a live-tail stream that sees an event, one that
+    backfills the newest events of every id, and a reset of the id."""
     from tests.support.sse import Watcher, activate
 
     rows = daemon.api("/api/v1/events/ids", {"namespace": "token", "q": id_}).json["ids"]
@@ -520,6 +521,14 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
     wait_for(lambda: daemon.api(journey, {"event_id": f"probe-of-{id_}"}).status == 200)
     reply = daemon.api(journey, {"event_id": f"probe-of-{id_}"})
     assert [e["token_id"] for e in reply.json["received"]] == ["journey-probe"], reply.raw
+
+    def active() -> bool:
+        answer = daemon.api("/api/v1/events/activity", {"namespace": "token", "minutes": 5})
+        assert answer.status == 200, answer.raw
+        rows = {row["id"]: row for row in answer.json["ids"]}
+        return id_ in rows and sum(rows[id_]["received"]) >= sum(rows[id_]["cached"]) > 0
+
+    wait_for(active)
     watcher = Watcher(daemon.api_port, "namespace=token&ids=tail-probe").start()
     activate(daemon, watcher, token="tail-probe")  # an id of its own: never rate limited
     watcher.close()
