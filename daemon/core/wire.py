@@ -29,6 +29,7 @@ CACHE_PATH: Final = "/api/v1/events/cache"  # GET (Jitsu's answer, filters), DEL
 IDS_PATH: Final = "/api/v1/events/ids"  # the summary: which ids the cache holds
 STREAM_PATH: Final = "/api/v1/events/stream"  # live tail, Server-Sent Events
 JOURNEY_PATH: Final = "/api/v1/events/journey"  # one event through every destination
+ERRORS_PATH: Final = "/api/v1/errors"  # error signatures, most frequent first
 METRICS_PATH: Final = "/metrics"
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"

@@ -77,6 +77,15 @@ class IdsQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorsQuery:
+    """The parsed parameters of GET /api/v1/errors."""
+
+    namespace: Namespace
+    ids: tuple[str, ...] | None  # None: every id of the namespace
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ResetQuery:
     """The parsed parameters of DELETE /api/v1/events/cache."""
 
@@ -240,3 +249,14 @@ def parse_journey(params: Mapping[str, str]) -> str:
     if as_event_id(event_id) is None:
         raise QueryError(f"event_id must be at most {MAX_EVENT_ID} characters, with no NUL")
     return event_id
+
+
+MAX_ERRORS_IDS = 1000  # ids one GET /api/v1/errors may name
+
+
+def parse_errors(params: Mapping[str, str]) -> ErrorsQuery:
+    """GET /api/v1/errors: `namespace`, `ids` (at most MAX_ERRORS_IDS), `since`."""
+    named = ids(params)
+    if named is not None and len(named) > MAX_ERRORS_IDS:
+        raise QueryError(f"ids: at most {MAX_ERRORS_IDS} ids, got {len(named)}")
+    return ErrorsQuery(namespace(params), named, _time(params, "since"))

@@ -10,6 +10,8 @@ and the sidecar's own bookkeeping, under the same prefix:
 - `events_cache:journey:<bucket>` which lists the event ids cached in a five-minute
   window went to (the journey's index, expiring `sidecar.journey.retention_minutes`
   after the window);
+- `events_cache:errors:<namespace>:<minute>` error signatures cached in a minute, with
+  `:first`, `:last`, `:sigs` and `:ids:<signature hash>` beside it (`daemon.store.errors`);
 - `events_cache:tail:watchers` exists while a live-tail stream is open on any sidecar,
   and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to
   (`events_cache:tail:db<N>` on database N > 0: channels are server-wide, keys are not).
@@ -54,3 +56,9 @@ def journey_key(bucket: int) -> str:
     """The Sorted Set of the event ids cached in one JOURNEY_BUCKET_S window (`bucket` is
     its start over the width), each with the lists it went to (`daemon.store.journey`)."""
     return f"{KEY_PREFIX}journey:{bucket}"
+
+
+def errors_key(namespace: str, minute: int, part: str = "") -> str:
+    """A key of the error signatures counted in one minute (`daemon.store.errors`): the
+    counts (no `part`), or its `first`, `last`, `sigs` or `ids:<hash>` key."""
+    return f"{KEY_PREFIX}errors:{namespace}:{minute}{':' if part else ''}{part}"

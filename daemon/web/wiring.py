@@ -25,6 +25,7 @@ from daemon.query.service import QueryService
 from daemon.store.health import RedisHealth
 from daemon.web.auth import TokenCheck
 from daemon.web.auth import install as install_guard
+from daemon.web.errors import add_errors_routes
 from daemon.web.front.forward import ProxyFront
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.pool import Upstream
@@ -144,6 +145,7 @@ class Listeners:
         install_guard(api, parts.tokens, parts.health)
         add_query_routes(api, parts.queries)
         add_journey_routes(api, parts.journeys)
+        add_errors_routes(api, parts.queries.errors)
         add_tail_routes(api, parts.tail, parts.queries)
         add_viewer_routes(api, settings.api.viewer)
         ingest = settings.ingest
