@@ -1,7 +1,8 @@
 """Command line of `events-cache` (and `python -m daemon`).
 
 - `events-cache [--config PATH]` runs the daemon; `check-config` validates its file;
-- `ids`, `events`, `tail`, `journey` read the cache of a running daemon through its query API;
+- `ids`, `events`, `tail`, `journey`, `errors` read the cache of a running daemon through its
+  query API;
 - `demo` sends realistic synthetic events to a running sidecar.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from daemon import __version__
 from daemon.cli.demo import add_demo_command, demo_command
+from daemon.cli.errors import add_errors_command, errors_command
 from daemon.cli.read import add_read_commands, read_command
 from daemon.cli.run import check_config, run_command
 from daemon.config import CONFIG_ENV
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         help="unknown keys are errors (with the nearest known key as a hint)",
     )
     add_read_commands(commands)
+    add_errors_command(commands)
     add_demo_command(commands)
     return parser
 
@@ -57,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config(args.check_config_path or args.config, args.format, args.strict)
         if args.command == "demo":
             return demo_command(args)
+        if args.command == "errors":
+            return errors_command(args)
         if args.command:
             return read_command(args)
         return run_command(args.config)
