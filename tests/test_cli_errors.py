@@ -47,15 +47,10 @@ def test_errors_as_a_table_json_and_ndjson(start_daemon: Any) -> None:
     assert rows[0].split()[0] == "4" and "pg (3), bq (1)" in rows[0]
     assert rows[0].endswith("pq: column <q> is of type numeric but expression is of type text")
     lines = cli("errors", "--url", url(first), "--output", "ndjson", "--ids", "bq").stdout
-    assert [
+    found = sorted(
         (json.loads(x)["signature"][:4], json.loads(x)["count"]) for x in lines.splitlines()
-    ] == [
-        ("dial", 1),
-        ("pq: ", 1),
-    ] or [(json.loads(x)["signature"][:4], json.loads(x)["count"]) for x in lines.splitlines()] == [
-        ("pq: ", 1),
-        ("dial", 1),
-    ]
+    )
+    assert found == [("dial", 1), ("pq: ", 1)]  # bq's alone, one signature a line
     since = cli("errors", "--url", url(first), "--since", "10m", "--namespace", "token")
     assert json.loads(since.stdout) == {"namespace": "token", "signatures": []}
 
@@ -66,4 +61,4 @@ def test_a_bad_since_and_a_wrong_token_fail_clearly(start_daemon: Any) -> None:
     assert bad.returncode == 1 and "--since must be RFC 3339 or a duration" in bad.stderr
     wrong = cli("errors", "--url", url(daemon), token="nope")
     assert wrong.returncode == 1 and wrong.stdout == ""
-    assert "401" in wrong.stderr
+    assert "refused the admin token" in wrong.stderr
