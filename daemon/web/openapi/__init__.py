@@ -10,6 +10,7 @@ from typing import Any
 
 from daemon.core.wire import TOKEN_HEADER
 from daemon.web.openapi.common import MESSAGE
+from daemon.web.openapi.errors import ERRORS_RESPONSE, errors_paths
 from daemon.web.openapi.ingest import INGEST_RESULT, NDJSON_LINE, ingest_paths
 from daemon.web.openapi.journey import JOURNEY_RESPONSE
 from daemon.web.openapi.ops import ops_paths
@@ -30,7 +31,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
             "version": version,
             "description": "Jitsu Classic compatible events cache sidecar.",
         },
-        "paths": {**ingest_paths(ingest_url), **query_paths(), **ops_paths()},
+        "paths": {**ingest_paths(ingest_url), **query_paths(), **errors_paths(), **ops_paths()},
         "components": {
             "securitySchemes": {
                 "adminToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
@@ -44,6 +45,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                 "CacheResponse": CACHE_RESPONSE,
                 "IdsResponse": IDS_RESPONSE,
                 "JourneyResponse": JOURNEY_RESPONSE,
+                "ErrorsResponse": ERRORS_RESPONSE,
             },
         },
     }
