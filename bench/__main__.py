@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import authtiming, follow, front, hostile, journey, memory
+from bench import authtiming, errors, follow, front, hostile, journey, memory
 from bench import proxy as px
 from bench import scenarios as sc
 from bench.procs import Daemon, valkey_server
@@ -33,6 +33,7 @@ SCENARIOS = (
     "P6",
     "F1",
     "J1",
+    "E1",
     "T1",
     "T2",
     "B1",
@@ -177,6 +178,8 @@ def _scenario(
         return follow.f1(s, server, repeat)
     if name == "J1":
         return journey.j1(s, server, repeat, smoke)
+    if name == "E1":
+        return errors.e1(s, server, repeat, smoke)
     if name == "T1":
         return follow.t1(s, server, repeat)
     # B2: 20 s paused then 20 s back (1 s each in the smoke run)
