@@ -153,3 +153,27 @@ def test_the_tally_counts_at_most_max_signatures_a_minute() -> None:
     )
     taken = tally.take()
     assert len(taken.seen) == MAX_SIGNATURES and taken.skipped == 5
+
+
+def test_the_memo_is_bounded_and_keeps_only_heads() -> None:
+    from daemon.core.signature import MEMO_SIZE, _memoised
+
+    long = "boom " + "z" * 100_000
+    assert signature(long) == signature(long + " and more")  # one head, one signature
+    for n in range(MEMO_SIZE + 10):
+        signature(f"message number {n} of many")
+    info = _memoised.cache_info()
+    assert info.currsize <= MEMO_SIZE and info.hits > 0
+
+
+def test_the_tally_holds_a_bounded_amount_of_examples() -> None:
+    from daemon.pipeline.errors import MAX_EXAMPLE_BYTES
+
+    tally = ErrorTally(lambda: 60.0)
+    big = b"x" * (MAX_EXAMPLE_BYTES // 2 - 10)
+    entries = [
+        QueuedEntry(Namespace.TOKEN, "t", int(Target.ERROR), big, "", f"kind {k}") for k in "ABC"
+    ]
+    tally.add(entries)
+    held = [seen.example for seen in tally.take().seen.values()]
+    assert held == [big, big, b""]  # the third signature is counted with no example

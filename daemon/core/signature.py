@@ -69,7 +69,13 @@ def _reduce(message: str) -> str:
     return message
 
 
-@lru_cache(maxsize=MEMO_SIZE)
 def signature(message: str) -> str:
     """The signature of an error message (its first MAX_MESSAGE_CHARS characters)."""
-    return _reduce(message[:MAX_MESSAGE_CHARS]).strip()
+    return _memoised(message[:MAX_MESSAGE_CHARS])
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _memoised(head: str) -> str:
+    """Memoised on the message's head: the memo holds at most MEMO_SIZE heads of at most
+    MAX_MESSAGE_CHARS characters, however long the messages."""
+    return _reduce(head).strip()

@@ -28,6 +28,9 @@ from daemon.store.health import RedisHealth
 MAX_SIGNATURES = 200
 MAX_IDS_PER_FLUSH = 1000
 MAX_PENDING = 2000  # signatures kept for a retry while Redis is away
+# The examples' bytes a tally holds until its flush (each the newest entry of its
+# signature, as stored): past this, a signature keeps the example it has (or none).
+MAX_EXAMPLE_BYTES = 16 * 1024 * 1024
 
 Key = tuple[Namespace, int, str]  # namespace, minute, signature
 
@@ -39,6 +42,7 @@ class Tally:
     seen: dict[Key, Seen] = field(default_factory=dict)
     signatures: dict[tuple[Namespace, int], int] = field(default_factory=dict)
     skipped: int = 0
+    example_bytes: int = 0  # of the examples held
 
 
 class ErrorTally:
@@ -70,7 +74,10 @@ class ErrorTally:
                 found = seen[key] = Seen(first=now)
             found.count += 1
             found.last = now
-            found.example, found.example_id = entry.data, entry.id
+            grows = len(entry.data) - len(found.example)
+            if tally.example_bytes + grows <= MAX_EXAMPLE_BYTES:
+                tally.example_bytes += grows
+                found.example, found.example_id = entry.data, entry.id
             ids = found.ids
             if entry.id in ids or len(ids) < MAX_IDS_PER_FLUSH:
                 ids[entry.id] = ids.get(entry.id, 0) + 1

@@ -61,13 +61,16 @@ class Seen:
             max(self.last, newer.last),
             self.count + newer.count,
             ids,
-            newer.example,
-            newer.example_id,
+            newer.example or self.example,
+            newer.example_id if newer.example else self.example_id,
         )
 
 
 def example(raw: bytes) -> Any:
-    """An entry as an example: as answered, its long fields cut when it is long."""
+    """An entry as an example: as answered, its long fields cut when it is long; None
+    when the tally held none (`daemon.pipeline.errors.MAX_EXAMPLE_BYTES`)."""
+    if not raw:
+        return None
     return cut(raw, EXAMPLE_FIELD_BYTES) if len(raw) > EXAMPLE_BYTES else decode(raw)
 
 
