@@ -30,7 +30,7 @@ def failed(id_: str, error: str, n: int = 0) -> dict[str, Any]:
 def errors(daemon: Any, **params: str) -> dict[str, Any]:
     reply = daemon.api(ERRORS, {"namespace": "destination", **params})
     assert reply.status == 200, reply.raw
-    return reply.json  # type: ignore[no-any-return]
+    return reply.json
 
 
 def counted(daemon: Any, total: int, **params: str) -> dict[str, Any]:

@@ -534,7 +534,7 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
     def signatures(**more: str) -> list[Any]:
         reply = daemon.api(errors, {"namespace": "token", **more})
         assert reply.status == 200, reply.raw
-        return reply.json["signatures"]  # type: ignore[no-any-return]
+        return reply.json["signatures"]
 
     wait_for(lambda: any(s["ids"][0]["id"] == id_ for s in signatures(ids=id_)))
     assert any(s["example"]["token_id"] == id_ for s in signatures())
