@@ -94,6 +94,9 @@ def test_ids_and_since_narrow_the_counts(start_daemon: Any) -> None:
     ]
     assert all(s["ids"] == [{"id": "bq", "count": s["count"]}] for s in only_bq)
     assert errors(daemon, ids="nobody")["signatures"] == []
+    assert errors(daemon, ids="")["signatures"] == []  # given empty: none, as in the query
+    both = errors(daemon, ids="pg,bq")["signatures"]
+    assert [(s["signature"], s["count"]) for s in both] == [(PQ_SIGNATURE, 5), (DIAL_SIGNATURE, 1)]
 
     hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
     assert len(errors(daemon, since=hour_ago.isoformat())["signatures"]) == 2

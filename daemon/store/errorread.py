@@ -120,6 +120,8 @@ async def read_signatures(
     """The `top` most frequent signatures of the minutes (of `ids` alone, if given), most
     frequent first, each with its most frequent ids (at most `per_id` per minute read);
     and how many signatures there were in all."""
+    if ids is not None and not ids:
+        return [], 0  # `ids=` given empty: no id, no errors
     found = await _counts(client, namespace, minutes)
     if ids is not None and found:
         await _for_ids(client, namespace, found, ids)
