@@ -172,6 +172,23 @@ def test_erase_forgets_the_ids_counts_and_examples(start_daemon: Any) -> None:
     assert errors(daemon)["signatures"] == []
 
 
+def test_more_than_a_hundred_ids_are_cut_and_said_so(start_daemon: Any) -> None:
+    daemon = start_daemon(NO_REFILL)
+    lines = [failed(f"d{n:03d}", PQ.format(n)) for n in range(101)]
+    lines += [failed("d000", PQ.format("again"))]
+    assert daemon.post_ndjson(lines).status == 202
+    settle(daemon)
+    counted(daemon, 102)
+    reply = daemon.api(ERRORS, {"namespace": "destination"})
+    assert reply.headers.get("X-Events-Cache-Truncated") == "true"
+    (sig,) = reply.json["signatures"]
+    assert sig["count"] == 102 and len(sig["ids"]) == 100
+    assert sig["ids"][0] == {"id": "d000", "count": 2}
+    few = daemon.api(ERRORS, {"namespace": "destination", "ids": "d001,d002"})
+    assert "X-Events-Cache-Truncated" not in few.headers
+    assert few.json["signatures"][0]["count"] == 2
+
+
 def test_the_keys_are_prefixed_and_expire(start_daemon: Any, redis_client: redis.Redis) -> None:
     daemon = start_daemon(NO_REFILL)
     assert daemon.post_ndjson([failed("pg", PQ.format("a"))]).status == 202

@@ -88,7 +88,7 @@ async def _details(
             pipe.zscore(f"{counts}:last", sig.hash)
             if not ids_given:
                 ids_key = errors_key(namespace, minute, f"ids:{sig.hash}")
-                pipe.zrevrange(ids_key, 0, per_id - 1, withscores=True)
+                pipe.zrevrange(ids_key, 0, per_id, withscores=True)  # one more: is it cut?
         pipe.hget(errors_key(namespace, max(sig.minutes), "sigs"), sig.hash)
     async with redis_call():
         replies = iter(await pipe.execute())
@@ -118,8 +118,9 @@ async def read_signatures(
     per_id: int,
 ) -> tuple[list[Found], int]:
     """The `top` most frequent signatures of the minutes (of `ids` alone, if given), most
-    frequent first, each with its most frequent ids (at most `per_id` per minute read);
-    and how many signatures there were in all."""
+    frequent first, each with its most frequent ids (`per_id` + 1 per minute read: more
+    than `per_id` in all says that some were left out); and how many signatures there
+    were in all."""
     if ids is not None and not ids:
         return [], 0  # `ids=` given empty: no id, no errors
     found = await _counts(client, namespace, minutes)
