@@ -185,9 +185,9 @@ class App:
         hub = TailHub(storage.tail_messages, self.health, max_streams, SseFraming())
         switch = TailSwitch(storage, self.health, lambda: hub.watching)
         loops = self._loops = _Loops(
-            Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
+            w := Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
             trimmer,
-            LimitedFlusher(self.limited, self.limiters, storage, self.health),
+            LimitedFlusher(self.limited, self.limiters, storage, self.health, w.errors),
             Tail(hub, switch),
             ActivityFlusher(self.activity, storage.activity, self.health, self.metrics),
         )

@@ -29,6 +29,7 @@ FIGURES = (
     "P5 RSS under overload",
     "F1 summary page of 100 of 10,000 ids",
     "J1 journey of 1 of 1,000 entries",
+    "E1 error signatures of 500 errors",
     "T1 tail, 1 watcher",
     "T1 tail, 10 watchers",
     "T2 P1b unix with 10 watchers",
@@ -68,7 +69,7 @@ def test_bench_smoke_prints_every_figure() -> None:
     rows = [
         line
         for line in out.stdout.splitlines()
-        if line.startswith(("| P", "| F", "| J", "| T", "| B", "| S"))
+        if line.startswith(("| P", "| F", "| J", "| E", "| T", "| B", "| S"))
     ]
     for figure in FIGURES + REPORTED:
         matching = [r for r in rows if r.startswith(f"| {figure}")]

@@ -56,13 +56,14 @@ def raw_exchange(address: str | tuple[str, int], data: bytes, timeout: float = 1
 
 # -- the admin token -------------------------------------------------------------------
 
-# (method, target) of the admin routes: everything under /api/v1/events/.
+# (method, target) of the admin routes: everything under /api/v1/events/, and the errors.
 ADMIN_ROUTES = [
     ("GET", f"{CACHE}?namespace=token&ids=victim"),
     ("DELETE", f"{CACHE}?namespace=token&ids=victim"),
     ("GET", f"{IDS}?namespace=token"),
     ("GET", f"{STREAM}?namespace=token"),
     ("GET", "/api/v1/events/activity?namespace=token&ids=victim"),
+    ("GET", "/api/v1/errors?namespace=token&ids=victim"),
 ]
 TOKEN = ADMIN_TOKEN.encode()
 

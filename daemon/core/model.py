@@ -93,3 +93,4 @@ class RedisOperation(StrEnum):
     SUMMARY = "summary"  # GET /api/v1/events/ids
     RESET = "reset"  # DELETE /api/v1/events/cache
     TAIL = "tail"  # the live tail: the watchers key and the subscription
+    ERRORS = "errors"  # error signatures: their once-a-second flush, /api/v1/errors

@@ -31,6 +31,7 @@ STREAM_PATH: Final = "/api/v1/events/stream"  # live tail, Server-Sent Events
 JOURNEY_PATH: Final = "/api/v1/events/journey"  # one event through every destination
 WAIT_PATH: Final = "/api/v1/events/wait"  # long poll: until matching events are cached
 ACTIVITY_PATH: Final = "/api/v1/events/activity"  # per id and minute, for charts
+ERRORS_PATH: Final = "/api/v1/errors"  # error signatures, most frequent first
 METRICS_PATH: Final = "/metrics"
 HEALTHZ_PATH: Final = "/healthz"
 READYZ_PATH: Final = "/readyz"

@@ -29,6 +29,12 @@ from daemon.pipeline.queue import EventQueue, QueuedEntry
 _ALL, _ERROR = int(Target.ALL), int(Target.ERROR)  # plain ints on the hot path
 _ERR = Collection.ERROR
 ONE_LIMITED = Outcome(0, 1, 0)  # limited_outright's, shared: callers only read it
+MALFORMED = "malformed"  # the error signature of a malformed entry that names no error
+
+
+def _no_event_id(event: ParsedEvent) -> str:
+    """No journey index: no event's own id is looked for."""
+    return ""
 
 
 @dataclass(slots=True)
@@ -90,7 +96,7 @@ class Admission:
         """
         now, wall = self._monotonic(), self._wall()
         allow, put, spend = self._limiters.allow, self._queue.put, self._capture.spend
-        redact, eid = self._redact, (self._event_id if self._event_ids else None)
+        redact, eid = self._redact, (self._event_id if self._event_ids else _no_event_id)
         all_, error_ = Collection.ALL, Collection.ERROR
         accepted = rate_limited = dropped = malformed = 0
         counts = _Counts()
@@ -107,7 +113,7 @@ class Admission:
                 limited_keys[key] = limited_keys.get(key, 0) + 1
             if event.malformed is not None:
                 malformed += 1
-            if event.error or event.malformed:  # event.is_error, without the call
+            if error := event.error or (MALFORMED if event.malformed else ""):  # is_error
                 error_key = (ns, id_, error_)
                 if allow(error_key, now) or (event.capture is not None and spend(event, now)):
                     target |= _ERROR
@@ -120,7 +126,7 @@ class Admission:
                 continue
             if redact is not None:
                 self._redact_event(redact, event)
-            if put(QueuedEntry(ns, id_, target, encode(event, wall), eid(event) if eid else "")):
+            if put(QueuedEntry(ns, id_, target, encode(event, wall), eid(event), error)):
                 if target & _ALL:
                     accepted += 1
                 else:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from daemon.core.activity import ActivityCounter
 from daemon.core.model import Collection, DropReason, Namespace, RedisOperation, Target
 from daemon.metrics import Metrics
+from daemon.pipeline.errors import ErrorTally
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.tailswitch import TailSwitch, tail_message
 from daemon.store.client import StoreUnavailable
@@ -67,6 +68,7 @@ class Writers:
         self._tail = tail
         self._clock = clock
         self._activity: ActivityCounter | None = None  # count_activity()
+        self.errors = ErrorTally(clock)  # error signatures, counted once their entries are written
         self._stopping = False
 
     async def run(self, shard: int) -> None:
@@ -108,7 +110,7 @@ class Writers:
         # Group per id first: one key string per list, not one per entry.
         per_id: dict[tuple[Namespace, str], tuple[list[bytes], list[bytes]]] = {}
         journey: set[str] = set()  # the journey index's members (one per event id and list)
-        for namespace, id_, target, data, event_id in batch:
+        for namespace, id_, target, data, event_id, _ in batch:
             if event_id:
                 journey.add(journey_member(event_id, namespace, id_, not target & _ALL))
             values = per_id.get((namespace, id_))
@@ -142,6 +144,7 @@ class Writers:
         self._count_cached(batch, per_id)
         if self._activity is not None:
             self._activity.add_cached(per_id, self._clock())
+        self.errors.add(batch)
         self._on_written(set(lists))
         return True
 

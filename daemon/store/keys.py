@@ -12,6 +12,8 @@ and the sidecar's own bookkeeping, under the same prefix:
   after the window);
 - `events_cache:activity:<namespace>#<id>:<hour>` an id's activity counts of every
   sidecar in one hour, one hash field per minute and kind (`daemon.store.activity`);
+- `events_cache:errors:<namespace>:<minute>` error signatures cached in a minute, with
+  `:first`, `:last`, `:sigs` and `:ids:<signature hash>` beside it (`daemon.store.errors`);
 - `events_cache:tail:watchers` exists while a live-tail stream is open on any sidecar,
   and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to
   (`events_cache:tail:db<N>` on database N > 0: channels are server-wide, keys are not).
@@ -61,3 +63,9 @@ def journey_key(bucket: int) -> str:
 def activity_key(namespace: str, id_: str, hour: int) -> str:
     """The hash of an id's activity counts in one hour (seconds since the epoch // 3600)."""
     return f"{KEY_PREFIX}activity:{namespace}#{id_}:{hour}"
+
+
+def errors_key(namespace: str, minute: int, part: str = "") -> str:
+    """A key of the error signatures counted in one minute (`daemon.store.errors`): the
+    counts (no `part`), or its `first`, `last`, `sigs` or `ids:<hash>` key."""
+    return f"{KEY_PREFIX}errors:{namespace}:{minute}{':' if part else ''}{part}"

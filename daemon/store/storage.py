@@ -17,6 +17,7 @@ from daemon.core.model import Collection, Namespace
 from daemon.store.activity import ActivityStore
 from daemon.store.client import RedisClient, call_timeout, database_of, redis_call, unavailable
 from daemon.store.erase import erase_ids, erase_namespace
+from daemon.store.errors import RETENTION_S, ErrorStore
 from daemon.store.index import Cursor, IndexPage, index_page
 from daemon.store.journey import JourneyIndex, Location
 from daemon.store.keys import (
@@ -77,6 +78,7 @@ class Storage:
         self.size = size
         self.tail_channel = tail_channel(database_of(client))
         self.ttl_s = ttl_s
+        self.errors = ErrorStore(client, min(RETENTION_S, ttl_s or RETENTION_S))  # signatures
         self._expiring: set[str] = set()  # limited-count keys this sidecar gave a TTL
         self._expiring_minute = 0
 
@@ -269,7 +271,9 @@ class Storage:
         return await index_page(self.client, namespace, limit, after, q)
 
     async def erase_ids(self, namespace: str, ids: Sequence[str], now_s: int) -> int:
-        """Forget `ids`: their lists, index entries and limited counts; how many had any."""
+        """Forget `ids`: their lists, index entries, limited counts and error signatures'
+        counts and examples; how many had any lists or index entries."""
+        await self.errors.forget(namespace, ids, now_s)
         return await erase_ids(self.client, namespace, ids, now_s)
 
     async def erase_captured(self, namespace: str, ids: Sequence[str], tag: str) -> int:
@@ -277,7 +281,9 @@ class Storage:
         return await erase_captured(self.client, namespace, ids, tag, self.size)
 
     async def erase_namespace(self, namespace: str, now_s: int) -> int:
-        """Forget every id of the namespace; how many had anything."""
+        """Forget every id of the namespace (its error signatures too); how many had
+        anything."""
+        await self.errors.forget(namespace, None, now_s)
         return await erase_namespace(self.client, namespace, now_s)
 
     def tail_messages(self) -> AsyncIterator[bytes]:

@@ -30,6 +30,7 @@ from daemon.store.health import RedisHealth
 from daemon.web.activity import add_activity_routes
 from daemon.web.auth import TokenCheck
 from daemon.web.auth import install as install_guard
+from daemon.web.errors import add_errors_routes
 from daemon.web.front.forward import ProxyFront
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.pool import Upstream
@@ -153,6 +154,7 @@ class Listeners:
         add_query_routes(api, parts.queries)
         add_journey_routes(api, parts.journeys)
         add_activity_routes(api, parts.activity)
+        add_errors_routes(api, parts.queries.errors)
         add_tail_routes(api, parts.tail, parts.queries)
         self._add_waits(api, settings.api, parts)
         add_viewer_routes(api, settings.api.viewer)

@@ -439,6 +439,7 @@ ACL_COMMANDS = (
     "llen", "lrange", "lindex", "hgetall", "zrevrange", "zrange", "zrangebylex",
     "exists", "set", "publish", "subscribe", "unsubscribe",
     "del", "zrem", "scan", "lrem",
+    "zincrby", "zremrangebyrank", "hset", "zscore", "zmscore", "hget",
     "client|setname", "client|setinfo",
 )  # fmt: skip
 ACL_COMMANDS_DATABASE = ("select",)  # only when meta.storage.redis.database != 0
@@ -508,7 +509,9 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
     """Everything the query side sends to Redis, once: the summary, a filtered query, a
     journey (its index written with the batch and read), the activity (counts added once a
     second, read for the ids of the index), a live-tail stream that sees an event, one that
-    backfills the newest events of every id, and a reset of the id."""
+    backfills the newest events of every id, the capture filter and reset, the error
+    signatures (counted once a second, read, the id's forgotten by the reset) and a reset
+    of the id."""
     from tests.support.sse import Watcher, activate
 
     rows = daemon.api("/api/v1/events/ids", {"namespace": "token", "q": id_}).json["ids"]
@@ -542,6 +545,17 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
         params = {"namespace": "token", "capture": "t", **ids}
         reply = daemon.api("/api/v1/events/cache", params, method="DELETE")
         assert reply.status == 200, reply.raw
+    assert daemon.post_token(id_, "{not json of 12 bytes").status == 202
+    errors = "/api/v1/errors"
+
+    def signatures(**more: str) -> list[Any]:
+        reply = daemon.api(errors, {"namespace": "token", **more})
+        assert reply.status == 200, reply.raw
+        return reply.json["signatures"]
+
+    wait_for(lambda: any(s["ids"][0]["id"] == id_ for s in signatures(ids=id_)))
+    assert any(s["example"]["token_id"] == id_ for s in signatures())
     reply = daemon.api("/api/v1/events/cache", {"namespace": "token", "ids": id_}, method="DELETE")
     assert reply.status == 200 and reply.json["deleted_ids"] == 1, reply.raw
     assert daemon.query(namespace="token", ids=id_)["total_events"] == 0
+    assert signatures(ids=id_) == []  # the reset forgot the id's error counts

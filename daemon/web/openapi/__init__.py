@@ -11,6 +11,7 @@ from typing import Any
 from daemon.core.wire import TOKEN_HEADER
 from daemon.web.openapi.activity import ACTIVITY_RESPONSE, activity_paths
 from daemon.web.openapi.common import MESSAGE
+from daemon.web.openapi.errors import ERRORS_RESPONSE, errors_paths
 from daemon.web.openapi.ingest import INGEST_RESULT, NDJSON_LINE, ingest_paths
 from daemon.web.openapi.journey import JOURNEY_RESPONSE
 from daemon.web.openapi.ops import ops_paths
@@ -37,6 +38,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
             **query_paths(),
             **wait_paths(),
             **activity_paths(),
+            **errors_paths(),
             **ops_paths(),
         },
         "components": {
@@ -54,6 +56,7 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                 "JourneyResponse": JOURNEY_RESPONSE,
                 "WaitResponse": WAIT_RESPONSE,
                 "ActivityResponse": ACTIVITY_RESPONSE,
+                "ErrorsResponse": ERRORS_RESPONSE,
             },
         },
     }
