@@ -167,3 +167,22 @@ def test_a_look_up_reads_at_most_max_journey_lists_and_says_it_was_cut(start_dae
     settle(daemon)
     reply = daemon.api(JOURNEY, {"event_id": "once"})
     assert reply.status == 200 and "X-Events-Cache-Truncated" not in reply.headers
+
+
+def test_ids_written_with_json_escapes_are_found(start_daemon: Any) -> None:
+    """A writer that escapes what is not ASCII (Python's json), or <>& (Go's): the id's
+    bytes are not in the stored entry as they are, yet the look-up finds it; a UUID-like
+    id (no character any writer escapes) is found by its bytes alone."""
+    daemon = start_daemon()
+    bodies = [
+        '{"event_type": "a", "eventn_ctx": {"event_id": "caf\\u00e9-1"}}',
+        '{"event_type": "b", "eventn_ctx": {"event_id": "a\\u003cb\\u0026c"}}',
+        '{"event_type": "c", "eventn_ctx": {"event_id": "ev-9"}, "note": "\\u00e9t\\u00e9"}',
+    ]
+    for body in bodies:
+        assert daemon.post_token("shop", body).status == 202
+    settle(daemon)
+    for event_id, event_type in (("café-1", "a"), ("a<b&c", "b"), ("ev-9", "c")):
+        status, body = journey(daemon, event_id)
+        assert status == 200, (event_id, body)
+        assert [e["original"]["event_type"] for e in body["received"]] == [event_type]
