@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 import redis
 
-from daemon.store.journey import JOURNEY_BUCKET_S, MAX_JOURNEY_LISTS
+from daemon.store.journey import (
+    JOURNEY_BUCKET_S,
+    JOURNEY_SHARDS,
+    MAX_JOURNEY_LISTS,
+    journey_shard,
+)
 from tests.support.scrape import settle
 
 pytestmark = pytest.mark.e2e
@@ -121,27 +126,49 @@ def test_an_entry_trimmed_away_is_not_found_any_more(start_daemon: Any) -> None:
     assert journey(daemon, "later-1")[0] == 200
 
 
-def test_the_index_is_one_key_per_window_expiring_after_retention(
+def test_the_index_is_one_key_per_window_and_shard_expiring_after_retention(
     start_daemon: Any, redis_client: redis.Redis
 ) -> None:
-    """One ZADD per batch into the window's key, which expires `retention_minutes` after
-    the window ends; an event id cached many times in one list is one member."""
+    """A batch's members go to its window's keys, one per shard of their ids (spread, not
+    one hot key), each expiring `retention_minutes` after the window ends; an event id
+    cached many times in one list is one member."""
     daemon = start_daemon({**NO_REFILL, "sidecar": {"journey": {"retention_minutes": 7}}})
-    body = json.dumps([{"event_id": "same"}] * 5 + [{"event_id": "other"}])
+    ids = [f"ev-{n}" for n in range(40)]
+    body = json.dumps([{"event_id": "same"}] * 5 + [{"event_id": i} for i in ids])
     before = time.time()
     assert daemon.post_token("shop", body).status == 202
     settle(daemon)
     after = time.time()
     keys = sorted(k.decode() for k in redis_client.scan_iter("events_cache:journey:*"))
-    assert len(keys) == 1  # one batch, one window
-    bucket = int(keys[0].rsplit(":", 1)[1])
-    assert int(before // JOURNEY_BUCKET_S) <= bucket <= int(after // JOURNEY_BUCKET_S)
-    members = redis_client.zrange(keys[0], 0, -1)
-    assert sorted(members) == [b"other\0token\0a\0shop", b"same\0token\0a\0shop"]
-    expires_at = redis_client.expiretime(keys[0])
-    assert expires_at == (bucket + 1) * JOURNEY_BUCKET_S + 7 * 60
+    members: dict[str, str] = {}
+    for key in keys:
+        bucket, shard = map(int, key.removeprefix("events_cache:journey:").split(":"))
+        assert int(before // JOURNEY_BUCKET_S) <= bucket <= int(after // JOURNEY_BUCKET_S)
+        assert 0 <= shard < JOURNEY_SHARDS
+        assert redis_client.expiretime(key) == (bucket + 1) * JOURNEY_BUCKET_S + 7 * 60
+        for member in redis_client.zrange(key, 0, -1):
+            event_id, rest = member.decode().split("\0", 1)
+            assert rest == "token\0a\0shop" and event_id not in members
+            assert journey_shard(event_id) == shard  # the look-up reads that key alone
+            members[event_id] = key
+    assert sorted(members) == sorted([*ids, "same"])
+    # every shard took a share (the window's keys: one per shard, two windows at a turn)
+    assert {journey_shard(i) for i in members} == set(range(JOURNEY_SHARDS))
+    assert JOURNEY_SHARDS <= len(keys) <= 2 * JOURNEY_SHARDS
     status, found = journey(daemon, "same")
     assert status == 200 and len(found["received"]) == 5
+    assert all(journey(daemon, i)[0] == 200 for i in ids[:10])
+    # a second batch in the same window: ZADDs again, but no EXPIREAT (once per key)
+    expireats = expireat_calls(redis_client)
+    assert daemon.post_token("shop", body).status == 202
+    settle(daemon)
+    if int(before // JOURNEY_BUCKET_S) == int(time.time() // JOURNEY_BUCKET_S):
+        assert expireat_calls(redis_client) == expireats
+
+
+def expireat_calls(client: redis.Redis) -> int:
+    stats: dict[str, dict[str, int]] = client.info("commandstats")
+    return stats.get("cmdstat_expireat", {}).get("calls", 0)
 
 
 def test_no_rules_no_index(start_daemon: Any, redis_client: redis.Redis) -> None:

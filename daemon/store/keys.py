@@ -7,9 +7,9 @@ and the sidecar's own bookkeeping, under the same prefix:
 - `events_cache:index:<namespace>` the id index (a Sorted Set, score = last write time);
 - `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
   of every sidecar, one hash field per second;
-- `events_cache:journey:<bucket>` which lists the event ids cached in a five-minute
-  window went to (the journey's index, expiring `sidecar.journey.retention_minutes`
-  after the window);
+- `events_cache:journey:<bucket>:<shard>` which lists the event ids of one shard (of
+  JOURNEY_SHARDS, by a hash of the id) cached in a five-minute window went to (the
+  journey's index, expiring `sidecar.journey.retention_minutes` after the window);
 - `events_cache:tail:watchers` exists while a live-tail stream is open on any sidecar,
   and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to
   (`events_cache:tail:db<N>` on database N > 0: channels are server-wide, keys are not).
@@ -50,7 +50,8 @@ def limited_key(namespace: str, id_: str, collection: str, minute: int) -> str:
     return f"{KEY_PREFIX}limited:{namespace}#{id_}:{collection}:{minute}"
 
 
-def journey_key(bucket: int) -> str:
-    """The Sorted Set of the event ids cached in one JOURNEY_BUCKET_S window (`bucket` is
-    its start over the width), each with the lists it went to (`daemon.store.journey`)."""
-    return f"{KEY_PREFIX}journey:{bucket}"
+def journey_key(bucket: int, shard: int) -> str:
+    """The Sorted Set of the event ids of one shard (`daemon.store.journey.journey_shard`)
+    cached in one JOURNEY_BUCKET_S window (`bucket` is its start over the width), each
+    with the lists it went to (`daemon.store.journey`)."""
+    return f"{KEY_PREFIX}journey:{bucket}:{shard}"
