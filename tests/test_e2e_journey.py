@@ -213,3 +213,29 @@ def test_ids_written_with_json_escapes_are_found(start_daemon: Any) -> None:
         status, body = journey(daemon, event_id)
         assert status == 200, (event_id, body)
         assert [e["original"]["event_type"] for e in body["received"]] == [event_type]
+
+
+def test_a_failed_read_leaves_nothing_behind_and_a_killed_connection_is_retried(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """The look-up's reads (`daemon.store.reads`, not redis-py's pipeline): an error reply
+    is a 503, and the look-ups after it get their own replies (the connection, with a
+    reply still unread, is dropped); a pooled connection Redis closed is retried once on
+    a fresh one."""
+    daemon = start_daemon(NO_REFILL)
+    event = {"event_id": "ev-w"}
+    assert daemon.post_token("shop", json.dumps(event)).status == 202
+    assert daemon.post_ndjson([destination("pg", event, skip="x")]).status == 202
+    assert daemon.post_token("other", json.dumps({"event_id": "ev-ok"})).status == 202
+    settle(daemon)
+    assert journey(daemon, "ev-w")[0] == 200
+    redis_client.delete("events_cache:destination#pg")
+    redis_client.set("events_cache:destination#pg", "not a list")  # read first, then shop's
+    status, body = journey(daemon, "ev-w")
+    assert status == 503 and "WRONGTYPE" in body["message"]
+    for _ in range(3):  # whichever pooled connection answers: the right replies
+        status, body = journey(daemon, "ev-ok")
+        assert status == 200 and [e["token_id"] for e in body["received"]] == ["other"]
+    assert redis_client.client_kill_filter(_type="normal", skipme=True) > 0
+    status, body = journey(daemon, "ev-ok")
+    assert status == 200 and [e["token_id"] for e in body["received"]] == ["other"]

@@ -28,6 +28,7 @@ from daemon.config.sidecar import JourneySettings
 from daemon.core.model import Collection, Namespace
 from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import events_key, journey_key
+from daemon.store.reads import read_many
 
 JOURNEY_BUCKET_S = 300  # one key per five minutes: at most 289 windows in a day's retention
 MAX_JOURNEY_LISTS = 100  # lists one look-up reads (per window, and in all)
@@ -122,12 +123,12 @@ class JourneyIndex:
         last = int(now // JOURNEY_BUCKET_S) + 1
         low, high = f"[{event_id}{_SEP}", f"({event_id}\x01"
         shard = journey_shard(event_id)
-        pipe = client.pipeline(transaction=False)
-        for bucket in range(last, first - 1, -1):
-            key = journey_key(bucket, shard)
-            pipe.zrangebylex(key, low, high, start=0, num=MAX_JOURNEY_LISTS + 1)
+        reads = [
+            ("ZRANGEBYLEX", journey_key(b, shard), low, high, "LIMIT", 0, MAX_JOURNEY_LISTS + 1)
+            for b in range(last, first - 1, -1)
+        ]
         async with redis_call():
-            replies = await pipe.execute()
+            replies = await read_many(client, reads)
         found: dict[Location, None] = {}
         for members in replies:
             for member in members:
