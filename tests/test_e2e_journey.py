@@ -146,7 +146,8 @@ def test_the_index_is_one_key_per_window_and_shard_expiring_after_retention(
         assert int(before // JOURNEY_BUCKET_S) <= bucket <= int(after // JOURNEY_BUCKET_S)
         assert 0 <= shard < JOURNEY_SHARDS
         assert redis_client.expiretime(key) == (bucket + 1) * JOURNEY_BUCKET_S + 7 * 60
-        for member in redis_client.zrange(key, 0, -1):
+        stored: list[bytes] = redis_client.zrange(key, 0, -1)  # type: ignore[assignment]
+        for member in stored:
             event_id, rest = member.decode().split("\0", 1)
             assert rest == "token\0a\0shop" and event_id not in members
             assert journey_shard(event_id) == shard  # the look-up reads that key alone
