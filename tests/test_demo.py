@@ -433,7 +433,7 @@ def test_a_demo_events_journey_joins_the_key_and_its_destinations(start_daemon: 
             assert {"destination_id": dest_id, "status": status} in [
                 {k: d[k] for k in ("destination_id", "status")} for d in journey["destinations"]
             ]
-    assert len(journeys) >= 5, journeys.keys()
+    assert len(journeys) >= 4, journeys.keys()
     statuses = [{d["status"] for d in j["destinations"]} for j in journeys.values()]
     assert any(len(s) >= 2 for s in statuses), statuses  # several destinations, differing
     assert set().union(*statuses) == {"success", "error", "skip"}, statuses
