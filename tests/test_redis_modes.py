@@ -10,6 +10,7 @@ while their Redis still answers.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from daemon.store.journey import JOURNEY_SHARDS
 from tests.support import topologies as topo
 from tests.support.daemon import StartDaemon
+from tests.support.scrape import settle
 from tests.support.servers import RedisServer, wait_for
 from tests.support.topologies import (
     ACL_COMMANDS,
@@ -290,6 +293,39 @@ def test_cluster_round_trip_across_all_masters(cluster: Cluster, start_daemon: S
     for server in cluster.servers:
         with server.client() as c:
             assert acl_denials(c) == [], server.address
+
+
+@pytest.mark.xdist_group("redis-cluster")
+def test_cluster_journey_index_spreads_over_the_masters(
+    cluster: Cluster, start_daemon: StartDaemon
+) -> None:
+    """The journey's index of one window is JOURNEY_SHARDS keys, on every master, not one
+    hot key; a look-up finds an event through the one key of its shard, on any master."""
+    daemon = start_daemon(redis_keys(f"127.0.0.1:{cluster.servers[0].port}", cluster=True))
+    ids = [f"ev-{n}" for n in range(40)]
+    events = [{"event_type": "pageview", "eventn_ctx": {"event_id": i}} for i in ids]
+    assert daemon.post_token("shop", json.dumps(events)).status == 202
+    lines = [
+        {"namespace": "destination", "id": "pg", "original": e, "success": {"table": "t"}}
+        for e in events
+    ]
+    assert daemon.post_ndjson(lines).status == 202
+    settle(daemon)
+    client = cluster.client()
+    try:
+        keys = [k.decode() for k in client.scan_iter("events_cache:journey:*", target_nodes="all")]
+    finally:
+        client.close()
+    assert JOURNEY_SHARDS <= len(keys) <= 2 * JOURNEY_SHARDS  # one window (two at a turn)
+    masters = {cluster.master_of_slot(topo.key_slot(k)).port for k in keys}
+    assert len(masters) == 3
+    for event_id in ids:
+        reply = daemon.api("/api/v1/events/journey", {"event_id": event_id})
+        assert reply.status == 200, reply.raw
+        assert [e["token_id"] for e in reply.json["received"]] == ["shop"]
+        assert [(d["destination_id"], d["status"]) for d in reply.json["destinations"]] == [
+            ("pg", "success")
+        ]
 
 
 @pytest.mark.xdist_group("redis-cluster")

@@ -7,9 +7,9 @@ and the sidecar's own bookkeeping, under the same prefix:
 - `events_cache:index:<namespace>` the id index (a Sorted Set, score = last write time);
 - `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
   of every sidecar, one hash field per second;
-- `events_cache:journey:<bucket>` which lists the event ids cached in a five-minute
-  window went to (the journey's index, expiring `sidecar.journey.retention_minutes`
-  after the window);
+- `events_cache:journey:<bucket>:<shard>` which lists the event ids of one shard (of
+  JOURNEY_SHARDS, by a hash of the id) cached in a five-minute window went to (the
+  journey's index, expiring `sidecar.journey.retention_minutes` after the window);
 - `events_cache:activity:<namespace>#<id>:<hour>` an id's activity counts of every
   sidecar in one hour, one hash field per minute and kind (`daemon.store.activity`);
 - `events_cache:errors:<namespace>:<minute>` error signatures cached in a minute, with
@@ -54,10 +54,11 @@ def limited_key(namespace: str, id_: str, collection: str, minute: int) -> str:
     return f"{KEY_PREFIX}limited:{namespace}#{id_}:{collection}:{minute}"
 
 
-def journey_key(bucket: int) -> str:
-    """The Sorted Set of the event ids cached in one JOURNEY_BUCKET_S window (`bucket` is
-    its start over the width), each with the lists it went to (`daemon.store.journey`)."""
-    return f"{KEY_PREFIX}journey:{bucket}"
+def journey_key(bucket: int, shard: int) -> str:
+    """The Sorted Set of the event ids of one shard (`daemon.store.journey.journey_shard`)
+    cached in one JOURNEY_BUCKET_S window (`bucket` is its start over the width), each
+    with the lists it went to (`daemon.store.journey`)."""
+    return f"{KEY_PREFIX}journey:{bucket}:{shard}"
 
 
 def activity_key(namespace: str, id_: str, hour: int) -> str:

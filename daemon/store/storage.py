@@ -28,6 +28,7 @@ from daemon.store.keys import (
     limited_key,
     tail_channel,
 )
+from daemon.store.reads import read_many
 from daemon.store.tailchannel import tail_messages
 from daemon.store.uncapture import erase_captured
 
@@ -240,11 +241,9 @@ class Storage:
         locations, more = await self.journey.locations(self.client, event_id, now)
         if not locations:
             return [], more
-        pipe = self.client.pipeline(transaction=False)
-        for location in locations:
-            pipe.lrange(location.key, 0, self.size - 1)
+        reads = [("LRANGE", location.key, 0, self.size - 1) for location in locations]
         async with redis_call():
-            replies = await pipe.execute()
+            replies = await read_many(self.client, reads)
         found = [(loc, list(reply)) for loc, reply in zip(locations, replies, strict=True)]
         return found, more
 
