@@ -69,11 +69,11 @@ def test_bench_smoke_prints_every_figure() -> None:
     rows = [
         line
         for line in out.stdout.splitlines()
-        if line.startswith(("| P", "| F", "| J", "| E", "| T", "| B", "| S"))
+        if line.startswith(("| P", "| F", "| J", "| E", "| T", "| W", "| B", "| S"))
     ]
     for figure in FIGURES + REPORTED:
         matching = [r for r in rows if r.startswith(f"| {figure}")]
-        assert len(matching) == 1, (figure, out.stdout)
+        assert len(matching) == 1, (figure, out.stdout[-3000:], out.stderr[-2000:])
         cells = [c.strip() for c in matching[0].strip("|").split("|")]
         met = ("-",) if figure in REPORTED else ("yes", "NO")
         assert len(cells) == 6 and cells[5] in met, matching[0]
