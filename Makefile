@@ -85,10 +85,12 @@ pod-down: venv
 	$(BIN)/python scripts/pod.py down $(POD_ARGS)
 
 ## tests/test_pod.py's `pod` tests: the chart's pod played with the image scripts/image-test
-## builds (run that first, as root), checked from the host. `make test` skips them.
+## builds (run that first, as root), checked from the host; and tests/test_ci_recipe.py:
+## docs/testing.md's GitHub Actions job, its steps run with that image by podman.
+## `make test` skips them.
 POD_TEST_IMAGE ?= localhost/events-cache:image-test
 test-pod: venv
-	EVENTS_CACHE_POD_IMAGE=$(POD_TEST_IMAGE) $(BIN)/pytest -m pod -v -s tests/test_pod.py $(PYTEST_ARGS)
+	EVENTS_CACHE_POD_IMAGE=$(POD_TEST_IMAGE) $(BIN)/pytest -m pod -v -s tests/test_pod.py tests/test_ci_recipe.py $(PYTEST_ARGS)
 
 ## ruff and ruff format on daemon, tests, bench, scripts and clients; mypy (strict on
 ## daemon/, with untyped library calls allowed in tests/ and bench/); the import layers

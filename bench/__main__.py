@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import authtiming, follow, front, hostile, journey, memory
+from bench import authtiming, errors, follow, front, hostile, journey, memory
 from bench import proxy as px
 from bench import scenarios as sc
 from bench import wait as wt
@@ -34,6 +34,7 @@ SCENARIOS = (
     "P6",
     "F1",
     "J1",
+    "E1",
     "T1",
     "T2",
     "W1",
@@ -181,6 +182,8 @@ def _scenario(
         return follow.f1(s, server, repeat)
     if name == "J1":
         return journey.j1(s, server, repeat, smoke)
+    if name == "E1":
+        return errors.e1(s, server, repeat, smoke)
     if name == "T1":
         return follow.t1(s, server, repeat)
     if name == "W1":

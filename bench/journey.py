@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import random
 import time
+import zlib
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ import redis
 
 from bench.procs import Daemon
 from bench.scenarios import Row, Settings, _alternate, _closed_loop, _latencies, p99_row
-from daemon.store.journey import JOURNEY_BUCKET_S, MAX_JOURNEY_LISTS
+from daemon.store.journey import JOURNEY_BUCKET_S, JOURNEY_SHARDS, MAX_JOURNEY_LISTS
 from tests.support.load import http_request, write_requests
 from tests.support.scrape import counters, settle
 from tests.support.servers import RedisServer
@@ -57,13 +58,15 @@ def _lines(tokens: int, destinations: int, per_id: int) -> list[bytes]:
 
 def _bare_journey(client: redis.Redis, event_id: str, now: float) -> int:
     """The reads of one journey, as a bare redis-py client would do them: one ZRANGEBYLEX
-    per window kept, one LRANGE per list named, the matching entries parsed."""
+    per window kept (on the key of the id's shard), one LRANGE per list named, the
+    matching entries parsed."""
     first = int((now - RETENTION_S) // JOURNEY_BUCKET_S)
     last = int(now // JOURNEY_BUCKET_S) + 1
+    shard = zlib.crc32(event_id.encode()) % JOURNEY_SHARDS
     pipe = client.pipeline(transaction=False)
     for bucket in range(last, first - 1, -1):
         pipe.zrangebylex(
-            f"events_cache:journey:{bucket}",
+            f"events_cache:journey:{bucket}:{shard}",
             f"[{event_id}\0",
             f"({event_id}\x01",
             start=0,

@@ -23,11 +23,12 @@ import structlog
 from daemon import __version__
 from daemon.config import Config, RedisSettings, effective_settings
 from daemon.config.load import NO_ADMIN_TOKEN
+from daemon.core.activity import ActivityCounter
 from daemon.core.eventid import EventIdFinder
 from daemon.core.limiter import LimitedCounter, RateLimiters
-from daemon.core.model import DropReason
 from daemon.metrics import Metrics
 from daemon.metrics.summary import totals
+from daemon.pipeline.activity import ActivityFlusher
 from daemon.pipeline.admission import Admission
 from daemon.pipeline.limited import FLUSH_INTERVAL_S, LimitedFlusher
 from daemon.pipeline.queue import EventQueue
@@ -36,6 +37,7 @@ from daemon.pipeline.tailswitch import CHECK_INTERVAL_S, TailSwitch
 from daemon.pipeline.tasks import Supervisor, every
 from daemon.pipeline.trimmer import Trimmer
 from daemon.pipeline.writers import Writers
+from daemon.query.activity import Activity
 from daemon.query.journey import Journeys
 from daemon.query.service import QueryService
 from daemon.store.client import StorageConfigError, create_client
@@ -78,11 +80,13 @@ class _Loops:
     trimmer: Trimmer
     flusher: LimitedFlusher
     tail: Tail
+    activity: ActivityFlusher
 
     async def final_bookkeeping(self) -> None:
-        """A last trim and limited-count flush: lists stay within `size`, counts shared."""
+        """A last trim and count flush: lists stay within `size`, counts shared."""
         await self.trimmer.trim_once()
         await self.flusher.flush_once()
+        await self.activity.flush_once()
 
 
 class App:
@@ -106,6 +110,8 @@ class App:
         self.admission = Admission(
             self.queue, self.limiters, self.limited, self.metrics, events.redact, self.event_ids
         ).capturing(config.sidecar.capture)
+        self.activity = ActivityCounter()  # per id and minute, flushed once a second
+        self.admission.count_activity(self.activity)
         self._supervisor = Supervisor()
         self._embedded: EmbeddedRedis | None = None
         self._storage: Storage | None = None
@@ -179,11 +185,13 @@ class App:
         hub = TailHub(storage.tail_messages, self.health, max_streams, SseFraming())
         switch = TailSwitch(storage, self.health, lambda: hub.watching)
         loops = self._loops = _Loops(
-            Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
+            w := Writers(self.queue, storage, self.metrics, self.health, trimmer.mark, switch),
             trimmer,
-            LimitedFlusher(self.limited, self.limiters, storage, self.health),
+            LimitedFlusher(self.limited, self.limiters, storage, self.health, w.errors),
             Tail(hub, switch),
+            ActivityFlusher(self.activity, storage.activity, self.health, self.metrics),
         )
+        loops.writers.count_activity(self.activity)
         self.metrics.watch_queue(lambda: self.queue.depth, self.queue.capacity)
         self.metrics.watch_queue_bytes(lambda: self.queue.bytes, self.queue.capacity_bytes)
         self.metrics.streams.set_function(lambda: hub.count)
@@ -195,6 +203,7 @@ class App:
         trim_s = self.config.events.trim_interval_s
         spawn("trim", functools.partial(every, trim_s, trimmer.trim_once))
         spawn("limited-flush", functools.partial(every, FLUSH_INTERVAL_S, loops.flusher.flush_once))
+        spawn("activity", functools.partial(every, FLUSH_INTERVAL_S, loops.activity.flush_once))
         probe = functools.partial(self.health.probe, storage.ping)
         spawn("redis-health", functools.partial(every, HEALTH_INTERVAL_S, probe))
         if self._embedded is not None:
@@ -235,6 +244,7 @@ class App:
             queries,
             loops.tail,
             Journeys(storage, self.event_ids, api.max_response_bytes),
+            Activity(storage, api.max_response_bytes),
         )
         sidecar = cfg.sidecar
         settings = ListenerSettings(api, ingest, sidecar.mirror, sidecar.proxy)
@@ -243,7 +253,8 @@ class App:
     # -- stop ----------------------------------------------------------------------------
     async def stop(self) -> None:
         """Drain, close the ingest, flush within the timeout, then close the rest."""
-        drain_s = self.config.sidecar.shutdown.drain_seconds
+        shutdown = self.config.sidecar.shutdown
+        drain_s = shutdown.drain_seconds
         self.lifecycle.draining = True
         if self._loops is not None:
             self._loops.tail.hub.stop()  # live-tail streams end now, not after the drain
@@ -255,7 +266,8 @@ class App:
         # by the timeout, a Redis that fails), not only what was left in the queue.
         dropped_before = totals(self.metrics.registry)["dropped"]
         if self._loops is not None:
-            await self._flush(self._loops.writers)
+            writers = self._supervisor.tasks(f"writer-{n}" for n in range(self.queue.shards))
+            await self._loops.writers.drain(writers, shutdown.flush_timeout_seconds or None)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._loops.final_bookkeeping(), FINAL_BOOKKEEPING_TIMEOUT_S)
         await self._close_started()
@@ -266,22 +278,6 @@ class App:
             dropped_at_shutdown=int(counts["dropped"] - dropped_before),
             **counts,
         )
-
-    async def _flush(self, writers: Writers) -> None:
-        """Let the writers empty the queue within the timeout; what is left is dropped
-        and counted (reason shutdown)."""
-        tasks = self._supervisor.tasks(f"writer-{n}" for n in range(self.queue.shards))
-        writers.stop()
-        if tasks:
-            _, pending = await asyncio.wait(
-                tasks, timeout=self.config.sidecar.shutdown.flush_timeout_seconds or None
-            )
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        left = self.queue.depth
-        if left:
-            self.metrics.dropped[DropReason.SHUTDOWN].inc(left)
 
     async def _close_started(self) -> None:
         """Close whatever is open, in reverse start order; safe to call twice."""

@@ -288,8 +288,8 @@ ROWS: list[tuple[str, list[Panel]]] = [
             ),
             Panel(
                 "Redis errors per operation",
-                "Which Redis operations fail: write, trim, limited (counts), ping, query, "
-                "summary, reset, tail?",
+                "Which Redis operations fail: write, trim, limited (counts), activity "
+                "(counts), ping, query, summary, reset, tail?",
                 [
                     (
                         f"sum by (operation) ({rate('events_cache_redis_errors_total')})",
@@ -330,6 +330,18 @@ ROWS: list[tuple[str, list[Panel]]] = [
                         "{{namespace}}/{{pod}}",
                     )
                 ],
+            ),
+            Panel(
+                "Activity counts lost",
+                "Does a pod count more ids a second than it holds for the activity charts "
+                "(50,000 id-minutes between two flushes), so that counts are lost?",
+                [
+                    (
+                        f"sum by (namespace, pod) ({rate('events_cache_activity_lost_total')})",
+                        "{{namespace}}/{{pod}}",
+                    )
+                ],
+                unit="ops",
             ),
         ],
     ),

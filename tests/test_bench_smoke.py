@@ -29,6 +29,7 @@ FIGURES = (
     "P5 RSS under overload",
     "F1 summary page of 100 of 10,000 ids",
     "J1 journey of 1 of 1,000 entries",
+    "E1 error signatures of 500 errors",
     "T1 tail, 1 watcher",
     "T1 tail, 10 watchers",
     "T2 P1b unix with 10 watchers",
@@ -68,11 +69,11 @@ def test_bench_smoke_prints_every_figure() -> None:
     rows = [
         line
         for line in out.stdout.splitlines()
-        if line.startswith(("| P", "| F", "| J", "| T", "| B", "| S"))
+        if line.startswith(("| P", "| F", "| J", "| E", "| T", "| W", "| B", "| S"))
     ]
     for figure in FIGURES + REPORTED:
         matching = [r for r in rows if r.startswith(f"| {figure}")]
-        assert len(matching) == 1, (figure, out.stdout)
+        assert len(matching) == 1, (figure, out.stdout[-3000:], out.stderr[-2000:])
         cells = [c.strip() for c in matching[0].strip("|").split("|")]
         met = ("-",) if figure in REPORTED else ("yes", "NO")
         assert len(cells) == 6 and cells[5] in met, matching[0]

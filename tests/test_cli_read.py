@@ -1,4 +1,5 @@
-"""`events-cache ids | events | tail` against live daemons, as a person runs them."""
+"""`events-cache ids | events | tail | journey | activity` against live daemons, as a person
+runs them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from daemon.cli import deepjson
 from tests.support.daemon import ADMIN_TOKEN
 from tests.support.scrape import settle
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -349,3 +350,33 @@ def test_journey_as_a_table_json_and_ndjson_and_an_unknown_id(start_daemon: Any)
     assert unknown.returncode == 1 and unknown.stdout == ""
     assert "answered 404: no cached entry carries event id 'nope'" in unknown.stderr
     assert "is --url the API listener" not in unknown.stderr
+
+
+def test_activity_as_a_table_with_sparklines_json_and_ndjson(daemon: Any) -> None:
+    """shop: a pageview and a malformed body (cached in both lists); blog: a click."""
+    expected = {"shop": [2, 2, 1, 0], "blog": [1, 1, 0, 0]}
+
+    def counted() -> dict[str, Any] | None:
+        shown = cli("activity", "--url", url(daemon), "--minutes", "5")  # piped: JSON
+        doc: dict[str, Any] = json.loads(shown.stdout)
+        kinds = ("received", "cached", "errors", "rate_limited")
+        sums = {row["id"]: [sum(row[k]) for k in kinds] for row in doc["ids"]}
+        return doc if sums == expected else None
+
+    doc = wait_for(counted, timeout=20)
+    assert len(doc["minutes"]) == 5 and doc["namespace"] == "token"
+    table = cli("activity", "--url", url(daemon), "--ids", "shop", "--output", "table")
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split()[:5] == ["ID", "RECEIVED", "CACHED", "ERRORS", "LIMITED"]
+    *cells, spark = row.split()
+    assert cells == ["shop", "2", "2", "1", "0"]
+    assert len(spark) == 60 and set(spark) <= set("▁▂▃▄▅▆▇█") and "█" in spark[-2:]
+    assert "(1 id(s), " in table.stderr
+    lines = cli(
+        "activity", "--url", url(daemon), "--output", "ndjson", "--namespace", "destination"
+    )
+    rows = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert [(r["id"], sum(r["errors"]), len(r["minutes"])) for r in rows] == [("pg", 1, 60)]
+    bad = cli("activity", "--url", url(daemon), "--minutes", "61")
+    assert bad.returncode == 1 and "400" in bad.stderr and "minutes" in bad.stderr, bad.stderr

@@ -24,9 +24,11 @@ from daemon.cli.demo_data import (
     BOT_AGENT,
     BOT_SKIP,
     BUSY_KEY,
+    DESTINATION_SKIPS,
     DESTINATIONS,
     Destination,
     destinations,
+    flatten,
 )
 from daemon.cli.demo_events import DEFAULT_RATE, Incoming, Item, Processed, Traffic
 from daemon.cli.demo_faults import failure
@@ -115,7 +117,7 @@ def test_destination_results_have_the_facts_sheets_shapes() -> None:
 
 def test_error_ratio_sets_the_share_of_failures() -> None:
     for ratio in (0.0, 0.1, 0.4):
-        t = generate(3000, error_ratio=ratio).tally
+        t = generate(3000, error_ratio=ratio, rate=2).tally  # mostly quiet keys: results
         bad = (t.malformed + t.rejected) / t.requests
         assert abs(bad - ratio / 2) < 0.02, (ratio, bad)
         failed = t.result_errors / (t.results - t.result_skips)
@@ -212,7 +214,8 @@ def test_every_message_fits_the_event_it_is_attached_to() -> None:
                 seen.update(ingest_message_fits(item, events))
         elif item.error:
             seen.update(destination_error_fits(item.error, item.original, tables))
-    kinds = {"no event_type", "future", "origin", "bot", "bigint", "duplicate"}
+    kinds = {"no event_type", "future", "origin", "bot", "bigint", "duplicate", "text number"}
+    kinds |= {"schema"}
     assert kinds <= set(seen), seen  # each kind of message was checked, not vacuously
 
 
@@ -237,8 +240,38 @@ def test_a_destination_error_needs_what_it_names() -> None:
     assert "Error 1264 (22003): Out of range value for column 'revenue' at row 1" in drawn["refund"]
     assert "Error 1062 (23000): Duplicate entry 'ord_12345' for key 'PRIMARY'" in drawn["refund"]
     assert not any("Out of range" in e for e in drawn["purchase"])
-    assert not any("bigint" in e for e in drawn["pageview"]) and len(drawn["pageview"]) == 2
+    assert not any("bigint" in e for e in drawn["pageview"])
+    # the replica's address varies, the message does not: 3 addresses, 1 duplicate key
+    assert len(drawn["pageview"]) == 4 and any("connection refused" in e for e in drawn["pageview"])
     assert 'pq: invalid input syntax for type bigint: "-12.5"' in drawn["pg refund"]
+    text_price: dict[str, Any] = {"event_type": "add_to_cart", "product": {"price": "6.90"}}
+    assert {failure(pg, text_price, rng) for _ in range(200)} >= {
+        'pq: column "product_price" is of type numeric but expression is of type text'
+    }
+    bq = DESTINATIONS[3]
+    assert not any("Field" in failure(bq, pageview, rng) for _ in range(100))
+    assert any("Field revenue has changed type from INTEGER to FLOAT" in e
+               for e in (failure(bq, refund, rng) for _ in range(100)))  # fmt: skip
+
+
+def test_errors_repeat_with_varying_values() -> None:
+    """What the error signatures group: the same message, different values."""
+    traffic = generate(4000, ids=6, error_ratio=0.5, rate=2)
+    errors = {i.error for i in traffic.items if isinstance(i, Processed) and i.error}  # type: ignore[attr-defined]
+    refused = {e for e in errors if e.endswith(":5432: connect: connection refused")}
+    columns = {m[1] for e in errors if (m := re.match(r'pq: column "(\w+)" is of type', e))}
+    memory = {e for e in errors if e.startswith("code: 241, message: Memory limit")}
+    assert len(refused) > 1 and len(columns) > 1 and len(memory) > 1, errors
+
+
+def test_destinations_skip_what_they_do_not_take() -> None:
+    crm, amplitude, orders = DESTINATIONS[2], DESTINATIONS[4], DESTINATIONS[5]
+    assert crm.skip("pageview") == orders.skip("pageview") == DESTINATION_SKIPS[0]
+    assert crm.skip("signup") is None and orders.skip("refund") is None
+    assert (
+        amplitude.skip("scroll_depth") == "event_type scroll_depth is not sent to this destination"
+    )
+    assert amplitude.skip("pageview") is None
 
 
 def ingest_message_fits(item: Incoming, events: list[Any]) -> list[str]:
@@ -283,6 +316,16 @@ def destination_error_fits(
         return ["out of range"]
     if m := re.search(r"Table default\.(\w+) doesn't exist", error):
         assert m[1] in tables.values()
+    if m := re.fullmatch(
+        r'pq: column "(\w+)" is of type (\w+) but expression is of type text', error
+    ):
+        row = flatten(original)
+        assert isinstance(row[m[1]], str) and float(row[m[1]]) >= 0, (error, row[m[1]])
+        return ["text number"]
+    if m := re.search(r"Field (\w+) has changed type from INTEGER to FLOAT", error):
+        value = flatten(original)[m[1]]
+        assert isinstance(value, float) and not value.is_integer(), (error, value)
+        return ["schema"]
     return []
 
 
@@ -347,6 +390,53 @@ def test_demo_feeds_a_daemon_and_the_counts_agree(start_daemon: Any) -> None:
     errors = daemon.query(namespace="token", status="error", limit=1000)["events"]
     assert any("malformed" in e for e in errors)
     assert daemon.metric("events_cache_malformed_total") > 0
+
+
+def demo_event_id(original: dict[str, Any]) -> str:
+    """The id of a demo event, as a destination's entry carries it."""
+    ctx = original.get("eventn_ctx")
+    found = ctx["event_id"] if isinstance(ctx, dict) else original["eventn_ctx_event_id"]
+    assert isinstance(found, str) and found
+    return found
+
+
+@pytest.mark.e2e
+def test_a_demo_events_journey_joins_the_key_and_its_destinations(start_daemon: Any) -> None:
+    """Every destination entry the demo sent names an event the API key received: its
+    journey shows the key's entry and that destination's outcome; some show several
+    destinations, each with what it made of the event."""
+    daemon = start_daemon()
+    result = run_demo(
+        "--socket", daemon.socket_path, "--rate", "6", "--ids", "4", "--error-ratio", "0.3",
+        "--duration", "5", "--seed", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    daemon.wait_drained()
+    dest_ids = [
+        row["id"]
+        for row in daemon.api("/api/v1/events/ids", {"namespace": "destination"}).json["ids"]
+    ]
+    journeys: dict[str, dict[str, Any]] = {}
+    for dest_id in dest_ids:
+        for entry in daemon.query(namespace="destination", ids=dest_id, limit=100)["events"]:
+            event_id = demo_event_id(entry["original"])
+            if event_id not in journeys:
+                reply = daemon.api("/api/v1/events/journey", {"event_id": event_id})
+                assert reply.status == 200, (event_id, reply.raw)
+                journeys[event_id] = reply.json
+            journey = journeys[event_id]
+            assert [e["token_id"] for e in journey["received"]] == [entry["token_id"]]
+            assert journey["received"][0]["original"]["api_key"] == entry["token_id"]
+            status = (
+                "error" if entry.get("error") else "success" if entry.get("success") else "skip"
+            )
+            assert {"destination_id": dest_id, "status": status} in [
+                {k: d[k] for k in ("destination_id", "status")} for d in journey["destinations"]
+            ]
+    assert len(journeys) >= 4, journeys.keys()
+    statuses = [{d["status"] for d in j["destinations"]} for j in journeys.values()]
+    assert any(len(s) >= 2 for s in statuses), statuses  # several destinations, differing
+    assert set().union(*statuses) == {"success", "error", "skip"}, statuses
 
 
 @pytest.mark.e2e

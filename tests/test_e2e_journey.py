@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 import redis
 
-from daemon.store.journey import JOURNEY_BUCKET_S, MAX_JOURNEY_LISTS
+from daemon.store.journey import (
+    JOURNEY_BUCKET_S,
+    JOURNEY_SHARDS,
+    MAX_JOURNEY_LISTS,
+    journey_shard,
+)
 from tests.support.scrape import settle
 
 pytestmark = pytest.mark.e2e
@@ -121,27 +126,50 @@ def test_an_entry_trimmed_away_is_not_found_any_more(start_daemon: Any) -> None:
     assert journey(daemon, "later-1")[0] == 200
 
 
-def test_the_index_is_one_key_per_window_expiring_after_retention(
+def test_the_index_is_one_key_per_window_and_shard_expiring_after_retention(
     start_daemon: Any, redis_client: redis.Redis
 ) -> None:
-    """One ZADD per batch into the window's key, which expires `retention_minutes` after
-    the window ends; an event id cached many times in one list is one member."""
+    """A batch's members go to its window's keys, one per shard of their ids (spread, not
+    one hot key), each expiring `retention_minutes` after the window ends; an event id
+    cached many times in one list is one member."""
     daemon = start_daemon({**NO_REFILL, "sidecar": {"journey": {"retention_minutes": 7}}})
-    body = json.dumps([{"event_id": "same"}] * 5 + [{"event_id": "other"}])
+    ids = [f"ev-{n}" for n in range(40)]
+    body = json.dumps([{"event_id": "same"}] * 5 + [{"event_id": i} for i in ids])
     before = time.time()
     assert daemon.post_token("shop", body).status == 202
     settle(daemon)
     after = time.time()
     keys = sorted(k.decode() for k in redis_client.scan_iter("events_cache:journey:*"))
-    assert len(keys) == 1  # one batch, one window
-    bucket = int(keys[0].rsplit(":", 1)[1])
-    assert int(before // JOURNEY_BUCKET_S) <= bucket <= int(after // JOURNEY_BUCKET_S)
-    members = redis_client.zrange(keys[0], 0, -1)
-    assert sorted(members) == [b"other\0token\0a\0shop", b"same\0token\0a\0shop"]
-    expires_at = redis_client.expiretime(keys[0])
-    assert expires_at == (bucket + 1) * JOURNEY_BUCKET_S + 7 * 60
+    members: dict[str, str] = {}
+    for key in keys:
+        bucket, shard = map(int, key.removeprefix("events_cache:journey:").split(":"))
+        assert int(before // JOURNEY_BUCKET_S) <= bucket <= int(after // JOURNEY_BUCKET_S)
+        assert 0 <= shard < JOURNEY_SHARDS
+        assert redis_client.expiretime(key) == (bucket + 1) * JOURNEY_BUCKET_S + 7 * 60
+        stored: list[bytes] = redis_client.zrange(key, 0, -1)  # type: ignore[assignment]
+        for member in stored:
+            event_id, rest = member.decode().split("\0", 1)
+            assert rest == "token\0a\0shop" and event_id not in members
+            assert journey_shard(event_id) == shard  # the look-up reads that key alone
+            members[event_id] = key
+    assert sorted(members) == sorted([*ids, "same"])
+    # every shard took a share (the window's keys: one per shard, two windows at a turn)
+    assert {journey_shard(i) for i in members} == set(range(JOURNEY_SHARDS))
+    assert JOURNEY_SHARDS <= len(keys) <= 2 * JOURNEY_SHARDS
     status, found = journey(daemon, "same")
     assert status == 200 and len(found["received"]) == 5
+    assert all(journey(daemon, i)[0] == 200 for i in ids[:10])
+    # a second batch in the same window: ZADDs again, but no EXPIREAT (once per key)
+    expireats = expireat_calls(redis_client)
+    assert daemon.post_token("shop", body).status == 202
+    settle(daemon)
+    if int(before // JOURNEY_BUCKET_S) == int(time.time() // JOURNEY_BUCKET_S):
+        assert expireat_calls(redis_client) == expireats
+
+
+def expireat_calls(client: redis.Redis) -> int:
+    stats: dict[str, dict[str, int]] = client.info("commandstats")
+    return stats.get("cmdstat_expireat", {}).get("calls", 0)
 
 
 def test_no_rules_no_index(start_daemon: Any, redis_client: redis.Redis) -> None:
@@ -167,3 +195,48 @@ def test_a_look_up_reads_at_most_max_journey_lists_and_says_it_was_cut(start_dae
     settle(daemon)
     reply = daemon.api(JOURNEY, {"event_id": "once"})
     assert reply.status == 200 and "X-Events-Cache-Truncated" not in reply.headers
+
+
+def test_ids_written_with_json_escapes_are_found(start_daemon: Any) -> None:
+    """A writer that escapes what is not ASCII (Python's json), or <>& (Go's): the id's
+    bytes are not in the stored entry as they are, yet the look-up finds it; a UUID-like
+    id (no character any writer escapes) is found by its bytes alone."""
+    daemon = start_daemon()
+    bodies = [
+        '{"event_type": "a", "eventn_ctx": {"event_id": "caf\\u00e9-1"}}',
+        '{"event_type": "b", "eventn_ctx": {"event_id": "a\\u003cb\\u0026c"}}',
+        '{"event_type": "c", "eventn_ctx": {"event_id": "ev-9"}, "note": "\\u00e9t\\u00e9"}',
+    ]
+    for body in bodies:
+        assert daemon.post_token("shop", body).status == 202
+    settle(daemon)
+    for event_id, event_type in (("café-1", "a"), ("a<b&c", "b"), ("ev-9", "c")):
+        status, body = journey(daemon, event_id)
+        assert status == 200, (event_id, body)
+        assert [e["original"]["event_type"] for e in body["received"]] == [event_type]
+
+
+def test_a_failed_read_leaves_nothing_behind_and_a_killed_connection_is_retried(
+    start_daemon: Any, redis_client: redis.Redis
+) -> None:
+    """The look-up's reads (`daemon.store.reads`, not redis-py's pipeline): an error reply
+    is a 503, and the look-ups after it get their own replies (the connection, with a
+    reply still unread, is dropped); a pooled connection Redis closed is retried once on
+    a fresh one."""
+    daemon = start_daemon(NO_REFILL)
+    event = {"event_id": "ev-w"}
+    assert daemon.post_token("shop", json.dumps(event)).status == 202
+    assert daemon.post_ndjson([destination("pg", event, skip="x")]).status == 202
+    assert daemon.post_token("other", json.dumps({"event_id": "ev-ok"})).status == 202
+    settle(daemon)
+    assert journey(daemon, "ev-w")[0] == 200
+    redis_client.delete("events_cache:destination#pg")
+    redis_client.set("events_cache:destination#pg", "not a list")  # read first, then shop's
+    status, body = journey(daemon, "ev-w")
+    assert status == 503 and "WRONGTYPE" in body["message"]
+    for _ in range(3):  # whichever pooled connection answers: the right replies
+        status, body = journey(daemon, "ev-ok")
+        assert status == 200 and [e["token_id"] for e in body["received"]] == ["other"]
+    assert redis_client.client_kill_filter(_type="normal", skipme=True) > 0
+    status, body = journey(daemon, "ev-ok")
+    assert status == 200 and [e["token_id"] for e in body["received"]] == ["other"]

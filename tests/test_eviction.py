@@ -1,10 +1,10 @@
 """Redis' maxmemory policy with the cache's keys (docs/redis.md, "Memory and eviction").
 
 Without `ttl_minutes.events_cache` (the default) the cache's lists carry no TTL, so a
-`volatile-*` policy has nothing to evict but the journey's index keys, which expire (off
-here, so that the count is the lists'): once Redis is full every write fails, and the
-sidecar drops what it writes (counted). `allkeys-lru` evicts the coldest lists instead
-and every write succeeds.
+`volatile-*` policy has nothing to evict but the keys that expire: the journey's index
+(off here) and the activity counts (whose evictions, if any, are told apart by keyspace
+notifications): once Redis is full every write fails, and the sidecar drops what it
+writes (counted). `allkeys-lru` evicts the coldest lists instead and every write succeeds.
 """
 
 from __future__ import annotations
@@ -44,10 +44,22 @@ def fill(start_daemon: StartDaemon, url: str, journey: bool = True) -> dict[str,
 def test_volatile_lru_without_ttl_evicts_nothing_and_writes_fail(
     start_daemon: StartDaemon, spawn_redis: SpawnRedis
 ) -> None:
-    server = spawn_redis("--maxmemory", MAXMEMORY, "--maxmemory-policy", "volatile-lru")
-    outcome = fill(start_daemon, server.url, journey=False)
+    server = spawn_redis(
+        "--maxmemory", MAXMEMORY, "--maxmemory-policy", "volatile-lru",
+        "--notify-keyspace-events", "Ee",
+    )  # fmt: skip
     client = server.client()
-    assert int(client.info("stats")["evicted_keys"]) == 0
+    evictions = client.pubsub()
+    evictions.subscribe("__keyevent@0__:evicted")
+    outcome = fill(start_daemon, server.url, journey=False)
+    evicted = []
+    while (message := evictions.get_message(timeout=0.5)) is not None:
+        if message["type"] == "message":
+            evicted.append(message["data"].decode())
+    evictions.close()
+    assert int(client.info("stats")["evicted_keys"]) == len(evicted)
+    # no list, no index: at most activity counts, the only keys with a TTL here
+    assert all(key.startswith("events_cache:activity:") for key in evicted), evicted[:5]
     assert outcome["dropped"] > 0 and outcome["write_errors"] > 0, outcome
 
 

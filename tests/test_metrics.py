@@ -16,9 +16,12 @@ from prometheus_client import generate_latest
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from daemon.core.activity import RECEIVED, ActivityCounter
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import Namespace, RedisOperation, Target
 from daemon.metrics import Metrics
+from daemon.pipeline.activity import ActivityFlusher
+from daemon.pipeline.errors import ErrorTally
 from daemon.pipeline.limited import LimitedFlusher
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.tailswitch import TailSwitch
@@ -31,7 +34,9 @@ from tests.support.servers import SpawnRedis, wait_for
 from tests.support.sse import Watcher
 
 ERRORS = "events_cache_redis_errors_total"
-OPERATIONS = {"write", "trim", "limited", "ping", "query", "summary", "reset", "tail"}
+OPERATIONS = {
+    "write", "trim", "limited", "activity", "ping", "query", "summary", "reset", "tail", "errors"
+}  # fmt: skip
 
 
 def errors(metrics: Metrics, operation: str) -> float | None:
@@ -73,12 +78,18 @@ async def test_each_background_operation_counts_its_failures(dead: Storage) -> N
     await trimmer.trim_once()  # the keys stay marked: a second failure, a second count
     counter = LimitedCounter()
     counter.add(("token", "a", "all"), 100.0)
-    await LimitedFlusher(counter, RateLimiters(5, 60), dead, health).flush_once()
+    tally = ErrorTally()  # the error signatures go with the limited counts
+    tally.add([QueuedEntry(Namespace.DESTINATION, "d", int(Target.ERROR), b"{}", "", "boom 1")])
+    await LimitedFlusher(counter, RateLimiters(5, 60), dead, health, tally).flush_once()
     await TailSwitch(dead, health, lambda: 0).check_once()
     await TailSwitch(dead, health, lambda: 1).check_once()
+    activity = ActivityCounter()
+    activity.add("token", "a", 100.0, RECEIVED, 2)
+    await ActivityFlusher(activity, dead.activity, health, metrics).flush_once()
+    assert activity.take() == {("token", "a", 1): [2, 0, 0, 0]}  # kept for the next flush
     counts = {op: errors(metrics, op) for op in OPERATIONS}
-    assert counts == {"write": 1, "trim": 2, "limited": 1, "tail": 2,
-                      "ping": 0, "query": 0, "summary": 0, "reset": 0}  # fmt: skip
+    assert counts == {"write": 1, "trim": 2, "limited": 1, "activity": 1, "tail": 2,
+                      "ping": 0, "query": 0, "summary": 0, "reset": 0, "errors": 1}  # fmt: skip
     assert metrics.registry.get_sample_value("events_cache_redis_up") == 0
     await dead.aclose()
 

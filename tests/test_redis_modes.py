@@ -10,6 +10,7 @@ while their Redis still answers.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from daemon.store.journey import JOURNEY_SHARDS
 from tests.support import topologies as topo
 from tests.support.daemon import StartDaemon
+from tests.support.scrape import settle
 from tests.support.servers import RedisServer, wait_for
 from tests.support.topologies import (
     ACL_COMMANDS,
@@ -256,6 +259,16 @@ def test_cluster_round_trip_across_all_masters(cluster: Cluster, start_daemon: S
     # the 3 new entries are written asynchronously: the query sees them once written
     wait_for(lambda: daemon.query(namespace="token")["total_events"] == 30 * 2 + 3)
     wait_for(lambda: daemon.query(namespace="token", ids="k0")["last_minute_limited"] == 7)
+    # every id's activity, its hashes on every master: 2 each; k0 2 + 10, 7 limited
+    expected = {i: (2, 2, 0) for i in ids} | {"k0": (12, 5, 7)}
+
+    def counted() -> bool:
+        answer = daemon.api("/api/v1/events/activity", {"namespace": "token", "ids": ",".join(ids)})
+        kinds = ("received", "cached", "rate_limited")
+        found = {r["id"]: tuple(sum(r[k]) for k in kinds) for r in answer.json["ids"]}
+        return found == expected
+
+    wait_for(counted)
     # Several ids on every master in one query: one cluster pipeline of LLEN, LRANGE and
     # HGETALLs, split per node by redis-py; the replies come back in the ids' order.
     several = ["k0", *(f"k{n}" for n in range(1, 30, 3))]
@@ -280,6 +293,39 @@ def test_cluster_round_trip_across_all_masters(cluster: Cluster, start_daemon: S
     for server in cluster.servers:
         with server.client() as c:
             assert acl_denials(c) == [], server.address
+
+
+@pytest.mark.xdist_group("redis-cluster")
+def test_cluster_journey_index_spreads_over_the_masters(
+    cluster: Cluster, start_daemon: StartDaemon
+) -> None:
+    """The journey's index of one window is JOURNEY_SHARDS keys, on every master, not one
+    hot key; a look-up finds an event through the one key of its shard, on any master."""
+    daemon = start_daemon(redis_keys(f"127.0.0.1:{cluster.servers[0].port}", cluster=True))
+    ids = [f"ev-{n}" for n in range(40)]
+    events = [{"event_type": "pageview", "eventn_ctx": {"event_id": i}} for i in ids]
+    assert daemon.post_token("shop", json.dumps(events)).status == 202
+    lines = [
+        {"namespace": "destination", "id": "pg", "original": e, "success": {"table": "t"}}
+        for e in events
+    ]
+    assert daemon.post_ndjson(lines).status == 202
+    settle(daemon)
+    client = cluster.client()
+    try:
+        keys = [k.decode() for k in client.scan_iter("events_cache:journey:*", target_nodes="all")]
+    finally:
+        client.close()
+    assert JOURNEY_SHARDS <= len(keys) <= 2 * JOURNEY_SHARDS  # one window (two at a turn)
+    masters = {cluster.master_of_slot(topo.key_slot(k)).port for k in keys}
+    assert len(masters) == 3
+    for event_id in ids:
+        reply = daemon.api("/api/v1/events/journey", {"event_id": event_id})
+        assert reply.status == 200, reply.raw
+        assert [e["token_id"] for e in reply.json["received"]] == ["shop"]
+        assert [(d["destination_id"], d["status"]) for d in reply.json["destinations"]] == [
+            ("pg", "success")
+        ]
 
 
 @pytest.mark.xdist_group("redis-cluster")

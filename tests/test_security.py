@@ -56,12 +56,14 @@ def raw_exchange(address: str | tuple[str, int], data: bytes, timeout: float = 1
 
 # -- the admin token -------------------------------------------------------------------
 
-# (method, target) of the four admin routes: everything under /api/v1/events/.
+# (method, target) of the admin routes: everything under /api/v1/events/, and the errors.
 ADMIN_ROUTES = [
     ("GET", f"{CACHE}?namespace=token&ids=victim"),
     ("DELETE", f"{CACHE}?namespace=token&ids=victim"),
     ("GET", f"{IDS}?namespace=token"),
     ("GET", f"{STREAM}?namespace=token"),
+    ("GET", "/api/v1/events/activity?namespace=token&ids=victim"),
+    ("GET", "/api/v1/errors?namespace=token&ids=victim"),
 ]
 TOKEN = ADMIN_TOKEN.encode()
 
@@ -115,9 +117,9 @@ def seeded(start_daemon: StartDaemon) -> InProcessDaemon:
 
 
 def test_the_admin_routes_refuse_twelve_kinds_of_wrong_token(seeded: InProcessDaemon) -> None:
-    """Each of the 12 kinds on each of the 4 admin routes: 401, the refusal counted,
+    """Each of the 12 kinds on each of the 5 admin routes: 401, the refusal counted,
     nothing read or reset; then the right token passes on each (the control)."""
-    assert len(WRONG_TOKENS) == 12 and len(ADMIN_ROUTES) == 4
+    assert len(WRONG_TOKENS) == 12 and len(ADMIN_ROUTES) == 5
     refused = 0
     for method, target in ADMIN_ROUTES:
         for name, lines, query in WRONG_TOKENS:
@@ -127,14 +129,14 @@ def test_the_admin_routes_refuse_twelve_kinds_of_wrong_token(seeded: InProcessDa
             assert status == 401, (method, target, name, head)
             assert ADMIN_TOKEN.encode() not in head
             refused += 1
-    assert refused == 48
-    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 48
+    assert refused == 60
+    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 60
     assert len(seeded.query(namespace="token", ids="victim")["events"]) == 1  # not reset
     for method, target in ADMIN_ROUTES:
         for right in (b"X-Admin-Token: " + TOKEN, b"Authorization: Bearer " + TOKEN):
             status, head = first_answer(seeded.api_port, admin_request(method, target, [right]))
             assert status == 200, (method, target, head)
-    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 48
+    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 60
 
 
 def test_with_allow_token_in_query_the_query_token_passes_and_a_wrong_one_does_not(

@@ -1,7 +1,8 @@
 """Command line of `events-cache` (and `python -m daemon`).
 
 - `events-cache [--config PATH]` runs the daemon; `check-config` validates its file;
-- `ids`, `events`, `tail`, `journey` read the cache of a running daemon through its query API;
+- `ids`, `events`, `tail`, `journey`, `activity`, `errors` read the cache of a running
+  daemon through its query API;
 - `expect` waits until matching events are cached (exit 0), for tests and CI;
 - `export` writes every matching event as NDJSON, `replay` sends the originals again;
 - `demo` sends realistic synthetic events to a running sidecar.
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from daemon import __version__
 from daemon.cli.demo import add_demo_command, demo_command
+from daemon.cli.errors import add_errors_command, errors_command
 from daemon.cli.expect import add_expect_command, expect_command
 from daemon.cli.export import add_export_command, export_command
 from daemon.cli.read import add_read_commands, read_command
@@ -51,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_read_commands(commands)
     add_expect_command(commands)
+    add_errors_command(commands)
     add_demo_command(commands)
     add_export_command(commands)
     add_replay_command(commands)
@@ -71,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return export_command(args)
         if args.command == "replay":
             return replay_command(args)
+        if args.command == "errors":
+            return errors_command(args)
         if args.command:
             return read_command(args)
         return run_command(args.config)

@@ -1,14 +1,21 @@
-"""The vocabulary of the demo generator: sites, browsers, event types, destinations, the
-messages their failures give and the shape of their results, as a Jitsu Classic
-installation would see them."""
+"""The vocabulary of the demo generator: sites, browsers, event types and the shape of
+destinations' results, as a Jitsu Classic installation would see them (the destinations
+themselves, their skips and errors: demo_destinations)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from daemon.cli.demo_destinations import (
+    DESTINATION_SKIPS,
+    DESTINATIONS,
+    Destination,
+    Failure,
+    destinations,
+)
+
+__all__ = ["DESTINATIONS", "DESTINATION_SKIPS", "Destination", "Failure", "destinations"]
 
 # (host, page paths with their titles) of the sites whose API keys send events.
 SITES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -94,131 +101,9 @@ OTHER_SKIPS = (
 )
 # Sites that copied a browser key into their own pages: the ingest refuses their origin.
 FOREIGN_ORIGINS = ("https://evil.example", "https://shop-example-deals.example")
-# Why a destination skips an event (Jitsu's own message among them).
-DESTINATION_SKIPS = (
-    "Transform or table name filter marked object to be skipped. This object will be skipped.",
-    "event_type scroll_depth is not sent to this destination",
-)
-
-
-def _anything(value: Any) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An error a destination gives, and which events it can happen to: those whose
-    flattened row has the column `needs` with a value `when` accepts. The message may
-    name that value (`{value}`) and the destination's table (`{table}`), so what the
-    viewer shows beside the event is what that event would have caused."""
-
-    message: str
-    needs: str = ""
-    when: Callable[[Any], bool] = _anything
-
-    def fits(self, row: dict[str, Any]) -> bool:
-        """Whether this failure can happen to an event with this flattened row."""
-        return not self.needs or (self.needs in row and self.when(row[self.needs]))
-
-    def text(self, row: dict[str, Any], table: str) -> str:
-        """The message for that event."""
-        value = row.get(self.needs) if self.needs else None
-        shown = value if isinstance(value, str) else json.dumps(value)
-        return self.message.format(value=shown, table=table)
-
-
-@dataclass(frozen=True)
-class Destination:
-    """A destination as Jitsu knows it: a database with its column types, or an HTTP
-    endpoint, and the errors it gives (at least one of them fits any event)."""
-
-    id: str
-    kind: str  # "database" or "http"
-    table: str = ""
-    types: tuple[str, str, str, str] = ("text", "timestamp", "bigint", "numeric")
-    url: str = ""
-    errors: tuple[Failure, ...] = ()
-
-
-DESTINATIONS = (
-    Destination(
-        "pg_main",
-        "database",
-        table="events",
-        errors=(
-            # the column was created from whole numbers; this revenue has a fraction
-            Failure('pq: invalid input syntax for type bigint: "{value}"', needs="revenue"),
-            Failure("dial tcp 10.20.0.15:5432: connect: connection refused"),
-            Failure('pq: duplicate key value violates unique constraint "{table}_pkey"'),
-        ),
-    ),
-    Destination(
-        "clickhouse_events",
-        "database",
-        table="events",
-        types=("String", "DateTime64(6)", "Int64", "Float64"),
-        errors=(
-            Failure("code: 241, message: Memory limit (total) exceeded: would use 9.32 GiB"),
-            Failure("code: 60, message: Table default.{table} doesn't exist"),
-        ),
-    ),
-    Destination(
-        "webhook_crm",
-        "http",
-        url="https://crm.example.com/hooks/jitsu",
-        errors=(
-            Failure("POST https://crm.example.com/hooks/jitsu: 502 Bad Gateway"),
-            Failure(
-                'Post "https://crm.example.com/hooks/jitsu": context deadline exceeded '
-                "(Client.Timeout exceeded while awaiting headers)"
-            ),
-        ),
-    ),
-    Destination(
-        "bigquery_dwh",
-        "database",
-        table="jitsu_events",
-        types=("STRING", "TIMESTAMP", "INTEGER", "FLOAT"),
-        errors=(
-            Failure(
-                "googleapi: Error 403: Quota exceeded: Your table exceeded quota for imports "
-                "or query appends per table, quotaExceeded"
-            ),
-        ),
-    ),
-    Destination(
-        "amplitude",
-        "http",
-        url="https://api2.amplitude.com/2/httpapi",
-        errors=(Failure("POST https://api2.amplitude.com/2/httpapi: 429 Too Many Requests"),),
-    ),
-    Destination(
-        "mysql_orders",
-        "database",
-        table="orders",
-        types=("TEXT", "DATETIME", "BIGINT", "DOUBLE"),
-        errors=(
-            Failure("Error 1062 (23000): Duplicate entry '{value}' for key 'PRIMARY'", "order_id"),
-            # an unsigned column: only a refund's negative revenue is out of its range
-            Failure(
-                "Error 1264 (22003): Out of range value for column 'revenue' at row 1",
-                needs="revenue",
-                when=lambda revenue: revenue < 0,
-            ),
-            Failure("Error 1205 (HY000): Lock wait timeout exceeded; try restarting transaction"),
-        ),
-    ),
-)
-
-
-def destinations(n: int) -> tuple[Destination, ...]:
-    """`n` destinations: the catalogue, then numbered copies of it."""
-    out = []
-    for i in range(n):
-        base = DESTINATIONS[i % len(DESTINATIONS)]
-        suffix = f"_{i // len(DESTINATIONS) + 1}" if i >= len(DESTINATIONS) else ""
-        out.append(dataclasses.replace(base, id=base.id + suffix))
-    return tuple(out)
+# Browser events whose numbers a site's tag manager read from the page, as text
+# ("12.50"): the databases with numeric columns refuse them (demo_destinations).
+TEXT_NUMBERS_RATIO = 0.2
 
 
 def flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -204,7 +204,10 @@ class Traffic:
                 "eventn_ctx": self._context(key, anonymous_id, now),
                 "src": "jitsu",
             }
-        event.update(self._details(event_type, anonymous_id))
+        details = self._details(event_type, anonymous_id)
+        if not key.server and rng.random() < data.TEXT_NUMBERS_RATIO:
+            details = faults.numbers_as_text(details)
+        event.update(details)
         return event
 
     def _context(self, key: ApiKey, anonymous_id: str, now: float) -> dict[str, Any]:
@@ -259,20 +262,22 @@ class Traffic:
         return {}
 
     def _enriched(self, event: dict[str, Any], now: float) -> dict[str, Any]:
-        """The event as a destination gets it: Jitsu adds the time and the source IP."""
+        """The event as a destination gets it: Jitsu adds the time and the source IP,
+        and gives a server event its id as `eventn_ctx_event_id`, the column its tables
+        are keyed on (a browser event has it in eventn_ctx already). Every destination's
+        entry thus carries the id of the API key's event: its journey joins them."""
         rng = self.rng
         ip = f"{rng.choice(('198.51.100', '203.0.113'))}.{rng.randint(1, 254)}"  # doc ranges
-        return {**event, "_timestamp": iso(now), "source_ip": ip}
+        enriched = {**event, "_timestamp": iso(now), "source_ip": ip}
+        if "eventn_ctx" not in event and "event_id" in event:
+            enriched["eventn_ctx_event_id"] = event["event_id"]
+        return enriched
 
     def _result(self, dest: Destination, key: ApiKey, original: dict[str, Any]) -> Processed:
         rng, tally = self.rng, self.tally
         tally.results += 1
         event_type = original["event_type"]
-        skip = None
-        if dest.table == "orders" and event_type not in ("purchase", "invoice_paid", "refund"):
-            skip = data.DESTINATION_SKIPS[0]
-        elif dest.kind == "http" and event_type == "scroll_depth":
-            skip = data.DESTINATION_SKIPS[1]
+        skip = dest.skip(event_type)
         if skip:
             tally.result_skips += 1
             return Processed(dest.id, key.id, original, skip=skip)

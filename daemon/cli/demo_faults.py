@@ -67,8 +67,21 @@ def skip(events: list[dict[str, Any]], rng: random.Random) -> str:
     return reason
 
 
+def numbers_as_text(details: dict[str, Any]) -> dict[str, Any]:
+    """An event's numbers as a tag manager that reads them from the page sends them
+    ("12.50"): what a database's numeric column refuses (demo_destinations)."""
+    out = dict(details)
+    if isinstance(out.get("revenue"), int | float):
+        out["revenue"] = f"{out['revenue']:.2f}"
+    if isinstance(out.get("percent"), int):
+        out["percent"] = str(out["percent"])
+    if isinstance(out.get("product"), dict):
+        out["product"] = {**out["product"], "price": f"{out['product']['price']:.2f}"}
+    return out
+
+
 def failure(dest: Destination, original: dict[str, Any], rng: random.Random) -> str:
     """An error of `dest` that this event could have caused, with its values in it."""
     row = flatten(original)
     fitting = [f for f in dest.errors if f.fits(row)]
-    return rng.choice(fitting).text(row, dest.table)
+    return rng.choice(fitting).text(row, dest.table, rng)

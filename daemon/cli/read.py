@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from daemon.cli import deepjson, table
+from daemon.cli.activity import HELP, activity_command, add_activity_arguments
 from daemon.cli.http import TOKEN_HELP, ApiClient, ApiError, SseEvent, admin_token
 from daemon.core.model import Namespace
 from daemon.core.wire import (
@@ -65,6 +66,7 @@ def add_read_commands(commands: Any) -> None:
         commands, "journey", "what every destination made of one event", namespaced=False
     )
     journey.add_argument("event_id", metavar="EVENT_ID", help="the event's own id")
+    add_activity_arguments(_command(commands, "activity", HELP))
 
 
 def _command(
@@ -112,6 +114,8 @@ def read_command(args: argparse.Namespace) -> int:
             return _events(client, args, output, out)
         if args.command == "journey":
             return _journey(client, args.event_id, output, out)
+        if args.command == "activity":
+            return activity_command(client, args, output, out)
         return _tail(client, args, args.output or ("table" if out.isatty() else "ndjson"), out)
     except ApiError as e:
         print(f"events-cache {args.command}: {e}", file=sys.stderr)

@@ -22,20 +22,21 @@ CUT_FIELD = "cut"  # {"original": 1048600, ...}: the cut fields and their whole 
 MAX_CUT_BYTES = 9 * (PREVIEW_BYTES + 32) + 256
 
 
-def preview(text: str) -> str:
-    """The beginning of `text` whose JSON string is at most PREVIEW_BYTES long."""
-    chars = PREVIEW_BYTES
+def preview(text: str, limit: int = PREVIEW_BYTES) -> str:
+    """The beginning of `text` whose JSON string is at most `limit` bytes long."""
+    chars = limit
     while chars > 0:
         part = text[:chars]
         size = len(orjson.dumps(part))
-        if size <= PREVIEW_BYTES:
+        if size <= limit:
             return part
-        chars = min(chars - 1, chars * PREVIEW_BYTES // size)
+        chars = min(chars - 1, chars * limit // size)
     return ""
 
 
-def cut(raw: bytes) -> dict[str, Any]:
-    """The stored entry `raw` as answered (see daemon.core.entry.decode), long fields cut."""
+def cut(raw: bytes, limit: int = PREVIEW_BYTES) -> dict[str, Any]:
+    """The stored entry `raw` as answered (see daemon.core.entry.decode), fields longer
+    than `limit` bytes of JSON cut (an error signature's example: smaller)."""
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -45,9 +46,9 @@ def cut(raw: bytes) -> dict[str, Any]:
     sizes: dict[str, int] = {}
     for name in list(event):
         text = source.get(name)
-        if isinstance(text, str) and len(text) > PREVIEW_BYTES // 6:
-            if len(orjson.dumps(text)) > PREVIEW_BYTES:
-                event[name] = preview(text)
+        if isinstance(text, str) and len(text) > limit // 6:
+            if len(orjson.dumps(text)) > limit:
+                event[name] = preview(text, limit)
                 sizes[name] = len(text.encode())
     event[CUT_FIELD] = sizes
     return event

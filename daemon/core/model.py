@@ -87,8 +87,10 @@ class RedisOperation(StrEnum):
     WRITE = "write"  # a writer's batch (LPUSH, ZADD, PUBLISH)
     TRIM = "trim"  # the trim loop (LTRIM, EXPIRE)
     LIMITED = "limited"  # the limited-count flush (HINCRBY, EXPIRE)
+    ACTIVITY = "activity"  # the activity-count flush (HINCRBY, EXPIREAT)
     PING = "ping"  # the health probe, and a writer waiting for Redis to return
     QUERY = "query"  # GET /api/v1/events/cache
     SUMMARY = "summary"  # GET /api/v1/events/ids
     RESET = "reset"  # DELETE /api/v1/events/cache
     TAIL = "tail"  # the live tail: the watchers key and the subscription
+    ERRORS = "errors"  # error signatures: their once-a-second flush, /api/v1/errors

@@ -9,7 +9,7 @@ holds the standard process, GC and platform collectors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,9 +22,6 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from daemon.core.model import (
     Collection,
@@ -36,43 +33,13 @@ from daemon.core.model import (
     TeeOutcome,
     UpstreamError,
 )
+from daemon.metrics.httpduration import HTTP_DURATION, HTTP_DURATION_HELP, HTTP_LABELS, HttpDuration
 from daemon.metrics.plain import LATENCY_BUCKETS, PlainCount, PlainCounters, RequestTimes
 
 # No `*_created` series (they double every series for a time `process_start_time_seconds`
 # gives once). The switch is process-wide, which is harmless: this registry is the only one
 # the daemon serves.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-_HTTP_DURATION = "events_cache_http_request_duration_seconds"
-_HTTP_DURATION_HELP = "HTTP request handling time."
-_HTTP_LABELS = ("listener", "route", "method", "status")
-
-
-class _HttpDuration(Collector):
-    """events_cache_http_request_duration_seconds: the prometheus_client histogram's
-    series (the API, mirror and proxy listeners) and the RequestTimes' (the ingest)."""
-
-    def __init__(self, histogram: Histogram, times: dict[str, RequestTimes]) -> None:
-        self._histogram = histogram
-        self._times = times
-        go_float: Callable[[float], str] = floatToGoString  # as Histogram writes `le`
-        self._les = [go_float(b) for b in LATENCY_BUCKETS] + ["+Inf"]
-
-    def describe(self) -> Iterator[Metric]:
-        yield HistogramMetricFamily(_HTTP_DURATION, _HTTP_DURATION_HELP, labels=_HTTP_LABELS)
-
-    def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(_HTTP_DURATION, _HTTP_DURATION_HELP, labels=_HTTP_LABELS)
-        for metric in self._histogram.collect():
-            family.samples.extend(metric.samples)
-        for listener, times in self._times.items():
-            for (route, method, status), row in list(times.rows.items()):
-                cumulative, buckets = 0.0, []
-                for le, n in zip(self._les, row, strict=False):
-                    cumulative += n
-                    buckets.append((le, cumulative))
-                family.add_metric([listener, route, method, str(status)], buckets, row[-1])
-        yield family
 
 
 class Metrics:
@@ -149,6 +116,11 @@ class Metrics:
             "deep to write back): stored as a note saying why, never as they came.",
             registry=r,
         )
+        self.activity_lost = Counter(
+            "events_cache_activity_lost_total",
+            "Activity counts this pod could not keep: its in-memory cells were full.",
+            registry=r,
+        )
         self.invalid = Counter(
             "events_cache_invalid_total",
             "NDJSON lines, and mirrored requests without an API key, rejected as invalid "
@@ -223,12 +195,12 @@ class Metrics:
 
     def _http_metrics(self, r: CollectorRegistry) -> None:
         """Request durations: the API's histogram, the ingest side's plain numbers."""
-        # Not registered itself: _HttpDuration serves it, the ingest side's RequestTimes
+        # Not registered itself: HttpDuration serves it, the ingest side's RequestTimes
         # merged in.
         self.http_duration = Histogram(
-            _HTTP_DURATION,
-            _HTTP_DURATION_HELP,
-            _HTTP_LABELS,
+            HTTP_DURATION,
+            HTTP_DURATION_HELP,
+            HTTP_LABELS,
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
@@ -240,7 +212,7 @@ class Metrics:
             "mirror": self.mirror_times,
             "proxy": self.proxy_times,
         }
-        r.register(_HttpDuration(self.http_duration, listeners))
+        r.register(HttpDuration(self.http_duration, listeners))
 
     def _proxy_metrics(self, r: CollectorRegistry) -> None:
         """The tee proxy: what became of each request's copy, and the upstream's failures."""

@@ -14,6 +14,7 @@ from itertools import islice
 
 from daemon.config.sidecar import CaptureSettings
 from daemon.core.accounting import Outcome
+from daemon.core.activity import RATE_LIMITED, RECEIVED, ActivityCounter
 from daemon.core.capture import CaptureFinder
 from daemon.core.entry import ParsedEvent, encode
 from daemon.core.eventid import EventIdFinder
@@ -28,13 +29,19 @@ from daemon.pipeline.queue import EventQueue, QueuedEntry
 _ALL, _ERROR = int(Target.ALL), int(Target.ERROR)  # plain ints on the hot path
 _ERR = Collection.ERROR
 ONE_LIMITED = Outcome(0, 1, 0)  # limited_outright's, shared: callers only read it
+MALFORMED = "malformed"  # the error signature of a malformed entry that names no error
+
+
+def _no_event_id(event: ParsedEvent) -> str:
+    """No journey index: no event's own id is looked for."""
+    return ""
 
 
 @dataclass(slots=True)
 class _Counts:
-    """What one request did, summed per namespace (and per key for the limited counts)."""
+    """What one request did, summed per namespace, or per key (received, limited)."""
 
-    received: dict[Namespace, int] = field(default_factory=dict)
+    received: dict[tuple[Namespace, str, Collection], int] = field(default_factory=dict)
     limited_all: dict[Namespace, int] = field(default_factory=dict)
     limited_error: dict[Namespace, int] = field(default_factory=dict)
     limited_keys: dict[tuple[Namespace, str, Collection], int] = field(default_factory=dict)
@@ -57,6 +64,7 @@ class Admission:
         capture: CaptureBudget | None = None,
     ) -> None:
         self._queue = queue
+        self._activity: ActivityCounter | None = None  # count_activity()
         self._limiters = limiters
         self._limited = limited
         self._metrics = metrics
@@ -88,7 +96,7 @@ class Admission:
         """
         now, wall = self._monotonic(), self._wall()
         allow, put, spend = self._limiters.allow, self._queue.put, self._capture.spend
-        redact, eid = self._redact, (self._event_id if self._event_ids else None)
+        redact, eid = self._redact, (self._event_id if self._event_ids else _no_event_id)
         all_, error_ = Collection.ALL, Collection.ERROR
         accepted = rate_limited = dropped = malformed = 0
         counts = _Counts()
@@ -96,8 +104,8 @@ class Admission:
         limited_all, limited_error = counts.limited_all, counts.limited_error
         for event in events:
             ns, id_ = event.namespace, event.id
-            received[ns] = received.get(ns, 0) + 1
             key = (ns, id_, all_)
+            received[key] = received.get(key, 0) + 1
             if allow(key, now) or (event.capture is not None and spend(event, now)):
                 target = _ALL
             else:
@@ -105,7 +113,7 @@ class Admission:
                 limited_keys[key] = limited_keys.get(key, 0) + 1
             if event.malformed is not None:
                 malformed += 1
-            if event.error or event.malformed:  # event.is_error, without the call
+            if error := event.error or (MALFORMED if event.malformed else ""):  # is_error
                 error_key = (ns, id_, error_)
                 if allow(error_key, now) or (event.capture is not None and spend(event, now)):
                     target |= _ERROR
@@ -118,7 +126,7 @@ class Admission:
                 continue
             if redact is not None:
                 self._redact_event(redact, event)
-            if put(QueuedEntry(ns, id_, target, encode(event, wall), eid(event) if eid else "")):
+            if put(QueuedEntry(ns, id_, target, encode(event, wall), eid(event), error)):
                 if target & _ALL:
                     accepted += 1
                 else:
@@ -129,6 +137,11 @@ class Admission:
         outcome = Outcome(accepted, rate_limited, dropped)
         self._record(outcome, counts, wall)
         return outcome
+
+    def count_activity(self, counter: ActivityCounter) -> None:
+        """Count each request's received and rate-limited events per id and minute in
+        `counter` too (GET /api/v1/events/activity)."""
+        self._activity = counter
 
     def submit_in_slices(
         self, events: Iterable[ParsedEvent], size: int
@@ -205,7 +218,11 @@ class Admission:
             body is None or not is_one_object(body)
         ):
             return None
-        self._limited.add(all_key, self._wall())
+        wall = self._wall()
+        self._limited.add(all_key, wall)
+        if self._activity is not None:
+            self._activity.add(ns, id_, wall, RECEIVED)
+            self._activity.add(ns, id_, wall, RATE_LIMITED)
         m = self._metrics
         m.received[ns].inc()
         m.rate_limited[ns, Collection.ALL].inc()
@@ -216,8 +233,10 @@ class Admission:
         add_limited = self._limited.add
         for key, n in counts.limited_keys.items():
             add_limited(key, wall, n)
+        if self._activity is not None:
+            self._activity.add_admitted(counts.received, counts.limited_keys, wall)
         m = self._metrics
-        for ns, n in counts.received.items():
+        for (ns, _, _), n in counts.received.items():
             m.received[ns].inc(n)
         for ns, n in counts.limited_all.items():
             m.rate_limited[ns, Collection.ALL].inc(n)

@@ -1,7 +1,8 @@
 """Shared bookkeeping: limited counts flushed to Redis, idle rate limiters forgotten.
 
 Every sidecar adds its limited counts to per-second hash fields in Redis about once a
-second, so `last_minute_limited` in any pod's answer covers all pods sharing the Redis.
+second, so `last_minute_limited` in any pod's answer covers all pods sharing the Redis;
+and, in the same turn, the error signatures its writers counted (`daemon.pipeline.errors`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from daemon.core.limiter import LimitedCounter, RateLimiters
 from daemon.core.model import RedisOperation
+from daemon.pipeline.errors import ErrorFlusher, ErrorTally
 from daemon.store.client import StoreUnavailable
 from daemon.store.health import RedisHealth
 from daemon.store.storage import Storage
@@ -29,6 +31,7 @@ class LimitedFlusher:
         limiters: RateLimiters,
         storage: Storage,
         health: RedisHealth,
+        errors: ErrorTally | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._counter = counter
@@ -38,9 +41,13 @@ class LimitedFlusher:
         self._monotonic = monotonic
         self._retry: dict[tuple[object, int], int] = {}
         self._last_sweep = monotonic()
+        self._errors = None if errors is None else ErrorFlusher(errors, storage.errors, health)
 
     async def flush_once(self) -> None:
-        """Write pending counts; keep them for the next try if Redis fails."""
+        """Write pending counts (and error signatures); keep them for the next try if
+        Redis fails."""
+        if self._errors is not None:
+            await self._errors.flush_once()
         pending = self._counter.take()
         for slot, n in self._retry.items():
             pending[slot] = pending.get(slot, 0) + n

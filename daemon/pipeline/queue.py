@@ -30,6 +30,7 @@ class QueuedEntry(NamedTuple):
     target: int  # Target bits, as a plain int (IntFlag operators are slow on the hot path)
     data: bytes
     event_id: str = ""  # the event's own id (sidecar.journey.event_id_from), "" if none
+    error: str = ""  # its error message (for its signature, daemon.core.signature), or ""
 
 
 class EventQueue:

@@ -16,8 +16,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from daemon.core.activity import ActivityCounter
 from daemon.core.model import Collection, DropReason, Namespace, RedisOperation, Target
 from daemon.metrics import Metrics
+from daemon.pipeline.errors import ErrorTally
 from daemon.pipeline.queue import EventQueue, QueuedEntry
 from daemon.pipeline.tailswitch import TailSwitch, tail_message
 from daemon.store.client import StoreUnavailable
@@ -65,6 +67,8 @@ class Writers:
         self._on_written = on_written
         self._tail = tail
         self._clock = clock
+        self._activity: ActivityCounter | None = None  # count_activity()
+        self.errors = ErrorTally(clock)  # error signatures, counted once their entries are written
         self._stopping = False
 
     async def run(self, shard: int) -> None:
@@ -106,7 +110,7 @@ class Writers:
         # Group per id first: one key string per list, not one per entry.
         per_id: dict[tuple[Namespace, str], tuple[list[bytes], list[bytes]]] = {}
         journey: set[str] = set()  # the journey index's members (one per event id and list)
-        for namespace, id_, target, data, event_id in batch:
+        for namespace, id_, target, data, event_id, _ in batch:
             if event_id:
                 journey.add(journey_member(event_id, namespace, id_, not target & _ALL))
             values = per_id.get((namespace, id_))
@@ -138,6 +142,9 @@ class Writers:
         self._metrics.redis_write_seconds.observe(time.perf_counter() - started)
         self._health.ok()
         self._count_cached(batch, per_id)
+        if self._activity is not None:
+            self._activity.add_cached(per_id, self._clock())
+        self.errors.add(batch)
         self._on_written(set(lists))
         return True
 
@@ -163,7 +170,25 @@ class Writers:
             if n_error:
                 m.cached[namespace, Collection.ERROR].inc(n_error)
 
+    def count_activity(self, counter: ActivityCounter) -> None:
+        """Count each written batch's entries per id and minute in `counter` too (GET
+        /api/v1/events/activity)."""
+        self._activity = counter
+
     def stop(self) -> None:
         """Write what is queued, then return from `run`."""
         self._stopping = True
         self._queue.wake_all()
+
+    async def drain(self, loops: list[asyncio.Task[None]], timeout_s: float | None) -> None:
+        """Stop, and let the writer `loops` empty the queue within `timeout_s` (None: no
+        limit); what is left is dropped and counted (reason shutdown)."""
+        self.stop()
+        if loops:
+            _, pending = await asyncio.wait(loops, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        left = self._queue.depth
+        if left:
+            self._metrics.dropped[DropReason.SHUTDOWN].inc(left)

@@ -25,6 +25,10 @@ from daemon.store.storage import Storage
 # passed over unparsed, unless it holds a \u escape.
 _PLAIN = re.compile(r"[^\"\\\x00-\x1f]+")
 _ESCAPE = b"\\\\u"  # a \u escape inside the stored original's text
+# ... and no JSON writer escapes these as \u either (Go escapes <>&, PHP /, ASCII-only
+# writers what is not ASCII): for such an id (a UUID, most ids) the needle alone decides,
+# and the second scan of every entry, as long as the first, is saved.
+_VERBATIM = re.compile(r"[A-Za-z0-9_.:~+=@ -]+")
 
 
 class JourneyNotFound(LookupError):
@@ -80,13 +84,14 @@ class Journeys:
         destinations by id); JourneyNotFound when no cached entry carries it."""
         found, truncated = await self._storage.journey_lists(event_id, self._wall())
         needle = event_id.encode() if _PLAIN.fullmatch(event_id) else None
+        verbatim = _VERBATIM.fullmatch(event_id) is not None
         received: list[dict[str, Any]] = []
         destinations: list[tuple[str, dict[str, Any]]] = []
         seen: set[str] = set()
         room = self._max_bytes
         for location, entries in found:
             for raw in entries:
-                if needle is not None and needle not in raw and _ESCAPE not in raw:
+                if needle is not None and needle not in raw and (verbatim or _ESCAPE not in raw):
                     continue
                 doc = parse_entry(raw)
                 uid = doc.get("uid")

@@ -137,7 +137,7 @@ def _every(params: Mapping[str, str], name: str) -> list[str]:
     return [value] if value is not None else []
 
 
-def _integer(params: Mapping[str, str], name: str, default: int, message: str) -> int:
+def integer(params: Mapping[str, str], name: str, default: int, message: str) -> int:
     text = params.get(name, "")
     if text == "":
         return default
@@ -146,7 +146,7 @@ def _integer(params: Mapping[str, str], name: str, default: int, message: str) -
     return int(text)
 
 
-def _time(params: Mapping[str, str], name: str) -> datetime | None:
+def moment(params: Mapping[str, str], name: str) -> datetime | None:
     text = params.get(name, "")
     if not text:
         return None
@@ -159,7 +159,7 @@ def _time(params: Mapping[str, str], name: str) -> datetime | None:
     return value
 
 
-def _text(params: Mapping[str, str], name: str, limit: int) -> str:
+def text_param(params: Mapping[str, str], name: str, limit: int) -> str:
     text = params.get(name, "")
     if len(text) > limit:
         raise QueryError(f"{name} must be at most {limit} characters")
@@ -168,11 +168,14 @@ def _text(params: Mapping[str, str], name: str, limit: int) -> str:
 
 def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
     """GET /api/v1/events/cache; `limit` is capped at `size`."""
-    limit = _integer(params, "limit", DEFAULT_LIMIT, "limit must be int")
+    limit = integer(params, "limit", DEFAULT_LIMIT, "limit must be int")
     if limit < 0:
         raise QueryError("limit must be >= 0")
-    since, until = _time(params, "since"), _time(params, "until")  # since > until: none
-    before, uid = _text(params, "before", MAX_UID_LENGTH), _text(params, "uid", MAX_UID_LENGTH)
+    since, until = moment(params, "since"), moment(params, "until")  # since > until: none
+    before, uid = (
+        text_param(params, "before", MAX_UID_LENGTH),
+        text_param(params, "uid", MAX_UID_LENGTH),
+    )
     if before and uid:
         raise QueryError("give either uid (one entry) or before (a page), not both")
     return CacheQuery(
@@ -182,7 +185,7 @@ def parse_query(params: Mapping[str, str], size: int) -> CacheQuery:
         ids=ids(params),
         since=since,
         until=until,
-        q=_text(params, "q", MAX_QUERY_TEXT).lower(),
+        q=text_param(params, "q", MAX_QUERY_TEXT).lower(),
         before=before,
         uid=uid,
         capture=capture_tag(params),
@@ -202,10 +205,10 @@ def parse_stream(params: Mapping[str, str], last_event_id: str, cap: int) -> Str
     """GET /api/v1/events/stream; `last` is capped at `cap`. A Last-Event-ID that is a
     version 7 uid replaces `last` and `since` (a reconnect resumes where it left off);
     any other is ignored (and said so: `unknown_anchor`)."""
-    last = _integer(params, "last", 0, "last must be int")
+    last = integer(params, "last", 0, "last must be int")
     if last < 0:
         raise QueryError("last must be >= 0")
-    since = _time(params, "since")
+    since = moment(params, "since")
     if last and since:
         raise QueryError("give either last (the newest N events) or since (a time), not both")
     after = (v7_uid(last_event_id) if len(last_event_id) <= MAX_UID_LENGTH else None) or ""
@@ -223,14 +226,14 @@ def parse_stream(params: Mapping[str, str], last_event_id: str, cap: int) -> Str
 
 def parse_ids_query(params: Mapping[str, str]) -> IdsQuery:
     """GET /api/v1/events/ids."""
-    limit = _integer(params, "limit", DEFAULT_IDS_LIMIT, "limit must be int")
+    limit = integer(params, "limit", DEFAULT_IDS_LIMIT, "limit must be int")
     if not 1 <= limit <= MAX_IDS_LIMIT:
         raise QueryError(f"limit must be between 1 and {MAX_IDS_LIMIT}")
     return IdsQuery(
         namespace=namespace(params),
-        q=_text(params, "q", MAX_QUERY_TEXT),
+        q=text_param(params, "q", MAX_QUERY_TEXT),
         limit=limit,
-        cursor=_text(params, "cursor", 4 * MAX_QUERY_TEXT),
+        cursor=text_param(params, "cursor", 4 * MAX_QUERY_TEXT),
     )
 
 
@@ -266,7 +269,7 @@ def _reset_captured(
         raise QueryError(
             f"with capture, give at most {MAX_CAPTURE_RESET_IDS} ids a request, got {len(named)}"
         )
-    cursor = _text(params, "cursor", 4 * MAX_QUERY_TEXT)
+    cursor = text_param(params, "cursor", 4 * MAX_QUERY_TEXT)
     if cursor and named is not None:
         raise QueryError("with capture, cursor pages through the id index: give it without ids")
     return ResetQuery(namespace(params), named or (), False, tag, cursor, by_index=named is None)

@@ -16,6 +16,7 @@ from typing import Any
 from daemon.core.limiter import last_minute_total
 from daemon.core.stamp import rfc3339
 from daemon.query.backfill import Backfill, read_backfill
+from daemon.query.errors import ErrorSignatures
 from daemon.query.lists import Lists
 from daemon.query.params import (
     MAX_CAPTURE_RESET_IDS,
@@ -84,6 +85,7 @@ class QueryService:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._wall = wall
+        self.errors = ErrorSignatures(storage, max_bytes, wall)  # GET /api/v1/errors
 
     async def events_cache(self, query: CacheQuery) -> CacheAnswer:
         """GET /api/v1/events/cache, in Jitsu's field order."""

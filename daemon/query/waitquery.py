@@ -12,10 +12,16 @@ from datetime import datetime
 from daemon.core.eventid import MAX_EVENT_ID, as_event_id
 from daemon.core.model import Collection, Namespace
 from daemon.core.wire import MAX_QUERY_TEXT
-from daemon.query.params import QueryError, capture_tag, collection, ids, namespace
-from daemon.query.params import _integer as integer
-from daemon.query.params import _text as text
-from daemon.query.params import _time as moment
+from daemon.query.params import (
+    QueryError,
+    capture_tag,
+    collection,
+    ids,
+    integer,
+    moment,
+    namespace,
+    text_param,
+)
 
 MAX_TIMEOUT_S = 120.0  # a longer timeout is taken as this
 DEFAULT_TIMEOUT_S = 30.0
@@ -77,7 +83,7 @@ def parse_wait(params: Mapping[str, str], max_events: int, rules_on: bool) -> Wa
         collection=collection(params),
         ids=ids(params),
         event_id=_event_id(params, rules_on),
-        q=text(params, "q", MAX_QUERY_TEXT).lower(),
+        q=text_param(params, "q", MAX_QUERY_TEXT).lower(),
         capture=capture_tag(params),
         since=moment(params, "since"),
         count=count,

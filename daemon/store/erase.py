@@ -1,4 +1,5 @@
-"""Forgetting ids: their lists, their place in the id index, their limited counts.
+"""Forgetting ids: their lists, their place in the id index, their limited counts and
+their activity counts.
 
 For erasure requests and test runs. Every command touches one key (Cluster works). A
 whole namespace is erased id by id from the index, then by SCAN for lists that the index
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from daemon.core.model import Collection
+from daemon.store.activity import erase_keys as activity_keys
 from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import KEY_PREFIX, LIMITED_KEY_TTL_S, events_key, index_key, limited_key
 
@@ -39,6 +41,8 @@ async def _erase_chunk(client: RedisClient, namespace: str, ids: Sequence[str], 
         for collection in Collection:
             for offset in _LIMITED_MINUTES:
                 pipe.delete(limited_key(namespace, id_, collection, minute + offset))
+        for key in activity_keys(namespace, id_, now_s):
+            pipe.delete(key)
     async with redis_call():
         replies = await pipe.execute()
     per_id = len(replies) // len(ids) if ids else 0

@@ -7,9 +7,13 @@ and the sidecar's own bookkeeping, under the same prefix:
 - `events_cache:index:<namespace>` the id index (a Sorted Set, score = last write time);
 - `events_cache:limited:<namespace>#<id>:<collection>:<minute>` limited-event counts
   of every sidecar, one hash field per second;
-- `events_cache:journey:<bucket>` which lists the event ids cached in a five-minute
-  window went to (the journey's index, expiring `sidecar.journey.retention_minutes`
-  after the window);
+- `events_cache:journey:<bucket>:<shard>` which lists the event ids of one shard (of
+  JOURNEY_SHARDS, by a hash of the id) cached in a five-minute window went to (the
+  journey's index, expiring `sidecar.journey.retention_minutes` after the window);
+- `events_cache:activity:<namespace>#<id>:<hour>` an id's activity counts of every
+  sidecar in one hour, one hash field per minute and kind (`daemon.store.activity`);
+- `events_cache:errors:<namespace>:<minute>` error signatures cached in a minute, with
+  `:first`, `:last`, `:sigs` and `:ids:<signature hash>` beside it (`daemon.store.errors`);
 - `events_cache:tail:watchers` exists while a live-tail stream is open on any sidecar,
   and `events_cache:tail` is the Pub/Sub channel the writers then publish batches to
   (`events_cache:tail:db<N>` on database N > 0: channels are server-wide, keys are not).
@@ -50,7 +54,19 @@ def limited_key(namespace: str, id_: str, collection: str, minute: int) -> str:
     return f"{KEY_PREFIX}limited:{namespace}#{id_}:{collection}:{minute}"
 
 
-def journey_key(bucket: int) -> str:
-    """The Sorted Set of the event ids cached in one JOURNEY_BUCKET_S window (`bucket` is
-    its start over the width), each with the lists it went to (`daemon.store.journey`)."""
-    return f"{KEY_PREFIX}journey:{bucket}"
+def journey_key(bucket: int, shard: int) -> str:
+    """The Sorted Set of the event ids of one shard (`daemon.store.journey.journey_shard`)
+    cached in one JOURNEY_BUCKET_S window (`bucket` is its start over the width), each
+    with the lists it went to (`daemon.store.journey`)."""
+    return f"{KEY_PREFIX}journey:{bucket}:{shard}"
+
+
+def activity_key(namespace: str, id_: str, hour: int) -> str:
+    """The hash of an id's activity counts in one hour (seconds since the epoch // 3600)."""
+    return f"{KEY_PREFIX}activity:{namespace}#{id_}:{hour}"
+
+
+def errors_key(namespace: str, minute: int, part: str = "") -> str:
+    """A key of the error signatures counted in one minute (`daemon.store.errors`): the
+    counts (no `part`), or its `first`, `last`, `sigs` or `ids:<hash>` key."""
+    return f"{KEY_PREFIX}errors:{namespace}:{minute}{':' if part else ''}{part}"

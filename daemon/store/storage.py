@@ -14,8 +14,10 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 
 from daemon.core.model import Collection, Namespace
+from daemon.store.activity import ActivityStore
 from daemon.store.client import RedisClient, call_timeout, database_of, redis_call, unavailable
 from daemon.store.erase import erase_ids, erase_namespace
+from daemon.store.errors import RETENTION_S, ErrorStore
 from daemon.store.index import Cursor, IndexPage, index_page
 from daemon.store.journey import JourneyIndex, Location
 from daemon.store.keys import (
@@ -26,6 +28,7 @@ from daemon.store.keys import (
     limited_key,
     tail_channel,
 )
+from daemon.store.reads import read_many
 from daemon.store.tailchannel import tail_messages
 from daemon.store.uncapture import erase_captured
 
@@ -72,9 +75,11 @@ class Storage:
     ) -> None:
         self.client = client
         self.journey = journey  # None: no journey index is written
+        self.activity = ActivityStore(client)  # per id and minute, every sidecar's counts
         self.size = size
         self.tail_channel = tail_channel(database_of(client))
         self.ttl_s = ttl_s
+        self.errors = ErrorStore(client, min(RETENTION_S, ttl_s or RETENTION_S))  # signatures
         self._expiring: set[str] = set()  # limited-count keys this sidecar gave a TTL
         self._expiring_minute = 0
 
@@ -236,11 +241,9 @@ class Storage:
         locations, more = await self.journey.locations(self.client, event_id, now)
         if not locations:
             return [], more
-        pipe = self.client.pipeline(transaction=False)
-        for location in locations:
-            pipe.lrange(location.key, 0, self.size - 1)
+        reads = [("LRANGE", location.key, 0, self.size - 1) for location in locations]
         async with redis_call():
-            replies = await pipe.execute()
+            replies = await read_many(self.client, reads)
         found = [(loc, list(reply)) for loc, reply in zip(locations, replies, strict=True)]
         return found, more
 
@@ -267,7 +270,9 @@ class Storage:
         return await index_page(self.client, namespace, limit, after, q)
 
     async def erase_ids(self, namespace: str, ids: Sequence[str], now_s: int) -> int:
-        """Forget `ids`: their lists, index entries and limited counts; how many had any."""
+        """Forget `ids`: their lists, index entries, limited counts and error signatures'
+        counts and examples; how many had any lists or index entries."""
+        await self.errors.forget(namespace, ids, now_s)
         return await erase_ids(self.client, namespace, ids, now_s)
 
     async def erase_captured(self, namespace: str, ids: Sequence[str], tag: str) -> int:
@@ -275,7 +280,9 @@ class Storage:
         return await erase_captured(self.client, namespace, ids, tag, self.size)
 
     async def erase_namespace(self, namespace: str, now_s: int) -> int:
-        """Forget every id of the namespace; how many had anything."""
+        """Forget every id of the namespace (its error signatures too); how many had
+        anything."""
+        await self.errors.forget(namespace, None, now_s)
         return await erase_namespace(self.client, namespace, now_s)
 
     def tail_messages(self) -> AsyncIterator[bytes]:

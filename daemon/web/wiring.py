@@ -22,12 +22,15 @@ from daemon.core.tokenfrom import TokenFinder
 from daemon.metrics import Metrics
 from daemon.metrics.plain import RequestTimes
 from daemon.pipeline.queue import EventQueue
+from daemon.query.activity import Activity
 from daemon.query.journey import Journeys
 from daemon.query.service import QueryService
 from daemon.query.wait import WaitParts, Waits
 from daemon.store.health import RedisHealth
+from daemon.web.activity import add_activity_routes
 from daemon.web.auth import TokenCheck
 from daemon.web.auth import install as install_guard
+from daemon.web.errors import add_errors_routes
 from daemon.web.front.forward import ProxyFront
 from daemon.web.front.pacer import Pacer
 from daemon.web.front.pool import Upstream
@@ -76,6 +79,7 @@ class Parts:
     queries: QueryService
     tail: Tail
     journeys: Journeys
+    activity: Activity
 
 
 class Listeners:
@@ -149,6 +153,8 @@ class Listeners:
         install_guard(api, parts.tokens, parts.health)
         add_query_routes(api, parts.queries)
         add_journey_routes(api, parts.journeys)
+        add_activity_routes(api, parts.activity)
+        add_errors_routes(api, parts.queries.errors)
         add_tail_routes(api, parts.tail, parts.queries)
         self._add_waits(api, settings.api, parts)
         add_viewer_routes(api, settings.api.viewer)

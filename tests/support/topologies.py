@@ -439,6 +439,7 @@ ACL_COMMANDS = (
     "llen", "lrange", "lindex", "hgetall", "zrevrange", "zrange", "zrangebylex",
     "exists", "set", "publish", "subscribe", "unsubscribe",
     "del", "zrem", "scan", "lrem",
+    "zincrby", "zremrangebyrank", "hset", "zscore", "zmscore", "hget",
     "client|setname", "client|setinfo",
 )  # fmt: skip
 ACL_COMMANDS_DATABASE = ("select",)  # only when meta.storage.redis.database != 0
@@ -506,8 +507,11 @@ def round_trip(daemon: DaemonClient, ids: Sequence[str], per_id: int = 3, tag: s
 
 def look_around(daemon: DaemonClient, id_: str) -> None:
     """Everything the query side sends to Redis, once: the summary, a filtered query, a
-    journey (its index written with the batch and read), a live-tail stream that sees an
-    event, one that backfills the newest events of every id, and a reset of the id."""
+    journey (its index written with the batch and read), the activity (counts added once a
+    second, read for the ids of the index), a live-tail stream that sees an event, one that
+    backfills the newest events of every id, the capture filter and reset, the error
+    signatures (counted once a second, read, the id's forgotten by the reset) and a reset
+    of the id."""
     from tests.support.sse import Watcher, activate
 
     rows = daemon.api("/api/v1/events/ids", {"namespace": "token", "q": id_}).json["ids"]
@@ -520,6 +524,14 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
     wait_for(lambda: daemon.api(journey, {"event_id": f"probe-of-{id_}"}).status == 200)
     reply = daemon.api(journey, {"event_id": f"probe-of-{id_}"})
     assert [e["token_id"] for e in reply.json["received"]] == ["journey-probe"], reply.raw
+
+    def active() -> bool:
+        answer = daemon.api("/api/v1/events/activity", {"namespace": "token", "minutes": 5})
+        assert answer.status == 200, answer.raw
+        rows = {row["id"]: row for row in answer.json["ids"]}
+        return id_ in rows and sum(rows[id_]["received"]) >= sum(rows[id_]["cached"]) > 0
+
+    wait_for(active)
     watcher = Watcher(daemon.api_port, "namespace=token&ids=tail-probe").start()
     activate(daemon, watcher, token="tail-probe")  # an id of its own: never rate limited
     watcher.close()
@@ -533,6 +545,17 @@ def look_around(daemon: DaemonClient, id_: str) -> None:
         params = {"namespace": "token", "capture": "t", **ids}
         reply = daemon.api("/api/v1/events/cache", params, method="DELETE")
         assert reply.status == 200, reply.raw
+    assert daemon.post_token(id_, "{not json of 12 bytes").status == 202
+    errors = "/api/v1/errors"
+
+    def signatures(**more: str) -> list[Any]:
+        reply = daemon.api(errors, {"namespace": "token", **more})
+        assert reply.status == 200, reply.raw
+        return reply.json["signatures"]
+
+    wait_for(lambda: any(s["ids"][0]["id"] == id_ for s in signatures(ids=id_)))
+    assert any(s["example"]["token_id"] == id_ for s in signatures())
     reply = daemon.api("/api/v1/events/cache", {"namespace": "token", "ids": id_}, method="DELETE")
     assert reply.status == 200 and reply.json["deleted_ids"] == 1, reply.raw
     assert daemon.query(namespace="token", ids=id_)["total_events"] == 0
+    assert signatures(ids=id_) == []  # the reset forgot the id's error counts

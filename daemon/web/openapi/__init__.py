@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.core.wire import TOKEN_HEADER
+from daemon.web.openapi.activity import ACTIVITY_RESPONSE, activity_paths
 from daemon.web.openapi.common import MESSAGE
+from daemon.web.openapi.errors import ERRORS_RESPONSE, errors_paths
 from daemon.web.openapi.ingest import INGEST_RESULT, NDJSON_LINE, ingest_paths
 from daemon.web.openapi.journey import JOURNEY_RESPONSE
 from daemon.web.openapi.ops import ops_paths
@@ -31,7 +33,14 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
             "version": version,
             "description": "Jitsu Classic compatible events cache sidecar.",
         },
-        "paths": {**ingest_paths(ingest_url), **query_paths(), **wait_paths(), **ops_paths()},
+        "paths": {
+            **ingest_paths(ingest_url),
+            **query_paths(),
+            **wait_paths(),
+            **activity_paths(),
+            **errors_paths(),
+            **ops_paths(),
+        },
         "components": {
             "securitySchemes": {
                 "adminToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
@@ -46,6 +55,8 @@ def build_openapi(version: str, ingest_url: str) -> dict[str, Any]:
                 "IdsResponse": IDS_RESPONSE,
                 "JourneyResponse": JOURNEY_RESPONSE,
                 "WaitResponse": WAIT_RESPONSE,
+                "ActivityResponse": ACTIVITY_RESPONSE,
+                "ErrorsResponse": ERRORS_RESPONSE,
             },
         },
     }
