@@ -1165,6 +1165,15 @@ def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
     lines = realistic(datetime.now(UTC))
     assert daemon.post_ndjson(lines).json["accepted"] == len(lines)
     settle(daemon)
+    sent = sum(1 for line in lines if line["namespace"] == "destination")
+
+    def counted() -> bool:  # each pod adds its counts once a second
+        errors = daemon.api("/api/v1/errors", {"namespace": "destination"}).json
+        activity = daemon.api("/api/v1/events/activity", {"namespace": "destination"}).json
+        received = sum(sum(i["received"]) for i in activity["ids"])
+        return bool(errors["signatures"]) and received == sent
+
+    wait_for(counted, timeout=10)
     page.open(base_url(daemon))
     page.login()
     page.d.set_window_size(1366, 900)
@@ -1172,16 +1181,21 @@ def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
     page.wait(
         lambda: len(page.js("return [...document.querySelectorAll('#ov-events > li')]")) >= 30
     )
-    time.sleep(1.5)  # the signatures and charts
+    page.wait(lambda: page.visible("#ov-signatures .sig") and page.visible("#ov-charts .spark"))
+    page.el("#ov-signatures .sig-btn").click()
+    time.sleep(2)  # the rows' arrival highlight fades
     page.shot("docs-viewer-overview")
 
     page.select("pg_main")
+    assert {"success", "error"} <= {e["status"] for e in page.events()}
+    page.set_filter("f-status", "error")
+    page.wait(lambda: {e["status"] for e in page.events()} == {"error"}, message="errors only")
     page.el("#live").click()
     page.wait(lambda: "Live" in page.text("#tail-state"), message="live")
     page.js("document.querySelector('#events > li[data-status=error] .event-btn').click()")
-    assert {"success", "error"} <= {e["status"] for e in page.events()}
     page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, ".j-step")) == 4)
     page.shot("docs-viewer")
+    page.set_filter("f-status", "")
 
     page.namespace("token")
     page.select("js.8f2c1d9a")

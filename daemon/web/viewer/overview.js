@@ -102,7 +102,7 @@ export class Overview {
     all.sort((a, b) => b.count - a.count);
     const open = new Set([...$("ov-signatures").querySelectorAll(".sig-btn[aria-expanded=true]")].map((b) => b.dataset.key));
     fill($("ov-signatures"), all.slice(0, TOP_SIGNATURES).map((s) => this.signature(s, open)));
-    fill($("ov-errors-state"), all.length ? null : h("p", { class: "hint", text: "No errors cached: nothing is failing." }));
+    fill($("ov-errors-state"), all.length ? null : h("p", { class: "hint", text: "No errors in the last hour." }));
   }
 
   signature(s, open) {
