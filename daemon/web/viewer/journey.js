@@ -42,13 +42,14 @@ function outcome(entry, status) {
 
 function step({ kind, namespace, id, entry, status, current }) {
   const t = timeOf(entry);
+  const what = kind === "API key" ? `received: ${summaryOf(entry)}` : outcome(entry, status);
   const link = h("a", { class: "j-link mono", href: hashOf(namespace, id, { uid: entry.uid }), title: `Open ${shownId(id)} at this entry`, text: shownId(id) });
   return h("li", { class: `j-step s-${status}`, "data-status": status, "data-id": id, "data-uid": entry.uid || "" },
     h("span", { class: `badge s-${status}`, text: status }),
     h("span", { class: "j-kind muted", text: kind }),
     h("span", { class: "j-who" }, link, current ? h("span", { class: "j-here", text: "this entry" }) : null),
     h("time", { class: "j-time mono muted", datetime: t, title: t, text: localTime(t) }),
-    h("span", { class: "j-what", text: kind === "API key" ? `received: ${summaryOf(entry)}` : outcome(entry, status) }));
+    h("span", { class: "j-what", title: what, text: what }));
 }
 
 function steps(answer, uid) {

@@ -10,7 +10,7 @@ import { sparkline } from "./spark.js";
 const BACKFILL = 30; // events the stream starts with
 const MAX_ROWS = 200; // rows of the stream kept; older ones drop off
 const REFRESH_MS = 15000; // signatures and charts, while shown (and the tab is seen)
-const TOP_SIGNATURES = 10;
+const TOP_SIGNATURES = 5; // shown at first; "N more" shows the rest of the answers
 const MAX_CHARTS = 30;
 const PLACEHOLDER = /<(?:n|q|uuid|addr|hex)>/;
 const LABEL = { token: "API key", destination: "destination" };
@@ -38,6 +38,11 @@ export class Overview {
     this.visit = 0; // answers of an earlier visit (another namespace) are dropped
     this.seen = new Set();
     this.list = $("ov-events");
+    this.allSignatures = false;
+    $("ov-errors-more").addEventListener("click", () => {
+      this.allSignatures = !this.allSignatures;
+      this.drawSignatures();
+    });
     $("ov-pause").addEventListener("click", () => this.setPaused(!this.paused));
     $("ov-show").addEventListener("click", () => this.flush());
   }
@@ -50,6 +55,9 @@ export class Overview {
     $("ov-title").textContent = `Overview: ${namespace === "token" ? "API keys" : "destinations"}`;
     fill(this.list);
     fill($("ov-signatures")); // a new visit: none unfolded (a refresh keeps them)
+    this.all = [];
+    this.allSignatures = false;
+    $("ov-errors-more").hidden = true;
     this.seen.clear();
     this.setPaused(false);
     fill($("ov-stream-state"), "The newest events of every id show here, then each one as it is cached.");
@@ -98,11 +106,19 @@ export class Overview {
       return;
     }
     section.hidden = false;
-    const all = answers.flatMap(({ body }) => body.signatures.map((s) => ({ ...s, namespace: body.namespace })));
-    all.sort((a, b) => b.count - a.count);
+    this.all = answers.flatMap(({ body }) => body.signatures.map((s) => ({ ...s, namespace: body.namespace })));
+    this.all.sort((a, b) => b.count - a.count);
+    this.drawSignatures();
+  }
+
+  drawSignatures() {
+    const all = this.all || [];
     const open = new Set([...$("ov-signatures").querySelectorAll(".sig-btn[aria-expanded=true]")].map((b) => b.dataset.key));
-    fill($("ov-signatures"), all.slice(0, TOP_SIGNATURES).map((s) => this.signature(s, open)));
+    fill($("ov-signatures"), all.slice(0, this.allSignatures ? all.length : TOP_SIGNATURES).map((s) => this.signature(s, open)));
     fill($("ov-errors-state"), all.length ? null : h("p", { class: "hint", text: "No errors in the last hour." }));
+    const more = $("ov-errors-more");
+    more.hidden = all.length <= TOP_SIGNATURES;
+    more.textContent = this.allSignatures ? "Show the top 5" : plural(all.length - TOP_SIGNATURES, "more signature");
   }
 
   signature(s, open) {
