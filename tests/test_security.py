@@ -59,12 +59,14 @@ def raw_exchange(address: str | tuple[str, int], data: bytes, timeout: float = 1
 # (method, target) of the admin routes: everything under /api/v1/events/, and the errors.
 ADMIN_ROUTES = [
     ("GET", f"{CACHE}?namespace=token&ids=victim"),
-    ("DELETE", f"{CACHE}?namespace=token&ids=victim"),
     ("GET", f"{IDS}?namespace=token"),
     ("GET", f"{STREAM}?namespace=token"),
     ("GET", "/api/v1/events/activity?namespace=token&ids=victim"),
     ("GET", "/api/v1/errors?namespace=token&ids=victim"),
-]
+    ("GET", "/api/v1/events/journey?event_id=victim-event"),
+    ("GET", "/api/v1/events/wait?namespace=token&ids=victim&since=2000-01-01T00:00:00Z&timeout=0"),
+    ("DELETE", f"{CACHE}?namespace=token&ids=victim"),
+]  # the reset last: the control's own reset empties the seeded id
 TOKEN = ADMIN_TOKEN.encode()
 
 # Twelve kinds of wrong token: (name, extra header lines, query suffix). Each request
@@ -111,15 +113,15 @@ def first_answer(port: int, request: bytes) -> tuple[int, bytes]:
 @pytest.fixture
 def seeded(start_daemon: StartDaemon) -> InProcessDaemon:
     daemon = start_daemon()
-    assert daemon.post_token("victim", b'{"n": 1}').status == 202
+    assert daemon.post_token("victim", b'{"n": 1, "event_id": "victim-event"}').status == 202
     wait_for(lambda: daemon.query(namespace="token", ids="victim")["events"])
     return daemon
 
 
 def test_the_admin_routes_refuse_twelve_kinds_of_wrong_token(seeded: InProcessDaemon) -> None:
-    """Each of the 12 kinds on each of the 5 admin routes: 401, the refusal counted,
+    """Each of the 12 kinds on each of the 8 admin routes: 401, the refusal counted,
     nothing read or reset; then the right token passes on each (the control)."""
-    assert len(WRONG_TOKENS) == 12 and len(ADMIN_ROUTES) == 5
+    assert len(WRONG_TOKENS) == 12 and len(ADMIN_ROUTES) == 8
     refused = 0
     for method, target in ADMIN_ROUTES:
         for name, lines, query in WRONG_TOKENS:
@@ -129,14 +131,14 @@ def test_the_admin_routes_refuse_twelve_kinds_of_wrong_token(seeded: InProcessDa
             assert status == 401, (method, target, name, head)
             assert ADMIN_TOKEN.encode() not in head
             refused += 1
-    assert refused == 60
-    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 60
+    assert refused == 96
+    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 96
     assert len(seeded.query(namespace="token", ids="victim")["events"]) == 1  # not reset
     for method, target in ADMIN_ROUTES:
         for right in (b"X-Admin-Token: " + TOKEN, b"Authorization: Bearer " + TOKEN):
             status, head = first_answer(seeded.api_port, admin_request(method, target, [right]))
             assert status == 200, (method, target, head)
-    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 60
+    assert seeded.metric("events_cache_auth_failures_total", listener="api") == 96
 
 
 def test_with_allow_token_in_query_the_query_token_passes_and_a_wrong_one_does_not(
@@ -145,6 +147,8 @@ def test_with_allow_token_in_query_the_query_token_passes_and_a_wrong_one_does_n
     """`server.allow_token_in_query: true` turns kind 3 into an accepted request; every
     other kind is still refused, and a wrong header is not rescued by a right query."""
     daemon = start_daemon({"server": {"allow_token_in_query": True}})
+    assert daemon.post_token("victim", b'{"n": 1, "event_id": "victim-event"}').status == 202
+    wait_for(lambda: daemon.query(namespace="token", ids="victim")["events"])
     for method, target in ADMIN_ROUTES:
         status, _ = first_answer(
             daemon.api_port, admin_request(method, target + "&token=" + ADMIN_TOKEN, [])
@@ -392,7 +396,7 @@ def every_listener(
             }
         }
     )
-    assert daemon.post_token("victim", b'{"n": 1}').status == 202
+    assert daemon.post_token("victim", b'{"n": 1, "event_id": "victim-event"}').status == 202
     wait_for(lambda: daemon.query(namespace="token", ids="victim")["events"])
     return daemon, ports
 
