@@ -1197,12 +1197,24 @@ def test_screenshots_for_the_docs(start_daemon: Any, page: Page) -> None:
     page.shot("docs-viewer")
     page.set_filter("f-status", "")
 
-    page.namespace("token")
-    page.select("js.8f2c1d9a")
-    page.js("""const rows = [...document.querySelectorAll('#events > li[data-status=success]')];
-        rows[1].querySelector('.event-btn').click()""")
+    # A purchase of the site that one destination took, one refused: opened by a link
+    # to its entry (as a journey's step or the stream's row links).
+    failed = {
+        line["original"]["eventn_ctx"]["event_id"]
+        for line in lines
+        if line["namespace"] == "destination" and "error" in line
+    }
+    event_id = next(
+        line["original"]["eventn_ctx"]["event_id"]
+        for line in lines
+        if line["id"] == "js.8f2c1d9a" and line["original"]["eventn_ctx"]["event_id"] in failed
+    )
+    entry = daemon.query(namespace="token", ids="js.8f2c1d9a", q=event_id)["events"][0]
+    page.open(base_url(daemon), f"#token/js.8f2c1d9a?uid={entry['uid']}")
     page.wait(lambda: len(page.d.find_elements(By.CSS_SELECTOR, ".j-step")) == 4)
-    page.js("document.querySelector('.details').scrollIntoView({block: 'center'})")
+    assert "error" in {
+        s.get_attribute("data-status") for s in page.d.find_elements(By.CSS_SELECTOR, ".j-step")
+    }
     page.shot("docs-viewer-journey")
 
     page.emulate(dark=True, size=(1366, 900))
