@@ -332,7 +332,7 @@ def test_journey_as_a_table_json_and_ndjson_and_an_unknown_id(start_daemon: Any)
     header, *rows = table.stdout.splitlines()
     assert header.split()[:3] == ["TIME", "ID", "STATUS"]
     assert [row.split()[1:3] for row in rows] == [
-        ["shop", "success"],
+        ["shop", "received"],
         ["bq", "error"],
         ["pg", "success"],
     ]

@@ -206,7 +206,9 @@ def _journey(client: ApiClient, event_id: str, output: str, out: TextIO) -> int:
         print(table.header(table.EVENT_COLUMNS), file=out)
         for event in body["received"]:
             id_ = table.event_id(Namespace.TOKEN, event)
-            print(table.event_row(Namespace.TOKEN, id_, event), file=out)
+            state = table.status(Namespace.TOKEN, event)  # a plain one was received, as is
+            state = "received" if state == "success" else state
+            print(table.event_row(Namespace.TOKEN, id_, event, state), file=out)
         for outcome in body["destinations"]:
             id_, event = outcome["destination_id"], outcome["event"]
             row = table.event_row(Namespace.DESTINATION, id_, event, outcome["status"])
