@@ -17,7 +17,7 @@ from stdin and answers each with one JSON line on stdout, so that a test can cha
 sidecar between two steps (stop it, restart it, pause it):
 
     {"op": "incoming", "id": "k", "body": "{}", "count": 1, "skip": null, "error": null,
-     "capture": null}
+     "capture": null, "parsed": false}
     {"op": "processed", "id": "pg", "original": "{}", "success": {}, "error": null,
      "skip": null, "token_id": null, "capture": null, "count": 1}
         -> {"max_call_ns": N, "stats": {...}} (the counters right after the calls)
@@ -147,7 +147,12 @@ def _calls(client: Client | AsyncClient, c: dict[str, Any]) -> dict[str, Any]:
 
         def call() -> None:
             client.incoming(
-                c["id"], body, skip=c.get("skip"), error=c.get("error"), capture=c.get("capture")
+                c["id"],
+                body,
+                skip=c.get("skip"),
+                error=c.get("error"),
+                capture=c.get("capture"),
+                parsed=bool(c.get("parsed")),
             )
 
     elif c["op"] == "processed":
