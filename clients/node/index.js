@@ -272,6 +272,11 @@ class Client {
   /** Held-back counts go out within a second even when no event does. */
   _countsLater() {
     if (this._holdTimer !== null || this._closed) return;
+    live.add(this); // a natural exit sends them too (beforeExit)
+    if (!hooked) {
+      process.on('beforeExit', beforeExit);
+      hooked = true;
+    }
     this._holdTimer = setTimeout(() => {
       this._holdTimer = null;
       this._kick(false);
