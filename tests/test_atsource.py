@@ -85,7 +85,7 @@ def test_limited_names_the_requests_ids_whose_bucket_is_empty() -> None:
     named until its next refill (an hour on from the request); an error-spent id names
     both lists; an id with room is not named."""
     adm, _, _ = admission(EventQueue(100, 2))
-    seen: set[Any] = set()
+    seen: dict[Any, int] = {}
     adm.submit(
         [
             ParsedEvent(TOKEN, "a", original="{}"),
@@ -94,7 +94,7 @@ def test_limited_names_the_requests_ids_whose_bucket_is_empty() -> None:
         ],
         seen,
     )
-    seen.add((TOKEN, "roomy", Collection.ALL))
+    seen[TOKEN, "roomy", Collection.ALL] = 1
     entries = sorted(adm.limited_after(seen), key=lambda e: str(e["id"]))
     until = rfc3339(WALL + 3600)
     assert entries == [

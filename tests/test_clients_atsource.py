@@ -258,3 +258,26 @@ def test_the_ingest_answer_limited_names_only_empty_buckets(start_daemon: Any) -
     ]
     token = daemon.post_token("a", b"{}")
     assert "limited" not in token.json  # only POST /v1/events answers with it
+
+
+def test_counts_go_out_alone_when_no_event_does(
+    steps: Callable[..., Driven], start_daemon: Any
+) -> None:
+    """Held-back counts with nothing else to send reach the sidecar by themselves, without
+    a flush (within a second of the first; waited for here, not timed)."""
+    daemon = start_daemon(TIGHT)
+    client = steps("--socket", daemon.socket_path)
+    client("incoming", id="quiet", body="{}", parsed=True, count=6)
+    client("flush")
+    assert (
+        client("incoming", id="quiet", body="{}", parsed=True, count=3)["stats"]["held_back"] == 3
+    )
+    wait_for(
+        lambda: daemon.metric("events_cache_limited_at_source_total", cache_namespace="token") == 3,
+        timeout=10,
+        what="the held-back counts",
+    )
+    stats = client("close")["stats"]
+    assert (stats["held_back"], stats["sent"]) == (3, 6), stats
+    agree(daemon, stats)
+    wait_limited(daemon, "quiet", 4)

@@ -89,7 +89,7 @@ class Admission:
         self.capture_finder = CaptureFinder(settings.from_) if settings.from_ else None
         return self
 
-    def submit(self, events: Iterable[ParsedEvent], seen: set[Any] | None = None) -> Outcome:
+    def submit(self, events: Iterable[ParsedEvent], seen: dict[Any, int] | None = None) -> Outcome:
         """Limit, encode and queue `events`; update the counters once.
 
         The hot path of the ingest: targets are plain ints (IntFlag operators are
@@ -154,7 +154,7 @@ class Admission:
         return self.submit_slices(iter(lambda: list(islice(pending, size)), []))
 
     def submit_slices(
-        self, slices: Iterable[Iterable[ParsedEvent]], seen: set[Any] | None = None
+        self, slices: Iterable[Iterable[ParsedEvent]], seen: dict[Any, int] | None = None
     ) -> Generator[None, None, Outcome]:
         """submit() each slice, yielding after each: the slices bound the work between
         two turns of the event loop."""
@@ -231,7 +231,7 @@ class Admission:
         return ONE_LIMITED
 
     def _record(
-        self, outcome: Outcome, counts: _Counts, wall: float, seen: set[Any] | None
+        self, outcome: Outcome, counts: _Counts, wall: float, seen: dict[Any, int] | None
     ) -> None:
         """Move the request's counts to the shared limited counter and the metrics;
         give `seen` (when not None) the request's (namespace, id, all) keys, for the

@@ -243,7 +243,7 @@ class Intake:
         if lines > self.max_events:
             return self.too_many_events(lines)
         report = LineReport()  # invalid lines are counted into it as they are read
-        seen: set[Any] = set()  # the request's ids, for the answer's "limited"
+        seen: dict[Any, int] = {}  # the request's ids in order, for the answer's "limited"
 
         def finish(outcome: Outcome) -> Answer:
             if report.invalid:
