@@ -209,6 +209,20 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 unit="ops",
             ),
             Panel(
+                "Limited at the source per cache namespace",
+                "How many events per second did the clients hold back because the sidecar "
+                "had said their id was rate limited (counted in received and rate limited "
+                "too)?",
+                [
+                    (
+                        f"sum by (cache_namespace) "
+                        f"(rate(events_cache_limited_at_source_total{{{CACHE}}}{RATE}))",
+                        "{{cache_namespace}}",
+                    )
+                ],
+                unit="ops",
+            ),
+            Panel(
                 "Dropped per reason",
                 "Are accepted events lost, and why: queue full (Redis slow or away), Redis "
                 "error (a failed batch), shutdown (the flush ran out of time)?",

@@ -16,11 +16,15 @@ import (
 // Mark qualifies a token event: Skip says why the ingest skipped it, Error why the
 // ingest rejected it (the body is then stored as malformed with that error), Capture
 // is a test run's tag: the sidecar caches the event beyond its id's rate limit (within
-// its budget) and keeps the tag, so that ?capture= finds it.
+// its budget) and keeps the tag, so that ?capture= finds it (such an event is never
+// held back). Parsed: the caller vouches that the raw body is well-formed JSON (the
+// ingest parsed it), so that an event of an id the sidecar said it would limit can be
+// held back and counted instead of sent (limits at the source).
 type Mark struct {
 	Skip    string
 	Error   string
 	Capture string
+	Parsed  bool
 }
 
 // Result is what a destination made of an event: exactly one of Success (the result
@@ -40,6 +44,7 @@ type Result struct {
 type Client struct {
 	cfg      Config
 	counters counters
+	holds    holds
 
 	mu       sync.Mutex
 	items    []item
@@ -79,6 +84,9 @@ func New(cfg Config) (*Client, error) {
 // event, an array one per element, anything else a malformed entry). The body is
 // copied: the caller may reuse it.
 func (c *Client) Incoming(tokenID string, body []byte, mark ...Mark) {
+	if c.holds.active.Load() && c.held(tokenID, body, mark) {
+		return
+	}
 	it := item{kind: kindTokenRaw, id: tokenID, body: append([]byte(nil), body...), at: time.Now().UnixNano()}
 	if len(mark) > 0 {
 		it.marked(mark[0])
@@ -95,6 +103,15 @@ func (c *Client) IncomingValue(tokenID string, event any, mark ...Mark) {
 		c.unencodable(err)
 		return
 	}
+	if c.holds.active.Load() {
+		m := Mark{Parsed: true}
+		if len(mark) > 0 {
+			m.Error, m.Capture = mark[0].Error, mark[0].Capture
+		}
+		if c.held(tokenID, data, []Mark{m}) {
+			return
+		}
+	}
 	it := item{kind: kindTokenRaw, id: tokenID, body: data, at: time.Now().UnixNano()}
 	if len(mark) > 0 {
 		it.marked(mark[0])
@@ -103,6 +120,18 @@ func (c *Client) IncomingValue(tokenID string, event any, mark ...Mark) {
 		it.kind = kindTokenJSON
 	}
 	c.put(&it)
+}
+
+// held is whether the event was held back (limits at the source): never a tagged one.
+func (c *Client) held(tokenID string, body []byte, mark []Mark) bool {
+	var m Mark
+	if len(mark) > 0 {
+		m = mark[0]
+	}
+	if m.Capture != "" {
+		return false
+	}
+	return c.holds.hold(tokenID, m.Error != "", m.Parsed && oneObject(body), time.Now())
 }
 
 // marked applies a token event's Mark (an extra only for a tagged one).
@@ -223,6 +252,7 @@ func (c *Client) finished(items []item, done int) {
 // Stats is a snapshot of the counters.
 func (c *Client) Stats() Stats {
 	s := c.counters.snapshot()
+	s.HeldBack = c.holds.held.Load()
 	c.mu.Lock()
 	s.Buffered = c.inFlight
 	for i := range c.items {

@@ -85,6 +85,9 @@ func (s *sender) sendAll() {
 		items := c.take()
 		if len(items) == 0 {
 			c.finished(items, 0)
+			if s.c.holds.due(time.Now()) {
+				s.sendBatches(nil)
+			}
 			return
 		}
 		for start := 0; start < len(items); {
@@ -100,13 +103,25 @@ func (s *sender) sendAll() {
 				return
 			default:
 			}
-			for _, batch := range s.batches(items[start:end]) {
-				s.send(batch)
-			}
+			s.sendBatches(s.batches(items[start:end]))
 			releaseMarkers(items[start:end])
 			start = end
 		}
 		c.finished(items, len(items))
+	}
+}
+
+// sendBatches sends the batches, the held-back counts at the head of the first (alone
+// when there is none).
+func (s *sender) sendBatches(batches [][][]byte) {
+	if heads := s.c.holds.takeLines(); len(heads) > 0 {
+		if len(batches) == 0 {
+			batches = [][][]byte{nil}
+		}
+		batches[0] = append(heads, batches[0]...)
+	}
+	for _, batch := range batches {
+		s.send(batch)
 	}
 }
 
@@ -170,7 +185,7 @@ func (s *sender) send(batch [][]byte) {
 		pending = pending[:len(pending)-1]
 		now := time.Now()
 		if now.Before(s.until) {
-			s.c.counters.unavailable.Add(uint64(len(batch)))
+			s.c.counters.unavailable.Add(uint64(len(batch) - countLinesIn(batch)))
 			continue
 		}
 		status, answer, err := s.post(bytes.Join(batch, []byte{'\n'}))
@@ -209,7 +224,7 @@ func (s *sender) post(body []byte) (int, []byte, error) {
 
 func (s *sender) unavailable(batch [][]byte, err error) {
 	c := s.c
-	c.counters.unavailable.Add(uint64(len(batch)))
+	c.counters.unavailable.Add(uint64(len(batch) - countLinesIn(batch)))
 	if s.delay == 0 {
 		c.counters.error(fmt.Sprintf("sidecar unavailable (%s): %v", c.cfg.target(), err))
 	}
@@ -224,10 +239,11 @@ func (s *sender) unavailable(batch [][]byte, err error) {
 }
 
 type answer struct {
-	Accepted    *uint64 `json:"accepted"`
-	RateLimited uint64  `json:"rate_limited"`
-	Dropped     uint64  `json:"dropped"`
-	Invalid     uint64  `json:"invalid"`
+	Accepted    *uint64         `json:"accepted"`
+	RateLimited uint64          `json:"rate_limited"`
+	Dropped     uint64          `json:"dropped"`
+	Invalid     uint64          `json:"invalid"`
+	Limited     *[]limitedEntry `json:"limited"`
 	Errors      []struct {
 		Line    int    `json:"line"`
 		Message string `json:"message"`
@@ -240,13 +256,14 @@ func (s *sender) answered(batch [][]byte, status int, body []byte) [][][]byte {
 	c.requests.Add(1)
 	switch status {
 	case http.StatusAccepted:
-		c.sent.Add(uint64(len(batch)))
+		c.sent.Add(uint64(len(batch) - countLinesIn(batch)))
 		var a answer
 		if err := json.Unmarshal(body, &a); err != nil || a.Accepted == nil {
 			c.accepted.Add(uint64(len(batch)))
 			c.error(fmt.Sprintf("unexpected 202 answer: %.200q", body))
 			return nil
 		}
+		s.c.holds.answered(a.Limited, time.Now())
 		c.accepted.Add(*a.Accepted)
 		c.rateLimited.Add(a.RateLimited)
 		c.queueFull.Add(a.Dropped)
@@ -279,7 +296,7 @@ func (s *sender) answered(batch [][]byte, status int, body []byte) [][][]byte {
 		half := len(batch) / 2
 		return [][][]byte{batch[:half], batch[half:]}
 	default:
-		c.rejected.Add(uint64(len(batch)))
+		c.rejected.Add(uint64(len(batch) - countLinesIn(batch)))
 		c.error(fmt.Sprintf("sidecar answered %d: %s", status, message(body)))
 		return nil
 	}

@@ -8,7 +8,7 @@ import (
 // Stats is a snapshot of a Client's counters, in events unless said otherwise.
 //
 // Every event handed to the client ends in exactly one of Accepted, RateLimited,
-// Invalid or a Dropped* counter, or is still Buffered. A raw array body counts once
+// Invalid, HeldBack or a Dropped* counter, or is still Buffered. A raw array body counts once
 // until the sender splits it into its elements.
 type Stats struct {
 	Sent               uint64   `json:"sent"`                // in requests the sidecar answered 202
@@ -22,6 +22,7 @@ type Stats struct {
 	DroppedRejected    uint64   `json:"dropped_rejected"`    // answered neither 202 nor 413
 	DroppedUnencodable uint64   `json:"dropped_unencodable"` // a value encoding/json refused
 	DroppedClosed      uint64   `json:"dropped_closed"`      // after Close, or left when it timed out
+	HeldBack           uint64   `json:"held_back"`           // not sent: the sidecar said it would limit them
 	Buffered           int      `json:"buffered"`            // buffered or in flight now
 	Requests           uint64   `json:"requests"`            // HTTP requests the sidecar answered
 	TooLarge           uint64   `json:"too_large"`           // 413 answers, bytes or events (split and resent)

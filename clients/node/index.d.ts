@@ -27,7 +27,7 @@ export interface Options {
 }
 
 /** Counters in events; every event ends in exactly one of accepted, rateLimited,
- * invalid or a dropped* counter, or is still buffered. */
+ * invalid, heldBack or a dropped* counter, or is still buffered. */
 export interface Stats {
   sent: number;
   accepted: number;
@@ -40,6 +40,8 @@ export interface Stats {
   droppedRejected: number;
   droppedUnencodable: number;
   droppedClosed: number;
+  /** not sent: the sidecar said it would limit them (sent as counts instead) */
+  heldBack: number;
   /** Every event dropped, whatever the reason. */
   dropped: number;
   buffered: number;
@@ -77,7 +79,7 @@ export declare class Client {
   incoming(
     tokenId: string,
     body: Raw | object,
-    marks?: { skip?: string; error?: string; capture?: string },
+    marks?: { skip?: string; error?: string; capture?: string; parsed?: boolean },
   ): void;
   /** What a destination made of an event: exactly one of success, error, skip. Never throws. */
   processed(destinationId: string, original: Raw | object, outcome?: Outcome): void;

@@ -9,6 +9,7 @@
 
 const http = require('node:http');
 const { LineBuilder, TOKEN_RAW, TOKEN_JSON, DESTINATION } = require('./lib/lines.js');
+const { Holds, countLinesIn, SEND_WITHIN_MS } = require('./lib/holds.js');
 
 const SOCKET_ENV = 'EVENTS_CACHE_SOCKET';
 const URL_ENV = 'EVENTS_CACHE_URL';
@@ -53,6 +54,7 @@ const EVENTS_BOUND = /max_events_per_request is (\d+)/;
  * @property {number} droppedRejected the sidecar answered neither 202 nor 413
  * @property {number} droppedUnencodable a value JSON.stringify refused
  * @property {number} droppedClosed after close(), or left when it timed out
+ * @property {number} heldBack not sent: the sidecar said it would limit them (sent as counts)
  * @property {number} dropped every event dropped, whatever the reason
  * @property {number} buffered buffered or in flight now
  * @property {number} requests HTTP requests the sidecar answered
@@ -143,6 +145,11 @@ class Client {
     this._timer = null;
     /** @type {NodeJS.Immediate | null} */
     this._immediate = null;
+    /** @type {NodeJS.Timeout | null} */
+    this._holdTimer = null; // sends held-back counts when no request carries them
+    /** @type {Promise<void> | null} */
+    this._pumping = null;
+    this._holds = new Holds(); // limits at the source
     this._sending = false;
     this._closed = false;
     this._limitBytes = s.maxRequestBytes; // lowered after a 413 for bytes
@@ -164,12 +171,19 @@ class Client {
    * (encoded now: a snapshot). skip: why it was skipped; error: why the ingest
    * rejected it (stored as malformed); capture: a test run's tag (the sidecar caches
    * the event beyond its id's rate limit, within its budget, and keeps the tag: it is
-   * found with ?capture=). Never throws.
+   * found with ?capture=; never held back); parsed: the caller vouches the raw body is
+   * well-formed JSON (the ingest parsed it), so that an event of an id the sidecar said
+   * it would limit is held back and counted instead of sent. Never throws.
    * @param {string} tokenId
    * @param {Buffer | Uint8Array | string | object} body
-   * @param {{skip?: string, error?: string, capture?: string}} [marks]
+   * @param {{skip?: string, error?: string, capture?: string, parsed?: boolean}} [marks]
    */
   incoming(tokenId, body, marks) {
+    if (this._holds.until.size > 0 && !(marks && marks.capture) && !this._closed &&
+      this._holds.hold(tokenId, body, marks && marks.error, !!(marks && marks.parsed), Date.now())) {
+      this._countsLater();
+      return;
+    }
     try {
       const skip = marks && marks.skip;
       const error = marks && marks.error;
@@ -255,6 +269,21 @@ class Client {
     }
   }
 
+  /** Held-back counts go out within a second even when no event does. */
+  _countsLater() {
+    if (this._holdTimer !== null || this._closed) return;
+    live.add(this); // a natural exit sends them too (beforeExit)
+    if (!hooked) {
+      process.on('beforeExit', beforeExit);
+      hooked = true;
+    }
+    this._holdTimer = setTimeout(() => {
+      this._holdTimer = null;
+      this._kick(false);
+    }, SEND_WITHIN_MS);
+    this._holdTimer.unref();
+  }
+
   /** @param {unknown} e */
   _unencodable(e) {
     this._c.droppedUnencodable++;
@@ -274,23 +303,24 @@ class Client {
       this._timer = null;
     }
     if (exiting && this._items.length === 0) live.delete(this);
-    if (!this._sending && this._items.length > 0) this._pump();
+    if (!this._sending && (this._items.length > 0 || this._holds.first)) this._pumping = this._pump();
   }
 
   async _pump() {
     this._sending = true;
     const s = this.settings;
     try {
-      while (this._items.length > 0 && !this._closed) {
+      while ((this._items.length > 0 || this._holds.first) && !this._closed) {
         const items = this._items;
         this._items = [];
         this._inFlight = items.length;
+        if (items.length === 0) await this._sendAll([]); // the held-back counts alone
         for (let i = 0; i < items.length; i += s.maxBatchEvents) {
           const chunk = items.slice(i, i + s.maxBatchEvents);
           if (this._closed) {
             this._c.droppedClosed += chunk.length;
           } else {
-            for (const batch of this._batches(chunk)) await this._send(batch);
+            await this._sendAll(this._batches(chunk));
           }
           this._finished(chunk);
         }
@@ -354,13 +384,24 @@ class Client {
     return out;
   }
 
+  /** Send the batches, the held-back counts at the head of the first.
+   * @param {Batch[]} batches */
+  async _sendAll(batches) {
+    const heads = this._holds.takeLines();
+    if (heads.length > 0) {
+      if (batches.length === 0) batches = [[]];
+      batches[0] = heads.concat(batches[0]);
+    }
+    for (const batch of batches) await this._send(batch);
+  }
+
   /** @param {Batch} first */
   async _send(first) {
     const pending = [first];
     while (pending.length > 0) {
       const batch = /** @type {Batch} */ (pending.pop());
       if (Date.now() < this._until) {
-        this._c.droppedUnavailable += batch.length;
+        this._c.droppedUnavailable += batch.length - countLinesIn(batch);
         continue;
       }
       let answer;
@@ -417,7 +458,7 @@ class Client {
 
   /** @param {Batch} batch @param {Error} e */
   _unavailable(batch, e) {
-    this._c.droppedUnavailable += batch.length;
+    this._c.droppedUnavailable += batch.length - countLinesIn(batch);
     if (this._backoffMs === 0) {
       const where = this.settings.socket ? `unix:${this.settings.socket}` : this.settings.url;
       this._error(`sidecar unavailable (${where}): ${/** @type {any} */ (e).code || e.message}`);
@@ -432,7 +473,7 @@ class Client {
     const c = this._c;
     c.requests++;
     if (status === 202) {
-      c.sent += batch.length;
+      c.sent += batch.length - countLinesIn(batch);
       let a;
       try {
         a = JSON.parse(body.toString('utf8'));
@@ -444,6 +485,7 @@ class Client {
         this._error(`unexpected 202 answer: ${body.toString('utf8').slice(0, 200)}`);
         return [];
       }
+      this._holds.answered(a, Date.now());
       c.accepted += a.accepted;
       c.rateLimited += a.rate_limited || 0;
       c.droppedQueueFull += a.dropped || 0;
@@ -467,7 +509,7 @@ class Client {
       const half = Math.floor(batch.length / 2);
       return [batch.slice(0, half), batch.slice(half)];
     }
-    c.droppedRejected += batch.length;
+    c.droppedRejected += batch.length - countLinesIn(batch);
     this._error(`sidecar answered ${status}: ${message(body)}`);
     return [];
   }
@@ -495,7 +537,7 @@ class Client {
       c.droppedBufferFull + c.droppedUnavailable + c.droppedOversized + c.droppedQueueFull +
       c.droppedRejected + c.droppedUnencodable + c.droppedClosed;
     return {
-      ...c, dropped, buffered: this._items.length + this._inFlight, lastErrors: [...this._errors],
+      ...c, heldBack: this._holds.held, dropped, buffered: this._items.length + this._inFlight, lastErrors: [...this._errors],
       requestLimitBytes: this._limitBytes, requestLimitEvents: this._limitEvents,
     };
   }
@@ -509,7 +551,11 @@ class Client {
    * when timeoutMs passed first. @param {number} [timeoutMs] @returns {Promise<boolean>} */
   flush(timeoutMs = 5000) {
     const targetDone = this._enqueued;
-    if (this._done >= targetDone) return Promise.resolve(true);
+    if (this._done >= targetDone) {
+      if (!this._holds.first || this._closed) return Promise.resolve(true);
+      this._kick(false); // the held-back counts go out now
+      return withTimeout(this._pumping || Promise.resolve(), timeoutMs);
+    }
     return new Promise((resolveFlush) => {
       /** @type {{target: number, resolve: (ok: boolean) => void}} */
       const waiter = { target: targetDone, resolve: resolveFlush };
@@ -533,6 +579,8 @@ class Client {
     const flushed = await this.flush(timeoutMs);
     this._closed = true;
     if (this._timer !== null) clearTimeout(this._timer);
+    if (this._holdTimer !== null) clearTimeout(this._holdTimer);
+    this._holdTimer = null;
     if (this._immediate !== null) clearImmediate(this._immediate);
     this._timer = null;
     this._immediate = null;
@@ -544,6 +592,21 @@ class Client {
     live.delete(this);
     return flushed;
   }
+}
+
+/** Resolves true once `done` settles, false when timeoutMs passes first.
+ * @param {Promise<void>} done @param {number} timeoutMs @returns {Promise<boolean>} */
+function withTimeout(done, timeoutMs) {
+  return new Promise((resolveDone) => {
+    const timer = setTimeout(() => resolveDone(false), timeoutMs);
+    done.then(() => {
+      clearTimeout(timer);
+      resolveDone(true);
+    }, () => {
+      clearTimeout(timer);
+      resolveDone(true);
+    });
+  });
 }
 
 /** JSON text of a parsed value; throws when it has none.

@@ -73,6 +73,15 @@ class RateLimiters:
         bucket = self._buckets.get(key)
         return bucket is not None and bucket.is_empty(self.refill_interval_s, now)
 
+    def empty_until(self, key: Hashable, now: float) -> float | None:
+        """When `key`'s empty bucket takes an event again (its next refill, on the clock
+        of `now`), or None when it would take one now. Buckets only refill as time
+        passes, so no event taken meanwhile can bring that moment closer."""
+        bucket = self._buckets.get(key)
+        if bucket is None or not bucket.is_empty(self.refill_interval_s, now):
+            return None
+        return bucket.last_refill + self.refill_interval_s
+
     def sweep(self, now: float) -> int:
         """Forget buckets that are full again; returns how many were dropped."""
         cap, interval = self.capacity, self.refill_interval_s

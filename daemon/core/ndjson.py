@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from daemon.core.atsource import AT_SOURCE, count_line
 from daemon.core.capture import check_capture
 from daemon.core.entry import CAPTURE, MAX_ENCODABLE_DEPTH, ParsedEvent
 from daemon.core.ids import check_id
@@ -103,11 +104,24 @@ def _ndjson_lines(
             if type(original) is dict and type(id_) is str and check_id(id_) is None:
                 yield ParsedEvent(_TOKEN, id_, token_id=id_, value=original)
                 continue
+        if AT_SOURCE in doc:  # a client's count of the events it held back
+            _count(doc, number, report)
+            continue
         result = _entry(doc, max_malformed_bytes, lazy)
         if isinstance(result, str):
             report.reject(number, result)
         else:
             yield result
+
+
+def _count(doc: dict[str, Any], number: int, report: LineReport) -> None:
+    """A count line: its events summed into `report`, or the line rejected."""
+    counted = count_line(doc)
+    if isinstance(counted, str):
+        report.reject(number, counted)
+        return
+    key, n = counted
+    report.at_source[key] = report.at_source.get(key, 0) + n
 
 
 def _optional_text(doc: dict[str, Any], name: str) -> str | None:

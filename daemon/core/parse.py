@@ -32,6 +32,8 @@ class LineReport:
 
     invalid: int = 0
     errors: list[LineError] = field(default_factory=list)
+    # Count lines (daemon.core.atsource): events a client held back, per key.
+    at_source: dict[Any, int] = field(default_factory=dict)
 
     def reject(self, line: int, message: str) -> None:
         """Count an invalid line; keep the first few messages for the response."""

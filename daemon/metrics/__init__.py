@@ -81,6 +81,15 @@ class Metrics:
             {(ns.value, c.value): count for (ns, c), count in self.rate_limited.items()},
             registry=r,
         )
+        self.limited_at_source = {ns: PlainCount() for ns in Namespace}
+        PlainCounters(
+            "events_cache_limited_at_source",
+            "Events a client held back because the sidecar had said their id was rate "
+            "limited (counted in received and rate_limited too).",
+            ["cache_namespace"],
+            {(ns.value,): count for ns, count in self.limited_at_source.items()},
+            registry=r,
+        )
         self.captured = {ns: PlainCount() for ns in Namespace}
         PlainCounters(
             "events_cache_captured",

@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 from daemon.config.sidecar import CaptureSettings
 from daemon.core.accounting import Outcome
 from daemon.core.activity import RATE_LIMITED, RECEIVED, ActivityCounter
+from daemon.core.atsource import AtSourceCounts, limited_entry
 from daemon.core.capture import CaptureFinder
 from daemon.core.entry import ParsedEvent, encode
 from daemon.core.eventid import EventIdFinder
@@ -87,12 +89,12 @@ class Admission:
         self.capture_finder = CaptureFinder(settings.from_) if settings.from_ else None
         return self
 
-    def submit(self, events: Iterable[ParsedEvent]) -> Outcome:
+    def submit(self, events: Iterable[ParsedEvent], seen: dict[Any, int] | None = None) -> Outcome:
         """Limit, encode and queue `events`; update the counters once.
 
         The hot path of the ingest: targets are plain ints (IntFlag operators are
         Python-level calls), and limited counts are summed per key before they reach
-        the shared counter.
+        the shared counter. `seen`: see _record.
         """
         now, wall = self._monotonic(), self._wall()
         allow, put, spend = self._limiters.allow, self._queue.put, self._capture.spend
@@ -135,7 +137,7 @@ class Admission:
                 dropped += 1
         counts.malformed = malformed
         outcome = Outcome(accepted, rate_limited, dropped)
-        self._record(outcome, counts, wall)
+        self._record(outcome, counts, wall, seen)
         return outcome
 
     def count_activity(self, counter: ActivityCounter) -> None:
@@ -152,13 +154,13 @@ class Admission:
         return self.submit_slices(iter(lambda: list(islice(pending, size)), []))
 
     def submit_slices(
-        self, slices: Iterable[Iterable[ParsedEvent]]
+        self, slices: Iterable[Iterable[ParsedEvent]], seen: dict[Any, int] | None = None
     ) -> Generator[None, None, Outcome]:
         """submit() each slice, yielding after each: the slices bound the work between
         two turns of the event loop."""
         accepted = rate_limited = dropped = 0
         for chunk in slices:
-            outcome = self.submit(chunk)
+            outcome = self.submit(chunk, seen)
             accepted += outcome.accepted
             rate_limited += outcome.rate_limited
             dropped += outcome.dropped
@@ -228,8 +230,14 @@ class Admission:
         m.rate_limited[ns, Collection.ALL].inc()
         return ONE_LIMITED
 
-    def _record(self, outcome: Outcome, counts: _Counts, wall: float) -> None:
-        """Move the request's counts to the shared limited counter and the metrics."""
+    def _record(
+        self, outcome: Outcome, counts: _Counts, wall: float, seen: dict[Any, int] | None
+    ) -> None:
+        """Move the request's counts to the shared limited counter and the metrics;
+        give `seen` (when not None) the request's (namespace, id, all) keys, for the
+        answer's `limited`."""
+        if seen is not None:
+            seen.update(counts.received)
         add_limited = self._limited.add
         for key, n in counts.limited_keys.items():
             add_limited(key, wall, n)
@@ -246,3 +254,36 @@ class Admission:
             m.dropped[DropReason.QUEUE_FULL].inc(outcome.dropped)
         if counts.malformed:
             m.malformed.inc(counts.malformed)
+
+    def count_at_source(self, counts: AtSourceCounts) -> None:
+        """Count what clients held back (their count lines) as received and rate limited
+        now, as submit() would have counted those events: an `all` count is events, an
+        `error` count the error list's share of them."""
+        wall, activity, m = self._wall(), self._activity, self._metrics
+        for key, n in counts.items():
+            ns, id_, collection = key
+            self._limited.add(key, wall, n)
+            m.rate_limited[ns, collection].inc(n)
+            if collection is not Collection.ALL:
+                continue
+            m.received[ns].inc(n)
+            m.limited_at_source[ns].inc(n)
+            if activity is not None:
+                activity.add(ns, id_, wall, RECEIVED, n)
+                activity.add(ns, id_, wall, RATE_LIMITED, n)
+
+    def limited_after(self, keys: Iterable[tuple[Namespace, str, Any]]) -> list[dict[str, Any]]:
+        """The answer's `limited`: those of the request's ids whose all-events bucket is
+        empty now, when it takes an event again, and whether the error bucket is empty
+        too (then `until` is the sooner of the two)."""
+        now, wall, out = self._monotonic(), self._wall(), []
+        until_of = self._limiters.empty_until
+        for ns, id_, _ in keys:
+            until = until_of((ns, id_, Collection.ALL), now)
+            if until is None:
+                continue
+            error_until = until_of((ns, id_, _ERR), now)
+            if error_until is not None:
+                until = min(until, error_until)
+            out.append(limited_entry(ns, id_, error_until is not None, wall + until - now))
+        return out

@@ -14,21 +14,22 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import orjson
-
 from daemon.config.model import EventsSettings
 from daemon.config.sidecar import IngestSettings
-from daemon.core.accounting import Outcome, ingest_answer
+from daemon.core.accounting import Outcome
 from daemon.core.encoding import DecodeFailure, DecodeProblem, inflate
 from daemon.core.entry import ParsedEvent
 from daemon.core.ids import check_id
 from daemon.core.model import ListenerName, Namespace, RejectReason
 from daemon.core.ndjson import iter_ndjson, ndjson_slices
-from daemon.core.parse import LineError, LineReport, TooManyEvents, parse_token_body
+from daemon.core.parse import LineReport, TooManyEvents, parse_token_body
 from daemon.core.wire import ERROR_HEADER, SKIP_HEADER
 from daemon.metrics import Metrics
 from daemon.pipeline.admission import Admission
 from daemon.web import capturing as cap
+from daemon.web.answers import Answer, accepted, answer, message
+
+__all__ = ["Answer", "Intake", "Work", "accepted", "answer", "message"]
 
 _TOKEN = Namespace.TOKEN
 _JSON_SPACE = b" \t\r\n"  # the whitespace JSON allows around a value
@@ -47,49 +48,9 @@ RawHeaders = Mapping[bytes, bytes]
 SLICE_EVENTS = 500
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A JSON answer: its status, its encoded body, and whether the connection must close
-    after it (the request's body was not read to its end)."""
-
-    status: int
-    body: bytes
-    close: bool = False
-    headers: bytes = b""  # more header lines, each as b"\r\nName: value"
-
-
-def answer(doc: object, status: int, close: bool = False) -> Answer:
-    """`doc` as a JSON answer."""
-    return Answer(status, orjson.dumps(doc), close)
-
-
-def message(status: int, text: str, close: bool = False) -> Answer:
-    """The error shape of every listener: {"message": ...}."""
-    return answer({"message": text}, status, close)
-
-
 # An answer worked out in slices: the server runs it a step at a time, letting the
 # event loop turn between steps, and sends what it returns.
 Work = Generator[None, None, Answer]
-
-
-# The 202s of requests with no invalid line, by their counts: a busy pod answers the same
-# few (one event accepted, one limited) over and over.
-_PLAIN_ANSWERS: dict[tuple[int, int, int], Answer] = {}
-_MAX_PLAIN_ANSWERS = 1024
-
-
-def accepted(outcome: Outcome, invalid: int = 0, errors: list[LineError] | None = None) -> Answer:
-    """The 202 answer with the request's counts."""
-    if invalid or errors:
-        return answer(ingest_answer(outcome, invalid, errors or []), 202)
-    counts = (outcome.accepted, outcome.rate_limited, outcome.dropped)
-    plain = _PLAIN_ANSWERS.get(counts)
-    if plain is None:
-        if len(_PLAIN_ANSWERS) >= _MAX_PLAIN_ANSWERS:
-            _PLAIN_ANSWERS.clear()
-        plain = _PLAIN_ANSWERS[counts] = answer(ingest_answer(outcome, 0, ()), 202)
-    return plain
 
 
 def header_text(value: bytes | None) -> str | None:
@@ -282,19 +243,23 @@ class Intake:
         if lines > self.max_events:
             return self.too_many_events(lines)
         report = LineReport()  # invalid lines are counted into it as they are read
+        seen: dict[Any, int] = {}  # the request's ids in order, for the answer's "limited"
 
         def finish(outcome: Outcome) -> Answer:
             if report.invalid:
                 self.metrics.invalid.inc(report.invalid)
-            return accepted(outcome, report.invalid, report.errors)
+            if report.at_source:
+                self.admission.count_at_source(report.at_source)
+            limited = self.admission.limited_after(seen)
+            return accepted(outcome, report.invalid, report.errors, limited)
 
         max_bytes, finder = self.max_malformed_bytes, self.admission.capture_finder
         tags = cap.raw_tags(finder, headers)
         limited = cap.unless_tagged(finder, body, tags, partial(self.admission.all_limited, _TOKEN))
         if lines <= SLICE_EVENTS:
             events = cap.tagged(finder, tags, iter_ndjson(body, max_bytes, report, limited))
-            return finish(self.admission.submit(events))
+            return finish(self.admission.submit(events, seen))
         # Sliced by lines, not by events: an invalid line costs its parse and its message.
         slices = ndjson_slices(body, max_bytes, report, SLICE_EVENTS, limited)
-        steps = self.admission.submit_slices(cap.tagged_slices(finder, tags, slices))
+        steps = self.admission.submit_slices(cap.tagged_slices(finder, tags, slices), seen)
         return self._in_slices(steps, finish)

@@ -177,7 +177,7 @@ async function step(client, c) {
   let call;
   if (c.op === 'incoming') {
     const body = Buffer.from(c.body);
-    const marks = { skip: c.skip || undefined, error: c.error || undefined, capture: c.capture || undefined };
+    const marks = { skip: c.skip || undefined, error: c.error || undefined, capture: c.capture || undefined, parsed: !!c.parsed };
     call = () => client.incoming(c.id, body, marks);
   } else if (c.op === 'processed') {
     const original = Buffer.from(c.original);

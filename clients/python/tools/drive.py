@@ -17,7 +17,7 @@ from stdin and answers each with one JSON line on stdout, so that a test can cha
 sidecar between two steps (stop it, restart it, pause it):
 
     {"op": "incoming", "id": "k", "body": "{}", "count": 1, "skip": null, "error": null,
-     "capture": null}
+     "capture": null, "parsed": false}
     {"op": "processed", "id": "pg", "original": "{}", "success": {}, "error": null,
      "skip": null, "token_id": null, "capture": null, "count": 1}
         -> {"max_call_ns": N, "stats": {...}} (the counters right after the calls)
@@ -147,7 +147,12 @@ def _calls(client: Client | AsyncClient, c: dict[str, Any]) -> dict[str, Any]:
 
         def call() -> None:
             client.incoming(
-                c["id"], body, skip=c.get("skip"), error=c.get("error"), capture=c.get("capture")
+                c["id"],
+                body,
+                skip=c.get("skip"),
+                error=c.get("error"),
+                capture=c.get("capture"),
+                parsed=bool(c.get("parsed")),
             )
 
     elif c["op"] == "processed":
@@ -229,6 +234,9 @@ def _arguments() -> argparse.Namespace:
     p.add_argument("--chunk", type=int, default=10_000)
     p.add_argument("--bodies", default="", help="JSON lines {id, body (base64), skip, error}")
     p.add_argument("--concurrency", type=int, default=1, help="threads making the calls")
+    p.add_argument(
+        "--parsed", action="store_true", help="--kind raw: vouch for the bodies (parsed=True)"
+    )
     p.add_argument("--commands", action="store_true", help="JSON commands on stdin")
     p.add_argument("--asyncio", action="store_true", help="the AsyncClient (with --commands)")
     a = p.parse_args()
@@ -264,7 +272,7 @@ def _bulk(client: Client, a: argparse.Namespace) -> None:
         id_ = ids[n % len(ids)]
         body = bodies[n % 16]
         if kind == "raw":
-            client.incoming(id_, body)
+            client.incoming(id_, body, parsed=a.parsed)
         elif kind == "value":
             client.incoming(id_, events[n % 16])
         elif kind == "processed":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.core.atsource import AT_SOURCE, MAX_AT_SOURCE
 from daemon.core.wire import (
     ERROR_HEADER,
     MAX_REPORTED_ERRORS,
@@ -73,6 +74,49 @@ NDJSON_LINE = {
         "timestamp": {"type": "string", "format": "date-time"},
         "token_id": {"type": "string"},
         "capture": LINE_FIELD,
+        "collection": {
+            "type": "string",
+            "enum": ["all", "error"],
+            "description": f"Count lines only (with {AT_SOURCE}): the list the events "
+            "were held back from.",
+        },
+        AT_SOURCE: {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_AT_SOURCE,
+            "description": "A count line (limits at the source): exactly namespace, id, "
+            "collection and this field; the number of events of that id a client held "
+            "back because the answer's `limited` named it. Added to received, rate_limited, "
+            "last_minute_limited and events_cache_limited_at_source_total; any other "
+            "shape or value is an invalid line.",
+        },
+    },
+}
+
+_LIMITED = {
+    "type": "array",
+    "description": "POST /v1/events only, always present there (so a client knows it may "
+    "send count lines): the request's ids whose all-events bucket is empty after it, "
+    "and until when; a client may hold back, until then, the events the sidecar would "
+    "certainly limit (docs/api.md, Limits at the source). At most one entry per id of "
+    "the request.",
+    "items": {
+        "type": "object",
+        "required": ["namespace", "id", "collections", "until"],
+        "properties": {
+            "namespace": {"type": "string", "enum": ["token", "destination"]},
+            "id": ID,
+            "collections": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["all", "error"]},
+                "description": '["all"], or ["all", "error"] when the error list is limited too.',
+            },
+            "until": {
+                "type": "string",
+                "format": "date-time",
+                "description": "RFC 3339 UTC: when a bucket of those lists takes an event again.",
+            },
+        },
     },
 }
 
@@ -92,6 +136,7 @@ INGEST_RESULT = {
                 "properties": {"line": {"type": "integer"}, "message": {"type": "string"}},
             },
         },
+        "limited": _LIMITED,
     },
 }
 

@@ -222,6 +222,7 @@ type command struct {
 	Skip     string          `json:"skip"`
 	TokenID  string          `json:"token_id"`
 	Capture  string          `json:"capture"`
+	Parsed   bool            `json:"parsed"`
 	Count    *int            `json:"count"`
 	Timeout  *float64        `json:"timeout"`
 }
@@ -274,7 +275,7 @@ func step(client *eventscache.Client, c command) map[string]any {
 	switch c.Op {
 	case "incoming":
 		body := []byte(c.Body)
-		mark := eventscache.Mark{Skip: c.Skip, Error: c.Error, Capture: c.Capture}
+		mark := eventscache.Mark{Skip: c.Skip, Error: c.Error, Capture: c.Capture, Parsed: c.Parsed}
 		call = func() { client.Incoming(c.ID, body, mark) }
 	case "processed":
 		result := eventscache.Result{Error: c.Error, Skip: c.Skip, TokenID: c.TokenID, Capture: c.Capture}

@@ -154,8 +154,13 @@ class AsyncClient:
         skip: str | None = None,
         error: str | None = None,
         capture: str | None = None,
+        parsed: bool = False,
     ) -> None:
         """As `Client.incoming`."""
+        holds = self._core.holds
+        now = time.time()
+        if holds.until and capture is None and holds.hold(token_id, body, error, parsed, now):
+            return
         try:
             item = token_item(token_id, body, skip, error, time.time(), capture)
         except Exception as e:  # never raise into the application
@@ -212,7 +217,7 @@ class AsyncClient:
         """Wait until what was buffered before the call is sent or dropped; False when
         `timeout` seconds passed first."""
         buffer = self._buffer
-        if self._closed or not buffer.pending():
+        if self._closed or not (buffer.pending() or self._core.holds.first):
             return buffer.pending() == 0
         self._start()
         if self._wake is None:
@@ -273,9 +278,11 @@ class AsyncClient:
         while not self._stopping:
             items, markers = buffer.take(self.settings.max_batch_events)
             if not items and not markers:
+                for batch in core.counts_due(time.time()):
+                    await self._send(connection, batch)
                 return
             try:
-                for batch in core.batches(items):
+                for batch in core.with_counts(core.batches(items)):
                     await self._send(connection, batch)
             finally:
                 buffer.finished()

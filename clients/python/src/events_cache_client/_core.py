@@ -10,10 +10,12 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from events_cache_client import _lines
+from events_cache_client._holds import Holds, count_lines_in
 from events_cache_client._lines import DESTINATION, TOKEN_JSON, TOKEN_RAW, Encoded, encode
 from events_cache_client._settings import Settings
 
@@ -43,7 +45,7 @@ class Stats:
     """A snapshot of the client's counters (events unless said otherwise).
 
     Every event handed to the client ends in exactly one of accepted, rate_limited,
-    invalid or a dropped_* counter, or is still buffered / in flight. A raw array
+    invalid, held_back or a dropped_* counter, or is still buffered / in flight. A raw array
     body counts once until the sender splits it into its elements.
     """
 
@@ -58,6 +60,7 @@ class Stats:
     dropped_rejected: int = 0  # the sidecar answered neither 202 nor 413 (e.g. 503)
     dropped_unencodable: int = 0  # a value json could not encode
     dropped_closed: int = 0  # handed over after close(), or left when close() timed out
+    held_back: int = 0  # not sent: the sidecar said it would limit them (sent as counts)
     buffered: int = 0  # waiting in the buffer or in flight now
     requests: int = 0  # HTTP requests the sidecar answered
     too_large: int = 0  # 413 answers, for bytes or for events (the batch split and resent)
@@ -256,6 +259,7 @@ class Core:
         )
         self.builder = _lines.LineBuilder(settings.max_malformed_bytes, settings.timestamps)
         self.backoff = Backoff(settings.max_backoff_s)
+        self.holds = Holds()  # limits at the source
         self.limit_bytes = settings.max_request_bytes  # lowered after a 413 for bytes
         self.limit_events = settings.max_batch_events  # lowered after a 413 for events
         self.last_errors: collections.deque[str] = collections.deque(maxlen=LAST_ERRORS)
@@ -284,6 +288,7 @@ class Core:
             **c,
             dropped_buffer_full=b.dropped_full,
             dropped_closed=b.dropped_closed,
+            held_back=self.holds.held,
             buffered=b.pending(),
             last_errors=list(self.last_errors),
             request_limit_bytes=self.limit_bytes,
@@ -328,6 +333,20 @@ class Core:
             out.append(batch)
         return out
 
+    def with_counts(self, batches: list[Batch]) -> list[Batch]:
+        """The held-back counts at the head of the first batch (a batch of their own
+        when there is none)."""
+        heads = self.holds.take_lines()
+        if not heads:
+            return batches
+        if not batches:
+            return [heads]
+        return [heads + batches[0], *batches[1:]]
+
+    def counts_due(self, now: float) -> list[Batch]:
+        """The counts as a request of their own, when no request carried them in time."""
+        return self.with_counts([]) if self.holds.due(now) else []
+
     def answered(self, batch: Batch, status: int, body: bytes) -> list[Batch]:
         """Count the sidecar's answer to `batch`; the pieces to resend after a 413."""
         self.counts["requests"] += 1
@@ -346,7 +365,7 @@ class Core:
             self.limit_bytes = min(self.limit_bytes, max(size // 2, 1))
             half = len(batch) // 2
             return [batch[:half], batch[half:]]
-        self.counts["dropped_rejected"] += len(batch)
+        self.counts["dropped_rejected"] += len(batch) - count_lines_in(batch)
         self.error(f"sidecar answered {status}: {_message(body)}")
         return []
 
@@ -364,9 +383,10 @@ class Core:
 
     def _accepted(self, batch: Batch, body: bytes) -> None:
         c = self.counts
-        c["sent"] += len(batch)
+        c["sent"] += len(batch) - count_lines_in(batch)
         try:
             answer = json.loads(body)
+            self.holds.answered(answer, time.time())
             c["accepted"] += int(answer["accepted"])
             c["rate_limited"] += int(answer["rate_limited"])
             c["dropped_queue_full"] += int(answer["dropped"])
@@ -387,12 +407,12 @@ class Core:
         """True (and the batch dropped as unavailable) while attempts are backing off."""
         if not self.backoff.waiting(now):
             return False
-        self.counts["dropped_unavailable"] += len(batch)
+        self.counts["dropped_unavailable"] += len(batch) - count_lines_in(batch)
         return True
 
     def unavailable(self, batch: Batch, reason: str, now: float) -> None:
         """The sidecar could not be reached: the batch is dropped, attempts back off."""
-        self.counts["dropped_unavailable"] += len(batch)
+        self.counts["dropped_unavailable"] += len(batch) - count_lines_in(batch)
         if not self.backoff.down:
             log.warning("events-cache sidecar unavailable: %s", reason)
             self.error(f"sidecar unavailable ({self.settings.target}): {reason}")

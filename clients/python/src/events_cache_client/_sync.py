@@ -128,12 +128,18 @@ class Client:
         skip: str | None = None,
         error: str | None = None,
         capture: str | None = None,
+        parsed: bool = False,
     ) -> None:
         """An event as the ingest received it for API key `token_id`: the raw body
         (bytes/str, split like the sidecar's raw endpoint) or a parsed value; `skip`:
         why it was skipped; `error`: why the ingest rejected it (stored as malformed);
         `capture`: a test run's tag (the sidecar caches the event beyond its id's rate
-        limit, within its budget, and keeps the tag: `?capture=` finds it)."""
+        limit, within its budget, and keeps the tag: `?capture=` finds it); `parsed`:
+        the caller vouches the raw body is well-formed JSON (the ingest parsed it), so
+        that an event of a limited id can be held back instead of sent."""
+        holds = self._core.holds
+        if holds.until and capture is None and holds.hold(token_id, body, error, parsed, _now()):
+            return
         try:
             if type(body) is bytes and capture is None:  # the common case, inline
                 item = (TOKEN_RAW, token_id, body, skip, error, _now(), None, len(body) + 64)
@@ -252,9 +258,11 @@ class Client:
         while not self._stopping:
             items, markers = buffer.take(self.settings.max_batch_events)
             if not items and not markers:
+                for batch in core.counts_due(time.time()):
+                    self._send(transport, batch)
                 return
             try:
-                for batch in core.batches(items):
+                for batch in core.with_counts(core.batches(items)):
                     self._send(transport, batch)
             finally:
                 buffer.finished()
