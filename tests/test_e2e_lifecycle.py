@@ -200,7 +200,12 @@ def test_metrics_move_as_predicted(start_daemon: StartDaemon, redis_client: redi
         "dropped": 0,
         "invalid": 2,
         "errors": reply.json["errors"],
+        "limited": reply.json["limited"],
     }
+    # both of d's buckets are empty now: its events are limited at the source until then
+    [limited] = reply.json["limited"]
+    assert (limited["namespace"], limited["id"]) == ("destination", "d")
+    assert limited["collections"] == ["all", "error"]
     settle(daemon)
 
     m = daemon.metrics()
