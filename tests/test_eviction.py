@@ -2,7 +2,7 @@
 
 Without `ttl_minutes.events_cache` (the default) the cache's lists carry no TTL, so a
 `volatile-*` policy has nothing to evict but the keys that expire: the journey's index
-(off here) and the activity counts (whose evictions, if any, are told apart by keyspace
+(off here), the activity counts and the error signatures (whose evictions, if any, are told apart by keyspace
 notifications): once Redis is full every write fails, and the sidecar drops what it
 writes (counted). `allkeys-lru` evicts the coldest lists instead and every write succeeds.
 """
@@ -58,8 +58,9 @@ def test_volatile_lru_without_ttl_evicts_nothing_and_writes_fail(
             evicted.append(message["data"].decode())
     evictions.close()
     assert int(client.info("stats")["evicted_keys"]) == len(evicted)
-    # no list, no index: at most activity counts, the only keys with a TTL here
-    assert all(key.startswith("events_cache:activity:") for key in evicted), evicted[:5]
+    # no list, no index: at most activity counts and error signatures, the keys with a TTL
+    expiring = ("events_cache:activity:", "events_cache:errors:")
+    assert all(key.startswith(expiring) for key in evicted), evicted[:5]
     assert outcome["dropped"] > 0 and outcome["write_errors"] > 0, outcome
 
 
