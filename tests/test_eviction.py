@@ -2,9 +2,10 @@
 
 Without `ttl_minutes.events_cache` (the default) the cache's lists carry no TTL, so a
 `volatile-*` policy has nothing to evict but the keys that expire: the journey's index
-(off here), the activity counts and the error signatures (whose evictions, if any, are told apart by keyspace
-notifications): once Redis is full every write fails, and the sidecar drops what it
-writes (counted). `allkeys-lru` evicts the coldest lists instead and every write succeeds.
+(off here), the activity counts and the error signatures (whose evictions, if any, are
+told apart by keyspace notifications): once Redis is full every write fails, and the
+sidecar drops what it writes (counted). `allkeys-lru` evicts the coldest lists instead
+and every write succeeds.
 """
 
 from __future__ import annotations
