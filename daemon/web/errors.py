@@ -6,10 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from daemon.core.model import RedisOperation
-from daemon.core.wire import ERRORS_PATH, JSON, TRUNCATED_HEADER
+from daemon.core.wire import ERRORS_PATH
 from daemon.query.errors import ErrorSignatures
 from daemon.query.errorsquery import parse_errors
 from daemon.web.auth import guarded
+from daemon.web.responses import bounded_response
 
 ERRORS = web.AppKey("errors", ErrorSignatures)
 
@@ -19,10 +20,7 @@ async def errors(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/errors?namespace=&ids=&since=: error signatures, most frequent first."""
     query = parse_errors(request.query)
     answer = await request.app[ERRORS].errors(query)
-    response = web.Response(body=answer.body, content_type=JSON)
-    if answer.truncated:
-        response.headers[TRUNCATED_HEADER] = "true"
-    return response
+    return bounded_response(answer.body, answer.truncated)
 
 
 def add_errors_routes(app: web.Application, signatures: ErrorSignatures) -> None:

@@ -3,14 +3,15 @@ token and its errors (`daemon.web.auth.guarded`)."""
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
 from daemon.core.model import RedisOperation
-from daemon.core.wire import JOURNEY_PATH, TRUNCATED_HEADER
+from daemon.core.wire import JOURNEY_PATH
 from daemon.query.journey import JourneyNotFound, Journeys
 from daemon.query.params import parse_journey
 from daemon.web.auth import guarded
-from daemon.web.responses import error_response, json_response
+from daemon.web.responses import bounded_response, error_response
 
 JOURNEYS = web.AppKey("journeys", Journeys)
 
@@ -28,10 +29,7 @@ async def journey(request: web.Request) -> web.StreamResponse:
             f"no cached entry carries event id {event_id[:100]!r} (or it is older "
             "than sidecar.journey.retention_minutes)",
         )
-    response = json_response(answer.doc)
-    if answer.truncated:
-        response.headers[TRUNCATED_HEADER] = "true"
-    return response
+    return bounded_response(orjson.dumps(answer.doc), answer.truncated)
 
 
 def add_journey_routes(app: web.Application, journeys: Journeys) -> None:

@@ -7,7 +7,7 @@ import structlog
 from aiohttp import web
 
 from daemon.core.model import RedisOperation
-from daemon.core.wire import CACHE_PATH, IDS_PATH, JSON, TRUNCATED_HEADER
+from daemon.core.wire import CACHE_PATH, IDS_PATH
 from daemon.query.params import (
     QueryError,
     ResetQuery,
@@ -18,7 +18,7 @@ from daemon.query.params import (
 from daemon.query.service import QueryService
 from daemon.store.index import Cursor, CursorError
 from daemon.web.auth import guarded
-from daemon.web.responses import json_response
+from daemon.web.responses import bounded_response, json_response
 
 QUERY = web.AppKey("query", QueryService)
 
@@ -30,10 +30,7 @@ async def events_cache(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/events/cache: Jitsu's answer, with filters, bounded in events and bytes."""
     service = request.app[QUERY]
     answer = await service.events_cache(parse_query(request.query, service.size))
-    response = web.Response(body=answer.body, content_type=JSON)
-    if answer.truncated:
-        response.headers[TRUNCATED_HEADER] = "true"
-    return response
+    return bounded_response(answer.body, answer.truncated)
 
 
 @guarded(RedisOperation.SUMMARY)

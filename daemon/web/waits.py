@@ -13,11 +13,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from daemon.core.model import RedisOperation
-from daemon.core.wire import JSON, TRUNCATED_HEADER, WAIT_PATH
+from daemon.core.wire import WAIT_PATH
 from daemon.query.wait import Waits
 from daemon.query.waitquery import parse_wait
 from daemon.web.auth import guarded
-from daemon.web.responses import error_response
+from daemon.web.responses import bounded_response, error_response
 
 WAITS = web.AppKey("waits", Waits)
 MAX_EVENTS = web.AppKey("wait_max_events", int)
@@ -46,10 +46,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
         waits.close(waiter)
     if waiter.problem:
         return error_response(503, f"Redis unavailable: {waiter.problem}")
-    response = web.Response(body=waiter.body(), content_type=JSON)
-    if waiter.truncated:
-        response.headers[TRUNCATED_HEADER] = "true"
-    return response
+    return bounded_response(waiter.body(), waiter.truncated)
 
 
 def add_wait_routes(app: web.Application, waits: Waits, max_events: int) -> None:
