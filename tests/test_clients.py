@@ -456,6 +456,11 @@ class Driven:
 def steps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Driven]]:
     """steps(*flags) starts the flavour's drive program in --commands mode with the
     client's flags (--socket or --url, limits...); ended at teardown."""
+    yield from driven_steps(request, tmp_path)
+
+
+def driven_steps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Driven]]:
+    """The `steps` fixtures' body, for the flavour `request.param`."""
     argv = drive_command(request, request.param)
     started: list[Driven] = []
 

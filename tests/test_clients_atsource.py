@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.scrape import metric_sum, settle
 from tests.support.servers import wait_for
-from tests.test_clients import Driven, agree, drive_command, go_build, roomy  # noqa: F401
+from tests.test_clients import Driven, agree, driven_steps, go_build, roomy  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -32,17 +32,7 @@ AT_SOURCE_FLAVOURS = ("python", "asyncio", "go", "node")
 @pytest.fixture(params=AT_SOURCE_FLAVOURS)
 def steps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Driven]]:
     """As tests/test_clients.py's `steps`: the flavour's drive program, --commands."""
-    argv = drive_command(request, request.param)
-    started: list[Driven] = []
-
-    def start(*flags: str) -> Driven:
-        driven = Driven([*argv, *flags], tmp_path / f"drive-{len(started)}.stderr")
-        started.append(driven)
-        return driven
-
-    yield start
-    for driven in started:
-        driven.end()
+    yield from driven_steps(request, tmp_path)
 
 
 def last_minute_limited(daemon: Any, id_: str, status: str | None = None) -> int:
