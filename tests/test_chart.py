@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import copy
 import functools
-import importlib.util
 import json
 import os
 import re
@@ -45,6 +44,7 @@ from tests.support.manifests import (  # noqa: E402
     pod_specs,
     validate,
 )
+from tests.support.scripts import load_script  # noqa: E402
 
 # kubernetes-validate reads and parses a version's whole `_definitions.json` (megabytes)
 # on every validate() call; the files do not change during a run: parse each once.
@@ -710,14 +710,7 @@ def test_schema_accepts_value_sets_and_global(chart: Any, value_set: str) -> Non
 
 
 def _script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(
-        name.replace("-", "_"), ROOT / "scripts" / f"{name}.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def test_schema_is_generated_from_values_and_covers_every_value() -> None:

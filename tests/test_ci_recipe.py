@@ -26,21 +26,19 @@ when $CI is set, as tests/test_pod.py does.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.scripts import load_script
 from tests.support.servers import RedisServer, port_is_free, server_binary
 from tests.test_docs_testing import blocks, workflow_text
 
@@ -65,16 +63,6 @@ body=$(printf '{"event_id":"%s","event_type":"ci_recipe","api_key":"%s","src":"j
 curl -fsS -X POST -H 'Content-Type: application/json' --data "$body" \
   "$JITSU_TRACKING_HOST/api/v1/event?token=$JITSU_KEY"
 """
-
-
-def load_pod_script() -> ModuleType:
-    """scripts/pod.py, for its podman environment (the opt-in runtime and rlimits)."""
-    spec = importlib.util.spec_from_file_location("pod_script", ROOT / "scripts" / "pod.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 class Job:
@@ -113,7 +101,7 @@ def job(tmp_path: Path) -> Iterator[Job]:
         if IN_CI:
             pytest.fail(problem)
         pytest.skip(problem)
-    pod_script = load_pod_script()
+    pod_script = load_script("pod")
     opts = pod_script.Options(
         image=IMAGE,
         runtime=os.environ.get("EVENTS_CACHE_POD_RUNTIME", ""),

@@ -19,23 +19,21 @@ EVENTS_CACHE_POD_ULIMITS="nofile=S:H ...") are read as scripts/pod.py reads them
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.scripts import load_script
 from tests.support.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,16 +46,7 @@ if not IMAGE:
 pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pod_script", ROOT / "scripts" / "pod.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-pod_script = load_script()
+pod_script = load_script("pod")
 
 
 # -------------------------------------------------------------- the adaptation alone

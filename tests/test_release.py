@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -29,6 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "events-cache"
 WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
@@ -39,12 +40,7 @@ CHARTS = "oci://ghcr.io/events-cache/charts"
 
 
 def script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 release = script("release")
