@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from daemon.store.uncapture import FIRST_PAGE, MAX_PAGE, PAGE_BYTES, next_page
 from tests.support.daemon import DaemonClient
 from tests.support.servers import free_port, wait_for
 from tests.support.standins import StandIn, exchange, http_request
@@ -240,6 +241,30 @@ def test_reset_by_capture_removes_just_the_tagged_entries(start_daemon: Any) -> 
     assert reply.json["scanned_ids"] >= 2
     assert [e["original"]["n"] for e in cached(daemon, b)] == [6]
     assert [e["original"]["n"] for e in cached(daemon, a, capture="kept")] == [3]
+
+
+def test_reset_by_capture_reads_long_lists_of_large_entries_in_pages(start_daemon: Any) -> None:
+    """80 entries of about 300 KB: the first page is FIRST_PAGE entries, the later ones
+    what PAGE_BYTES holds (13); every tagged entry on every page goes, none other."""
+    roomy = {"server": {"cache": {"events": {"size": 100, "time_window_sec": 3600}}}}
+    daemon = start_daemon(roomy)
+    id_, pad = new_id(), "x" * 300_000
+    for n in range(80):  # one a request: within max_request_bytes
+        reply = daemon.post_ndjson([line(id_, n, "big" if n % 3 == 0 else None, pad=pad)])
+        assert reply.status == 202 and reply.json["accepted"] == 1, reply.raw
+    daemon.wait_drained()
+    assert next_page(300_000) < FIRST_PAGE < 80  # several pages, of both kinds
+    params = {"namespace": "token", "capture": "big", "ids": id_}
+    reply = daemon.api("/api/v1/events/cache", params, method="DELETE")
+    assert reply.status == 200 and reply.json["deleted_events"] == 27, reply.raw
+    left = [e["original"]["n"] for e in cached(daemon, id_, limit=100)]
+    assert sorted(left) == [n for n in range(80) if n % 3]
+
+
+def test_a_page_holds_what_its_bytes_allow() -> None:
+    assert next_page(0) == MAX_PAGE and next_page(1) == MAX_PAGE
+    assert next_page(PAGE_BYTES // 13) == 13
+    assert next_page(PAGE_BYTES * 2) == 1  # one entry larger than a page: one at a time
 
 
 @pytest.fixture

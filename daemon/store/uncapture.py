@@ -1,16 +1,20 @@
 """Forgetting a test run's entries: those carrying one capture tag, in the lists of some
 ids, the other entries left as they are.
 
-For each id, both lists (all, error) are read (LRANGE, at most `2 x size` entries: the
-trim loop keeps a list at `size`) and each entry that carries the tag is removed by
-its exact value (LREM: entries are unique, each has its own uid). Every command touches
-one key (Cluster works); ids go a chunk per pipeline, so memory is bounded by a chunk's
-lists. An entry pushed meanwhile is not seen; one trimmed meanwhile is simply gone.
+Each list of each id (all, error: at most `size` entries each, the trim loop sees to it)
+is read in pages (LRANGE) and each entry that carries the tag is then removed by its
+exact value (LREM: entries are unique, each has its own uid). Every command touches one
+key (Cluster works). Entries can be up to `max_request_bytes` each, so a page is bounded
+in bytes too: the first reads FIRST_PAGE entries blind, each later one as many as
+PAGE_BYTES holds at the largest entry seen so far (at most MAX_PAGE). An entry pushed
+meanwhile shifts the list: it may be read twice (removed once), never skipped; one
+trimmed meanwhile is simply gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import orjson
 
@@ -19,7 +23,14 @@ from daemon.core.model import Collection
 from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import events_key
 
-CHUNK = 20  # ids per pipeline: 40 lists of at most 2 x size entries read at once
+FIRST_PAGE = 16  # entries read before any size is known (16 MiB at the 1 MiB maximum)
+PAGE_BYTES = 4 * 1024 * 1024  # what a later page may hold, at the largest entry seen
+MAX_PAGE = 1000
+
+
+def next_page(largest: int) -> int:
+    """Entries of the next page when the largest entry seen so far is `largest` bytes."""
+    return max(1, min(MAX_PAGE, PAGE_BYTES // max(largest, 1)))
 
 
 def carries(raw: bytes, tag: str, needle: bytes) -> bool:
@@ -37,30 +48,36 @@ async def erase_captured(
     client: RedisClient, namespace: str, ids: Sequence[str], tag: str, size: int
 ) -> int:
     """Remove the entries carrying `tag` from the lists of `ids`; how many were removed."""
-    removed = 0
-    for start in range(0, len(ids), CHUNK):
-        removed += await _erase_chunk(client, namespace, ids[start : start + CHUNK], tag, size)
-    return removed
-
-
-async def _erase_chunk(
-    client: RedisClient, namespace: str, ids: Sequence[str], tag: str, size: int
-) -> int:
-    keys = [events_key(namespace, id_, c) for id_ in ids for c in Collection]
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.lrange(key, 0, 2 * size - 1)
-    async with redis_call():
-        lists = await pipe.execute()
     needle = orjson.dumps(tag)[1:-1]
-    found = [(key, raw) for key, entries in zip(keys, lists, strict=True) for raw in entries]
-    matches = [(key, raw) for key, raw in found if carries(raw, tag, needle)]
+    matches: list[tuple[str, bytes]] = []
+    for key in (events_key(namespace, id_, c) for id_ in ids for c in Collection):
+        matches += [(key, raw) async for raw in _tagged(client, key, size, tag, needle)]
     if not matches:
         return 0
     pipe = client.pipeline(transaction=False)
     for key, raw in matches:
-        pipe.lrem(key, 0, raw)
+        pipe.lrem(key, 0, raw)  # type: ignore[arg-type]  # redis-py types it str; bytes go as is
     async with redis_call():
         counts = await pipe.execute()
     # An event counts once: an error entry is the same bytes in both of its id's lists.
     return len({raw for (_, raw), n in zip(matches, counts, strict=True) if int(n)})
+
+
+async def _tagged(
+    client: RedisClient, key: str, size: int, tag: str, needle: bytes
+) -> AsyncIterator[bytes]:
+    """The entries of one list that carry `tag`, read page by page (at most `size`, with
+    room for entries pushed meanwhile)."""
+    start, count, largest = 0, FIRST_PAGE, 0
+    while start < 2 * size:
+        async with redis_call():
+            stop = start + min(count, 2 * size - start) - 1
+            page = cast(list[bytes], await client.lrange(key, start, stop))
+        for raw in page:
+            largest = max(largest, len(raw))
+            if carries(raw, tag, needle):
+                yield raw
+        if len(page) < count:
+            return
+        start += len(page)
+        count = next_page(largest)
