@@ -26,6 +26,7 @@ from tests.support.servers import RedisServer
 SCENARIOS = (
     "P1",
     "P1cpu",
+    "P1bcpu",
     "P1fast",
     "P2",
     "P3",
@@ -164,6 +165,7 @@ def _scenario(
     with_server: dict[str, Callable[[sc.Settings, RedisServer], list[sc.Row]]] = {
         "P1": sc.p1,
         "P1cpu": front.p1cpu,
+        "P1bcpu": front.p1bcpu,
         "P1fast": front.p1fast,
         "P2": sc.p2,
         "P3": sc.p3,

@@ -1,4 +1,4 @@
-"""P1cpu and P1fast: the ingest listener's CPU per request against two bare servers.
+"""P1cpu, P1bcpu and P1fast: the ingest listener's CPU per request against bare servers.
 
 P1's load (one-event posts for one token, `size` 100: after the first 100 every event is
 rate limited, a busy pod's steady state), `wrk -t1` over loopback TCP with 16
@@ -9,6 +9,8 @@ ours so that higher is better. Unlike P1's request rate, which wrk caps when bot
 the 2 cores, it shows what each request costs the server:
 
 - P1cpu: `bench/bare.py`, an empty aiohttp handler on uvloop (reads the body, answers 202);
+- P1bcpu: the same baseline, with P1b's load (1,000 tokens, `size` 1,000,000: every event
+  cached, the write path's figure; Redis's own CPU is not counted);
 - P1fast: `bench/bare_fast.py`, a raw httptools protocol that never looks at the body.
 """
 
@@ -33,6 +35,7 @@ from tests.support.scrape import delta, metric_sum
 from tests.support.servers import RedisServer
 
 LIMITED = {"server": {"cache": {"events": {"size": 100}}}}
+CACHED = {"server": {"cache": {"events": {"size": 1_000_000}}}}
 _LIMITED_ALL, _ALL = "events_cache_rate_limited_total", 'collection="all"'
 WARM_UP_REQUESTS = 300  # past the 100 events cached: every later one is rate limited
 
@@ -47,6 +50,22 @@ def p1cpu(s: Settings, server: RedisServer) -> list[Row]:
             Bare(s.workdir / "bare-P1cpu"),
             2.0,
             "baseline bench/bare.py: aiohttp, uvloop, reads the body, answers 202",
+        )
+    ]
+
+
+def p1bcpu(s: Settings, server: RedisServer) -> list[Row]:
+    """CPU per request with every event cached, the empty aiohttp handler's over ours
+    (target 1.0): the write path's cost per cached event."""
+    return [
+        _cpu_row(
+            s,
+            server,
+            "P1bcpu",
+            Bare(s.workdir / "bare-P1bcpu"),
+            1.0,
+            "baseline bench/bare.py: aiohttp, uvloop, reads the body, answers 202",
+            ids=1000,
         )
     ]
 
@@ -72,11 +91,19 @@ def _warm_up(s: Settings, port: int, req_file: str) -> None:
 
 
 def _cpu_row(
-    s: Settings, server: RedisServer, name: str, bare: Bare, minimum: float, what: str
+    s: Settings,
+    server: RedisServer,
+    name: str,
+    bare: Bare,
+    minimum: float,
+    what: str,
+    ids: int = 1,
 ) -> Row:
+    """One id with `size` 100 (every event limited after the warm-up), or `ids` ids with
+    a size no load reaches (every event cached)."""
     server.client().flushall()
-    files = p1_files(s, name, 1)
-    daemon = Daemon(s.workdir / f"daemon-{name}", server.url, LIMITED)
+    files = p1_files(s, name, ids)
+    daemon = Daemon(s.workdir / f"daemon-{name}", server.url, LIMITED if ids == 1 else CACHED)
     daemon.start()
     try:
         bare.start()
@@ -113,8 +140,12 @@ def _cpu_row(
     ratios = [b["cpu_us"] / a["cpu_us"] for a, b in zip(subjects, baselines, strict=True)]
     rates = [a["rps"] / b["rps"] for a, b in zip(subjects, baselines, strict=True)]
     ratio = statistics.median(ratios)
+    cached = metric_sum(after, "events_cache_cached_total", _ALL) - metric_sum(
+        before, "events_cache_cached_total", _ALL
+    )
+    load = "1 id, limited" if ids == 1 else f"{ids} ids, cached"
     return Row(
-        f"{name} 1 id, limited, tcp: CPU per request",
+        f"{name} {load}, tcp: CPU per request",
         med(subjects, "cpu_us"),
         med(baselines, "cpu_us"),
         "us",
@@ -126,7 +157,7 @@ def _cpu_row(
             f"ratio = baseline/ours, server CPU (user + system, /proc/<pid>/stat) per "
             f"request; {what}; wrk -t1, {CONNECTIONS} connections, {s.rounds} x "
             f"{s.seconds:g} s each; {limited / max(received, 1):.1%} of the events rate "
-            "limited (the figure's subject)",
+            f"limited, {cached / max(received, 1):.1%} cached (the figure's subject)",
             f"rate: ours {med(subjects, 'rps'):,.0f} req/s, baseline "
             f"{med(baselines, 'rps'):,.0f} req/s (ours/baseline "
             f"{statistics.median(rates):.2f}); p50/p99 {med(subjects, 'p50_ms'):.2f}/"

@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = (
     "P1cpu 1 id, limited, tcp: CPU per request",
+    "P1bcpu 1000 ids, cached, tcp: CPU per request",
     "P1fast 1 id, limited, tcp: CPU per request",
     "P1b 1000 ids, cached, unix",
     "P1b 1000 ids, cached, tcp",
