@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from daemon.core.activity import Cell
 from daemon.store.client import RedisClient, redis_call
 from daemon.store.keys import activity_key, index_key
+from daemon.store.packed import write_pipeline
 
 _FIELD_KINDS = "rcel"  # by kind index: received, cached, errors, rate limited
 _KIND_OF = {ord(letter): n for n, letter in enumerate(_FIELD_KINDS)}
@@ -47,7 +48,7 @@ class ActivityStore:
     async def add(self, cells: Mapping[Cell, Sequence[int]]) -> None:
         """One pipeline: a HINCRBY per cell and kind counted. Keys in which a field was
         created are given their EXPIREAT by `expire_new`."""
-        pipe = self._client.pipeline(transaction=False)
+        pipe = write_pipeline(self._client)
         sent: list[tuple[str, int, int]] = []  # key, hour, increment of each HINCRBY
         for (namespace, id_, minute), counts in cells.items():
             hour = minute // 60
@@ -71,7 +72,7 @@ class ActivityStore:
         if not self._unexpired:
             return
         pending, self._unexpired = self._unexpired, {}
-        pipe = self._client.pipeline(transaction=False)
+        pipe = write_pipeline(self._client)
         for key, at in pending.items():
             pipe.expireat(key, at)
         try:

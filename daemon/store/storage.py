@@ -28,6 +28,7 @@ from daemon.store.keys import (
     limited_key,
     tail_channel,
 )
+from daemon.store.packed import write_pipeline
 from daemon.store.reads import read_many
 from daemon.store.tailchannel import tail_messages
 from daemon.store.uncapture import erase_captured
@@ -97,7 +98,7 @@ class Storage:
         size: int = 0,
         journey: Iterable[str] = (),
     ) -> None:
-        """One pipeline: one multi-value LPUSH per list, one ZADD per namespace index,
+        """One round trip: one multi-value LPUSH per list, one ZADD per namespace index,
         the journey index's members (`daemon.store.journey`: one ZADD, an EXPIREAT per
         window), and, while someone watches the live tail, one PUBLISH of the batch. `size` (the
         values' bytes) lengthens its time limit, so a large batch is not taken for a
@@ -105,9 +106,10 @@ class Storage:
 
         The values of a list are in ingest order; LPUSH leaves the last one first. The
         ids of a batch get index scores a microsecond apart, in batch order, so the id
-        index pages without large groups of equal scores.
+        index pages without large groups of equal scores. Packed by us but on Cluster.
         """
-        pipe = self.client.pipeline(transaction=False)
+        cluster = isinstance(self.client, RedisCluster)
+        pipe = write_pipeline(self.client)
         for key, values in lists.items():
             pipe.lpush(key, *values)
         for namespace, namespace_ids in ids.items():
@@ -115,7 +117,6 @@ class Storage:
             pipe.zadd(index_key(namespace), scores)
         members = set(journey)
         window = self.journey.add(pipe, members, now) if self.journey and members else None
-        cluster = isinstance(self.client, RedisCluster)
         if tail is not None and not cluster:
             pipe.publish(self.tail_channel, tail)
         async with redis_call(call_timeout(size + (len(tail) if tail else 0))):
@@ -129,7 +130,7 @@ class Storage:
         """Cut each list to `size`, refresh its TTL, and prune the id index; in pipelines
         of TRIM_LISTS_PER_PIPELINE lists, one after the other."""
         keep = self.size - 1
-        pipe = self.client.pipeline(transaction=False)
+        pipe = write_pipeline(self.client)
         if self.ttl_s:
             for namespace in Namespace:
                 pipe.zremrangebyscore(index_key(namespace), "-inf", now - self.ttl_s)
@@ -149,7 +150,7 @@ class Storage:
 
     async def add_limited(self, counts: Mapping[tuple[Any, int], int]) -> None:
         """Add this sidecar's limited counts ((namespace, id, collection), second) -> n."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = write_pipeline(self.client)
         new_keys: set[str] = set()
         for ((namespace, id_, collection), second), count in counts.items():
             key = limited_key(namespace, id_, collection, second // 60)
