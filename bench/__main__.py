@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import authtiming, errors, follow, front, hostile, journey, memory
+from bench import authtiming, cost, errors, follow, front, hostile, journey, memory
 from bench import proxy as px
 from bench import scenarios as sc
 from bench import wait as wt
@@ -43,6 +43,7 @@ SCENARIOS = (
     "B1",
     "B2",
     "S1",
+    "C1",
 )
 
 
@@ -190,6 +191,8 @@ def _scenario(
         return follow.t1(s, server, repeat)
     if name == "W1":
         return wt.w1(s, server, repeat)
+    if name == "C1":
+        return cost.c1(s, server, smoke)
     # B2: 20 s paused then 20 s back (1 s each in the smoke run)
     return memory.b2(s, s.p5_seconds / 3, s.p5_seconds / 3)
 

@@ -39,6 +39,7 @@ FIGURES = (
     "B1 /healthz, hostile 1 MiB bodies to ingest and mirror: max",
     "B2 peak RSS",
     "P6 tee proxy, 16 connections: CPU per request",
+    "C1 client + sidecar, 5,000 events/s, 1,000 ids: CPU per event",
 )
 # Figures reported without a target ("-" in the met? column).
 REPORTED = (
@@ -70,7 +71,7 @@ def test_bench_smoke_prints_every_figure() -> None:
     rows = [
         line
         for line in out.stdout.splitlines()
-        if line.startswith(("| P", "| F", "| J", "| E", "| T", "| W", "| B", "| S"))
+        if line.startswith(("| P", "| F", "| J", "| E", "| T", "| W", "| B", "| S", "| C"))
     ]
     for figure in FIGURES + REPORTED:
         matching = [r for r in rows if r.startswith(f"| {figure}")]
