@@ -148,3 +148,31 @@ def test_a_capture_tag_is_on_every_line_of_its_call_only() -> None:
     dest = destination_item("pg", {"n": 1}, None, "down", None, None, NOW, "run-1")
     assert json.loads(builder.lines(dest)[0])["capture"] == "run-1"
     assert "capture" not in json.loads(builder.lines(token_item("k", {}, None, None, NOW))[0])
+
+
+def test_a_vouched_object_is_sent_as_it_came_without_parsing() -> None:
+    """`parsed=True`: an object body's bytes go out as they are (one line); arrays are
+    still split, and an error keeps the malformed path."""
+    body = b'  {"event_type": "pageview",\r\n  "\xc3\xa9": [1, 2.50]}\n'
+    for given in (body, bytearray(body), memoryview(body), body.decode()):
+        item = token_item("js.key", given, "bot", None, NOW, "run-1", parsed=True)
+        [raw] = LineBuilder(100).lines(item)
+        assert b"\n" not in raw and b"\r" not in raw
+        assert b'"original":  {"event_type": "pageview",    "\xc3\xa9": [1, 2.50]} ' in raw
+        assert json.loads(raw) == {
+            "namespace": "token",
+            "id": "js.key",
+            "original": {"event_type": "pageview", "é": [1, 2.5]},
+            "skip": "bot",
+            "capture": "run-1",
+            "timestamp": "2024-05-01T12:00:00.250000Z",
+        }
+    split = LineBuilder(100).lines(
+        token_item("k", b'[{"a":1},{"b":2}]', None, None, NOW, parsed=True)
+    )
+    assert [json.loads(line)["original"] for line in split] == [{"a": 1}, {"b": 2}]
+    [bad] = LineBuilder(100).lines(token_item("k", b'{"a":1}', None, "refused", NOW, parsed=True))
+    assert json.loads(bad)["error"] == "refused" and "malformed" in json.loads(bad)
+    # a promise broken: sent unchecked (the sidecar counts the line invalid)
+    [broken] = LineBuilder(100).lines(token_item("k", b"{not json", None, None, NOW, parsed=True))
+    assert broken.startswith(b'{"namespace":"token","id":"k","original":{not json,')

@@ -162,7 +162,7 @@ class AsyncClient:
         if holds.until and capture is None and holds.hold(token_id, body, error, parsed, now):
             return
         try:
-            item = token_item(token_id, body, skip, error, time.time(), capture)
+            item = token_item(token_id, body, skip, error, now, capture, parsed)
         except Exception as e:  # never raise into the application
             self._core.call_failed(e)
             return

@@ -15,8 +15,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from events_cache_client import _lines
-from events_cache_client._holds import Holds, count_lines_in
-from events_cache_client._lines import DESTINATION, TOKEN_JSON, TOKEN_RAW, Encoded, encode
+from events_cache_client._holds import Holds, count_lines_in, one_object
+from events_cache_client._lines import (
+    DESTINATION,
+    TOKEN_JSON,
+    TOKEN_RAW,
+    TOKEN_VOUCHED,
+    Encoded,
+    encode,
+)
 from events_cache_client._settings import Settings
 
 log = logging.getLogger("events_cache_client")
@@ -173,16 +180,21 @@ def token_item(
     error: str | None,
     now: float,
     capture: str | None = None,
+    parsed: bool = False,
 ) -> Item:
     """The buffered form of incoming(): raw text is kept as is (immutable), a parsed
     value is encoded now (a snapshot: the application may change it afterwards).
-    `capture`: the tag of a test run, sent as the line's "capture" (never held back)."""
+    `capture`: the tag of a test run, sent as the line's "capture" (never held back);
+    `parsed`: the caller vouches that raw text is JSON (an object is then sent unparsed)."""
     pad = 64 if capture is None else 80 + len(capture)
     if isinstance(body, (bytes, str)):
+        if parsed and not error and one_object(body, True):
+            if isinstance(body, str):
+                return (TOKEN_JSON, token_id, body, skip, None, now, capture, len(body) + pad)
+            return (TOKEN_VOUCHED, token_id, body, skip, None, now, capture, len(body) + pad)
         return (TOKEN_RAW, token_id, body, skip, error, now, capture, len(body) + pad)
     if isinstance(body, (bytearray, memoryview)):
-        raw = bytes(body)
-        return (TOKEN_RAW, token_id, raw, skip, error, now, capture, len(raw) + pad)
+        return token_item(token_id, bytes(body), skip, error, now, capture, parsed)
     text = encode(body)
     if isinstance(body, dict) and not error:
         return (TOKEN_JSON, token_id, text, skip, None, now, capture, len(text) + pad)

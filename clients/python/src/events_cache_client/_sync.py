@@ -141,10 +141,10 @@ class Client:
         if holds.until and capture is None and holds.hold(token_id, body, error, parsed, _now()):
             return
         try:
-            if type(body) is bytes and capture is None:  # the common case, inline
+            if type(body) is bytes and capture is None and not parsed:  # common, inline
                 item = (TOKEN_RAW, token_id, body, skip, error, _now(), None, len(body) + 64)
             else:
-                item = token_item(token_id, body, skip, error, _now(), capture)
+                item = token_item(token_id, body, skip, error, _now(), capture, parsed)
         except Exception as e:  # never raise into the application
             self._core.call_failed(e)
             return
