@@ -18,8 +18,10 @@ import (
 // is a test run's tag: the sidecar caches the event beyond its id's rate limit (within
 // its budget) and keeps the tag, so that ?capture= finds it (such an event is never
 // held back). Parsed: the caller vouches that the raw body is well-formed JSON (the
-// ingest parsed it), so that an event of an id the sidecar said it would limit can be
-// held back and counted instead of sent (limits at the source).
+// ingest parsed it): an object is then sent as it is, not checked again, and an event
+// of an id the sidecar said it would limit can be held back and counted instead of
+// sent (limits at the source). A body vouched for that is not JSON is sent unchecked
+// and the sidecar counts its line as invalid (Stats.Invalid); the others are taken.
 type Mark struct {
 	Skip    string
 	Error   string
@@ -136,7 +138,7 @@ func (c *Client) held(tokenID string, body []byte, mark []Mark) bool {
 
 // marked applies a token event's Mark (an extra only for a tagged one).
 func (it *item) marked(mark Mark) {
-	it.skip, it.errorText = mark.Skip, mark.Error
+	it.skip, it.errorText, it.parsed = mark.Skip, mark.Error, mark.Parsed
 	if mark.Capture != "" {
 		it.extra = &extra{capture: mark.Capture}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var at = time.Date(2024, 5, 1, 12, 0, 0, 250000000, time.UTC).UnixNano()
@@ -164,5 +165,60 @@ func TestACaptureTagIsOnEveryLineOfItsCallOnly(t *testing.T) {
 	plain := raw(`{"b": 2}`)
 	if line := string(b.lines(&plain, nil)[0]); strings.Contains(line, "capture") {
 		t.Fatalf("%s", line)
+	}
+}
+
+func vouched(body string) item {
+	it := raw(body)
+	it.marked(Mark{Parsed: true})
+	return it
+}
+
+func TestAVouchedObjectIsSentAsItIsOnOneLine(t *testing.T) {
+	body := "\n  {\r\n  \"event_type\": \"pageview\",\n  \"nested\": {\"a\": [1, 2]}\n}\n\n"
+	b := lineBuilder{maxMalformed: 10000}
+	it := vouched(body)
+	it.skip = "bot"
+	lines := b.lines(&it, nil)
+	want := `{"namespace":"token","id":"js.key","original":{    "event_type": "pageview",   "nested": {"a": [1, 2]} },"skip":"bot"}`
+	if len(lines) != 1 || string(lines[0]) != want {
+		t.Fatalf("%q", lines)
+	}
+	l := build(t, vouched(body))[0]
+	if o := l["original"].(map[string]any); o["event_type"] != "pageview" || l["timestamp"] == nil {
+		t.Fatalf("%v", l)
+	}
+}
+
+func TestAVouchedArrayOrOtherBodyIsStillSplitAndChecked(t *testing.T) {
+	lines := build(t, vouched("\n[{\"a\": 1},\n 2]"))
+	if len(lines) != 2 || lines[0]["original"] == nil || lines[1]["error"] != "array element 1 is a number, not an object" {
+		t.Fatalf("%v", lines)
+	}
+	if l := build(t, vouched(`"text"`)); len(l) != 1 || l[0]["malformed"] != `"text"` {
+		t.Fatalf("%v", l)
+	}
+	it := vouched(`{"a": 1}`)
+	it.errorText = "bad api key"
+	if l := build(t, it)[0]; l["malformed"] != `{"a": 1}` || l["error"] != "bad api key" {
+		t.Fatalf("%v", l)
+	}
+}
+
+func TestABrokenPromiseIsSentUncheckedOnOneLine(t *testing.T) {
+	b := lineBuilder{maxMalformed: 10000}
+	it := vouched("{\"broken\n")
+	lines := b.lines(&it, nil)
+	if len(lines) != 1 || string(lines[0]) != `{"namespace":"token","id":"js.key","original":{"broken}` {
+		t.Fatalf("%q", lines)
+	}
+}
+
+func TestTheItemStaysAt96Bytes(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("96 bytes on a 64-bit platform")
+	}
+	if n := unsafe.Sizeof(item{}); n != 96 {
+		t.Fatalf("%d bytes", n)
 	}
 }

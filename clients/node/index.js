@@ -8,7 +8,7 @@
 //   await cache.close();
 
 const http = require('node:http');
-const { LineBuilder, TOKEN_RAW, TOKEN_JSON, DESTINATION } = require('./lib/lines.js');
+const { LineBuilder, TOKEN_RAW, TOKEN_JSON, TOKEN_PARSED, DESTINATION } = require('./lib/lines.js');
 const { Holds, countLinesIn, SEND_WITHIN_MS } = require('./lib/holds.js');
 
 const SOCKET_ENV = 'EVENTS_CACHE_SOCKET';
@@ -172,8 +172,10 @@ class Client {
    * rejected it (stored as malformed); capture: a test run's tag (the sidecar caches
    * the event beyond its id's rate limit, within its budget, and keeps the tag: it is
    * found with ?capture=; never held back); parsed: the caller vouches the raw body is
-   * well-formed JSON (the ingest parsed it), so that an event of an id the sidecar said
-   * it would limit is held back and counted instead of sent. Never throws.
+   * well-formed JSON (the ingest parsed it), so that an object is sent without being
+   * parsed again and an event of an id the sidecar said it would limit is held back and
+   * counted instead of sent (a body vouched for that is not JSON is sent unchecked: the
+   * sidecar counts its line as invalid). Never throws.
    * @param {string} tokenId
    * @param {Buffer | Uint8Array | string | object} body
    * @param {{skip?: string, error?: string, capture?: string, parsed?: boolean}} [marks]
@@ -191,9 +193,10 @@ class Client {
       let kind = TOKEN_RAW;
       /** @type {Buffer | string} */
       let data;
-      if (typeof body === 'string') data = body;
-      else if (body instanceof Uint8Array) data = Buffer.from(body); // a copy: the caller may reuse it
-      else {
+      if (typeof body === 'string' || body instanceof Uint8Array) {
+        data = typeof body === 'string' ? body : Buffer.from(body); // a copy: the caller may reuse it
+        if (marks && marks.parsed && !error) kind = TOKEN_PARSED; // an object goes unparsed
+      } else {
         data = encode(body);
         if (body !== null && typeof body === 'object' && !Array.isArray(body) && !error) kind = TOKEN_JSON;
       }

@@ -2,12 +2,15 @@
 // NDJSON lines of POST /v1/events, built on the sender's side: pure, no I/O.
 // A raw token body is split as the sidecar's raw endpoint (POST /v1/token/{id}/events)
 // would split it: an object is one entry (its own text), an array one entry per
-// element, anything else one malformed entry saying why.
+// element, anything else one malformed entry saying why. An object the caller vouched
+// is JSON ({ parsed: true }) is sent as it is, not parsed again: a broken promise makes
+// its own line invalid, which the sidecar counts without harm to the others.
 
 /** Item kinds in the buffer. */
 const TOKEN_RAW = 0; // body: Buffer or string, classified by the sender
 const TOKEN_JSON = 1; // body: JSON text of an object, encoded in the call
 const DESTINATION = 2; // body: original (raw or encoded); outcome fields
+const TOKEN_PARSED = 3; // body: Buffer or string the caller vouched is JSON, no error
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -62,6 +65,17 @@ function oneLine(text) {
   return text.includes('\n') || text.includes('\r') ? text.replace(/[\r\n]/g, ' ') : text;
 }
 
+/** Whether the first byte that is not JSON whitespace is '{'.
+ * @param {Buffer | string} body @returns {boolean} */
+function startsAnObject(body) {
+  const text = typeof body === 'string';
+  for (let i = 0; i < body.length; i++) {
+    const c = text ? body.charCodeAt(i) : body[i];
+    if (!isSpace(c)) return c === 123;
+  }
+  return false;
+}
+
 /** The body as text, or null when it is not valid UTF-8.
  * @param {Buffer | string} body @returns {string | null} */
 function asText(body) {
@@ -101,7 +115,17 @@ class LineBuilder {
     this.capture = item.capture;
     if (item.kind === DESTINATION) return [this.destination(item)];
     if (item.kind === TOKEN_JSON) return [this.token(item.id, /** @type {string} */ (item.body), item.skip, item.at)];
+    if (item.kind === TOKEN_PARSED) return this.tokenParsed(item);
     return this.tokenRaw(item);
+  }
+
+  /** A body vouched for as JSON: an object as it is (trimmed, on one line) without
+   * parsing it; an array, anything else or text that is not UTF-8 as tokenRaw has it.
+   * @param {Item} item @returns {string[]} */
+  tokenParsed(item) {
+    const text = startsAnObject(item.body) ? asText(item.body) : null;
+    if (text === null) return this.tokenRaw(item);
+    return [this.token(item.id, trim(text), item.skip, item.at)];
   }
 
   /** @param {number} at */
@@ -183,4 +207,4 @@ function rawValue(value, encoded) {
   return JSON.stringify(text);
 }
 
-module.exports = { LineBuilder, TOKEN_RAW, TOKEN_JSON, DESTINATION, timestamp };
+module.exports = { LineBuilder, TOKEN_RAW, TOKEN_JSON, DESTINATION, TOKEN_PARSED, timestamp };

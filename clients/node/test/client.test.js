@@ -8,7 +8,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const { Client, DEFAULT_SOCKET } = require('../index.js');
-const { TOKEN_RAW } = require('../lib/lines.js');
+const { TOKEN_RAW, TOKEN_JSON, TOKEN_PARSED } = require('../lib/lines.js');
 
 const NOWHERE = '/nonexistent/ingest.sock';
 const BODY = Buffer.from(JSON.stringify({ event_type: 'pageview', pad: 'x'.repeat(900) }));
@@ -54,6 +54,18 @@ test('values are snapshots', async () => {
   const [a, b] = bufferedLines(c);
   assert.deepEqual([a.original, a.skip], [{ a: 'before' }, 'bot']);
   assert.deepEqual([b.original, b.success, b.token_id], [{ a: 'before' }, { t: 1 }, 'k']);
+  await c.close(100);
+});
+
+test('only a raw body vouched for, with no error, skips the parse', async () => {
+  const c = new Client({ socket: NOWHERE, flushIntervalMs: 60000 });
+  c.incoming('k', Buffer.from('{"a": 1}'), { parsed: true });
+  c.incoming('k', '[{"a": 1}]', { parsed: true });
+  c.incoming('k', '{"a": 1}', { parsed: true, error: 'bad key' });
+  c.incoming('k', '{"a": 1}');
+  c.incoming('k', { a: 1 }, { parsed: true });
+  assert.deepEqual(c._items.map((item) => item.kind), [TOKEN_PARSED, TOKEN_PARSED, TOKEN_RAW, TOKEN_RAW, TOKEN_JSON]);
+  assert.deepEqual(bufferedLines(c).map((l) => l.original || l.malformed), [{ a: 1 }, { a: 1 }, '{"a": 1}', { a: 1 }, { a: 1 }]);
   await c.close(100);
 });
 

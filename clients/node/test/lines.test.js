@@ -1,7 +1,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { LineBuilder, TOKEN_RAW, TOKEN_JSON, DESTINATION } = require('../lib/lines.js');
+const { LineBuilder, TOKEN_RAW, TOKEN_JSON, DESTINATION, TOKEN_PARSED } = require('../lib/lines.js');
 
 const AT = Date.UTC(2024, 4, 1, 12, 0, 0, 250);
 
@@ -95,4 +95,27 @@ test('a capture tag is on every line of its call only', () => {
   builder.lines({ kind: TOKEN_JSON, id: 'k', body: '{}', capture: 't', at: AT, size: 0 });
   const [plain] = builder.lines({ kind: TOKEN_JSON, id: 'k', body: '{}', at: AT, size: 0 });
   assert.ok(!plain.includes('capture'), plain);
+});
+
+test('a vouched object is sent as it is, on one line, unparsed', () => {
+  const body = '\n  {\r\n  "event_type": "pageview",\n  "nested": {"a": [1, 2]}\n}\n\n';
+  for (const b of [body, Buffer.from(body)]) {
+    const [line] = new LineBuilder(10000, false).lines({ kind: TOKEN_PARSED, id: 'js.key', body: b, skip: 'bot', at: AT, size: 0 });
+    assert.equal(line, '{"namespace":"token","id":"js.key","original":{    "event_type": "pageview",   "nested": {"a": [1, 2]} },"skip":"bot"}');
+    const [l] = build({ kind: TOKEN_PARSED, body: b });
+    assert.deepEqual(l.original, { event_type: 'pageview', nested: { a: [1, 2] } });
+  }
+});
+
+test('a vouched array, or any other body, is still parsed and split', () => {
+  const lines = build({ kind: TOKEN_PARSED, body: Buffer.from('\n[{"a": 1},\n 2]') });
+  assert.deepEqual(lines.map((l) => l.original), [{ a: 1 }, undefined]);
+  assert.equal(lines[1].error, 'array element 1 is a number, not an object');
+  assert.equal(build({ kind: TOKEN_PARSED, body: '"text"' })[0].malformed, '"text"');
+  assert.equal(build({ kind: TOKEN_PARSED, body: Buffer.from([0x7b, 0xff, 0x7d]) })[0].error, 'invalid JSON: not valid UTF-8');
+});
+
+test('a broken promise is sent unchecked, on one line', () => {
+  const [line] = new LineBuilder(10000, false).lines({ kind: TOKEN_PARSED, id: 'k', body: '{"broken\n', at: AT, size: 0 });
+  assert.equal(line, '{"namespace":"token","id":"k","original":{"broken}');
 });
