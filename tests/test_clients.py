@@ -643,7 +643,7 @@ def test_vouched_bodies_are_cached_as_the_objects_they_hold(
     assert entries[1]["malformed"] == "2", entries
 
 
-@pytest.mark.parametrize("steps", ["go", "node"], indirect=True)
+@pytest.mark.parametrize("steps", ["python", "asyncio", "go", "node"], indirect=True)
 def test_a_broken_promise_costs_its_own_line_only(
     steps: Callable[..., Driven], start_daemon: Any
 ) -> None:
