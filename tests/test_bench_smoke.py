@@ -33,6 +33,7 @@ FIGURES = (
     "E1 error signatures of 500 errors",
     "T1 tail, 1 watcher",
     "T1 tail, 10 watchers",
+    "T2 10 watchers: CPU added per cached event",
     "T2 P1b unix with 10 watchers",
     "W1 wait: ingest on another daemon to the wait's answer p99",
     "W2 P1b unix with 100 waits / with none: req/s",
