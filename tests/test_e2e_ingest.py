@@ -364,12 +364,15 @@ def test_ttl_set_when_configured(start_daemon: StartDaemon, redis_client: redis.
 
 
 def test_no_ttl_by_default(start_daemon: StartDaemon, redis_client: redis.Redis) -> None:
-    daemon = start_daemon({"server": {"cache": {"events": {"trim_interval_ms": 100}}}})
-    daemon.post_token("persist", b'{"a": 1}')
+    events = {"size": 2, "time_window_sec": 1, "trim_interval_ms": 100}
+    daemon = start_daemon({"server": {"cache": {"events": events}}})
+    daemon.post_token("persist", b'[{"a": 1}, {"a": 2}]')
+    time.sleep(1.1)  # the rate limit's window (size per window) refills
+    daemon.post_token("persist", b'{"a": 3}')  # over size: the trim pass sees the list
     settle(daemon)
     # Once a trim pass has run over the key, it still has no expiry.
     wait_for(lambda: daemon.metric("events_cache_trim_seconds_count") >= 1, timeout=5)
-    assert redis_client.llen(key("token", "persist")) == 1
+    assert redis_client.llen(key("token", "persist")) == 2
     assert redis_client.ttl(key("token", "persist")) == -1
 
 

@@ -143,7 +143,8 @@ async def test_a_batch_is_one_lpush_per_list_newest_first(
         == 15
     )
 
-    assert trimmer.pending == 6
+    # the all-events lists (10 entries) are over size 5; the errors-only (5) need no pass
+    assert trimmer.pending == 3
     await trimmer.trim_once()
     assert redis_client.llen(events_key("token", "id-0")) == 5
     assert redis_client.lrange(events_key("token", "id-0"), 0, 0) == [b'{"n":27}']
@@ -237,6 +238,21 @@ async def test_trim_sets_ttl_and_prunes_the_index(
     assert redis_client.lrange(events_key("token", "a"), 0, -1) == [b"3", b"2"]
     assert 0 < redis_client.ttl(events_key("token", "a")) <= 120
     assert redis_client.zrange(index_key("token"), 0, -1) == [b"a"]
+
+
+async def test_a_write_names_the_lists_over_size_or_all_of_them_with_a_ttl(
+    redis_url: str,
+) -> None:
+    """The trim pass sees only the lists LPUSH left longer than `size` (its reply is the
+    length), unless their TTL is to be refreshed: then every list written."""
+    for ttl_s, expected in ((0, {"long"}), (60, {"long", "short", "exact"})):
+        storage = Storage(aioredis.Redis.from_url(redis_url), size=3, ttl_s=ttl_s)
+        try:
+            await storage.client.delete("long", "short", "exact")
+            lists = {"long": [b"x"] * 4, "short": [b"x"], "exact": [b"x"] * 3}
+            assert await storage.write(lists, {}, now=10_000) == expected
+        finally:
+            await storage.aclose()
 
 
 async def test_limited_counts_add_up_and_expire_is_sent_once_per_minute_key(

@@ -131,7 +131,7 @@ class Writers:
         tail = tail_message(per_id) if self._tail is not None and self._tail.on else None
         started = time.perf_counter()
         try:
-            await self._storage.write(lists, ids, self._clock(), tail, size, journey)
+            to_trim = await self._storage.write(lists, ids, self._clock(), tail, size, journey)
         except StoreUnavailable as e:
             self._health.failed(e, RedisOperation.WRITE)
             self._metrics.dropped[DropReason.REDIS_ERROR].inc(len(batch))
@@ -145,7 +145,7 @@ class Writers:
         if self._activity is not None:
             self._activity.add_cached(per_id, self._clock())
         self.errors.add(batch)
-        self._on_written(set(lists))
+        self._on_written(to_trim)
         return True
 
     def _count_cached(

@@ -34,9 +34,8 @@ from daemon.store.tailchannel import tail_messages
 from daemon.store.uncapture import erase_captured
 
 ID_SCORE_STEP_S = 1e-6  # index scores of one batch's ids, apart
-# Lists trimmed per pipeline, with their EXPIREs under 1,000 commands: redis-py packs a
-# larger pipeline in a worker thread, whose hand-off and GIL contention cost the event
-# loop more than the packing itself.
+# Lists per trim pipeline, with their EXPIREs under 1,000 commands: redis-py (on Cluster)
+# packs more in a worker thread, whose hand-off costs the loop more than the packing.
 TRIM_LISTS_PER_PIPELINE = 400
 
 
@@ -97,16 +96,16 @@ class Storage:
         tail: bytes | None = None,
         size: int = 0,
         journey: Iterable[str] = (),
-    ) -> None:
-        """One round trip: one multi-value LPUSH per list, one ZADD per namespace index,
-        the journey index's members (`daemon.store.journey`: one ZADD, an EXPIREAT per
-        window), and, while someone watches the live tail, one PUBLISH of the batch. `size` (the
-        values' bytes) lengthens its time limit, so a large batch is not taken for a
-        Redis that is down.
+    ) -> set[str]:
+        """One round trip (packed by us but on Cluster): one multi-value LPUSH per list,
+        one ZADD per namespace index, the journey index's members (`daemon.store.journey`),
+        and, while someone watches the live tail, one PUBLISH of the batch. `size` (the
+        values' bytes) lengthens its time limit, so a large batch is not taken for a Redis
+        that is down. Returns the lists the trim pass must see: those LPUSH left longer
+        than `size`, or all when their TTL is to be refreshed.
 
-        The values of a list are in ingest order; LPUSH leaves the last one first. The
-        ids of a batch get index scores a microsecond apart, in batch order, so the id
-        index pages without large groups of equal scores. Packed by us but on Cluster.
+        LPUSH leaves a list's last value (in ingest order) first. A batch's ids get index
+        scores a microsecond apart: the id index pages without large groups of equal ones.
         """
         cluster = isinstance(self.client, RedisCluster)
         pipe = write_pipeline(self.client)
@@ -120,11 +119,14 @@ class Storage:
         if tail is not None and not cluster:
             pipe.publish(self.tail_channel, tail)
         async with redis_call(call_timeout(size + (len(tail) if tail else 0))):
-            await pipe.execute()
+            lengths = await pipe.execute()
             if self.journey is not None:
                 self.journey.expiring(window)
             if tail is not None and cluster:  # a cluster pipeline refuses PUBLISH
                 await self.client.publish(self.tail_channel, tail)
+        if self.ttl_s:
+            return set(lists)
+        return {key for key, n in zip(lists, lengths, strict=False) if int(n) > self.size}
 
     async def trim(self, keys: Iterable[str], now: float) -> None:
         """Cut each list to `size`, refresh its TTL, and prune the id index; in pipelines
