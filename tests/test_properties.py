@@ -21,7 +21,7 @@ from daemon.core.ids import check_id
 from daemon.core.jsontext import is_json
 from daemon.core.limiter import LIMITED_WINDOW_S, Bucket, RateLimiters, last_minute_total
 from daemon.core.model import Namespace
-from daemon.core.ndjson import iter_ndjson
+from daemon.core.ndjson import _entry, iter_ndjson
 from daemon.core.parse import LineReport, parse_token_body
 from daemon.core.wire import MAX_ID_BYTES, MAX_REPORTED_ERRORS
 from daemon.query.params import QueryError, parse_query
@@ -64,6 +64,37 @@ def test_ndjson_never_raises_and_every_line_is_counted(body: bytes) -> None:
 
 def _line(entry: dict[str, Any]) -> bytes:
     return orjson.dumps(entry)
+
+
+timestamps = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["2024-05-01T12:00:00Z", "2024-05-01t12:00:00.123456789+02:00", "2024-05-01", ""]
+    ),
+    st.text(max_size=30),
+    st.integers(-(2**63), 2**63 - 1),
+)
+
+
+@SETTINGS
+@given(ids, json_objects, timestamps, st.sampled_from(["timestamp", "skip", "capture"]))
+def test_the_inline_token_line_agrees_with_the_general_path(
+    id_: str, original: dict[str, Any], fourth: Any, name: str
+) -> None:
+    """The common token line (with or without the clients' "timestamp") is read inline:
+    the same event, or the same refusal, as the general path."""
+    doc: dict[str, Any] = {"namespace": "token", "id": id_, "original": original}
+    if fourth is not None:
+        doc[name] = fourth
+    report = LineReport()
+    inline = list(iter_ndjson(orjson.dumps(doc), 100, report))
+    general = _entry(orjson.loads(orjson.dumps(doc)), 100, lazy=True)
+    if isinstance(general, str):
+        assert inline == [] and report.errors[0].message == general
+        return
+    [event] = inline
+    fields = ("namespace", "id", "token_id", "original", "timestamp", "skip", "capture")
+    assert [getattr(event, f) for f in fields] == [getattr(general, f) for f in fields]
 
 
 token_entries = st.builds(

@@ -97,12 +97,19 @@ def _ndjson_lines(
             continue
         # Cheaper than counting each bracket: the bytes that are not "[" or "{".
         lazy = len(line) - len(line.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
-        if lazy and len(doc) == 3 and doc.get("namespace") == "token":
-            # The common shape, {"namespace": "token", "id": ..., "original": {...}},
-            # checked inline: what _entry would find for it, without its calls.
+        if lazy and (fields := len(doc)) <= 4 and doc.get("namespace") == "token":
+            # The common shape, {"namespace": "token", "id": ..., "original": {...}}, with
+            # the "timestamp" the clients add, checked inline: what _entry would find for
+            # it, without its calls.
             id_, original = doc.get("id"), doc.get("original")
-            if type(original) is dict and type(id_) is str and check_id(id_) is None:
-                yield ParsedEvent(_TOKEN, id_, token_id=id_, value=original)
+            stamp = doc.get("timestamp") if fields == 4 else None
+            if (
+                type(original) is dict
+                and type(id_) is str
+                and check_id(id_) is None
+                and (fields == 3 or (type(stamp) is str and (stamp := jitsu_time(stamp))))
+            ):
+                yield ParsedEvent(_TOKEN, id_, token_id=id_, value=original, timestamp=stamp)
                 continue
         if AT_SOURCE in doc:  # a client's count of the events it held back
             _count(doc, number, report)
