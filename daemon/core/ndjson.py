@@ -97,20 +97,9 @@ def _ndjson_lines(
             continue
         # Cheaper than counting each bracket: the bytes that are not "[" or "{".
         lazy = len(line) - len(line.translate(None, b"[{")) <= MAX_ENCODABLE_DEPTH
-        if lazy and (fields := len(doc)) <= 4 and doc.get("namespace") == "token":
-            # The common shape, {"namespace": "token", "id": ..., "original": {...}}, with
-            # the "timestamp" the clients add, checked inline: what _entry would find for
-            # it, without its calls.
-            id_, original = doc.get("id"), doc.get("original")
-            stamp = doc.get("timestamp") if fields == 4 else None
-            if (
-                type(original) is dict
-                and type(id_) is str
-                and check_id(id_) is None
-                and (fields == 3 or (type(stamp) is str and (stamp := jitsu_time(stamp))))
-            ):
-                yield ParsedEvent(_TOKEN, id_, token_id=id_, value=original, timestamp=stamp)
-                continue
+        if lazy and len(doc) <= 4 and (common := _common_token_line(doc)) is not None:
+            yield common
+            continue
         if AT_SOURCE in doc:  # a client's count of the events it held back
             _count(doc, number, report)
             continue
@@ -119,6 +108,23 @@ def _ndjson_lines(
             report.reject(number, result)
         else:
             yield result
+
+
+def _common_token_line(doc: dict[str, Any]) -> ParsedEvent | None:
+    """The common shape, {"namespace": "token", "id": ..., "original": {...}}, with the
+    "timestamp" the clients add or without: what _entry would find for it, without its
+    calls; None for any other line (_entry reads it, or says why it is invalid)."""
+    id_, original = doc.get("id"), doc.get("original")
+    stamp = doc.get("timestamp") if len(doc) == 4 else None
+    if (
+        type(original) is dict
+        and type(id_) is str
+        and doc.get("namespace") == "token"
+        and check_id(id_) is None
+        and (len(doc) == 3 or (type(stamp) is str and (stamp := jitsu_time(stamp))))
+    ):
+        return ParsedEvent(_TOKEN, id_, token_id=id_, value=original, timestamp=stamp)
+    return None
 
 
 def _count(doc: dict[str, Any], number: int, report: LineReport) -> None:
