@@ -22,7 +22,7 @@ import redis
 from bench import events as ev
 from bench.procs import Bare, Daemon, run_json, valkey_server
 from tests.support.load import http_request, write_requests
-from tests.support.procstat import cpu_s, percentile, rss_mb
+from tests.support.procstat import cpu_s, percentile, rss_mb, user_system_s
 from tests.support.scrape import delta
 from tests.support.servers import RedisServer, wait_for
 
@@ -245,14 +245,21 @@ def _p1_workload(
 def _measure_p1(
     s: Settings, transport: str, files: tuple[str, str], pid: int, unix: str, port: int
 ) -> dict[str, Any]:
-    c0, t0 = cpu_s(pid), time.perf_counter()
+    (u0, s0), t0 = user_system_s(pid), time.perf_counter()
     if transport == "unix":
         r = _closed_loop(s, {"unix": unix}, files[0], s.seconds)
     else:
         r = _wrk(s, port, files[1], s.seconds)
-    used = cpu_s(pid) - c0
+    u1, s1 = user_system_s(pid)
+    used = u1 - u0 + s1 - s0
     busy = used / (time.perf_counter() - t0)
-    return {**r, "cpu_us": used / max(r["requests"], 1) * 1e6, "busy": busy}
+    per_request = 1e6 / max(r["requests"], 1)
+    return {
+        **r,
+        "cpu_us": used * per_request,
+        "sys_us": (s1 - s0) * per_request,
+        "busy": busy,
+    }
 
 
 # -- P2 ----------------------------------------------------------------------------------

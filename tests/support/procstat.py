@@ -18,8 +18,15 @@ def rss_mb(pid: int) -> float:
 
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used."""
+    user, system = user_system_s(pid)
+    return user + system
+
+
+def user_system_s(pid: int) -> tuple[float, float]:
+    """User and system (the kernel's work for it: syscalls, socket copies) CPU seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def percentile(values: Iterable[float], p: float) -> float:
