@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
+from daemon.pipeline.tailhub import TailHub
+from daemon.pipeline.tailreader import Stream, TailFilter
 from daemon.pipeline.tailswitch import CHECK_INTERVAL_S, SETTLE_SLACK_S, TailSwitch
 from daemon.web.sse import SseFraming, entry_frame
 
@@ -137,3 +138,44 @@ def test_sinks_get_the_entries_of_their_ids_and_collection_only() -> None:
 async def _never_subscribed() -> AsyncIterator[bytes]:
     raise AssertionError("not subscribed in this test")
     yield b""
+
+
+async def test_streams_get_the_frames_of_what_they_watch_only() -> None:
+    """Found by what they watch (every id of a namespace and collection, or named ids):
+    each stream gets its entries' frames once, in order; a closed one gets no more."""
+    hub = TailHub(_never_subscribed, None, 8, SseFraming())  # type: ignore[arg-type]
+    every = hub.open(TailFilter("token", None, "all"))
+    named = hub.open(TailFilter("token", frozenset({"a", "c"}), "all"))
+    errors = hub.open(TailFilter("token", frozenset({"a"}), "error"))
+    other = hub.open(TailFilter("destination", None, "all"))
+    assert every and named and errors and other and hub.count == 4
+    e = [_entry(f"u{n}", n) for n in range(5)]
+    hub.dispatch(orjson.dumps([["token", "a", [e[0], e[1]], [e[1]]], ["token", "b", [e[2]], []]]))
+    hub.dispatch(orjson.dumps([["token", "c", [e[3]], []]]))
+
+    async def uids(stream: Stream) -> list[bytes]:
+        chunk = await stream.next_chunk()
+        assert chunk is not None
+        return [line[4:] for line in chunk.split(b"\r\n") if line.startswith(b"id: ")]
+
+    assert await uids(every) == [b"u0", b"u1", b"u2", b"u3"]
+    assert await uids(named) == [b"u0", b"u1", b"u3"]
+    assert await uids(errors) == [b"u1"]
+    hub.close(named)
+    hub.close(named)  # twice: nothing more
+    hub.dispatch(orjson.dumps([["token", "a", [e[4]], []], ["destination", "d", [e[4]], []]]))
+    assert await uids(every) == [b"u4"]
+    assert await uids(other) == [b"u4"]
+    assert await named.next_chunk() is None and hub.count == 3
+
+
+async def test_a_batch_beyond_a_slow_readers_bound_is_counted_missed() -> None:
+    """Frames offered together are queued while they fit, the rest counted as missed."""
+    framing = SseFraming()
+    stream = Stream(TailFilter("token", None, "all"), framing)
+    big = {"original": orjson.dumps({"x": "y" * 300_000}).decode(), "uid": "u", "timestamp": "t"}
+    frames = [framing.entry("token", "k", "all", big) for _ in range(5)]
+    stream.offer_all(frames, sum(map(len, frames)))  # 5 x 300 KB against 1 MiB
+    chunk = await stream.next_chunk()
+    assert chunk is not None and chunk.startswith(b"".join(frames[:3]))
+    assert chunk.endswith(framing.gap(2, "the reader was too slow"))

@@ -33,7 +33,8 @@ import orjson
 from daemon.core.entry import CAPTURE, answered
 from daemon.core.eventid import EventIdFinder
 from daemon.core.stamp import new_uid
-from daemon.pipeline.tailhub import TailFilter, TailHub
+from daemon.pipeline.tailhub import TailHub
+from daemon.pipeline.tailreader import TailFilter
 from daemon.pipeline.tailswitch import TailSwitch
 from daemon.query.backfill import Backfilled
 from daemon.query.params import StreamQuery

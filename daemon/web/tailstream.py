@@ -38,7 +38,8 @@ from aiohttp_sse import EventSourceResponse
 
 from daemon.core.model import RedisOperation
 from daemon.core.wire import HEARTBEAT_S, STREAM_PATH
-from daemon.pipeline.tailhub import Stream, TailFilter, TailHub
+from daemon.pipeline.tailhub import TailHub
+from daemon.pipeline.tailreader import Stream, TailFilter
 from daemon.pipeline.tailswitch import TailSwitch
 from daemon.query.params import StreamQuery, parse_stream
 from daemon.query.service import QueryService
