@@ -12,7 +12,7 @@ gets the parsed entries it watches, and keeps what it needs of them itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import orjson
@@ -28,6 +28,7 @@ RETRY_S = 1.0
 log = structlog.get_logger(__name__)
 
 Subscribe = Callable[[], AsyncIterator[bytes]]
+Offers = dict[int, tuple[list[Stream], list[bytes]]]  # by route: its streams, their frames
 
 
 class Sink(Protocol):
@@ -179,33 +180,40 @@ class TailHub:
             await messages.aclose()  # type: ignore[attr-defined]
 
     def dispatch(self, message: bytes) -> None:
-        """Hand one published batch to the streams that watch its entries."""
-        every_id, some_ids = self._every_id, self._some_ids
+        """Hand one published batch to the streams that watch its entries: each entry
+        framed once, and each stream offered the batch's frames for it in one call."""
         sinks_of, sinks_of_all = self._sinks_of, self._sinks_of_all
+        offers: Offers = {}
         for namespace, id_, all_entries, error_entries in orjson.loads(message):
             sinks = sinks_of.get((namespace, id_), ()), sinks_of_all.get(namespace, ())
             for collection, entries in (("all", all_entries), ("error", error_entries)):
-                if entries:
-                    watchers = every_id.get((namespace, collection), [])
-                    if some := some_ids.get((namespace, id_, collection)):
-                        watchers = watchers + some
-                    if watchers:
-                        self._offer(watchers, namespace, id_, collection, entries)
-                    for group in sinks:
-                        for sink in group:
-                            if sink.filter.collection == collection:
-                                sink.take(namespace, id_, collection, entries)
+                if not entries:
+                    continue
+                self._frame(offers, namespace, id_, collection, entries)
+                for group in sinks:
+                    for sink in group:
+                        if sink.filter.collection == collection:
+                            sink.take(namespace, id_, collection, entries)
+        for streams, frames in offers.values():
+            size = sum(map(len, frames))
+            for stream in streams:
+                stream.offer_all(frames, size)
 
-    def _offer(
-        self,
-        watchers: list[Stream],
-        namespace: str,
-        id_: str,
-        collection: str,
-        entries: Iterable[dict[str, Any]],
+    def _frame(
+        self, offers: Offers, namespace: str, id_: str, collection: str, entries: list[Any]
     ) -> None:
-        frame_of = self._framing.entry
-        frames = [frame_of(namespace, id_, collection, entry) for entry in entries]
-        size = sum(map(len, frames))
-        for stream in watchers:
-            stream.offer_all(frames, size)
+        """Frame an id's entries once, for the routes that watch them: added to `offers`,
+        per route (a list of streams that get the same frames)."""
+        frames: list[bytes] | None = None
+        for route in (
+            self._every_id.get((namespace, collection)),
+            self._some_ids.get((namespace, id_, collection)),
+        ):
+            if route:
+                if frames is None:
+                    frame_of = self._framing.entry
+                    frames = [frame_of(namespace, id_, collection, e) for e in entries]
+                if (offer := offers.get(id(route))) is None:
+                    offers[id(route)] = (route, list(frames))
+                else:
+                    offer[1].extend(frames)
