@@ -6,10 +6,11 @@ node, so the subscription holds one connection to any node.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from daemon.store.client import RedisClient, database_of, redis_call
+from daemon.store.client import RedisClient, database_of, redis_call, unavailable
 from daemon.store.keys import tail_channel
 
 POLL_TIMEOUT_S = 1.0  # the subscription checks its caller's cancellation this often
@@ -28,10 +29,17 @@ async def tail_messages(client: RedisClient) -> AsyncIterator[bytes]:
         if confirmed is not None:
             yield b""
         while True:
-            async with redis_call():
+            # get_message is bounded by its own timeout: no timeout context per message
+            # (one per published batch, a share of the tail's cost), only the mapping of
+            # its failures.
+            try:
                 message = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=POLL_TIMEOUT_S
                 )
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                raise unavailable(e) from e
             if message is None:
                 yield b""
             elif message.get("type") == "message":

@@ -49,7 +49,7 @@ def _frame(uid: bytes, data: bytes) -> bytes:
     # new data line. Bytes methods, not a regex: a frame is built for every entry watched,
     # and a regex split would cost more than the rest of the frame.
     if b"\n" not in data and b"\r" not in data:  # orjson writes none: stored text may
-        return ENTRY_HEAD + uid + b"\r\ndata: " + data + b"\r\n\r\n"
+        return b"%b%b\r\ndata: %b\r\n\r\n" % (ENTRY_HEAD, uid, data)  # one copy of `data`
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     lines = data.split(b"\n")
