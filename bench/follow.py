@@ -15,6 +15,7 @@ import shutil
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -226,8 +227,19 @@ def t2(s: Settings, server: RedisServer) -> list[Row]:
                     r.terminate()
                     r.wait(5)
 
-        zero, with_bare = _alternate(s.rounds, idle, base)
-        ten, _ = _alternate(s.rounds, watched, base)
+        # Each round measures all three back to back (the order turned every other round),
+        # so that a round's "added" CPU compares neighbours, not runs a minute apart.
+        zero: list[dict[str, Any]] = []
+        ten: list[dict[str, Any]] = []
+        with_bare: list[dict[str, Any]] = []
+        for n in range(s.rounds):
+            order: list[tuple[list[dict[str, Any]], Callable[[], dict[str, Any]]]] = [
+                (zero, idle),
+                (ten, watched),
+                (with_bare, base),
+            ]
+            for runs, measure_once in order[:: -1 if n % 2 else 1]:
+                runs.append(measure_once())
     finally:
         daemon.stop()
         bare.stop()
