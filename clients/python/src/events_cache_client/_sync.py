@@ -12,7 +12,7 @@ import weakref
 from typing import Any
 
 from events_cache_client._core import Batch, Core, Stats, destination_item, token_item
-from events_cache_client._lines import TOKEN_RAW
+from events_cache_client._lines import TOKEN_RAW, TOKEN_VOUCHED
 from events_cache_client._settings import NDJSON, Settings, _settings, parse_url
 
 _now = time.time
@@ -143,6 +143,8 @@ class Client:
         try:
             if type(body) is bytes and capture is None and not parsed:  # common, inline
                 item = (TOKEN_RAW, token_id, body, skip, error, _now(), None, len(body) + 64)
+            elif type(body) is bytes and capture is None and not error and body[:1] == b"{":
+                item = (TOKEN_VOUCHED, token_id, body, skip, None, _now(), None, len(body) + 64)
             else:
                 item = token_item(token_id, body, skip, error, _now(), capture, parsed)
         except Exception as e:  # never raise into the application
