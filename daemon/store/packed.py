@@ -1,12 +1,11 @@
 """The write path's commands packed as RESP here, and sent on one pooled connection.
 
-redis-py encodes every argument in Python and packs command by command: some 7.7 us
-per one-value LPUSH on this machine, and a pipeline of 1,000 commands or more goes to a
-worker thread to be packed (its hand-off and the GIL cost the loop more). A cached
-event is one value of one LPUSH, so that packing was a large share of the sidecar's CPU
-per cached event (bench P1bcpu). Framing a value here is one small bytes format; the
-pieces are joined once (a transport's `writelines` of thousands of small pieces costs
-more than the copy).
+redis-py encodes every argument in Python and packs command by command, and it hands a
+pipeline of 1,000 commands or more to a worker thread to pack (the hand-off and the GIL
+cost the loop more). A cached event is one value of one LPUSH, so that packing is paid
+per cached event. Here, framing a value is one small bytes format, and the pieces are
+joined once: a transport's `writelines` of thousands of small pieces costs more than the
+copy. (The measurements are in bench/RESULTS.md, P1bcpu.)
 
 `PackedPipeline` takes the few commands the write path sends, with the signatures of
 redis-py's pipeline (so `daemon.store.journey` fills either), on one Redis or

@@ -1,7 +1,7 @@
 """Read-only commands in one round trip, without redis-py's pipeline machinery.
 
-For the journey's look-up, two pipelines of 5-20 short commands, redis-py's pipeline
-cost a large share of the daemon's own time. On one Redis (or Sentinel's master) the
+For short commands such as the journey's look-up (two pipelines of 5-20), redis-py's
+pipeline machinery costs more than the commands. On one Redis (or Sentinel's master) the
 commands are packed by redis-py and sent by `daemon.store.roundtrip`; on Cluster the
 pipeline is kept: it routes each key to its node.
 """
