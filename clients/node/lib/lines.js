@@ -6,6 +6,8 @@
 // is JSON ({ parsed: true }) is sent as it is, not parsed again: a broken promise makes
 // its own line invalid, which the sidecar counts without harm to the others.
 
+const { oneObject } = require('./holds.js');
+
 /** Item kinds in the buffer. */
 const TOKEN_RAW = 0; // body: Buffer or string, classified by the sender
 const TOKEN_JSON = 1; // body: JSON text of an object, encoded in the call
@@ -65,17 +67,6 @@ function oneLine(text) {
   return text.includes('\n') || text.includes('\r') ? text.replace(/[\r\n]/g, ' ') : text;
 }
 
-/** Whether the first byte that is not JSON whitespace is '{'.
- * @param {Buffer | string} body @returns {boolean} */
-function startsAnObject(body) {
-  const text = typeof body === 'string';
-  for (let i = 0; i < body.length; i++) {
-    const c = text ? body.charCodeAt(i) : body[i];
-    if (!isSpace(c)) return c === 123;
-  }
-  return false;
-}
-
 /** The body as text, or null when it is not valid UTF-8.
  * @param {Buffer | string} body @returns {string | null} */
 function asText(body) {
@@ -123,7 +114,7 @@ class LineBuilder {
    * parsing it; an array, anything else or text that is not UTF-8 as tokenRaw has it.
    * @param {Item} item @returns {string[]} */
   tokenParsed(item) {
-    const text = startsAnObject(item.body) ? asText(item.body) : null;
+    const text = oneObject(item.body, true) ? asText(item.body) : null;
     if (text === null) return this.tokenRaw(item);
     return [this.token(item.id, trim(text), item.skip, item.at)];
   }
