@@ -55,13 +55,15 @@ async def test_a_stream_drops_the_live_frames_of_what_its_backfill_sent() -> Non
     framing = SseFraming()
     stream = Stream(TailFilter("token", None, "all"), framing)
     frames = [framing.entry("token", "k", "all", _entry(f"u{n}", n)) for n in range(6)]
-    stream.offer(frames[0])  # published while the backfill was being read
-    stream.offer(frames[1])
+    stream.offer([frames[0]], len(frames[0]))  # published while the backfill was being read
+    stream.offer([frames[1]], len(frames[1]))
     stream.skip({b"u1", b"u3"})
     for frame in frames[2:]:
-        stream.offer(frame)
-    stream.offer(frames[3])  # the same uid again is not the backfill's (each is published once)
-    stream.offer(framing.gap(2, "slow"))
+        stream.offer([frame], len(frame))
+    stream.offer(
+        [frames[3]], len(frames[3])
+    )  # the same uid again is not the backfill's (each is published once)
+    stream.offer([framing.gap(2, "slow")], len(framing.gap(2, "slow")))
     chunk = await stream.next_chunk()
     assert chunk == frames[0] + frames[2] + frames[4] + frames[5] + frames[3] + framing.gap(
         2, "slow"
@@ -175,7 +177,7 @@ async def test_a_batch_beyond_a_slow_readers_bound_is_counted_missed() -> None:
     stream = Stream(TailFilter("token", None, "all"), framing)
     big = {"original": orjson.dumps({"x": "y" * 300_000}).decode(), "uid": "u", "timestamp": "t"}
     frames = [framing.entry("token", "k", "all", big) for _ in range(5)]
-    stream.offer_all(frames, sum(map(len, frames)))  # 5 x 300 KB against 1 MiB
+    stream.offer(frames, sum(map(len, frames)))  # 5 x 300 KB against 1 MiB
     chunk = await stream.next_chunk()
     assert chunk is not None and chunk.startswith(b"".join(frames[:3]))
     assert chunk.endswith(framing.gap(2, "the reader was too slow"))

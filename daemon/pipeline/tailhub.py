@@ -197,7 +197,7 @@ class TailHub:
         for streams, frames in offers.values():
             size = sum(map(len, frames))
             for stream in streams:
-                stream.offer_all(frames, size)
+                stream.offer(frames, size)
 
     def _frame(
         self, offers: Offers, namespace: str, id_: str, collection: str, entries: list[Any]

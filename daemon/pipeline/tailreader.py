@@ -66,11 +66,7 @@ class Stream:
             return True
         return False
 
-    def offer(self, frame: bytes) -> None:
-        """Queue a frame, or count it as missed when the reader is too far behind."""
-        self.offer_all([frame], len(frame))
-
-    def offer_all(self, frames: list[bytes], size: int) -> None:
+    def offer(self, frames: list[bytes], size: int) -> None:
         """Queue frames of `size` bytes in all (one call per batch and stream, not per
         frame); those beyond MAX_PENDING_BYTES are counted as missed."""
         if self._sent:
